@@ -1,0 +1,23 @@
+//! siemfwd: forward logs from a consumer group to a SIEM over syslog.
+//!
+//! The library holds everything; the binary (`main.rs`) only parses the
+//! command line and maps results to exit codes. A tour of the parts, in the
+//! order data flows through them, is in `docs/architecture.md`:
+//!
+//! - [`source`] reads records (the embedded `file` source; Log Service next),
+//! - [`record`] is the shape they travel in,
+//! - [`format`] turns a record into one syslog message,
+//! - [`sink`] delivers messages to the SIEM,
+//! - [`pipeline`] wires them and moves checkpoints only after delivery,
+//! - [`listen`] is a syslog receiver for trying things and for tests,
+//! - [`config`] reads and checks the settings.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod counters;
+pub mod format;
+pub mod listen;
+pub mod pipeline;
+pub mod record;
+pub mod sink;
+pub mod source;

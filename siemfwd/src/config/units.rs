@@ -1,0 +1,158 @@
+//! Human-friendly units in the config file: durations (`10s`, `250ms`,
+//! `1m 30s`) and sizes (`64KiB`, `2048`, `1MB`).
+//!
+//! Both also accept a bare integer: seconds for durations, bytes for sizes, so
+//! a value from an environment variable or an old config still reads.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{de, Deserialize, Deserializer};
+
+/// A duration written as `10s`, `250ms`, `1m 30s` or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    /// Parse the text form.
+    ///
+    /// # Errors
+    /// A message saying what is allowed.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if let Ok(secs) = t.parse::<u64>() {
+            return Ok(Self(Duration::from_secs(secs)));
+        }
+        humantime::parse_duration(t).map(Self).map_err(|e| {
+            format!("{s:?} is not a duration ({e}); write e.g. \"10s\", \"250ms\", \"1m\"")
+        })
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"10s\", \"250ms\" or a number of seconds")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(HumanDuration(Duration::from_secs(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v)
+                    .map(|v| HumanDuration(Duration::from_secs(v)))
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                HumanDuration::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A size in bytes written as `2048`, `64KiB`, `1MiB`, `10MB`, `1 KB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parse the text form. Binary (`KiB`, `MiB`, `GiB`) and decimal (`KB`,
+    /// `MB`, `GB`) suffixes are both accepted, case-insensitively; `K`, `M`,
+    /// `G` alone are binary.
+    ///
+    /// # Errors
+    /// A message saying what is allowed.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let bad = || format!("{s:?} is not a size; write e.g. \"2048\", \"64KiB\", \"1MiB\"");
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kib" => 1 << 10,
+            "m" | "mib" => 1 << 20,
+            "g" | "gib" => 1 << 30,
+            "kb" => 1_000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(mult)
+            .map(Self)
+            .ok_or_else(|| format!("{s:?} is too large"))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as \"64KiB\" or a number of bytes")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                ByteSize::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_human_form_and_bare_seconds() {
+        assert_eq!(
+            HumanDuration::parse("10s").unwrap().0,
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            HumanDuration::parse("250ms").unwrap().0,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            HumanDuration::parse("1m 30s").unwrap().0,
+            Duration::from_secs(90)
+        );
+        assert_eq!(HumanDuration::parse("7").unwrap().0, Duration::from_secs(7));
+        assert!(HumanDuration::parse("ten seconds").is_err());
+    }
+
+    #[test]
+    fn sizes_binary_decimal_and_bare() {
+        assert_eq!(ByteSize::parse("2048").unwrap().0, 2048);
+        assert_eq!(ByteSize::parse("64KiB").unwrap().0, 65536);
+        assert_eq!(ByteSize::parse("64 kib").unwrap().0, 65536);
+        assert_eq!(ByteSize::parse("1MB").unwrap().0, 1_000_000);
+        assert_eq!(ByteSize::parse("1M").unwrap().0, 1 << 20);
+        assert!(ByteSize::parse("12 parsecs").is_err());
+        assert!(ByteSize::parse("-1").is_err());
+        assert!(ByteSize::parse("99999999999999GiB").is_err());
+    }
+}

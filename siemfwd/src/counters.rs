@@ -1,0 +1,61 @@
+//! Process-wide counters of everything the pipeline changed or refused:
+//! truncations, escapes, refusals, drops, deliveries.
+//!
+//! They are plain atomics so the hot path pays one relaxed add, never a lock
+//! or a log line. `siemfwd` prints them at exit and (later) exports them as
+//! metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// The counters; one global instance, [`COUNTERS`].
+        #[derive(Debug, Default)]
+        pub struct Counters {
+            $($(#[$doc])* pub $name: AtomicU64,)*
+        }
+
+        impl Counters {
+            /// Every counter with its name, for printing.
+            pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*]
+            }
+        }
+
+        /// The process-wide counters.
+        pub static COUNTERS: Counters = Counters {
+            $($name: AtomicU64::new(0),)*
+        };
+    };
+}
+
+counters! {
+    /// Records read from sources.
+    records_in,
+    /// Messages delivered to the sink (per transport meaning).
+    messages_delivered,
+    /// Bytes of messages delivered (without framing).
+    bytes_delivered,
+    /// UDP messages cut to fit the datagram cap.
+    udp_truncated,
+    /// Bytes removed by UDP truncation.
+    udp_truncated_bytes,
+    /// CR/LF escaped for LF framing.
+    newlines_escaped,
+    /// Header fields cut to their RFC length or cleaned of forbidden bytes.
+    header_fields_sanitized,
+    /// Values with invalid UTF-8 rendered lossily (json body).
+    invalid_utf8_values,
+    /// Records the formatter refused.
+    records_refused,
+    /// Malformed input lines skipped by a source.
+    malformed_skipped,
+    /// Reconnects of stream sinks.
+    reconnects,
+}
+
+/// Add `n` to a counter.
+#[inline]
+pub fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
