@@ -1,5 +1,365 @@
 //! Configuration: the TOML file, the environment overlay, and validation.
 //!
-//! TODO: being written.
+//! Two levels, as in ripgrep's `lowargs`/`hiargs`: [`Config`] is what the user
+//! wrote (TOML + environment, checked for syntax and unknown keys only);
+//! `pipeline::Pipeline::build` turns it into runtime objects (a built
+//! formatter, loaded certificates, resolved paths) and reports semantic
+//! problems with the same key paths.
+//!
+//! Every key can also come from the environment: `SIEMFWD_` + the key path in
+//! upper case with `.` → `_` (`sink.tls.ca_file` → `SIEMFWD_SINK_TLS_CA_FILE`).
+//! The seed program's variables are accepted as they are (`SLS_ENDPOINT`,
+//! `SLS_AK_ID`, `SLS_AK_KEY`, `SLS_PROJECT`, `SLS_LOGSTORE`, `SLS_CG`). The
+//! environment wins over the file; `SIEMFWD_*` wins over `SLS_*`. The list of
+//! keys lives in [`reference::KEYS`], which also feeds the documentation test.
+//!
+//! Unknown keys are refused with their path (a typo must not silently fall
+//! back to a default that sends logs somewhere else), and secrets are wrapped
+//! in [`Secret`] so they never reach a log line, an error or `Debug` output.
 
+pub mod reference;
 pub mod units;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::format::FormatConfig;
+use crate::sink::SinkConfig;
+use units::{ByteSize, HumanDuration};
+
+/// Why a configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// What the TOML parser said, with line and column.
+        message: String,
+    },
+    /// A key is unknown or its value is not allowed.
+    #[error("{key}: {problem}")]
+    Key {
+        /// Path of the key (`sink.address`).
+        key: String,
+        /// What is wrong and what is allowed.
+        problem: String,
+    },
+    /// An environment variable holds a value the key does not allow.
+    #[error("{var} (for {key}): {problem}")]
+    Env {
+        /// The variable (`SIEMFWD_SINK_MAX_DATAGRAM`).
+        var: String,
+        /// The key it sets.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// A secret string (an AccessKey secret, a password). Its `Debug` and
+/// `Display` print `<redacted>`; only [`Secret::expose`] gives the text.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret text, for the one place that needs it (request signing).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when no secret was given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Deserialize through `toml::Value` so a wrong type never echoes the
+        // value in the error message.
+        match toml::Value::deserialize(d) {
+            Ok(toml::Value::String(s)) => Ok(Secret(s)),
+            _ => Err(serde::de::Error::custom(
+                "expected a string (value not shown)",
+            )),
+        }
+    }
+}
+
+/// The whole configuration as the user wrote it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where records come from.
+    pub source: SourceConfig,
+    /// How a record becomes a syslog message.
+    pub format: FormatConfig,
+    /// Where messages go.
+    pub sink: SinkConfig,
+    /// Batching, checkpoints, shutdown.
+    pub pipeline: PipelineConfig,
+}
+
+/// Which source to read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Local NDJSON files (the embedded default).
+    #[default]
+    File,
+    /// An Alibaba Cloud Log Service consumer group.
+    Sls,
+}
+
+/// The `[source]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `file` (default) or `sls`. When unset and `SLS_ENDPOINT` is in the
+    /// environment, `sls`.
+    #[serde(rename = "type")]
+    pub kind: SourceKind,
+    /// Settings of the `file` source.
+    pub file: FileSourceConfig,
+    /// Settings of the `sls` source.
+    pub sls: SlsSourceConfig,
+}
+
+/// What a source does with an input it cannot parse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnMalformed {
+    /// Report it (file and line), count it, go on.
+    #[default]
+    Skip,
+    /// Report it, deliver and commit everything before it, and stop with an
+    /// error.
+    Stop,
+}
+
+/// The `[source.file]` table: NDJSON files, one shard each.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileSourceConfig {
+    /// Files to read, or directories (every `*.ndjson`, `*.jsonl`, `*.json`
+    /// and `*.log` file in them). `-` is standard input (never checkpointed).
+    pub paths: Vec<String>,
+    /// Where checkpoints are kept (one small file per input file).
+    pub state_dir: PathBuf,
+    /// What to do with a line that is not a JSON object.
+    pub on_malformed: OnMalformed,
+    /// Keep reading lines appended to the files (like `tail -f`) instead of
+    /// stopping at the end.
+    pub follow: bool,
+    /// How often to look for new lines when following.
+    pub poll_interval: HumanDuration,
+    /// Longest line accepted; longer lines count as malformed.
+    pub max_line: ByteSize,
+}
+
+impl Default for FileSourceConfig {
+    fn default() -> Self {
+        Self {
+            paths: Vec::new(),
+            state_dir: PathBuf::from("siemfwd-state"),
+            on_malformed: OnMalformed::default(),
+            follow: false,
+            poll_interval: HumanDuration(std::time::Duration::from_millis(500)),
+            max_line: ByteSize(16 << 20),
+        }
+    }
+}
+
+/// The `[source.sls]` table: a Log Service consumer group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlsSourceConfig {
+    /// Endpoint, e.g. `cn-hangzhou.log.aliyuncs.com` (`SLS_ENDPOINT`).
+    pub endpoint: String,
+    /// AccessKey ID (`SLS_AK_ID`).
+    pub access_key_id: String,
+    /// AccessKey secret (`SLS_AK_KEY`); never printed.
+    pub access_key_secret: Secret,
+    /// Project (`SLS_PROJECT`).
+    pub project: String,
+    /// Logstore (`SLS_LOGSTORE`).
+    pub logstore: String,
+    /// Consumer group (`SLS_CG`).
+    pub consumer_group: String,
+}
+
+/// The `[pipeline]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Most records formatted into one batch (one write to the SIEM).
+    pub batch_records: usize,
+    /// Most bytes of messages in one batch.
+    pub batch_bytes: ByteSize,
+    /// Batches of one shard that may be in flight to the sink at once;
+    /// bounds memory and is what stops reading when the SIEM is slow.
+    pub in_flight_batches: usize,
+    /// How often delivered positions are written as checkpoints (they are
+    /// also written when a shard ends and on shutdown).
+    pub checkpoint_interval: HumanDuration,
+    /// On SIGINT/SIGTERM: how long to wait for in-flight batches to be
+    /// delivered before giving up on them (they are then not committed).
+    pub drain_timeout: HumanDuration,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            batch_records: 1000,
+            batch_bytes: ByteSize(1 << 20),
+            in_flight_batches: 4,
+            checkpoint_interval: HumanDuration(std::time::Duration::from_secs(3)),
+            drain_timeout: HumanDuration(std::time::Duration::from_secs(10)),
+        }
+    }
+}
+
+/// Where the environment is read from; a function so tests can pass a map.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+impl Config {
+    /// Read `path` (if any), overlay the process environment, and check every
+    /// key.
+    ///
+    /// # Errors
+    /// [`Error`] naming the file, key or variable and what to fix.
+    pub fn load(path: Option<&Path>) -> Result<Self, Error> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|source| Error::Read {
+                path: p.to_owned(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        let name = path.map_or_else(
+            || "<no config file>".to_owned(),
+            |p| p.display().to_string(),
+        );
+        Self::from_toml(&text, &name, &|k| std::env::var(k).ok())
+    }
+
+    /// Parse TOML `text` (named `name` in errors) and overlay `env`.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_toml(text: &str, name: &str, env: EnvLookup<'_>) -> Result<Self, Error> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::Syntax {
+            path: name.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        reference::overlay_env(&mut table, env)?;
+        let de = toml::Value::Table(table);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            Error::Key {
+                key: if key == "." {
+                    "<top level>".to_owned()
+                } else {
+                    key
+                },
+                problem: e.into_inner().message().to_owned(),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn empty_config_is_all_defaults() {
+        let c = Config::from_toml("", "t", &no_env).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_path() {
+        let e = Config::from_toml("[sink]\nadress = \"x:1\"\n", "t", &no_env).unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("sink.adress: unknown field `adress`"), "{s}");
+        assert!(s.contains("address"), "lists the allowed keys: {s}");
+    }
+
+    #[test]
+    fn bad_value_names_the_key_and_what_is_allowed() {
+        let e = Config::from_toml("[sink]\nmax_datagram = \"2 parsecs\"\n", "t", &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("sink.max_datagram: "), "{e}");
+        assert!(e.contains("64KiB"), "{e}");
+        let e = Config::from_toml("[sink]\ntype = \"carrier-pigeon\"\n", "t", &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("sink.type: unknown variant `carrier-pigeon`"),
+            "{e}"
+        );
+        assert!(e.contains("`udp`"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_names_the_file_and_line() {
+        let e = Config::from_toml("[sink\n", "my.toml", &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("my.toml: "), "{e}");
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn secret_never_shows_in_debug_or_errors() {
+        let c = Config::from_toml(
+            "[source.sls]\naccess_key_secret = \"hunter2\"\n",
+            "t",
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(c.source.sls.access_key_secret.expose(), "hunter2");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let e = Config::from_toml("[source.sls]\naccess_key_secret = 12345\n", "t", &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("12345"), "{e}");
+    }
+}
