@@ -1,1 +1,2 @@
-//! TODO
+//! Sources. TODO
+pub mod ndjson;
