@@ -1,2 +1,102 @@
-//! Sources. TODO
+//! Sources: where records come from, read shard by shard, with a position
+//! per shard that can be committed once everything before it was delivered.
+//!
+//! Every source follows the consumer-group model of Log Service and Kafka:
+//! the data is split into *shards*; each shard is read in order from a
+//! *position*; the position after a batch is *committed* only when the
+//! pipeline says every record before it reached the SIEM. The pipeline drives
+//! one [`ShardReader`] per owned shard.
+//!
+//! A reader decodes records straight out of its own buffer and hands each to
+//! a visitor (`read_batch`): records borrow from that buffer, so nothing is
+//! copied per field, and the reader can reuse the buffer for the next batch
+//! once the visitor is done (the visitor formats records into syslog bytes
+//! at once).
+//!
+//! What this module must not know: syslog, formats, sockets.
+
+pub mod file;
 pub mod ndjson;
+
+use std::fmt;
+use std::future::Future;
+
+use crate::record::Record;
+
+/// Why a source failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading the input failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// An input could not be parsed and the policy is to stop.
+    #[error("{origin}: malformed input: {problem}")]
+    Malformed {
+        /// `file:line`.
+        origin: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A checkpoint could not be read or written.
+    #[error("checkpoint {path}: {problem}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: String,
+        /// What went wrong.
+        problem: String,
+    },
+}
+
+/// What the visitor of [`ShardReader::read_batch`] tells the reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on with the next record.
+    Continue,
+    /// The batch is full: stop after this record; the returned position
+    /// points just after it.
+    Full,
+}
+
+/// The result of one [`ShardReader::read_batch`].
+#[derive(Debug)]
+pub struct BatchEnd<P> {
+    /// Resume from here; commit it once every record visited so far has been
+    /// delivered.
+    pub position: P,
+    /// Records visited in this batch.
+    pub records: usize,
+    /// Set when the reader met an input it must stop at (policy `stop`):
+    /// `position` is just before it. Deliver and commit, then fail.
+    pub stop: Option<Error>,
+}
+
+/// One shard being read.
+pub trait ShardReader: Send {
+    /// Where a shard is read from; committed as a checkpoint.
+    type Position: Clone + fmt::Debug + Send + Sync + 'static;
+
+    /// A short name for logs (`file:/var/log/a.ndjson`, `shard 3`).
+    fn name(&self) -> &str;
+
+    /// Visit the next records in order, each borrowed from the reader's
+    /// buffer, until the visitor says [`Flow::Full`] or no more data is
+    /// ready. `Ok(None)`: the shard has ended (a file without `follow`, a
+    /// read-only shard at its end) and everything was visited.
+    fn read_batch(
+        &mut self,
+        visit: &mut (dyn FnMut(&Record<'_>) -> Flow + Send),
+    ) -> impl Future<Output = Result<Option<BatchEnd<Self::Position>>, Error>> + Send;
+
+    /// Save `position` as the shard's checkpoint. Only the pipeline's tracker
+    /// calls this, with a position whose every earlier record was delivered.
+    fn commit(
+        &mut self,
+        position: &Self::Position,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
