@@ -1,1 +1,166 @@
-fn main() {}
+//! The `siemfwd` binary: parse the command line, set up the program's own
+//! log, call the library, map the outcome to an exit code. Everything else
+//! lives in the library.
+//!
+//! Exit codes: 0 done (or stopped cleanly by a signal), 1 runtime failure,
+//! 2 bad configuration or usage, 130 abandoned by a second signal.
+
+mod cli;
+mod logging;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use siemfwd::config::Config;
+use siemfwd::counters::COUNTERS;
+use siemfwd::pipeline::{Pipeline, Shutdown};
+
+use cli::{Cli, Command};
+
+/// A failure and the exit code it maps to.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self {
+            code: 1,
+            error: e.into(),
+        }
+    }
+}
+
+fn config_failure(e: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 2,
+        error: e.into(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _log_guard = match logging::init(&cli.log) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("siemfwd: error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("siemfwd: error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            // The whole chain on one line, as ripgrep does.
+            tracing::error!("{:#}", f.error);
+            eprintln!("siemfwd: error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<u8, Failure> {
+    match command {
+        Command::Run(args) => forward(&args.config, args.dry_run).await,
+        Command::Tap(args) => forward(&args, true).await,
+        Command::Check(args) => check(&args).await,
+        Command::Listen(args) => cli::listen(args).await.map_err(Failure::from),
+    }
+}
+
+fn load(args: &cli::ConfigArgs) -> Result<Config, Failure> {
+    Config::load(args.config.as_deref())
+        .context("invalid configuration")
+        .map_err(config_failure)
+}
+
+async fn forward(args: &cli::ConfigArgs, dry_run: bool) -> Result<u8, Failure> {
+    let config = load(args)?;
+    let pipeline = Pipeline::build(&config, dry_run)
+        .context("invalid configuration")
+        .map_err(config_failure)?;
+    let shutdown = Shutdown::default();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    tracing::info!(
+        source = ?config.source.kind,
+        sink = ?config.sink.transport,
+        address = %config.sink.address,
+        dry_run,
+        "siemfwd started"
+    );
+    let result = pipeline.run(shutdown.clone()).await;
+    let counters: Vec<String> = COUNTERS
+        .snapshot()
+        .into_iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    tracing::info!(counters = %counters.join(" "), "siemfwd stopped");
+    let summary = result?;
+    if summary.aborted {
+        return Ok(130);
+    }
+    Ok(0)
+}
+
+async fn check(args: &cli::ConfigArgs) -> Result<u8, Failure> {
+    let config = load(args)?;
+    let mut pipeline = Pipeline::build(&config, false)
+        .context("invalid configuration")
+        .map_err(config_failure)?;
+    println!("config: ok");
+    if let Some(sink) = pipeline.sink_mut() {
+        sink.check().await.with_context(|| {
+            format!(
+                "sink {:?} at {}",
+                config.sink.transport, config.sink.address
+            )
+        })?;
+        sink.close().await;
+    }
+    println!(
+        "sink: ok ({:?} {})",
+        config.sink.transport, config.sink.address
+    );
+    Ok(0)
+}
+
+/// First SIGINT/SIGTERM: stop and drain. Second: abandon in-flight batches.
+async fn watch_signals(shutdown: Shutdown) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot listen for signals; stop siemfwd with SIGKILL");
+        return;
+    };
+    for seen in 1.. {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        if seen == 1 {
+            tracing::info!("stopping: no new reads; delivering what is in flight (signal again to stop at once)");
+            shutdown.stop.cancel();
+        } else {
+            tracing::warn!(
+                "stopping now: batches in flight are abandoned and will be sent again next run"
+            );
+            shutdown.stop.cancel();
+            shutdown.abort.cancel();
+            return;
+        }
+    }
+}

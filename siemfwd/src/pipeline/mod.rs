@@ -1,1 +1,305 @@
-//! TODO
+//! The pipeline: wires source → format → sink for every shard, moves
+//! checkpoints only after delivery, carries back-pressure, and shuts down in a
+//! safe order.
+//!
+//! Shape (see `docs/architecture.md`):
+//!
+//! ```text
+//!  shard task (one per shard)                       sink task (one)
+//!  read_batch ─▶ format into Messages ─▶ mpsc ─▶ Sink::send ─▶ ack (oneshot)
+//!        ▲                                  (bounded)                │
+//!        └──── tracker: commit the delivered prefix ◀────────────────┘
+//! ```
+//!
+//! - A shard task keeps at most `pipeline.in_flight_batches` batches on their
+//!   way to the SIEM; when they are all waiting, it stops reading. That, and
+//!   the bounded channel, is the whole back-pressure story: a SIEM outage
+//!   stalls reading and memory stays flat.
+//! - Checkpoints move through [`tracker::Tracker`] only, on an interval, when
+//!   a shard ends and on shutdown.
+//! - Shutdown is two tokens ([`Shutdown`]): `stop` (first SIGINT/SIGTERM)
+//!   ends reading and lets in-flight batches drain for
+//!   `pipeline.drain_timeout`; `abort` (the deadline, or a second signal)
+//!   abandons what is still in flight — it is then simply not committed, so
+//!   it is sent again next time. Either way the delivered prefix is
+//!   committed before the program exits.
+//!
+//! What this module must not know: wire formats, socket details, HTTP.
+
+mod shard;
+pub mod tap;
+pub mod tracker;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, PipelineConfig, SourceKind};
+use crate::counters::{self, COUNTERS};
+use crate::format::{self, Constraints, FormatConfig, Formatter};
+use crate::sink::{self, Framing, Messages, Sink, Transport};
+use crate::source::{self, file};
+
+/// Why the pipeline could not be built or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting is missing or wrong.
+    #[error("{key}: {problem}")]
+    Config {
+        /// Path of the key.
+        key: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+    /// The format section is invalid.
+    #[error(transparent)]
+    Format(#[from] format::Error),
+    /// The sink section is invalid or the sink failed for good.
+    #[error(transparent)]
+    Sink(#[from] sink::Error),
+    /// The source failed (unreadable input, malformed input with
+    /// `on_malformed = "stop"`, a checkpoint that cannot be written).
+    #[error(transparent)]
+    Source(#[from] source::Error),
+}
+
+/// The two shutdown triggers; see the module docs.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    /// Stop reading, drain, commit, exit.
+    pub stop: CancellationToken,
+    /// Give up on in-flight batches now (they are not committed).
+    pub abort: CancellationToken,
+}
+
+/// Where formatted messages go.
+#[derive(Debug)]
+pub enum Output {
+    /// The configured SIEM.
+    Sink(Sink),
+    /// Standard output, byte for byte as they would go on the wire
+    /// (`siemfwd tap`, `run --dry-run`); nothing is committed.
+    Tap(tap::Tap),
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Shards read.
+    pub shards: usize,
+    /// Records read from the source.
+    pub records: u64,
+    /// Messages delivered.
+    pub messages: u64,
+    /// True when in-flight batches were abandoned (abort).
+    pub aborted: bool,
+}
+
+/// A pipeline built from a [`Config`], ready to run.
+#[derive(Debug)]
+pub struct Pipeline {
+    format: FormatConfig,
+    constraints: Constraints,
+    output: Output,
+    inputs: Vec<PathBuf>,
+    source: crate::config::FileSourceConfig,
+    settings: PipelineConfig,
+}
+
+/// The formatter constraints a transport and framing impose.
+pub fn constraints_for(transport: Transport, framing: Framing) -> Constraints {
+    Constraints {
+        newline_terminated: match transport {
+            Transport::Stdout => true,
+            Transport::Tcp | Transport::Tls => framing == Framing::Lf,
+            Transport::Udp => false,
+        },
+    }
+}
+
+impl Pipeline {
+    /// Check `config` as a whole and build every part: the formatter, the
+    /// sink (certificates loaded) or a tap, and the list of shards.
+    ///
+    /// # Errors
+    /// [`Error`] naming the key and the problem.
+    pub fn build(config: &Config, dry_run: bool) -> Result<Self, Error> {
+        let constraints = constraints_for(config.sink.transport, config.sink.framing);
+        // Build once to validate; each shard builds its own below.
+        Formatter::build(&config.format, constraints)?;
+        let output = if dry_run {
+            Output::Tap(tap::Tap::new(&config.sink))
+        } else {
+            Output::Sink(Sink::build(&config.sink)?)
+        };
+        match config.source.kind {
+            SourceKind::File => {}
+            SourceKind::Sls => {
+                return Err(Error::Config {
+                    key: "source.type".to_owned(),
+                    problem: "the Log Service (sls) source is not available in this build yet; \
+                              use source.type = \"file\""
+                        .to_owned(),
+                })
+            }
+        }
+        let inputs = file::expand_paths(&config.source.file)?;
+        if inputs.is_empty() {
+            return Err(Error::Config {
+                key: "source.file.paths".to_owned(),
+                problem: "no input files; name files or directories (or \"-\" for stdin)"
+                    .to_owned(),
+            });
+        }
+        check_settings(&config.pipeline)?;
+        Ok(Self {
+            format: config.format.clone(),
+            constraints,
+            output,
+            inputs,
+            source: config.source.file.clone(),
+            settings: config.pipeline.clone(),
+        })
+    }
+
+    /// The sink, for `siemfwd check` (none in dry-run mode).
+    pub fn sink_mut(&mut self) -> Option<&mut Sink> {
+        match &mut self.output {
+            Output::Sink(s) => Some(s),
+            Output::Tap(_) => None,
+        }
+    }
+
+    /// Run until every shard has ended (files without `follow`) or
+    /// `shutdown` says stop.
+    ///
+    /// # Errors
+    /// The first fatal error of a shard (after every shard committed what it
+    /// delivered).
+    pub async fn run(self, shutdown: Shutdown) -> Result<Summary, Error> {
+        let store = file::CheckpointStore::open(&self.source.state_dir)?;
+        let window = self.settings.in_flight_batches.max(1);
+        let (tx, rx) = mpsc::channel::<SendRequest>(window * self.inputs.len());
+        let dry_run = matches!(self.output, Output::Tap(_));
+        let sink_task = tokio::spawn(run_output(self.output, rx, shutdown.abort.clone()));
+
+        // The drain deadline: once `stop` fires, `abort` follows after
+        // `drain_timeout` unless everything finished first.
+        let deadline = {
+            let sd = shutdown.clone();
+            let timeout = self.settings.drain_timeout.0;
+            tokio::spawn(async move {
+                sd.stop.cancelled().await;
+                tokio::select! {
+                    () = tokio::time::sleep(timeout) => {
+                        tracing::warn!(?timeout, "drain deadline reached; abandoning batches still in flight (they will be sent again)");
+                        sd.abort.cancel();
+                    }
+                    () = sd.abort.cancelled() => {}
+                }
+            })
+        };
+
+        let records_before = COUNTERS.records_in.load(Ordering::Relaxed);
+        let mut tasks = JoinSet::new();
+        for path in &self.inputs {
+            let reader = file::FileShard::open(path, &self.source, &store).await?;
+            let formatter = Formatter::build(&self.format, self.constraints)?;
+            let ctx = shard::ShardContext {
+                tx: tx.clone(),
+                settings: self.settings.clone(),
+                stop: shutdown.stop.clone(),
+                commit: !dry_run,
+            };
+            tasks.spawn(shard::run(reader, formatter, ctx));
+        }
+        drop(tx);
+
+        let mut first_error = None;
+        let mut summary = Summary {
+            shards: self.inputs.len(),
+            ..Summary::default()
+        };
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(s)) => summary.messages += s.messages,
+                Ok(Err(e)) => {
+                    // Stop the other shards too: they drain and commit.
+                    shutdown.stop.cancel();
+                    first_error.get_or_insert(e);
+                }
+                Err(join) => {
+                    shutdown.stop.cancel();
+                    first_error.get_or_insert(Error::Config {
+                        key: "internal".to_owned(),
+                        problem: format!("a shard task failed: {join}"),
+                    });
+                }
+            }
+        }
+        let _ = sink_task.await;
+        deadline.abort();
+        summary.records = COUNTERS.records_in.load(Ordering::Relaxed) - records_before;
+        summary.aborted = shutdown.abort.is_cancelled();
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(summary),
+        }
+    }
+}
+
+fn check_settings(p: &PipelineConfig) -> Result<(), Error> {
+    let bad = |key: &str, problem: &str| Error::Config {
+        key: format!("pipeline.{key}"),
+        problem: problem.to_owned(),
+    };
+    if p.batch_records == 0 {
+        return Err(bad("batch_records", "must be at least 1"));
+    }
+    if p.batch_bytes.0 < 1024 {
+        return Err(bad("batch_bytes", "must be at least 1KiB"));
+    }
+    if p.in_flight_batches == 0 || p.in_flight_batches > 1024 {
+        return Err(bad("in_flight_batches", "must be between 1 and 1024"));
+    }
+    if p.checkpoint_interval.0 < Duration::from_millis(10) {
+        return Err(bad("checkpoint_interval", "must be at least 10ms"));
+    }
+    Ok(())
+}
+
+/// A batch on its way to the output; the answer brings the buffer back for
+/// reuse, or says why it was not delivered.
+#[derive(Debug)]
+struct SendRequest {
+    msgs: Messages,
+    ack: oneshot::Sender<Result<Messages, sink::Error>>,
+}
+
+/// The output task: delivers batches in the order they arrive.
+async fn run_output(
+    mut output: Output,
+    mut rx: mpsc::Receiver<SendRequest>,
+    abort: CancellationToken,
+) {
+    while let Some(req) = rx.recv().await {
+        let result = match &mut output {
+            Output::Sink(sink) => sink.send(&req.msgs, &abort).await,
+            Output::Tap(tap) => tap.write(&req.msgs).await,
+        };
+        if result.is_ok() {
+            counters::add(&COUNTERS.messages_delivered, req.msgs.len() as u64);
+            counters::add(&COUNTERS.bytes_delivered, req.msgs.byte_len() as u64);
+        }
+        let _ = req.ack.send(result.map(|()| req.msgs));
+    }
+    match &mut output {
+        Output::Sink(sink) => sink.close().await,
+        Output::Tap(tap) => tap.flush().await,
+    }
+}

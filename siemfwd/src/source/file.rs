@@ -26,6 +26,7 @@ use super::ndjson::parse_line;
 use super::{BatchEnd, Error, Flow, ShardReader};
 use crate::config::{FileSourceConfig, OnMalformed};
 use crate::counters::{self, COUNTERS};
+use crate::pipeline::tracker::Checkpoint;
 use crate::record::{LogTime, Record};
 
 /// How much is read from the file at once.
@@ -200,15 +201,6 @@ enum Input {
     Stdin(tokio::io::Stdin),
 }
 
-impl Input {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Input::File(f) => f.read(buf).await,
-            Input::Stdin(s) => s.read(buf).await,
-        }
-    }
-}
-
 /// One input file being read.
 #[derive(Debug)]
 pub struct FileShard {
@@ -305,21 +297,20 @@ impl FileShard {
     }
 
     /// Read more into the buffer; `Ok(false)` at end of input.
+    ///
+    /// Cancel-safe: `read_buf` appends only what was read, so dropping this
+    /// future (the pipeline races reads against acknowledgements) loses
+    /// nothing and leaves no stray bytes.
     async fn fill(&mut self) -> Result<bool, Error> {
-        let old = self.buf.len();
-        self.buf.resize(old + READ_CHUNK, 0);
-        let r = self.input.read(&mut self.buf[old..]).await;
-        let n = match r {
-            Ok(n) => n,
-            Err(source) => {
-                self.buf.truncate(old);
-                return Err(Error::Io {
-                    what: format!("reading {}", self.name),
-                    source,
-                });
-            }
-        };
-        self.buf.truncate(old + n);
+        self.buf.reserve(READ_CHUNK);
+        let n = match &mut self.input {
+            Input::File(f) => f.read_buf(&mut self.buf).await,
+            Input::Stdin(s) => s.read_buf(&mut self.buf).await,
+        }
+        .map_err(|source| Error::Io {
+            what: format!("reading {}", self.name),
+            source,
+        })?;
         self.at_eof = n == 0;
         Ok(n > 0)
     }
@@ -482,12 +473,12 @@ impl ShardReader for FileShard {
         }))
     }
 
-    async fn commit(&mut self, position: &FilePosition) -> Result<(), Error> {
+    async fn commit(&mut self, checkpoint: &Checkpoint<FilePosition>) -> Result<(), Error> {
         let Some(store) = self.store.clone() else {
             return Ok(());
         };
         let path = self.path.clone();
-        let pos = *position;
+        let pos = *checkpoint.position();
         tokio::task::spawn_blocking(move || store.save(&path, pos))
             .await
             .map_err(|e| Error::Checkpoint {
@@ -500,6 +491,7 @@ impl ShardReader for FileShard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::tracker::Tracker;
 
     fn config(on_malformed: OnMalformed) -> FileSourceConfig {
         FileSourceConfig {
@@ -568,7 +560,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(first.as_deref(), Some(&b"1"[..]));
-        s.commit(&end.position).await.unwrap();
+        let mut t = Tracker::new();
+        let ticket = t.sent(end.position);
+        t.delivered(ticket);
+        s.commit(&t.committable().unwrap()).await.unwrap();
         let mut again = FileShard::open(&f, &cfg, &store).await.unwrap();
         assert_eq!(drain(&mut again).await.0, ["2", "3"]);
     }

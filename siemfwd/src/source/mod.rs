@@ -21,6 +21,7 @@ pub mod ndjson;
 use std::fmt;
 use std::future::Future;
 
+use crate::pipeline::tracker::Checkpoint;
 use crate::record::Record;
 
 /// Why a source failed.
@@ -93,10 +94,10 @@ pub trait ShardReader: Send {
         visit: &mut (dyn FnMut(&Record<'_>) -> Flow + Send),
     ) -> impl Future<Output = Result<Option<BatchEnd<Self::Position>>, Error>> + Send;
 
-    /// Save `position` as the shard's checkpoint. Only the pipeline's tracker
-    /// calls this, with a position whose every earlier record was delivered.
+    /// Save a checkpoint: a position whose every earlier record was delivered
+    /// (only the pipeline's tracker can make a [`Checkpoint`]).
     fn commit(
         &mut self,
-        position: &Self::Position,
+        checkpoint: &Checkpoint<Self::Position>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 }

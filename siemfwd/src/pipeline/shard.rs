@@ -1,0 +1,179 @@
+//! One shard's task: read a batch, format it, hand it to the output, and
+//! commit the delivered prefix.
+//!
+//! The loop races three things: the oldest in-flight batch being answered,
+//! reading the next batch (only while fewer than `in_flight_batches` are
+//! out), and the stop token. Reading is cancel-safe (see
+//! `source::file::FileShard::fill`), so losing that race costs nothing.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::tracker::{Ticket, Tracker};
+use super::{Error, SendRequest};
+use crate::config::PipelineConfig;
+use crate::counters::{self, COUNTERS};
+use crate::format::{self, Formatter};
+use crate::sink::{self, Messages};
+use crate::source::{BatchEnd, Flow, ShardReader};
+
+/// What a shard task needs besides its reader and formatter.
+#[derive(Debug)]
+pub(super) struct ShardContext {
+    pub tx: mpsc::Sender<SendRequest>,
+    pub settings: PipelineConfig,
+    pub stop: CancellationToken,
+    /// False in dry-run mode: nothing is committed.
+    pub commit: bool,
+}
+
+/// What one shard did.
+#[derive(Debug, Default)]
+pub(super) struct ShardSummary {
+    pub messages: u64,
+}
+
+type Answer = oneshot::Receiver<Result<Messages, sink::Error>>;
+
+/// Read, format and send one batch. `Ok(None)`: the shard ended.
+async fn next_batch<R: ShardReader>(
+    reader: &mut R,
+    formatter: &mut Formatter,
+    msgs: &mut Messages,
+    settings: &PipelineConfig,
+) -> Result<Option<BatchEnd<R::Position>>, Error> {
+    let max_records = settings.batch_records;
+    let max_bytes = usize::try_from(settings.batch_bytes.0).unwrap_or(usize::MAX);
+    let name = reader.name().to_owned();
+    let mut refused = 0u64;
+    let mut last_refusal: Option<format::Error> = None;
+    let end = reader
+        .read_batch(&mut |record| {
+            match formatter.encode(record, msgs.buffer()) {
+                Ok(()) => msgs.commit(),
+                Err(e) => {
+                    msgs.rollback();
+                    refused += 1;
+                    last_refusal = Some(e);
+                }
+            }
+            if msgs.len() >= max_records || msgs.byte_len() >= max_bytes {
+                Flow::Full
+            } else {
+                Flow::Continue
+            }
+        })
+        .await?;
+    if refused > 0 {
+        counters::add(&COUNTERS.records_refused, refused);
+        if let Some(e) = last_refusal {
+            // One line per batch, not per record.
+            tracing::warn!(shard = %name, refused, last = %e, "records refused by the formatter were skipped");
+        }
+    }
+    Ok(end)
+}
+
+/// Wait for the answer to the oldest batch in flight.
+async fn oldest(
+    in_flight: &mut VecDeque<(Ticket, Answer)>,
+) -> (Ticket, Result<Messages, sink::Error>) {
+    match in_flight.front_mut() {
+        Some((ticket, rx)) => {
+            let ticket = *ticket;
+            let r = rx.await.unwrap_or(Err(sink::Error::Cancelled));
+            in_flight.pop_front();
+            (ticket, r)
+        }
+        None => std::future::pending().await,
+    }
+}
+
+pub(super) async fn run<R: ShardReader>(
+    mut reader: R,
+    mut formatter: Formatter,
+    ctx: ShardContext,
+) -> Result<ShardSummary, Error> {
+    let window = ctx.settings.in_flight_batches.max(1);
+    let mut tracker = Tracker::new();
+    let mut in_flight: VecDeque<(Ticket, Answer)> = VecDeque::new();
+    let mut spare: Vec<Messages> = Vec::new();
+    let mut summary = ShardSummary::default();
+    let mut last_commit = Instant::now();
+    let mut ended = false;
+    let mut stop_error: Option<Error> = None;
+    let mut undelivered = false;
+
+    loop {
+        let reading = !ended && stop_error.is_none() && !undelivered && !ctx.stop.is_cancelled();
+        if !reading && in_flight.is_empty() {
+            break;
+        }
+        if ctx.commit && last_commit.elapsed() >= ctx.settings.checkpoint_interval.0 {
+            if let Some(cp) = tracker.committable() {
+                reader.commit(&cp).await?;
+            }
+            last_commit = Instant::now();
+        }
+        let mut msgs = spare.pop().unwrap_or_default();
+        msgs.clear();
+        tokio::select! {
+            biased;
+            (ticket, answer) = oldest(&mut in_flight), if !in_flight.is_empty() => {
+                spare.push(msgs);
+                match answer {
+                    Ok(done) => {
+                        summary.messages += done.len() as u64;
+                        tracker.delivered(ticket);
+                        spare.push(done);
+                    }
+                    // Abandoned (abort): not delivered, so never committed.
+                    // Later batches must not be committed either; stop.
+                    Err(_) => undelivered = true,
+                }
+            }
+            () = ctx.stop.cancelled(), if reading => spare.push(msgs),
+            batch = next_batch(&mut reader, &mut formatter, &mut msgs, &ctx.settings),
+                if reading && in_flight.len() < window =>
+            {
+                match batch? {
+                    None => {
+                        ended = true;
+                        spare.push(msgs);
+                    }
+                    Some(end) => {
+                        if let Some(e) = end.stop {
+                            stop_error = Some(e.into());
+                        }
+                        let ticket = tracker.sent(end.position);
+                        if msgs.is_empty() {
+                            // Nothing to send (blank or skipped lines): the
+                            // position is delivered as it is.
+                            tracker.delivered(ticket);
+                            spare.push(msgs);
+                        } else {
+                            let (ack, rx) = oneshot::channel();
+                            if ctx.tx.send(SendRequest { msgs, ack }).await.is_err() {
+                                undelivered = true;
+                            } else {
+                                in_flight.push_back((ticket, rx));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if ctx.commit {
+        if let Some(cp) = tracker.committable() {
+            reader.commit(&cp).await?;
+        }
+    }
+    match stop_error {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
+}
