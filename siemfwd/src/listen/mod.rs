@@ -437,10 +437,14 @@ struct Shared {
 }
 
 impl Shared {
+    fn count(&self, len: usize) {
+        bump(&self.stats.messages, 1);
+        bump(&self.stats.bytes, len as u64);
+    }
+
     /// Count one message and render it into `out` as configured.
     fn message(&self, origin: Origin<'_>, raw: &[u8], out: &mut Vec<u8>) {
-        bump(&self.stats.messages, 1);
-        bump(&self.stats.bytes, raw.len() as u64);
+        self.count(raw.len());
         let parsed = match self.output {
             Output::Discard => true,
             Output::JsonLines => output::json_line(origin, raw, out),
@@ -492,6 +496,11 @@ async fn serve_udp(
             msg = rest;
         }
         if msg.is_empty() {
+            continue;
+        }
+        if shared.output == Output::Discard {
+            // The benchmark path: no peer string, nothing rendered.
+            shared.count(msg.len());
             continue;
         }
         let peer = peer.to_string();
