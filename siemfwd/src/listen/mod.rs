@@ -2,7 +2,7 @@
 //!
 //! It lets a person try a pipeline without a SIEM and gives tests and
 //! benchmarks a fast receiver they start in-process on port 0. It shows what
-//! arrived, exactly: each message is parsed ([`parse`], RFC 5424 strictly,
+//! arrived, exactly: each message is parsed ([`mod@parse`], RFC 5424 strictly,
 //! RFC 3164 best effort) and written as a readable block or as one JSON
 //! object per line; or, for benchmarks, only counted.
 //!
@@ -52,6 +52,7 @@ use tokio_util::task::TaskTracker;
 
 use self::framing::FrameBuffer;
 use self::output::Origin;
+pub use self::parse::{parse, Format, ParseError, Parsed, SdElement};
 
 /// Default for [`ListenConfig::max_message`]: 256 KiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 256 * 1024;
