@@ -723,3 +723,47 @@ async fn mtls_refuses_client_certificate_from_other_ca() {
     let pki = Pki::new();
     assert_mtls_refuses(&pki, Some(&pki.stranger)).await;
 }
+
+/// An output that refuses every write, like stdout piped into a closed
+/// reader.
+struct BrokenPipe;
+
+impl tokio::io::AsyncWrite for BrokenPipe {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn output_failure_stops_run_with_error() {
+    let listener = Listener::bind(json_cfg()).await.unwrap();
+    let addrs = listener.local_addrs();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(listener.run(BrokenPipe, cancel.clone()));
+    let mut c = tcp(addrs).await;
+    c.write_all(b"<14>1 - h a - - - into the void\n")
+        .await
+        .unwrap();
+    let result = within("run to give up", task).await.unwrap();
+    assert!(matches!(result, Err(Error::Output(_))), "{result:?}");
+    assert!(!cancel.is_cancelled(), "the caller's token is left alone");
+    closed_by_peer(&mut c).await;
+}
