@@ -108,8 +108,75 @@ pub struct ListenArgs {
     pub output: ListenOutput,
 }
 
-/// `siemfwd listen`.
+/// `siemfwd listen`: bind, say where (on stderr, so stdout stays the
+/// messages), receive until SIGINT/SIGTERM.
 pub async fn listen(args: ListenArgs) -> anyhow::Result<u8> {
-    let _ = args;
-    anyhow::bail!("listen is being built")
+    use siemfwd::listen::{ListenConfig, Listener, Output};
+    use tokio_util::sync::CancellationToken;
+
+    let output = match args.output {
+        ListenOutput::Print => Output::Print,
+        ListenOutput::Json => Output::JsonLines,
+        ListenOutput::Discard => Output::Discard,
+    };
+    let config = ListenConfig {
+        udp: args.udp,
+        tcp: args.tcp,
+        tls: args.tls,
+        tls_cert_file: args.tls_cert,
+        tls_key_file: args.tls_key,
+        tls_client_ca_file: args.tls_client_ca,
+        output,
+        ..ListenConfig::default()
+    };
+    let listener = Listener::bind(config).await?;
+    eprintln!("siemfwd listen: listening on {}", listener.local_addrs());
+    let cancel = CancellationToken::new();
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            if let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            cancel.cancel();
+        });
+    }
+    if output == Output::Discard {
+        // One count line a second on stderr: the benchmark's progress view.
+        let stats = listener.stats();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            let mut last = stats.snapshot();
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = cancel.cancelled() => return,
+                }
+                let now = stats.snapshot();
+                if now.messages != last.messages {
+                    eprintln!(
+                        "siemfwd listen: {} messages ({} bytes) in total, +{}/s",
+                        now.messages,
+                        now.bytes,
+                        now.messages - last.messages
+                    );
+                }
+                last = now;
+            }
+        });
+    }
+    let stats = listener.run(tokio::io::stdout(), cancel).await?;
+    eprintln!(
+        "siemfwd listen: stopped after {} messages, {} bytes, {} connections, {} parse errors, {} framing errors",
+        stats.messages, stats.bytes, stats.connections, stats.parse_errors, stats.framing_errors
+    );
+    Ok(0)
 }

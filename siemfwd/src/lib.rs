@@ -6,7 +6,7 @@
 //!
 //! - [`source`] reads records (the embedded `file` source; Log Service next),
 //! - [`record`] is the shape they travel in,
-//! - [`format`] turns a record into one syslog message,
+//! - [`format`](mod@format) turns a record into one syslog message,
 //! - [`sink`] delivers messages to the SIEM,
 //! - [`pipeline`] wires them and moves checkpoints only after delivery,
 //! - [`listen`] is a syslog receiver for trying things and for tests,
