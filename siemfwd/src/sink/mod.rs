@@ -75,6 +75,8 @@ mod framing;
 mod stdout;
 mod stream;
 mod tcp;
+#[cfg(test)]
+mod testutil;
 mod tls;
 mod udp;
 

@@ -95,29 +95,85 @@ impl AsyncWrite for Conn {
     }
 }
 
-/// Is the peer still there? One non-blocking read: nothing to read means
-/// alive; end of stream, an error or a TLS alert means gone. Reading goes
-/// through the TLS layer so post-handshake messages (session tickets) are
-/// consumed properly and alerts are decoded.
-async fn idle_check(conn: &mut Conn) -> io::Result<()> {
-    let mut scratch = [0u8; 1024];
-    for _ in 0..IDLE_DRAIN_ROUNDS {
-        let read = poll_fn(|cx| {
-            let mut rb = ReadBuf::new(&mut scratch);
-            match Pin::new(&mut *conn).poll_read(cx, &mut rb) {
-                Poll::Pending => Poll::Ready(Ok(None)),
-                Poll::Ready(Ok(())) => Poll::Ready(Ok(Some(rb.filled().len()))),
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            }
-        })
-        .await?;
-        match read {
-            None => return Ok(()),
-            Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Some(n) => tracing::debug!(bytes = n, "discarding unsolicited bytes from the receiver"),
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Tcp(s) => s,
+            Conn::Tls(s) => s.get_ref().0,
         }
     }
-    Ok(())
+}
+
+/// What the kernel holds for us right now, asked with a real `recv(MSG_PEEK)`
+/// system call. Tokio's own `try_read`/`poll_read` trust the reactor's
+/// readiness, which lags until the reactor turns: a FIN that just arrived
+/// would be missed, and the batch written into a dead socket.
+fn peek_kernel(tcp: &TcpStream) -> io::Result<Option<usize>> {
+    let mut one = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    match socket2::SockRef::from(tcp).peek(&mut one) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        // A signal cut the check short: no news is taken as alive.
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Is the peer still there? Without waiting for data: nothing pending in the
+/// kernel means alive; end of stream, a socket error or a TLS alert means
+/// gone. Pending bytes are read through the TLS layer, so post-handshake
+/// messages (session tickets) are consumed properly and alerts are decoded;
+/// application data from a syslog receiver is unexpected and discarded.
+///
+/// Returns only once the kernel's receive queue is drained (the TLS layer
+/// may need a reactor turn to see bytes the kernel already has); the caller
+/// bounds it with a timeout.
+async fn idle_check(conn: &mut Conn) -> io::Result<()> {
+    let mut scratch = [0u8; 1024];
+    let mut rounds = 0;
+    poll_fn(|cx| loop {
+        let mut rb = ReadBuf::new(&mut scratch);
+        match Pin::new(&mut *conn).poll_read(cx, &mut rb) {
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => {
+                return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()))
+            }
+            Poll::Ready(Ok(())) => {
+                tracing::debug!(
+                    bytes = rb.filled().len(),
+                    "discarding unsolicited bytes from the receiver"
+                );
+                rounds += 1;
+                if rounds >= IDLE_DRAIN_ROUNDS {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            Poll::Pending => {
+                return match peek_kernel(conn.tcp()) {
+                    Err(e) => Poll::Ready(Err(e)),
+                    Ok(None) => Poll::Ready(Ok(())),
+                    Ok(Some(0)) => Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
+                    // Bytes the TLS layer has not seen yet: the reactor
+                    // will wake us once it notices them.
+                    Ok(Some(_)) => Poll::Pending,
+                };
+            }
+        }
+    })
+    .await
+}
+
+/// [`idle_check`], bounded: if the kernel has bytes the TLS layer cannot
+/// make progress on within `limit`, the connection is treated as broken.
+async fn idle_check_within(conn: &mut Conn, limit: Duration) -> io::Result<()> {
+    tokio::time::timeout(limit, idle_check(conn))
+        .await
+        .unwrap_or_else(|_| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the receiver sent bytes that never formed a TLS record",
+            ))
+        })
 }
 
 /// The failures of one outage, from the first failure to the next delivery.
@@ -224,7 +280,7 @@ impl StreamSink {
                 Conn::Tcp(_) => false,
             };
             if arrived {
-                if let Err(e) = idle_check(&mut conn).await {
+                if let Err(e) = idle_check_within(&mut conn, limit).await {
                     return Err(format!("TLS session with {addr}: {}", self.describe(&e)));
                 }
             }
@@ -295,7 +351,7 @@ impl StreamSink {
                 return Err(Error::Cancelled);
             }
             let mut conn = match self.conn.take() {
-                Some(mut conn) => match idle_check(&mut conn).await {
+                Some(mut conn) => match idle_check_within(&mut conn, self.write_timeout).await {
                     Ok(()) => conn,
                     Err(e) => {
                         let cause = format!(
@@ -406,4 +462,278 @@ impl StreamSink {
 enum WriteFailure {
     Stalled,
     Io(io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::net::{TcpListener, TcpSocket};
+    use tokio_util::sync::CancellationToken;
+
+    use super::super::testutil::{batch, big_batch, config, framed, read_all, read_n, within};
+    use super::super::{Error, Framing, Sink, Transport};
+    use crate::config::units::HumanDuration;
+
+    async fn listener() -> (TcpListener, String) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        (l, addr)
+    }
+
+    /// A listener whose accepted sockets have a tiny receive buffer, so a
+    /// client fills the path after a few KiB when nobody reads.
+    fn small_buffer_listener() -> (TcpListener, String) {
+        let s = TcpSocket::new_v4().expect("socket");
+        s.set_recv_buffer_size(4096).expect("rcvbuf");
+        s.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let l = s.listen(8).expect("listen");
+        let addr = l.local_addr().expect("addr").to_string();
+        (l, addr)
+    }
+
+    /// A port nobody listens on.
+    async fn closed_port() -> String {
+        let (l, addr) = listener().await;
+        drop(l);
+        addr
+    }
+
+    #[tokio::test]
+    async fn tcp_octet_counting_frames_exact_bytes() {
+        let (l, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            read_all(&mut s).await
+        });
+        let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
+        let msgs = batch(&[
+            "<14>1 - h app - - - one",
+            "<14>1 - h app - - - d\u{e9}ux\nlines",
+        ]);
+        within("send", sink.send(&msgs, &CancellationToken::new()))
+            .await
+            .expect("send");
+        sink.close().await;
+        let got = within("server", server).await.expect("server task");
+        assert_eq!(
+            got,
+            "23 <14>1 - h app - - - one31 <14>1 - h app - - - d\u{e9}ux\nlines".as_bytes()
+        );
+    }
+
+    #[tokio::test]
+    async fn tcp_lf_framing_appends_lf_to_each_message() {
+        let (l, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            read_all(&mut s).await
+        });
+        let mut cfg = config(Transport::Tcp, &addr);
+        cfg.framing = Framing::Lf;
+        let mut sink = Sink::build(&cfg).expect("build");
+        let msgs = batch(&["<14>1 a", "<14>1 b"]);
+        within("send", sink.send(&msgs, &CancellationToken::new()))
+            .await
+            .expect("send");
+        sink.close().await;
+        let got = within("server", server).await.expect("server task");
+        assert_eq!(got, b"<14>1 a\n<14>1 b\n");
+    }
+
+    #[tokio::test]
+    async fn tcp_frames_the_whole_batch_into_one_buffer() {
+        let (l, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            read_all(&mut s).await
+        });
+        let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
+        let msgs = big_batch(1000, 40);
+        within("send", sink.send(&msgs, &CancellationToken::new()))
+            .await
+            .expect("send");
+        let expected = framed(&msgs, Framing::OctetCounting);
+        // Every frame of the batch sits in the one buffer handed to
+        // `write_all`: one write per batch, not per message.
+        let super::super::Inner::Stream(stream) = &sink.inner else {
+            panic!("not a stream sink")
+        };
+        assert_eq!(stream.buf, expected);
+        sink.close().await;
+        let got = within("server", server).await.expect("server task");
+        assert_eq!(got, expected);
+    }
+
+    #[tokio::test]
+    async fn tcp_resends_whole_batch_after_connection_reset_mid_batch() {
+        let (l, addr) = small_buffer_listener();
+        let msgs = big_batch(8 * 1024, 1000); // ~8 MiB: far more than the path holds
+        let expected = framed(&msgs, Framing::OctetCounting);
+        let len = expected.len();
+        let server = tokio::spawn(async move {
+            // First connection: read a little, then reset it while the
+            // client is still writing.
+            let (mut first, _) = l.accept().await.expect("accept 1");
+            let head = read_n(&mut first, 100).await;
+            socket2::SockRef::from(&first)
+                .set_linger(Some(Duration::ZERO))
+                .expect("linger");
+            drop(first);
+            // Second connection: the whole batch again, from its start.
+            let (mut second, _) = within("second connection", l.accept())
+                .await
+                .expect("accept 2");
+            let again = read_n(&mut second, len).await;
+            (head, again)
+        });
+        let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
+        within("send", sink.send(&msgs, &CancellationToken::new()))
+            .await
+            .expect("send");
+        let (head, again) = within("server", server).await.expect("server task");
+        assert_eq!(head, &expected[..100]);
+        assert!(
+            again == expected,
+            "second connection did not get the whole batch"
+        );
+        let stats = sink.stats();
+        assert_eq!(
+            (stats.connects, stats.reconnects, stats.incidents),
+            (2, 1, 1)
+        );
+        let cause = stats.last_error.as_deref().unwrap_or_default();
+        assert!(
+            cause.starts_with(&format!("writing to {addr}: ")),
+            "{cause}"
+        );
+    }
+
+    #[tokio::test]
+    async fn tcp_idle_peer_close_is_detected_before_writing() {
+        let (l, addr) = listener().await;
+        let first_batch = batch(&["<14>1 first"]);
+        let second_batch = batch(&["<14>1 second"]);
+        let n1 = framed(&first_batch, Framing::OctetCounting).len();
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+        let server = tokio::spawn(async move {
+            let (mut first, _) = l.accept().await.expect("accept 1");
+            let got1 = read_n(&mut first, n1).await;
+            drop(first); // the receiver closes an idle connection
+            closed_tx.send(()).expect("notify");
+            let (mut second, _) = within("reconnect", l.accept()).await.expect("accept 2");
+            (got1, read_all(&mut second).await)
+        });
+        let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
+        let cancel = CancellationToken::new();
+        within("send 1", sink.send(&first_batch, &cancel))
+            .await
+            .expect("send 1");
+        within("server close", closed_rx).await.expect("closed");
+        within("send 2", sink.send(&second_batch, &cancel))
+            .await
+            .expect("send 2");
+        sink.close().await;
+        let (got1, got2) = within("server", server).await.expect("server task");
+        assert_eq!(got1, b"11 <14>1 first");
+        assert_eq!(got2, b"12 <14>1 second");
+        let cause = sink.stats().last_error.clone().unwrap_or_default();
+        assert!(cause.contains("lost while idle"), "{cause}");
+    }
+
+    #[tokio::test]
+    async fn tcp_cancel_during_backoff_returns_cancelled_promptly() {
+        let addr = closed_port().await;
+        let mut cfg = config(Transport::Tcp, &addr);
+        cfg.backoff_initial = HumanDuration(Duration::from_secs(30));
+        cfg.backoff_max = HumanDuration(Duration::from_secs(30));
+        let mut sink = Sink::build(&cfg).expect("build");
+        let cancel = CancellationToken::new();
+        let canceller = {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                cancel.cancel();
+            })
+        };
+        let started = std::time::Instant::now();
+        let r = sink.send(&batch(&["<14>1 x"]), &cancel).await;
+        assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        canceller.await.expect("canceller");
+        let stats = sink.stats();
+        assert_eq!((stats.connects, stats.incidents), (0, 1));
+        let cause = stats.last_error.as_deref().unwrap_or_default();
+        assert_eq!(cause, format!("connecting to {addr}: connection refused"));
+    }
+
+    #[tokio::test]
+    async fn tcp_write_timeout_against_a_receiver_that_never_reads() {
+        let (l, addr) = small_buffer_listener();
+        let cancel = CancellationToken::new();
+        let server = {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                let (first, _) = l.accept().await.expect("accept 1");
+                // Never read. The sink must give up on this connection
+                // and come back: that reconnect is the signal.
+                let second = within("reconnect after the write timeout", l.accept()).await;
+                cancel.cancel();
+                drop((first, second));
+            })
+        };
+        let mut cfg = config(Transport::Tcp, &addr);
+        cfg.write_timeout = HumanDuration(Duration::from_millis(300));
+        let mut sink = Sink::build(&cfg).expect("build");
+        let r = within("send", sink.send(&big_batch(8 * 1024, 1000), &cancel)).await;
+        assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
+        within("server", server).await.expect("server task");
+        let cause = sink.stats().last_error.clone().unwrap_or_default();
+        assert_eq!(
+            cause,
+            format!("writing to {addr}: no progress for 300ms (the receiver stopped reading)")
+        );
+    }
+
+    #[tokio::test]
+    async fn tcp_check_reports_connection_refused_in_one_line() {
+        let addr = closed_port().await;
+        let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
+        let err = sink.check().await.expect_err("nobody listens");
+        assert_eq!(
+            err.to_string(),
+            format!("connecting to {addr}: connection refused")
+        );
+    }
+
+    #[tokio::test]
+    async fn tcp_check_keeps_the_connection_for_send() {
+        let (l, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            read_all(&mut s).await
+        });
+        let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
+        sink.check().await.expect("check");
+        within("send", sink.send(&batch(&["m"]), &CancellationToken::new()))
+            .await
+            .expect("send");
+        sink.close().await;
+        assert_eq!(within("server", server).await.expect("server"), b"1 m");
+        assert_eq!(sink.stats().connects, 1);
+    }
+
+    #[tokio::test]
+    async fn empty_batch_is_delivered_without_connecting() {
+        let addr = closed_port().await;
+        let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
+        sink.send(&batch::<&str>(&[]), &CancellationToken::new())
+            .await
+            .expect("empty batch");
+        assert_eq!(sink.stats().connects, 0);
+    }
 }
