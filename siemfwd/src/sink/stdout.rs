@@ -60,3 +60,34 @@ impl StdoutSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio_util::sync::CancellationToken;
+
+    use super::super::testutil::{batch, config};
+    use super::super::{Sink, Transport};
+
+    #[tokio::test]
+    async fn stdout_writes_a_batch_and_needs_no_connection() {
+        let mut sink = Sink::build(&config(Transport::Stdout, "")).expect("build");
+        sink.check().await.expect("check");
+        sink.send(
+            &batch(&["siemfwd sink stdout test line"]),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("send");
+        sink.close().await;
+        assert_eq!(sink.stats().last_error, None);
+    }
+
+    #[tokio::test]
+    async fn stdout_cancelled_before_writing_reports_cancelled() {
+        let mut sink = Sink::build(&config(Transport::Stdout, "")).expect("build");
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let r = sink.send(&batch(&["never shown"]), &cancel).await;
+        assert!(matches!(r, Err(super::super::Error::Cancelled)), "{r:?}");
+    }
+}

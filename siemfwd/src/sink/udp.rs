@@ -249,14 +249,125 @@ mod tests {
         assert_eq!(truncate_utf8(s, 0), 0);
     }
 
+    use tokio::net::UdpSocket;
+    use tokio_util::sync::CancellationToken;
+
+    use super::super::testutil::{batch, config, within};
+    use super::super::{Sink, Transport};
+    use crate::config::units::ByteSize;
+
+    async fn receiver() -> (UdpSocket, String) {
+        let s = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = s.local_addr().expect("addr").to_string();
+        (s, addr)
+    }
+
+    async fn recv(s: &UdpSocket) -> Vec<u8> {
+        let mut buf = vec![0; 70_000];
+        let n = within("datagram", s.recv(&mut buf)).await.expect("recv");
+        buf.truncate(n);
+        buf
+    }
+
+    #[tokio::test]
+    async fn udp_sends_one_message_per_datagram_without_framing() {
+        let (rx, addr) = receiver().await;
+        let mut sink = Sink::build(&config(Transport::Udp, &addr)).expect("build");
+        let msgs = batch(&["<14>1 - h a - - - one", "<14>1 - h a - - - two\nlines", ""]);
+        within("send", sink.send(&msgs, &CancellationToken::new()))
+            .await
+            .expect("send");
+        assert_eq!(recv(&rx).await, b"<14>1 - h a - - - one");
+        assert_eq!(recv(&rx).await, b"<14>1 - h a - - - two\nlines");
+        assert_eq!(recv(&rx).await, b"");
+    }
+
+    #[tokio::test]
+    async fn udp_caps_whole_datagram_on_utf8_boundary_and_counts() {
+        let (rx, addr) = receiver().await;
+        let mut cfg = config(Transport::Udp, &addr);
+        cfg.max_datagram = ByteSize(480);
+        let mut sink = Sink::build(&cfg).expect("build");
+        // 478 ASCII bytes then two 3-byte characters: byte 480 falls inside
+        // the first euro sign, which must go whole.
+        let long = format!("{}\u{20ac}\u{20ac}", "a".repeat(478));
+        let fits = "b".repeat(480);
+        let truncated_before = COUNTERS
+            .udp_truncated
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let bytes_before = COUNTERS
+            .udp_truncated_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        within(
+            "send",
+            sink.send(&batch(&[&long, &fits]), &CancellationToken::new()),
+        )
+        .await
+        .expect("send");
+        let got = recv(&rx).await;
+        assert_eq!(got, "a".repeat(478).as_bytes());
+        assert_eq!(recv(&rx).await, fits.as_bytes());
+        let truncated = COUNTERS
+            .udp_truncated
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - truncated_before;
+        let bytes = COUNTERS
+            .udp_truncated_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - bytes_before;
+        // Other tests may truncate concurrently; ours adds exactly 1 and 6.
+        assert!(truncated >= 1 && bytes >= 6, "{truncated} {bytes}");
+    }
+
+    #[tokio::test]
+    async fn udp_closed_port_does_not_stall_the_batch() {
+        // Nobody listens: every other send reports the previous datagram's
+        // ICMP port unreachable. The batch must still finish promptly.
+        let addr = {
+            let (s, addr) = receiver().await;
+            drop(s);
+            addr
+        };
+        let mut cfg = config(Transport::Udp, &addr);
+        // Were refusals handled by backing off, this would take minutes.
+        cfg.backoff_initial =
+            crate::config::units::HumanDuration(std::time::Duration::from_secs(30));
+        cfg.backoff_max = cfg.backoff_initial;
+        let mut sink = Sink::build(&cfg).expect("build");
+        let msgs = batch(&vec!["<14>1 lost"; 200]);
+        within("send", sink.send(&msgs, &CancellationToken::new()))
+            .await
+            .expect("send");
+        assert_eq!(sink.stats().connects, 1);
+    }
+
+    #[tokio::test]
+    async fn udp_check_opens_the_socket() {
+        let (_rx, addr) = receiver().await;
+        let mut sink = Sink::build(&config(Transport::Udp, &addr)).expect("build");
+        sink.check().await.expect("check");
+        assert_eq!(sink.transport(), Transport::Udp);
+    }
+
+    #[test]
+    fn udp_max_datagram_out_of_range_is_a_config_error() {
+        for bad in [100, 70_000] {
+            let mut cfg = config(Transport::Udp, "127.0.0.1:514");
+            cfg.max_datagram = ByteSize(bad);
+            let msg = Sink::build(&cfg).expect_err("refused").to_string();
+            assert!(msg.starts_with("sink.max_datagram: "), "{msg}");
+        }
+    }
+
     proptest! {
         #[test]
         fn truncate_utf8_lands_on_a_char_boundary(s in "\\PC{0,40}", max in 0usize..200) {
             let keep = truncate_utf8(s.as_bytes(), max);
-            prop_assert!(keep <= max.max(0).min(s.len()) || keep == s.len() && s.len() <= max);
+            let limit = max.min(s.len());
+            prop_assert!(keep <= limit);
             prop_assert!(s.is_char_boundary(keep));
-            // Never cuts more than one character's worth.
-            prop_assert!(keep + 4 > max.min(s.len()));
+            // Never cuts more than the one character that straddles the cap.
+            prop_assert!(keep + 4 > limit);
         }
     }
 }
