@@ -263,7 +263,10 @@ impl StreamSink {
                     human(limit)
                 ))
             }
-            Ok(Err(e)) => return Err(format!("TLS handshake with {addr}: {}", self.describe(&e))),
+            Ok(Err(e)) => {
+                let cause = super::tls::describe_handshake(&e, &tls.server_name());
+                return Err(format!("TLS handshake with {addr}: {cause}"));
+            }
             Ok(Ok(s)) => s,
         };
         let tls13 = stream.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
@@ -281,7 +284,8 @@ impl StreamSink {
             };
             if arrived {
                 if let Err(e) = idle_check_within(&mut conn, limit).await {
-                    return Err(format!("TLS session with {addr}: {}", self.describe(&e)));
+                    let cause = super::tls::describe_post_handshake(&e, &tls.server_name());
+                    return Err(format!("TLS session with {addr}: {cause}"));
                 }
             }
         }

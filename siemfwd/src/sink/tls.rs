@@ -225,18 +225,29 @@ fn load_roots(ca_file: Option<&str>) -> Result<RootCertStore, Error> {
     Ok(roots)
 }
 
-/// One line for a failed TLS handshake or session; `server_name` is the
-/// name the certificate was checked against.
+/// One line for a failed TLS session; `server_name` is the name the
+/// certificate was checked against.
 pub(crate) fn describe(e: &io::Error, server_name: &str) -> String {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         Some(tls) => describe_tls(tls, server_name),
-        None if e.kind() == io::ErrorKind::UnexpectedEof => {
-            "the receiver closed the connection during the TLS handshake \
-             (it may require a client certificate: sink.tls.cert_file, or accept no common TLS version)"
-                .to_owned()
-        }
         None => describe_io(e),
     }
+}
+
+/// One line for a failed TLS handshake.
+pub(crate) fn describe_handshake(e: &io::Error, server_name: &str) -> String {
+    let tls = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    if tls.is_none() && e.kind() == io::ErrorKind::UnexpectedEof {
+        return "the receiver closed the connection during the TLS handshake \
+                (it may require a client certificate: sink.tls.cert_file, or accept no common TLS version)"
+            .to_owned();
+    }
+    describe(e, server_name)
 }
 
 fn describe_tls(e: &rustls::Error, server_name: &str) -> String {
@@ -259,7 +270,11 @@ fn describe_certificate(c: &CertificateError, server_name: &str) -> String {
         ),
         CertificateError::NotValidForNameContext { presented, .. } => format!(
             "certificate is not valid for name {server_name}; it names {} (sink.tls.server_name, or the host of sink.address)",
-            if presented.is_empty() { "nothing".to_owned() } else { presented.join(", ") }
+            if presented.is_empty() {
+                "nothing".to_owned()
+            } else {
+                presented.iter().map(|n| plain_name(n)).collect::<Vec<_>>().join(", ")
+            }
         ),
         CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
             "certificate has expired".to_owned()
@@ -275,6 +290,42 @@ fn describe_certificate(c: &CertificateError, server_name: &str) -> String {
         CertificateError::BadEncoding => "certificate is malformed".to_owned(),
         other => format!("certificate refused: {other:?}"),
     }
+}
+
+/// rustls renders presented names as `DnsName("x")` / `IpAddress(x)`; a
+/// user wants `x`.
+fn plain_name(presented: &str) -> &str {
+    presented
+        .strip_prefix("DnsName(\"")
+        .and_then(|r| r.strip_suffix("\")"))
+        .or_else(|| {
+            presented
+                .strip_prefix("IpAddress(")
+                .and_then(|r| r.strip_suffix(')'))
+        })
+        .unwrap_or(presented)
+}
+
+/// The receiver ended the session right after our side of a TLS 1.3
+/// handshake: what rsyslog and syslog-ng do when they refuse our client
+/// certificate (or the lack of one), without an alert.
+pub(crate) fn describe_post_handshake(e: &io::Error, server_name: &str) -> String {
+    let alert = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    if alert.is_none()
+        && matches!(
+            e.kind(),
+            io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::BrokenPipe
+        )
+    {
+        return "the receiver closed the connection right after the TLS handshake: it refused our \
+                client certificate or requires one (sink.tls.cert_file, sink.tls.key_file)"
+            .to_owned();
+    }
+    describe(e, server_name)
 }
 
 fn describe_alert(alert: AlertDescription) -> String {
@@ -370,6 +421,7 @@ mod tests {
 
     use super::super::testutil::{batch, config, read_all, within, Pki};
     use super::super::{Error, Sink, SinkConfig, TlsConfig, Transport};
+    use super::plain_name;
 
     async fn listener() -> (TcpListener, String) {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -510,7 +562,7 @@ mod tests {
         };
         let msg = check_error(&pki, &pki.server, tls).await;
         assert!(
-            msg.contains("certificate is not valid for name siem.example.com"),
+            msg.contains("certificate is not valid for name siem.example.com; it names localhost, 127.0.0.1 ("),
             "{msg}"
         );
     }
@@ -609,6 +661,13 @@ mod tests {
         assert_eq!(stats.incidents, 1, "one incident, logged once");
         let cause = stats.last_error.as_deref().unwrap_or_default();
         assert!(cause.contains("requires a client certificate"), "{cause}");
+    }
+
+    #[test]
+    fn plain_name_strips_rustls_rendering() {
+        assert_eq!(plain_name("DnsName(\"localhost\")"), "localhost");
+        assert_eq!(plain_name("IpAddress(127.0.0.1)"), "127.0.0.1");
+        assert_eq!(plain_name("other"), "other");
     }
 
     fn build_error(tls: TlsConfig) -> String {
