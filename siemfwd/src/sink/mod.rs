@@ -68,7 +68,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::units::HumanDuration;
-use crate::counters::{self, COUNTERS};
 
 mod backoff;
 mod framing;
@@ -354,14 +353,13 @@ impl Sink {
         if msgs.is_empty() {
             return Ok(());
         }
+        // `messages_delivered`/`bytes_delivered` are counted by the caller
+        // (the pipeline's output task), which knows about every output.
         match &mut self.inner {
-            Inner::Udp(s) => s.send(msgs, cancel).await?,
-            Inner::Stream(s) => s.send(msgs, cancel).await?,
-            Inner::Stdout(s) => s.send(msgs, cancel).await?,
+            Inner::Udp(s) => s.send(msgs, cancel).await,
+            Inner::Stream(s) => s.send(msgs, cancel).await,
+            Inner::Stdout(s) => s.send(msgs, cancel).await,
         }
-        counters::add(&COUNTERS.messages_delivered, msgs.len() as u64);
-        counters::add(&COUNTERS.bytes_delivered, msgs.byte_len() as u64);
-        Ok(())
     }
 
     /// Connect once (TLS handshake included) and report the first failure:
