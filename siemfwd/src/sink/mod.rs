@@ -18,8 +18,8 @@
 //! - `tcp` (RFC 6587), `tls` (RFC 5425): every frame was written to the
 //!   socket and flushed. TCP has no application acknowledgement: bytes the
 //!   kernel accepted can still be lost if the receiver crashes or resets the
-//!   connection before reading them (RFC 5425 §4.4 says as much; RELP exists
-//!   for this). We narrow that window as far as the protocol lets us: an
+//!   connection before reading them (only application acks, as in RELP,
+//!   close that gap). We narrow that window as far as the protocol lets us: an
 //!   idle connection is checked before it is reused (below), and a fresh
 //!   TLS 1.3 connection waits briefly for the receiver's verdict on our
 //!   certificate before the first batch is written (`stream.rs`).
@@ -41,10 +41,12 @@
 //! closed still succeeds locally: the kernel buffers the bytes, the peer
 //! answers with RST, and the batch is gone while `send` reported success.
 //! So before writing on a connection that was idle, the sink does one
-//! non-blocking read: end of stream, an error or a TLS alert there means the
-//! peer is gone, and the sink reconnects *before* writing. This cannot catch
-//! a peer that dies between the check and the write; nothing short of
-//! application acks can.
+//! non-blocking read, asked of the kernel with `recv(MSG_PEEK)` (tokio's
+//! cached readiness can lag behind a FIN that just arrived): end of stream,
+//! an error or a TLS alert there means the peer is gone, and the sink
+//! reconnects *before* writing. This cannot catch a peer that dies between
+//! the check and the write; nothing short of application acks can. Checked
+//! against rsyslog and syslog-ng restarted between two batches: nothing lost.
 //!
 //! # Incidents are logged once
 //!
@@ -582,6 +584,18 @@ mod tests {
         assert_eq!(describe_io(&e), "No such file or directory");
         let e = io::Error::from(io::ErrorKind::ConnectionRefused);
         assert_eq!(describe_io(&e), "connection refused");
+    }
+
+    #[test]
+    fn sink_and_its_futures_are_send() {
+        // The pipeline drives the sink from a spawned task.
+        fn is_send<T: Send>(_: &T) {}
+        let mut sink = Sink::build(&SinkConfig::default()).unwrap();
+        is_send(&sink);
+        let (msgs, cancel) = (Messages::new(), tokio_util::sync::CancellationToken::new());
+        is_send(&sink.send(&msgs, &cancel));
+        is_send(&sink.check());
+        is_send(&sink.close());
     }
 
     #[test]
