@@ -475,7 +475,9 @@ mod tests {
     use tokio::net::{TcpListener, TcpSocket};
     use tokio_util::sync::CancellationToken;
 
-    use super::super::testutil::{batch, big_batch, config, framed, read_all, read_n, within};
+    use super::super::testutil::{
+        batch, big_batch, config, framed, read_all, read_n, within, LogCapture,
+    };
     use super::super::{Error, Framing, Sink, Transport};
     use crate::config::units::HumanDuration;
 
@@ -701,6 +703,35 @@ mod tests {
             cause,
             format!("writing to {addr}: no progress for 300ms (the receiver stopped reading)")
         );
+    }
+
+    #[tokio::test]
+    async fn tcp_outage_logs_one_warn_then_one_info() {
+        let logs = LogCapture::default();
+        let _guard = logs.install();
+        let addr = closed_port().await;
+        let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
+        let server = {
+            let (logs, addr) = (logs.clone(), addr.clone());
+            tokio::spawn(async move {
+                // Come back only after several failed reconnects.
+                while logs.count("DEBUG", "reconnect failed") < 3 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                let l = TcpListener::bind(&addr).await.expect("rebind the port");
+                let (mut s, _) = l.accept().await.expect("accept");
+                read_all(&mut s).await
+            })
+        };
+        within("send", sink.send(&batch(&["m"]), &CancellationToken::new()))
+            .await
+            .expect("send");
+        sink.close().await;
+        assert_eq!(within("server", server).await.expect("server"), b"1 m");
+        assert_eq!(logs.count("WARN", ""), 1, "{:#?}", logs.lines());
+        assert_eq!(logs.count("WARN", "connection refused"), 1);
+        assert_eq!(logs.count("INFO", "connection to the SIEM restored"), 1);
+        assert_eq!(logs.count("INFO", "failed_attempts="), 1);
     }
 
     #[tokio::test]

@@ -184,9 +184,19 @@ impl Pki {
         cert: &(Vec<CertificateDer<'static>>, Vec<u8>),
         require_client_cert: bool,
     ) -> TlsAcceptor {
+        self.acceptor_with_versions(cert, require_client_cert, rustls::DEFAULT_VERSIONS)
+    }
+
+    /// [`Pki::acceptor`] limited to `versions`.
+    pub(crate) fn acceptor_with_versions(
+        &self,
+        cert: &(Vec<CertificateDer<'static>>, Vec<u8>),
+        require_client_cert: bool,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> TlsAcceptor {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .expect("versions");
         let builder = if require_client_cert {
             let mut roots = RootCertStore::empty();
@@ -210,5 +220,50 @@ impl Pki {
             ca_file: Some(self.ca_file.display().to_string()),
             ..TlsConfig::default()
         }
+    }
+}
+
+/// Captures the log lines emitted on this thread while the guard lives
+/// (use a current-thread runtime so the sink runs on it).
+#[derive(Clone, Default)]
+pub(crate) struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub(crate) fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let sink = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    pub(crate) fn lines(&self) -> Vec<String> {
+        let buf = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&buf)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub(crate) fn count(&self, level: &str, text: &str) -> usize {
+        self.lines()
+            .iter()
+            .filter(|l| l.contains(level) && l.contains(text))
+            .count()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -670,6 +670,24 @@ mod tests {
         assert_eq!(plain_name("other"), "other");
     }
 
+    #[tokio::test]
+    async fn tls12_missing_client_certificate_fails_the_handshake_readably() {
+        // In TLS 1.2 the server judges our certificate inside the handshake.
+        let pki = Pki::new();
+        let (l, addr) = listener().await;
+        let acceptor = pki.acceptor_with_versions(&pki.server, true, &[&rustls::version::TLS12]);
+        let (_, _, server) = serve_counting(l, acceptor);
+        let mut sink = Sink::build(&tls_config(&addr, pki.tls_config())).expect("build");
+        let err = within("check", sink.check()).await.expect_err("refused");
+        server.abort();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!("TLS handshake with {addr}: ")),
+            "{msg}"
+        );
+        assert!(msg.contains("client certificate"), "{msg}");
+    }
+
     fn build_error(tls: TlsConfig) -> String {
         Sink::build(&tls_config("127.0.0.1:6514", tls))
             .expect_err("must be refused")
