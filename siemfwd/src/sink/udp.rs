@@ -147,7 +147,13 @@ impl UdpSink {
                         }
                     },
                 };
-                match socket.send(datagram).await {
+                // Blocks only while the socket's send buffer is full.
+                let sent = tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return Err(Error::Cancelled),
+                    r = socket.send(datagram) => r,
+                };
+                match sent {
                     Ok(_) => break,
                     Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                         refused += 1;
