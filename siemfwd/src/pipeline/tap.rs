@@ -8,33 +8,24 @@
 
 use tokio::io::AsyncWriteExt;
 
+use crate::sink::framing::frame_batch;
 use crate::sink::{self, Framing, Messages, SinkConfig, Transport};
 
 /// Writes framed messages to stdout.
 #[derive(Debug)]
 pub struct Tap {
-    framing: TapFraming,
+    framing: Framing,
     out: tokio::io::Stdout,
     buf: Vec<u8>,
 }
 
-/// How the tap delimits messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TapFraming {
-    /// As the sink's stream framing.
-    Stream(Framing),
-    /// UDP has no framing on the wire; one message per line makes the
-    /// datagrams readable.
-    Datagram,
-}
-
 impl Tap {
-    /// A tap framing like `config` would.
+    /// A tap framing like `config` would. UDP has no framing on the wire;
+    /// there one message per line keeps the datagrams readable.
     pub fn new(config: &SinkConfig) -> Self {
         let framing = match config.transport {
-            Transport::Tcp | Transport::Tls => TapFraming::Stream(config.framing),
-            Transport::Stdout => TapFraming::Stream(Framing::Lf),
-            Transport::Udp => TapFraming::Datagram,
+            Transport::Tcp | Transport::Tls => config.framing,
+            Transport::Stdout | Transport::Udp => Framing::Lf,
         };
         Self {
             framing,
@@ -49,20 +40,7 @@ impl Tap {
     /// Writing to stdout failed (closed pipe).
     pub async fn write(&mut self, msgs: &Messages) -> Result<(), sink::Error> {
         self.buf.clear();
-        for m in msgs.iter() {
-            match self.framing {
-                TapFraming::Stream(Framing::OctetCounting) => {
-                    self.buf
-                        .extend_from_slice(itoa::Buffer::new().format(m.len()).as_bytes());
-                    self.buf.push(b' ');
-                    self.buf.extend_from_slice(m);
-                }
-                TapFraming::Stream(Framing::Lf) | TapFraming::Datagram => {
-                    self.buf.extend_from_slice(m);
-                    self.buf.push(b'\n');
-                }
-            }
-        }
+        frame_batch(&mut self.buf, msgs, self.framing);
         self.out
             .write_all(&self.buf)
             .await

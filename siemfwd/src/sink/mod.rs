@@ -72,7 +72,7 @@ use serde::Deserialize;
 use crate::config::units::HumanDuration;
 
 mod backoff;
-mod framing;
+pub(crate) mod framing;
 mod stdout;
 mod stream;
 mod tcp;
