@@ -13,14 +13,14 @@
 #        install.sh --check  exit 0 if everything is installed, 3 (and say what is missing) if not
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 
 CHECK_ONLY=0
 case "${1:-}" in
   --check) CHECK_ONLY=1 ;;
   "") ;;
-  *) die $EXIT_USAGE "usage: install.sh [--check]" ;;
+  *) die "$EXIT_USAGE" "usage: install.sh [--check]" ;;
 esac
 
 PKGS=(rsyslog rsyslog-gnutls rsyslog-openssl rsyslog-relp openssl)
@@ -37,7 +37,7 @@ if [ ${#missing[@]} -eq 0 ] && [ $sng_ok = 1 ]; then
 fi
 if [ $CHECK_ONLY = 1 ]; then
   [ $sng_ok = 1 ] || missing+=("syslog-ng (private copy)")
-  die $EXIT_NOT_INSTALLED "missing: ${missing[*]}; run scripts/peers/install.sh"
+  die "$EXIT_NOT_INSTALLED" "missing: ${missing[*]}; run scripts/peers/install.sh"
 fi
 
 ensure_pkgs "${PKGS[@]}"
@@ -51,7 +51,8 @@ if [ $sng_ok = 0 ]; then
   trap 'rm -rf "$scratch"' EXIT
   chmod 755 "$scratch"
   # apt-get download runs as the `_apt` user when it can: give it a directory it may write to
-  command -v chown >/dev/null && as_root chown _apt "$scratch" 2>/dev/null || true
+  if id _apt >/dev/null 2>&1; then as_root chown _apt "$scratch" 2>/dev/null || true; fi
+  apt_lists_present || apt_update
   ( cd "$scratch" && { as_root apt-get download -q syslog-ng-core >&2 || { apt_update && as_root apt-get download -q syslog-ng-core >&2; }; } )
   deb=$(ls "$scratch"/syslog-ng-core_*.deb)
   # Depends: "libc6 (>= 2.34), libcap2 (>= 1:2.10), ..., sysvinit-utils (>= 3.05-4~) | lsb-base"
@@ -67,4 +68,4 @@ if [ $sng_ok = 0 ]; then
   as_root mv "$dest/root.new" "$dest/root"
   find_syslog_ng || die 1 "unpacked syslog-ng-core into $dest/root but it does not run: try '$dest/root/usr/sbin/syslog-ng --version'"
 fi
-echo "peers: test peers installed (rsyslogd $(rsyslogd -v | awk 'NR==1 { print $2 }'), syslog-ng $SNG_CONFIG_VERSION from ${SNG[0]})" >&2
+echo "peers: test peers installed (rsyslogd $(rsyslogd -v | awk 'NR==1 { print $2 }'), syslog-ng config version $SNG_CONFIG_VERSION from ${SNG[0]})" >&2

@@ -20,7 +20,7 @@ die() { # code message...
 }
 
 not_installed() { # what
-  die $EXIT_NOT_INSTALLED "$1 is not installed: run scripts/peers/install.sh (as root)"
+  die "$EXIT_NOT_INSTALLED" "$1 is not installed: run scripts/peers/install.sh (as root)"
 }
 
 # as_root CMD... : run CMD as root (directly, or through passwordless sudo).
@@ -80,13 +80,15 @@ ensure_pkgs() {
 check_loopback() {
   case "$1" in
     127.*|::1) ;;
-    *) die $EXIT_USAGE "refusing to bind non-loopback address '$1'" ;;
+    *) die "$EXIT_USAGE" "refusing to bind non-loopback address '$1'" ;;
   esac
 }
 
 # check_port NAME VALUE : a port variable must be a number 0..65535 (0 = listener disabled).
 check_port() {
-  [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -le 65535 ] || die $EXIT_USAGE "$1='$2' is not a port number (0 disables)"
+  if ! [[ "$2" =~ ^[0-9]+$ ]] || [ "$2" -gt 65535 ]; then
+    die "$EXIT_USAGE" "$1='$2' is not a port number (0 disables)"
+  fi
 }
 
 # socket_inodes udp|tcp PORT : inodes of the loopback/any sockets listening on PORT

@@ -29,11 +29,11 @@
 # Exit codes: see lib.sh (3 = not installed, 4 = a port is taken).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 
 usage="usage: [UDP_PORT=..] [TCP_PORT=..] [TLS_PORT=..] [MTLS_PORT=..] [RELP_PORT=..] [RELPTLS_PORT=..] [RELPMTLS_PORT=..] rsyslog.sh WORKDIR start|stop"
-[ $# -eq 2 ] || die $EXIT_USAGE "$usage"
+[ $# -eq 2 ] || die "$EXIT_USAGE" "$usage"
 mkdir -p "$1"
 WORK=$(cd "$1" && pwd)
 PIDFILE=$WORK/rsyslog.pid          # ours: the PID we started, used by stop
@@ -41,7 +41,7 @@ RS_PIDFILE=$WORK/rsyslogd.self.pid  # rsyslogd's own -i file (it refuses to star
 case "$2" in
   stop) stop_pidfile "$PIDFILE"; exit 0 ;;
   start) ;;
-  *) die $EXIT_USAGE "$usage" ;;
+  *) die "$EXIT_USAGE" "$usage" ;;
 esac
 
 if pid_alive "$PIDFILE"; then
@@ -52,7 +52,7 @@ fi
 UDP_PORT=${UDP_PORT:-0} TCP_PORT=${TCP_PORT:-0} TLS_PORT=${TLS_PORT:-0} MTLS_PORT=${MTLS_PORT:-0}
 RELP_PORT=${RELP_PORT:-0} RELPTLS_PORT=${RELPTLS_PORT:-0} RELPMTLS_PORT=${RELPMTLS_PORT:-0}
 for v in UDP_PORT TCP_PORT TLS_PORT MTLS_PORT RELP_PORT RELPTLS_PORT RELPMTLS_PORT; do check_port "$v" "${!v}"; done
-[ "$UDP_PORT$TCP_PORT$TLS_PORT$MTLS_PORT$RELP_PORT$RELPTLS_PORT$RELPMTLS_PORT" != 0000000 ] || die $EXIT_USAGE "no port set; $usage"
+[ "$UDP_PORT$TCP_PORT$TLS_PORT$MTLS_PORT$RELP_PORT$RELPTLS_PORT$RELPMTLS_PORT" != 0000000 ] || die "$EXIT_USAGE" "no port set; $usage"
 BIND=${BIND:-127.0.0.1}
 check_loopback "$BIND"
 CERT_DIR=${CERT_DIR:-$WORK/pki}
@@ -61,9 +61,9 @@ TLS_DRIVER=${TLS_DRIVER:-gtls}
 RELP_TLSLIB=${RELP_TLSLIB:-openssl}
 MAX_MSG=${MAX_MSG:-256k}
 ESCAPE_CC=${ESCAPE_CC:-off}
-case "$SERVER_CERT" in server|expired-server|wrong-host-server) ;; *) die $EXIT_USAGE "SERVER_CERT=$SERVER_CERT: want server, expired-server or wrong-host-server" ;; esac
-case "$TLS_DRIVER" in gtls|ossl) ;; *) die $EXIT_USAGE "TLS_DRIVER=$TLS_DRIVER: want gtls or ossl" ;; esac
-case "$ESCAPE_CC" in on|off) ;; *) die $EXIT_USAGE "ESCAPE_CC=$ESCAPE_CC: want on or off" ;; esac
+case "$SERVER_CERT" in server|expired-server|wrong-host-server) ;; *) die "$EXIT_USAGE" "SERVER_CERT=$SERVER_CERT: want server, expired-server or wrong-host-server" ;; esac
+case "$TLS_DRIVER" in gtls|ossl) ;; *) die "$EXIT_USAGE" "TLS_DRIVER=$TLS_DRIVER: want gtls or ossl" ;; esac
+case "$ESCAPE_CC" in on|off) ;; *) die "$EXIT_USAGE" "ESCAPE_CC=$ESCAPE_CC: want on or off" ;; esac
 
 command -v rsyslogd >/dev/null 2>&1 || not_installed rsyslog
 rsys_mods=$(dirname "$(dpkg -L rsyslog 2>/dev/null | grep -m1 '/imtcp.so$' || echo /usr/lib/x86_64-linux-gnu/rsyslog/imtcp.so)")

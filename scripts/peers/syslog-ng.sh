@@ -27,11 +27,11 @@
 # Exit codes: see lib.sh (3 = not installed, 4 = a port is taken).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 
 usage="usage: [UDP_PORT=..] [TCP_PORT=..] [TCPLF_PORT=..] [TLS_PORT=..] [MTLS_PORT=..] [TLSLF_PORT=..] syslog-ng.sh WORKDIR start|stop"
-[ $# -eq 2 ] || die $EXIT_USAGE "$usage"
+[ $# -eq 2 ] || die "$EXIT_USAGE" "$usage"
 mkdir -p "$1"
 WORK=$(cd "$1" && pwd)
 PIDFILE=$WORK/syslog-ng.pid        # ours: the PID we started, used by stop
@@ -39,7 +39,7 @@ SNG_PIDFILE=$WORK/syslog-ng.self.pid
 case "$2" in
   stop) stop_pidfile "$PIDFILE"; exit 0 ;;
   start) ;;
-  *) die $EXIT_USAGE "$usage" ;;
+  *) die "$EXIT_USAGE" "$usage" ;;
 esac
 
 if pid_alive "$PIDFILE"; then
@@ -50,14 +50,14 @@ fi
 UDP_PORT=${UDP_PORT:-0} TCP_PORT=${TCP_PORT:-0} TCPLF_PORT=${TCPLF_PORT:-0}
 TLS_PORT=${TLS_PORT:-0} MTLS_PORT=${MTLS_PORT:-0} TLSLF_PORT=${TLSLF_PORT:-0}
 for v in UDP_PORT TCP_PORT TCPLF_PORT TLS_PORT MTLS_PORT TLSLF_PORT; do check_port "$v" "${!v}"; done
-[ "$UDP_PORT$TCP_PORT$TCPLF_PORT$TLS_PORT$MTLS_PORT$TLSLF_PORT" != 000000 ] || die $EXIT_USAGE "no port set; $usage"
+[ "$UDP_PORT$TCP_PORT$TCPLF_PORT$TLS_PORT$MTLS_PORT$TLSLF_PORT" != 000000 ] || die "$EXIT_USAGE" "no port set; $usage"
 BIND=${BIND:-127.0.0.1}
 check_loopback "$BIND"
 CERT_DIR=${CERT_DIR:-$WORK/pki}
 SERVER_CERT=${SERVER_CERT:-server}
 MAX_MSG=${MAX_MSG:-262144}
-case "$SERVER_CERT" in server|expired-server|wrong-host-server) ;; *) die $EXIT_USAGE "SERVER_CERT=$SERVER_CERT: want server, expired-server or wrong-host-server" ;; esac
-[[ "$MAX_MSG" =~ ^[0-9]+$ ]] || die $EXIT_USAGE "MAX_MSG=$MAX_MSG: want a number of bytes"
+case "$SERVER_CERT" in server|expired-server|wrong-host-server) ;; *) die "$EXIT_USAGE" "SERVER_CERT=$SERVER_CERT: want server, expired-server or wrong-host-server" ;; esac
+[[ "$MAX_MSG" =~ ^[0-9]+$ ]] || die "$EXIT_USAGE" "MAX_MSG=$MAX_MSG: want a number of bytes"
 
 find_syslog_ng || not_installed syslog-ng
 if [ $(( TLS_PORT + MTLS_PORT + TLSLF_PORT )) != 0 ]; then "$HERE/gen-certs.sh" "$CERT_DIR" >&2; fi
@@ -72,6 +72,7 @@ tls_opts() { # peer-verify
   echo "tls(key-file(\"$CERT_DIR/$SERVER_CERT.key\") cert-file(\"$CERT_DIR/$SERVER_CERT.pem\") ca-file(\"$CERT_DIR/ca.pem\") peer-verify($1))"
 }
 json() { # input-name extra-pairs
+  # shellcheck disable=SC2028 # the \n is for syslog-ng's template, not for echo
   echo "\$(format-json input=$1 $2 fromhost_ip=\${SOURCEIP} pri=\${PRI} facility=\${FACILITY_NUM} severity=\${LEVEL_NUM} timestamp=\${S_ISODATE} hostname=\${HOST} app_name=\${PROGRAM} procid=\${PID} msgid=\${MSGID} structured_data=\${SDATA} msg=\${MSG} raw=\${RAWMSG} --key .SDATA.*)\n"
 }
 src() { # name port driver

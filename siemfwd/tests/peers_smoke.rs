@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::peers::{
-    certs, require, Input, Rsyslog, RsyslogOpts, ServerCert, SyslogNg, SyslogNgOpts,
+    certs, require, Input, Rsyslog, RsyslogOpts, ServerCert, SyslogNg, SyslogNgOpts, TlsDriver,
 };
 use support::send;
 
@@ -109,12 +109,53 @@ fn rsyslog_tcp_port_takes_octet_counted_and_lf_framing() {
     assert_fields(&got[1], Input::Tcp, RSYSLOG_TS, "LF1", "lf framed");
 }
 
+/// Far above rsyslog's 8k default: the peers are configured not to truncate what a
+/// forwarder may legitimately send (rsyslog maxMessageSize 256k, syslog-ng log-msg-size 256 KiB).
+const LARGE: usize = 200_000;
+
+fn large_body() -> String {
+    (0..LARGE)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect()
+}
+
 #[test]
-fn rsyslog_receives_tls_and_mtls_messages() {
+fn rsyslog_keeps_large_octet_counted_message_intact() {
     let Some(rs) = require(Rsyslog::start(RsyslogOpts {
-        inputs: vec![Input::Tls, Input::Mtls],
+        inputs: vec![Input::Tcp],
         ..Default::default()
     })) else {
+        return;
+    };
+    let body = large_body();
+    ok(
+        "tcp send",
+        send::tcp(
+            rs.addr(Input::Tcp),
+            &send::octet_counted(rfc5424("BIG", &body).as_bytes()),
+        ),
+    );
+    let got = rs.wait_for(Input::Tcp, 1, ARRIVAL);
+    assert_fields(&got[0], Input::Tcp, RSYSLOG_TS, "BIG", &body);
+}
+
+#[test]
+fn rsyslog_receives_tls_and_mtls_messages() {
+    rsyslog_tls_and_mtls(TlsDriver::Gtls);
+}
+
+#[test]
+fn rsyslog_ossl_driver_receives_tls_and_mtls_messages() {
+    rsyslog_tls_and_mtls(TlsDriver::Ossl);
+}
+
+fn rsyslog_tls_and_mtls(tls_driver: TlsDriver) {
+    let opts = RsyslogOpts {
+        inputs: vec![Input::Tls, Input::Mtls],
+        tls_driver,
+        ..Default::default()
+    };
+    let Some(rs) = require(Rsyslog::start(opts)) else {
         return;
     };
     let tls_frame = send::octet_counted(rfc5424("TLS1", "server auth").as_bytes());
@@ -259,6 +300,26 @@ fn syslog_ng_receives_octet_counted_and_lf_framed_tcp() {
     assert_fields(&got[0], Input::Tcp, SYSLOG_NG_TS, "OCT1", "line1\nline2");
     let got = sng.wait_for(Input::TcpLf, 1, ARRIVAL);
     assert_fields(&got[0], Input::TcpLf, SYSLOG_NG_TS, "LF1", "lf framed");
+}
+
+#[test]
+fn syslog_ng_keeps_large_octet_counted_message_intact() {
+    let Some(sng) = require(SyslogNg::start(SyslogNgOpts {
+        inputs: vec![Input::Tcp],
+        ..Default::default()
+    })) else {
+        return;
+    };
+    let body = large_body();
+    ok(
+        "tcp send",
+        send::tcp(
+            sng.addr(Input::Tcp),
+            &send::octet_counted(rfc5424("BIG", &body).as_bytes()),
+        ),
+    );
+    let got = sng.wait_for(Input::Tcp, 1, ARRIVAL);
+    assert_fields(&got[0], Input::Tcp, SYSLOG_NG_TS, "BIG", &body);
 }
 
 #[test]

@@ -73,10 +73,10 @@ pub enum PeerError {
 impl fmt::Display for PeerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // `why` comes from the scripts and already says "run scripts/peers/install.sh".
             PeerError::NotInstalled(why) => write!(
                 f,
-                "test peer not installed: {why}\n\
-                 -> run scripts/peers/install.sh (as root), or set SIEMFWD_SKIP_PEERS=1 to skip such tests"
+                "test peer not installed: {why}\n(or set SIEMFWD_SKIP_PEERS=1 to skip the tests that need it)"
             ),
             PeerError::Failed(why) => write!(f, "test peer failed: {why}"),
         }
@@ -95,7 +95,7 @@ pub fn require<T>(started: Result<T, PeerError>) -> Option<T> {
     match started {
         Ok(peer) => Some(peer),
         Err(PeerError::NotInstalled(why)) if skip_requested() => {
-            eprintln!("\n*** SKIPPED: {why} (SIEMFWD_SKIP_PEERS=1; run scripts/peers/install.sh to run this test) ***\n");
+            eprintln!("\n*** SKIPPED: {why} (SIEMFWD_SKIP_PEERS=1) ***\n");
             None
         }
         Err(err) => panic!("{err}"),
@@ -164,10 +164,11 @@ fn make_certs() -> Result<PathBuf, PeerError> {
 /// Runs a peers script, mapping its exit code convention (`lib.sh`) to [`PeerError`].
 /// `Ok(stdout)` on success.
 fn run_script(cmd: &mut Command) -> Result<String, PeerError> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| PeerError::NotInstalled(format!("cannot run bash: {e}")))?;
+    let out = cmd.stdin(Stdio::null()).output().map_err(|e| {
+        PeerError::NotInstalled(format!(
+            "cannot run bash ({e}): install bash, then run scripts/peers/install.sh"
+        ))
+    })?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     match out.status.code() {
