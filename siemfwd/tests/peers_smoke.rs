@@ -423,17 +423,35 @@ fn syslog_ng_strict_check_routes_invalid_5424_aside() {
 
 #[test]
 fn peer_stop_ends_the_process_and_is_idempotent() {
-    let Some(mut rs) = require(Rsyslog::start(RsyslogOpts {
+    let udp_only = || RsyslogOpts {
         inputs: vec![Input::Udp],
         ..Default::default()
-    })) else {
+    };
+    let Some(mut rs) = require(Rsyslog::start(udp_only())) else {
         return;
     };
-    let pid = rs
+    assert_stops(&mut rs);
+    let opts = SyslogNgOpts {
+        inputs: vec![Input::Udp],
+        ..Default::default()
+    };
+    let Some(mut sng) = require(SyslogNg::start(opts)) else {
+        return;
+    };
+    assert_stops(&mut sng);
+}
+
+fn assert_stops(peer: &mut support::peers::Peer) {
+    let pid = peer
         .pid()
         .unwrap_or_else(|| panic!("a started peer has a pid"));
-    rs.stop();
-    assert_eq!(rs.pid(), None);
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "pid {pid} not running"
+    );
+    peer.stop();
+    assert_eq!(peer.pid(), None);
+    // Gone, or a zombie waiting for its new parent (init) to reap it.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let state = stat
         .rsplit_once(") ")
@@ -442,5 +460,5 @@ fn peer_stop_ends_the_process_and_is_idempotent() {
         matches!(state, None | Some('Z')),
         "pid {pid} still running: {stat}"
     );
-    rs.stop();
+    peer.stop();
 }
