@@ -12,6 +12,9 @@
 #   RELP_PORT      imrelp plain
 #   RELPTLS_PORT   imrelp + TLS, server auth only
 #   RELPMTLS_PORT  imrelp + TLS, client certificate required (certvalid)
+# TCP_PORT, TLS_PORT and MTLS_PORT also take "auto": rsyslog binds port 0 and writes the port
+# the kernel chose (imtcp listenPortFileName), so there is no window in which another process
+# can take it. Every enabled listener's port ends up in WORKDIR/ports/<input>.
 # Other env:
 #   CERT_DIR=WORKDIR/pki     test PKI (made by gen-certs.sh when missing)
 #   SERVER_CERT=server       which key pair in CERT_DIR the TLS listeners present:
@@ -51,7 +54,8 @@ fi
 
 UDP_PORT=${UDP_PORT:-0} TCP_PORT=${TCP_PORT:-0} TLS_PORT=${TLS_PORT:-0} MTLS_PORT=${MTLS_PORT:-0}
 RELP_PORT=${RELP_PORT:-0} RELPTLS_PORT=${RELPTLS_PORT:-0} RELPMTLS_PORT=${RELPMTLS_PORT:-0}
-for v in UDP_PORT TCP_PORT TLS_PORT MTLS_PORT RELP_PORT RELPTLS_PORT RELPMTLS_PORT; do check_port "$v" "${!v}"; done
+for v in UDP_PORT RELP_PORT RELPTLS_PORT RELPMTLS_PORT; do check_port "$v" "${!v}"; done
+for v in TCP_PORT TLS_PORT MTLS_PORT; do [ "${!v}" = auto ] || check_port "$v" "${!v}"; done
 [ "$UDP_PORT$TCP_PORT$TLS_PORT$MTLS_PORT$RELP_PORT$RELPTLS_PORT$RELPMTLS_PORT" != 0000000 ] || die "$EXIT_USAGE" "no port set; $usage"
 BIND=${BIND:-127.0.0.1}
 check_loopback "$BIND"
@@ -67,20 +71,29 @@ case "$ESCAPE_CC" in on|off) ;; *) die "$EXIT_USAGE" "ESCAPE_CC=$ESCAPE_CC: want
 
 command -v rsyslogd >/dev/null 2>&1 || not_installed rsyslog
 rsys_mods=$(dirname "$(dpkg -L rsyslog 2>/dev/null | grep -m1 '/imtcp.so$' || echo /usr/lib/x86_64-linux-gnu/rsyslog/imtcp.so)")
-tls=$(( TLS_PORT + MTLS_PORT ))
+on() { [ "$1" != 0 ]; }
+tls=0; if on "$TLS_PORT" || on "$MTLS_PORT"; then tls=1; fi
 relptls=$(( RELPTLS_PORT + RELPMTLS_PORT ))
 [ $tls = 0 ] || [ -e "$rsys_mods/lmnsd_$TLS_DRIVER.so" ] || not_installed "rsyslog TLS driver $TLS_DRIVER (rsyslog-gnutls / rsyslog-openssl)"
 [ $(( RELP_PORT + relptls )) = 0 ] || [ -e "$rsys_mods/imrelp.so" ] || not_installed "rsyslog-relp"
 if [ $(( tls + relptls )) != 0 ]; then "$HERE/gen-certs.sh" "$CERT_DIR" >&2; fi
 
-mkdir -p "$WORK/spool" "$WORK/out"
+rm -rf "$WORK/ports"
+mkdir -p "$WORK/spool" "$WORK/out" "$WORK/ports"
 CONF=$WORK/rsyslog.conf
 KEY=$CERT_DIR/$SERVER_CERT.key
 CRT=$CERT_DIR/$SERVER_CERT.pem
 
+port_attrs() { # input-name port|auto
+  if [ "$2" = auto ]; then
+    echo "port=\"0\" listenPortFileName=\"$WORK/ports/$1\""
+  else
+    echo "port=\"$2\""
+  fi
+}
 imtcp_tls() { # input-name port authmode
   cat <<CFG
-input(type="imtcp" address="$BIND" port="$2" name="$1" ruleset="recv" MaxFrameSize="10000000"
+input(type="imtcp" address="$BIND" $(port_attrs "$1" "$2") name="$1" ruleset="recv" MaxFrameSize="10000000"
       StreamDriver.Name="$TLS_DRIVER" StreamDriver.Mode="1" StreamDriver.AuthMode="$3"
       StreamDriver.CAFile="$CERT_DIR/ca.pem" StreamDriver.CertFile="$CRT" StreamDriver.KeyFile="$KEY")
 CFG
@@ -128,12 +141,12 @@ if [ "$UDP_PORT" != 0 ]; then
   echo 'module(load="imudp")'
   echo "input(type=\"imudp\" address=\"$BIND\" port=\"$UDP_PORT\" name=\"udp\" ruleset=\"recv\")"
 fi
-if [ $(( TCP_PORT + tls )) != 0 ]; then echo 'module(load="imtcp" maxSessions="1000")'; fi
-if [ "$TCP_PORT" != 0 ]; then
-  echo "input(type=\"imtcp\" address=\"$BIND\" port=\"$TCP_PORT\" name=\"tcp\" ruleset=\"recv\" SupportOctetCountedFraming=\"on\" MaxFrameSize=\"10000000\")"
+if on "$TCP_PORT" || [ $tls = 1 ]; then echo 'module(load="imtcp" maxSessions="1000")'; fi
+if on "$TCP_PORT"; then
+  echo "input(type=\"imtcp\" address=\"$BIND\" $(port_attrs tcp "$TCP_PORT") name=\"tcp\" ruleset=\"recv\" SupportOctetCountedFraming=\"on\" MaxFrameSize=\"10000000\")"
 fi
-if [ "$TLS_PORT" != 0 ]; then imtcp_tls tls "$TLS_PORT" anon; fi
-if [ "$MTLS_PORT" != 0 ]; then imtcp_tls mtls "$MTLS_PORT" x509/certvalid; fi
+if on "$TLS_PORT"; then imtcp_tls tls "$TLS_PORT" anon; fi
+if on "$MTLS_PORT"; then imtcp_tls mtls "$MTLS_PORT" x509/certvalid; fi
 if [ $(( RELP_PORT + relptls )) != 0 ]; then echo "module(load=\"imrelp\" tls.tlslib=\"$RELP_TLSLIB\")"; fi
 if [ "$RELP_PORT" != 0 ]; then
   echo "input(type=\"imrelp\" address=\"$BIND\" port=\"$RELP_PORT\" name=\"relp\" ruleset=\"recv\" maxDataSize=\"$MAX_MSG\")"
@@ -154,10 +167,24 @@ fail() { # code
   stop_pidfile "$PIDFILE"
   exit "$1"
 }
-for p in "udp $UDP_PORT" "tcp $TCP_PORT" "tcp $TLS_PORT" "tcp $MTLS_PORT" "tcp $RELP_PORT" "tcp $RELPTLS_PORT" "tcp $RELPMTLS_PORT"; do
-  read -r proto port <<< "$p"
+# wait_port_file NAME : the port rsyslog chose for an "auto" listener, once it wrote it
+wait_port_file() {
+  local f=$WORK/ports/$1 i
+  for ((i = 0; i < 300; i++)); do
+    if [[ "$(cat "$f" 2>/dev/null)" =~ ^[0-9]+$ ]] && [ "$(cat "$f")" != 0 ]; then cat "$f"; return 0; fi
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "peers: rsyslogd did not report the port of $1 in $f" >&2
+  return 1
+}
+for p in "udp udp $UDP_PORT" "tcp tcp $TCP_PORT" "tls tcp $TLS_PORT" "mtls tcp $MTLS_PORT" \
+         "relp tcp $RELP_PORT" "relptls tcp $RELPTLS_PORT" "relpmtls tcp $RELPMTLS_PORT"; do
+  read -r name proto port <<< "$p"
   [ "$port" = 0 ] && continue
+  if [ "$port" = auto ]; then port=$(wait_port_file "$name") || fail 1; fi
   rc=0; wait_bound "$PID" "$proto" "$port" 15 || rc=$?
   [ $rc = 0 ] || fail $rc
+  echo "$port" > "$WORK/ports/$name"
 done
 echo "$PID"

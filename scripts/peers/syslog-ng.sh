@@ -14,6 +14,7 @@
 #   TLSLF_PORT  network(transport(tls) flags(syslog-protocol))  LF framing, server auth only
 # Other env: CERT_DIR=WORKDIR/pki, SERVER_CERT=server|expired-server|wrong-host-server,
 #            MAX_MSG=262144 (log-msg-size), BIND=127.0.0.1
+# Each enabled listener's port is also written to WORKDIR/ports/<input>.
 # Output, one JSON object per line (values are strings):
 #   WORKDIR/out/<input>.jsonl          messages passing a STRICT RFC 5424 check of the raw header
 #                                      (syslog-ng's own parser is lenient); fields: input, fromhost_ip,
@@ -61,7 +62,8 @@ case "$SERVER_CERT" in server|expired-server|wrong-host-server) ;; *) die "$EXIT
 
 find_syslog_ng || not_installed syslog-ng
 if [ $(( TLS_PORT + MTLS_PORT + TLSLF_PORT )) != 0 ]; then "$HERE/gen-certs.sh" "$CERT_DIR" >&2; fi
-mkdir -p "$WORK/out"
+rm -rf "$WORK/ports"
+mkdir -p "$WORK/out" "$WORK/ports"
 CONF=$WORK/syslog-ng.conf
 
 # RFC 5424 section 6 HEADER + STRUCTURED-DATA grammar: PRI 0-191, VERSION 1, full-date/full-time
@@ -122,10 +124,12 @@ fail() { # code
   stop_pidfile "$PIDFILE"
   exit "$1"
 }
-for p in "udp $UDP_PORT" "tcp $TCP_PORT" "tcp $TCPLF_PORT" "tcp $TLS_PORT" "tcp $MTLS_PORT" "tcp $TLSLF_PORT"; do
-  read -r proto port <<< "$p"
+for p in "udp udp $UDP_PORT" "tcp tcp $TCP_PORT" "tcplf tcp $TCPLF_PORT" "tls tcp $TLS_PORT" \
+         "mtls tcp $MTLS_PORT" "tlslf tcp $TLSLF_PORT"; do
+  read -r name proto port <<< "$p"
   [ "$port" = 0 ] && continue
   rc=0; wait_bound "$PID" "$proto" "$port" 15 || rc=$?
   [ $rc = 0 ] || fail $rc
+  echo "$port" > "$WORK/ports/$name"
 done
 echo "$PID"

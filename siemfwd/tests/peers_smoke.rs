@@ -235,6 +235,26 @@ fn rsyslog_mtls_refuses_client_without_trusted_cert() {
 }
 
 #[test]
+fn rsyslog_acknowledges_relp_messages() {
+    let opts = RsyslogOpts {
+        inputs: vec![Input::Relp],
+        ..Default::default()
+    };
+    let Some(rs) = require(Rsyslog::start(opts)) else {
+        return;
+    };
+    let (first, second) = (rfc5424("RELP1", "one"), rfc5424("RELP2", "two\nlines"));
+    ok(
+        "relp send",
+        send::relp(rs.addr(Input::Relp), &[first.as_bytes(), second.as_bytes()]),
+    );
+    let got = rs.wait_for(Input::Relp, 2, ARRIVAL);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_fields(&got[0], Input::Relp, RSYSLOG_TS, "RELP1", "one");
+    assert_fields(&got[1], Input::Relp, RSYSLOG_TS, "RELP2", "two\nlines");
+}
+
+#[test]
 fn test_pki_server_certs_expired_and_wrong_host_are_refused_by_rustls() {
     for (cert, why) in [
         (ServerCert::Expired, "expired"),

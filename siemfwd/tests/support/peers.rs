@@ -6,9 +6,10 @@
 //!
 //! The heavy lifting lives in the project's shell scripts (`scripts/peers/`), so a person can
 //! start the same receivers by hand. This module only:
-//! - picks free ephemeral ports (bind `127.0.0.1:0`, read the port, release it) and passes
-//!   them to the script through `UDP_PORT`, `TCP_PORT`, ... (exit code 4 = a port was taken
-//!   in the meantime: pick new ones and retry);
+//! - gets free ephemeral ports: rsyslog's imtcp inputs bind port 0 themselves and report the
+//!   port (`TCP_PORT=auto`); for the others we bind `127.0.0.1:0`, read the port, release it
+//!   and pass it through `UDP_PORT`, `RELP_PORT`, ... (exit code 4 = the port was taken in the
+//!   meantime: pick new ones and retry);
 //! - waits until every TCP listener accepts, under a deadline (the script already checked
 //!   that the peer's own PID holds each socket);
 //! - reads what the peer received: one JSON object per line in `WORKDIR/out/<input>.jsonl`;
@@ -339,6 +340,11 @@ impl Kind {
             Kind::SyslogNg => "syslog-ng",
         }
     }
+    /// Inputs whose port the peer picks itself and reports (rsyslog imtcp `listenPortFileName`),
+    /// which leaves no window for another process to take it. Others get a port picked here.
+    fn picks_own_port(self, input: Input) -> bool {
+        self == Kind::Rsyslog && matches!(input, Input::Tcp | Input::Tls | Input::Mtls)
+    }
     fn supports(self, input: Input) -> bool {
         match self {
             Kind::Rsyslog => !matches!(input, Input::TcpLf | Input::TlsLf),
@@ -456,15 +462,29 @@ impl Peer {
                 .prefix(&format!("siemfwd-{}-", kind.comm()))
                 .tempdir()
                 .map_err(|e| PeerError::Failed(format!("cannot create a temp dir: {e}")))?;
-            let ports = pick_ports(inputs)?;
+            let own: Vec<Input> = inputs
+                .iter()
+                .copied()
+                .filter(|i| kind.picks_own_port(*i))
+                .collect();
+            let picked: Vec<Input> = inputs
+                .iter()
+                .copied()
+                .filter(|i| !own.contains(i))
+                .collect();
+            let ports = pick_ports(&picked)?;
             let mut cmd = Command::new("bash");
             cmd.arg(script(kind.script()))
                 .arg(workdir.path())
                 .arg("start");
             // Every port variable is set, so none leaks in from the caller's environment.
             for input in ALL_INPUTS {
-                let port = ports.get(&input).copied().unwrap_or(0);
-                cmd.env(input.port_var(), port.to_string());
+                let port = match ports.get(&input) {
+                    Some(port) => port.to_string(),
+                    None if own.contains(&input) => "auto".to_owned(),
+                    None => "0".to_owned(),
+                };
+                cmd.env(input.port_var(), port);
             }
             cmd.env("BIND", "127.0.0.1");
             if let Some(dir) = cert_dir {
@@ -475,15 +495,24 @@ impl Peer {
             }
             match run_script(&mut cmd) {
                 Ok(stdout) => {
-                    let pid: u32 = stdout.trim().parse().map_err(|_| {
-                        PeerError::Failed(format!("{} printed no PID: {stdout:?}", kind.script()))
-                    })?;
+                    let Ok(pid) = stdout.trim().parse::<u32>() else {
+                        // Started, but we cannot tell by what PID: let the script stop it.
+                        let mut stop = Command::new("bash");
+                        stop.arg(script(kind.script()))
+                            .arg(workdir.path())
+                            .arg("stop");
+                        let _ = run_script(&mut stop);
+                        let msg = format!("{} printed no PID: {stdout:?}", kind.script());
+                        return Err(PeerError::Failed(msg));
+                    };
+                    // From here on, an early return drops `peer`, which stops the process.
                     let mut peer = Peer {
                         kind,
                         pid: Some(pid),
                         ports,
                         workdir: Some(workdir),
                     };
+                    peer.read_reported_ports(inputs)?;
                     peer.wait_accepting()?;
                     return Ok(peer);
                 }
@@ -494,6 +523,29 @@ impl Peer {
             }
         }
         Err(last_err.unwrap_or_else(|| PeerError::Failed("no attempt made".to_owned())))
+    }
+
+    /// Takes each listener's port from `WORKDIR/ports/<input>`, where the script records the
+    /// port it verified (and, for self-picked ports, the only place that knows it).
+    fn read_reported_ports(&mut self, inputs: &[Input]) -> Result<(), PeerError> {
+        for &input in inputs {
+            let file = self.workdir().join("ports").join(input.name());
+            let text = fs::read_to_string(&file).unwrap_or_default();
+            match text.trim().parse::<u16>() {
+                Ok(port) if port != 0 => {
+                    self.ports.insert(input, port);
+                }
+                _ => {
+                    let diag = self.diagnostics();
+                    return Err(PeerError::Failed(format!(
+                        "{:?}: no port for {input:?} in {} ({text:?})\n{diag}",
+                        self.kind,
+                        file.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Waits until each TCP listener completes a TCP handshake, under [`START_DEADLINE`].

@@ -128,3 +128,84 @@ pub fn tls(
         }
     }
 }
+
+/// Sends `msgs` over a plain RELP session (open, one `syslog` command each, close) and checks
+/// that the receiver acknowledged every command with `200`. RELP frame:
+/// `TXNR SP COMMAND SP DATALEN [SP DATA] LF` (librelp's `doc/relp.html`).
+pub fn relp(to: SocketAddr, msgs: &[&[u8]]) -> io::Result<()> {
+    let mut stream = TcpStream::connect(to)?;
+    stream.set_read_timeout(Some(TLS_CLOSE_WAIT))?;
+    let mut reader = io::BufReader::new(stream.try_clone()?);
+    let mut txnr = 1u32;
+    let mut command = |stream: &mut TcpStream, cmd: &str, data: &[u8]| -> io::Result<()> {
+        let mut frame = format!("{txnr} {cmd} {}", data.len()).into_bytes();
+        if !data.is_empty() {
+            frame.push(b' ');
+            frame.extend_from_slice(data);
+        }
+        frame.push(b'\n');
+        stream.write_all(&frame)?;
+        let (rsp_txnr, body) = read_relp_rsp(&mut reader)?;
+        if rsp_txnr != txnr || !body.starts_with(b"200") {
+            return Err(io::Error::other(format!(
+                "RELP {cmd} txnr {txnr}: got txnr {rsp_txnr} {:?}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        txnr += 1;
+        Ok(())
+    };
+    command(
+        &mut stream,
+        "open",
+        b"relp_version=0\nrelp_software=siemfwd-test\ncommands=syslog",
+    )?;
+    for msg in msgs {
+        command(&mut stream, "syslog", msg)?;
+    }
+    // `close` is answered by `rsp` then `serverclose`; the session is over either way.
+    let _ = command(&mut stream, "close", b"");
+    Ok(())
+}
+
+/// Reads one `TXNR rsp DATALEN [SP DATA] LF` frame; returns the txnr and DATA.
+fn read_relp_rsp(reader: &mut impl io::BufRead) -> io::Result<(u32, Vec<u8>)> {
+    let bad =
+        |what: String| io::Error::new(io::ErrorKind::InvalidData, format!("RELP response: {what}"));
+    let (txnr, _) = read_token(reader)?;
+    let (command, _) = read_token(reader)?;
+    let (datalen, ended_by) = read_token(reader)?;
+    let txnr = txnr.parse().map_err(|_| bad(format!("txnr {txnr:?}")))?;
+    if command != "rsp" {
+        return Err(bad(format!("command {command:?}")));
+    }
+    let len: usize = datalen
+        .parse()
+        .map_err(|_| bad(format!("datalen {datalen:?}")))?;
+    if ended_by == b'\n' {
+        return if len == 0 {
+            Ok((txnr, Vec::new()))
+        } else {
+            Err(bad("data missing".into()))
+        };
+    }
+    let mut data = vec![0u8; len + 1];
+    reader.read_exact(&mut data)?;
+    if data.pop() != Some(b'\n') {
+        return Err(bad("missing LF trailer".into()));
+    }
+    Ok((txnr, data))
+}
+
+/// Reads up to the next SP or LF; returns the text before it and which one ended it.
+fn read_token(reader: &mut impl io::BufRead) -> io::Result<(String, u8)> {
+    let mut token = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        reader.read_exact(&mut byte)?;
+        if byte[0] == b' ' || byte[0] == b'\n' {
+            return Ok((String::from_utf8_lossy(&token).into_owned(), byte[0]));
+        }
+        token.push(byte[0]);
+    }
+}
