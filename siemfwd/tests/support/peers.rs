@@ -69,6 +69,9 @@ pub enum PeerError {
     NotInstalled(String),
     /// It is installed but did not start or misbehaved; the text carries its logs.
     Failed(String),
+    /// A port picked for it was taken by another process before it could bind it.
+    /// [`Rsyslog::start`] and [`SyslogNg::start`] retry with new ports before giving up.
+    PortInUse(String),
 }
 
 impl fmt::Display for PeerError {
@@ -80,6 +83,7 @@ impl fmt::Display for PeerError {
                 "test peer not installed: {why}\n(or set SIEMFWD_SKIP_PEERS=1 to skip the tests that need it)"
             ),
             PeerError::Failed(why) => write!(f, "test peer failed: {why}"),
+            PeerError::PortInUse(why) => write!(f, "test peer could not bind its port: {why}"),
         }
     }
 }
@@ -157,8 +161,27 @@ fn make_certs() -> Result<PathBuf, PeerError> {
             let _kept = scratch.keep();
         }
     }
-    // A no-op on a complete PKI; completes (regenerates) one that was damaged since.
-    run_script(Command::new("bash").arg(&gen).arg(&dir))?;
+    // Files only ever appear all at once (rename), so a missing one means someone deleted it.
+    for stem in [
+        "ca",
+        "server",
+        "client",
+        "other-client",
+        "expired-server",
+        "wrong-host-server",
+    ] {
+        for ext in ["pem", "key"] {
+            let file = dir.join(format!("{stem}.{ext}"));
+            if !file.exists() {
+                let msg = format!(
+                    "{} is missing: delete {} to regenerate",
+                    file.display(),
+                    dir.display()
+                );
+                return Err(PeerError::Failed(msg));
+            }
+        }
+    }
     Ok(dir)
 }
 
@@ -175,14 +198,12 @@ fn run_script(cmd: &mut Command) -> Result<String, PeerError> {
     match out.status.code() {
         Some(0) => Ok(stdout),
         Some(EXIT_NOT_INSTALLED) => Err(PeerError::NotInstalled(stderr.trim().to_owned())),
-        Some(EXIT_PORT_IN_USE) => Err(PeerError::Failed(format!("{PORT_IN_USE}: {stderr}"))),
+        Some(EXIT_PORT_IN_USE) => Err(PeerError::PortInUse(stderr)),
         code => Err(PeerError::Failed(format!(
             "{cmd:?} exited with {code:?}\n--- stderr ---\n{stderr}--- stdout ---\n{stdout}"
         ))),
     }
 }
-
-const PORT_IN_USE: &str = "port in use";
 
 /// A listener of a peer: transport, framing and TLS mode. `name()` is the name the peer
 /// scripts use for its port variable and its output file.
@@ -516,9 +537,7 @@ impl Peer {
                     peer.wait_accepting()?;
                     return Ok(peer);
                 }
-                Err(PeerError::Failed(msg)) if msg.starts_with(PORT_IN_USE) => {
-                    last_err = Some(PeerError::Failed(msg));
-                }
+                Err(err @ PeerError::PortInUse(_)) => last_err = Some(err),
                 Err(err) => return Err(err),
             }
         }
