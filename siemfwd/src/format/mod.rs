@@ -17,8 +17,19 @@
 //! Layout: one file per header and per body (`rfc5424.rs`, `rfc3164.rs`,
 //! `kv.rs`, `json.rs`), shared escaping in `escape.rs`, each with its tests.
 
+mod civil;
+pub mod escape;
+mod json;
+mod kv;
+pub mod pri;
+mod rfc3164;
+mod rfc5424;
+
 use serde::Deserialize;
 
+pub use escape::truncate_utf8;
+
+use crate::counters;
 use crate::record::Record;
 
 /// Which syslog header to write.
@@ -138,10 +149,37 @@ impl Default for FormatConfig {
 }
 
 /// The runtime formatter, built once from a [`FormatConfig`].
+///
+/// It keeps per-second timestamp caches, hence `encode(&mut self, …)`: use
+/// one formatter per task.
 #[derive(Debug)]
 pub struct Formatter {
-    // filled in by the implementation
+    header: Header,
+    body: Body,
+    /// UTF-8 BOM before MSG (RFC 5424 only; refused at build for 3164).
+    bom: bool,
+    /// Field names left out of the body.
+    exclude: Vec<Box<[u8]>>,
+    /// `Some(policy)` when the message will be LF-framed.
+    newline: Option<NewlinePolicy>,
 }
+
+/// The header, chosen at build time (enum dispatch, no `Box<dyn>`).
+#[derive(Debug)]
+enum Header {
+    Rfc5424(rfc5424::Rfc5424),
+    Rfc3164(rfc3164::Rfc3164),
+}
+
+/// The body, chosen at build time.
+#[derive(Debug)]
+enum Body {
+    Kv(kv::Kv),
+    Json,
+}
+
+/// The UTF-8 byte order mark RFC 5424 §6.4 puts before a UTF-8 MSG.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl Formatter {
     /// Validate `config` and pre-render the constant parts of the header.
@@ -149,20 +187,180 @@ impl Formatter {
     /// # Errors
     /// [`Error::Config`] naming the key (`format.app_name`, …) and the rule.
     pub fn build(config: &FormatConfig, constraints: Constraints) -> Result<Self, Error> {
-        let _ = (config, constraints);
-        todo!("format helper")
+        let facility = pri::parse_facility(&config.facility)?;
+        let severity = pri::parse_severity(&config.severity)?;
+        let newline = constraints.newline_terminated.then_some(config.newline);
+        let header = match config.rfc {
+            Rfc::Rfc5424 => {
+                if config.timezone.is_some() {
+                    return Err(Error::Config {
+                        key: "format.timezone".to_owned(),
+                        problem: "RFC 5424 timestamps are always written in UTC (unambiguous \
+                                  for every receiver); the zone applies only to \
+                                  format.rfc = \"rfc3164\", remove it"
+                            .to_owned(),
+                    });
+                }
+                Header::Rfc5424(rfc5424::Rfc5424::build(
+                    config,
+                    facility,
+                    severity,
+                    default_hostname,
+                )?)
+            }
+            Rfc::Rfc3164 => Header::Rfc3164(rfc3164::Rfc3164::build(
+                config,
+                facility,
+                severity,
+                default_hostname,
+            )?),
+        };
+        let body = match &config.body {
+            BodyConfig::Kv { separator } => Body::Kv(kv::Kv::build(separator, newline)?),
+            BodyConfig::Json => Body::Json,
+        };
+        Ok(Self {
+            header,
+            body,
+            bom: config.bom,
+            exclude: config
+                .exclude_fields
+                .iter()
+                .map(|f| f.as_bytes().into())
+                .collect(),
+            newline,
+        })
     }
 
     /// Append one complete syslog message for `record` to `out` (no framing,
     /// no trailing newline).
     ///
+    /// The MSG part (` ` + body) is left out when the body is empty (a `kv`
+    /// body of a record with no fields left). With `bom = true` the BOM is
+    /// written only when the body is valid UTF-8: RFC 5424 §6.4 reserves it
+    /// for UTF-8 MSG, and a `kv` body passes non-UTF-8 bytes through as
+    /// MSG-ANY.
+    ///
     /// # Errors
     /// [`Error::Refused`] when the record breaks a configured policy; `out`
-    /// is then left as it was.
+    /// is then left as it was. Refusals are counted in
+    /// `counters::COUNTERS.records_refused` here, not by the caller.
     pub fn encode(&mut self, record: &Record<'_>, out: &mut Vec<u8>) -> Result<(), Error> {
-        let _ = (record, out);
-        todo!("format helper")
+        let start = out.len();
+        let mut tally = Tally::default();
+        match self.encode_into(record, out, &mut tally) {
+            Ok(()) => {
+                tally.commit();
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(start);
+                counters::add(&counters::COUNTERS.records_refused, 1);
+                Err(e)
+            }
+        }
     }
+
+    fn encode_into(
+        &mut self,
+        record: &Record<'_>,
+        out: &mut Vec<u8>,
+        tally: &mut Tally,
+    ) -> Result<(), Error> {
+        match &mut self.header {
+            Header::Rfc5424(h) => h.write(record, out, self.newline, tally)?,
+            Header::Rfc3164(h) => h.write(record, out),
+        }
+        let msg_start = out.len();
+        out.push(b' ');
+        if self.bom {
+            out.extend_from_slice(BOM);
+        }
+        let body_start = out.len();
+        let exclude = &self.exclude;
+        let fields = record
+            .fields
+            .iter()
+            .filter(|f| !exclude.iter().any(|e| **e == *f.key));
+        match &self.body {
+            Body::Kv(kv) => {
+                kv.write(fields, out, self.newline, tally)?;
+                if out.len() == body_start {
+                    out.truncate(msg_start);
+                } else if self.bom && std::str::from_utf8(&out[body_start..]).is_err() {
+                    // Rare path: the MSG is not UTF-8, so it must not claim to
+                    // be (RFC 5424 §6.4); move the body back over the BOM.
+                    out.drain(body_start - BOM.len()..body_start);
+                }
+            }
+            // Always UTF-8 and never empty (`{}` at least).
+            Body::Json => json::write(fields, out, tally),
+        }
+        Ok(())
+    }
+}
+
+/// Counts gathered while encoding one record, added to the global counters
+/// only when the record is accepted (a refused record changed nothing).
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    /// CR/LF escaped for LF framing.
+    pub newlines_escaped: u64,
+    /// Keys or values rendered lossily because they were not UTF-8.
+    pub invalid_utf8_values: u64,
+}
+
+impl Tally {
+    fn commit(&self) {
+        if self.newlines_escaped > 0 {
+            counters::add(&counters::COUNTERS.newlines_escaped, self.newlines_escaped);
+        }
+        if self.invalid_utf8_values > 0 {
+            counters::add(
+                &counters::COUNTERS.invalid_utf8_values,
+                self.invalid_utf8_values,
+            );
+        }
+    }
+}
+
+/// The refusal for a CR/LF under `newline = "refuse"`; `part` says where.
+pub(crate) fn refused(field: &[u8], part: &str) -> Error {
+    // Keys are short in practice; cap what goes into a log line anyway.
+    let shown = &field[..truncate_utf8(field, 64)];
+    Error::Refused(format!(
+        "field {:?} holds a CR or LF in its {part}, and format.newline = \"refuse\" \
+         under LF framing",
+        String::from_utf8_lossy(shown)
+    ))
+}
+
+/// This host's name as a HOSTNAME: printable ASCII only (RFC 5424 §6.2.4),
+/// at most 255 bytes; NILVALUE if nothing is left. Any change is counted in
+/// `header_fields_sanitized`.
+fn default_hostname() -> Vec<u8> {
+    let raw = gethostname::gethostname();
+    let (name, changed) = sanitize_hostname(raw.to_string_lossy().as_bytes());
+    if changed {
+        counters::add(&counters::COUNTERS.header_fields_sanitized, 1);
+    }
+    name
+}
+
+/// Keep PRINTUSASCII bytes, cut to [`rfc5424::HOSTNAME_MAX`]; `-` if empty.
+/// Returns the name and whether it differs from `raw`.
+fn sanitize_hostname(raw: &[u8]) -> (Vec<u8>, bool) {
+    let mut name: Vec<u8> = raw
+        .iter()
+        .copied()
+        .filter(|&b| escape::is_printusascii(b))
+        .collect();
+    name.truncate(rfc5424::HOSTNAME_MAX);
+    let changed = name != raw;
+    if name.is_empty() {
+        name.push(b'-');
+    }
+    (name, changed)
 }
 
 /// Options a sink imposes on the formatter (decided when the pipeline is
