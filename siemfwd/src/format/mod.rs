@@ -390,3 +390,393 @@ pub enum Error {
     #[error("record refused: {0}")]
     Refused(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::record::{Field, LogTime};
+
+    const LF: Constraints = Constraints {
+        newline_terminated: true,
+    };
+
+    /// 2023-11-15T06:13:20Z, the seed's verified example time.
+    fn seed_record() -> Record<'static> {
+        Record {
+            time: LogTime::new(1_700_028_800, 0).expect("valid time"),
+            fields: vec![
+                Field::borrowed(b"__topic__", b"t1"),
+                Field::borrowed(b"__source__", b"10.0.0.1"),
+                Field::borrowed(b"__tag__:__hostname__", b"h1"),
+                Field::borrowed(b"k", "v ü".as_bytes()),
+            ],
+        }
+    }
+
+    fn config() -> FormatConfig {
+        FormatConfig {
+            hostname: Some("localhost".into()),
+            ..FormatConfig::default()
+        }
+    }
+
+    fn encode(config: &FormatConfig, c: Constraints, r: &Record<'_>) -> Result<Vec<u8>, Error> {
+        let mut f = Formatter::build(config, c)?;
+        let mut out = Vec::new();
+        f.encode(r, &mut out)?;
+        Ok(out)
+    }
+
+    fn text(out: &[u8]) -> String {
+        String::from_utf8_lossy(out).into_owned()
+    }
+
+    #[test]
+    fn rfc5424_message_always_has_sd_field() {
+        // The seed wrote `… - - - ||__topic__…` with no SD: four fields after
+        // HOSTNAME instead of five. Here MSG follows `-` (SD) after MSGID.
+        let out = encode(&config(), Constraints::default(), &seed_record()).expect("ok");
+        assert_eq!(
+            text(&out),
+            "<14>1 2023-11-15T06:13:20.000000Z localhost siemfwd - - - \
+             ||__topic__=t1||__source__=10.0.0.1||__tag__:__hostname__=h1||k=v ü"
+        );
+    }
+
+    #[test]
+    fn rfc3164_message_layout() {
+        let c = FormatConfig {
+            rfc: Rfc::Rfc3164,
+            timezone: Some("Asia/Shanghai".into()),
+            ..config()
+        };
+        let out = encode(&c, Constraints::default(), &seed_record()).expect("ok");
+        assert_eq!(
+            text(&out),
+            "<14>Nov 15 14:13:20 localhost siemfwd: \
+             ||__topic__=t1||__source__=10.0.0.1||__tag__:__hostname__=h1||k=v ü"
+        );
+    }
+
+    #[test]
+    fn json_body_follows_the_header() {
+        let c = FormatConfig {
+            body: BodyConfig::Json,
+            ..config()
+        };
+        let out = encode(&c, Constraints::default(), &seed_record()).expect("ok");
+        assert_eq!(
+            text(&out),
+            "<14>1 2023-11-15T06:13:20.000000Z localhost siemfwd - - - \
+             {\"__topic__\":\"t1\",\"__source__\":\"10.0.0.1\",\
+             \"__tag__:__hostname__\":\"h1\",\"k\":\"v ü\"}"
+        );
+    }
+
+    #[test]
+    fn bom_starts_a_utf8_msg_when_enabled() {
+        let c = FormatConfig {
+            bom: true,
+            ..config()
+        };
+        let out = encode(&c, Constraints::default(), &seed_record()).expect("ok");
+        let msg = b" - - - \xEF\xBB\xBF||__topic__=t1";
+        assert!(out.windows(msg.len()).any(|w| w == msg), "{}", text(&out));
+        let c = FormatConfig {
+            bom: true,
+            body: BodyConfig::Json,
+            ..config()
+        };
+        let out = encode(&c, Constraints::default(), &seed_record()).expect("ok");
+        assert!(out.windows(4).any(|w| w == b"\xEF\xBB\xBF{"));
+    }
+
+    #[test]
+    fn bom_is_off_by_default() {
+        let out = encode(&config(), Constraints::default(), &seed_record()).expect("ok");
+        assert!(!out.windows(3).any(|w| w == BOM));
+    }
+
+    #[test]
+    fn bom_is_not_written_before_a_non_utf8_msg() {
+        let c = FormatConfig {
+            bom: true,
+            ..config()
+        };
+        let r = Record {
+            time: LogTime::default(),
+            fields: vec![Field::borrowed(b"k", b"\xff\xfe")],
+        };
+        let out = encode(&c, Constraints::default(), &r).expect("ok");
+        assert!(out.ends_with(b" - - - ||k=\xff\xfe"), "{}", text(&out));
+        assert!(!out.windows(3).any(|w| w == BOM));
+    }
+
+    #[test]
+    fn empty_body_leaves_out_msg() {
+        let r = Record {
+            time: LogTime::default(),
+            fields: vec![Field::borrowed(b"drop", b"x")],
+        };
+        let c = FormatConfig {
+            exclude_fields: vec!["drop".into()],
+            bom: true,
+            ..config()
+        };
+        let out = encode(&c, Constraints::default(), &r).expect("ok");
+        assert_eq!(
+            text(&out),
+            "<14>1 1970-01-01T00:00:00.000000Z localhost siemfwd - - -"
+        );
+    }
+
+    #[test]
+    fn excluded_fields_are_left_out_of_the_body_but_not_of_sd() {
+        let c = FormatConfig {
+            exclude_fields: vec!["__source__".into(), "k".into()],
+            structured_data: Some(StructuredDataConfig {
+                id: "siemfwd@32473".into(),
+                fields: vec!["__source__".into()],
+            }),
+            ..config()
+        };
+        let out = encode(&c, Constraints::default(), &seed_record()).expect("ok");
+        assert!(
+            out.ends_with(
+                b" - - [siemfwd@32473 __source__=\"10.0.0.1\"] \
+                  ||__topic__=t1||__tag__:__hostname__=h1"
+            ),
+            "{}",
+            text(&out)
+        );
+    }
+
+    #[test]
+    fn lf_framing_escapes_newlines_in_body_and_sd() {
+        let c = FormatConfig {
+            structured_data: Some(StructuredDataConfig {
+                id: "x@1".into(),
+                fields: vec!["m".into()],
+            }),
+            ..config()
+        };
+        let r = Record {
+            time: LogTime::default(),
+            fields: vec![Field::borrowed(b"m", b"line1\nline2\r\\")],
+        };
+        let before = counters::COUNTERS.newlines_escaped.load(Ordering::Relaxed);
+        let out = encode(&c, LF, &r).expect("ok");
+        assert!(
+            out.ends_with(br#" - - [x@1 m="line1\nline2\r\\"] ||m=line1\nline2\r\\"#),
+            "{}",
+            text(&out)
+        );
+        let after = counters::COUNTERS.newlines_escaped.load(Ordering::Relaxed);
+        assert!(after - before >= 4, "escapes counted: {}", after - before);
+    }
+
+    #[test]
+    fn newlines_are_kept_without_lf_framing() {
+        let r = Record {
+            time: LogTime::default(),
+            fields: vec![Field::borrowed(b"m", b"a\nb")],
+        };
+        let out = encode(&config(), Constraints::default(), &r).expect("ok");
+        assert!(out.ends_with(b"||m=a\nb"));
+    }
+
+    #[test]
+    fn refused_record_leaves_out_unchanged_and_is_counted() {
+        let c = FormatConfig {
+            newline: NewlinePolicy::Refuse,
+            ..config()
+        };
+        let mut f = Formatter::build(&c, LF).expect("valid");
+        let mut out = b"earlier message".to_vec();
+        let r = Record {
+            time: LogTime::default(),
+            fields: vec![Field::borrowed(b"a", b"ok"), Field::borrowed(b"m", b"a\rb")],
+        };
+        let before = counters::COUNTERS.records_refused.load(Ordering::Relaxed);
+        let res = f.encode(&r, &mut out);
+        assert!(
+            matches!(res, Err(Error::Refused(ref why)) if why.contains("\"m\"")),
+            "{res:?}"
+        );
+        assert_eq!(out, b"earlier message");
+        assert!(counters::COUNTERS.records_refused.load(Ordering::Relaxed) > before);
+        // The formatter is still usable.
+        let r = Record {
+            time: LogTime::default(),
+            fields: vec![Field::borrowed(b"a", b"ok")],
+        };
+        assert!(f.encode(&r, &mut out).is_ok());
+        assert!(out.starts_with(b"earlier message<14>1 "));
+    }
+
+    #[test]
+    fn newline_refuse_without_lf_framing_refuses_nothing() {
+        let c = FormatConfig {
+            newline: NewlinePolicy::Refuse,
+            ..config()
+        };
+        let r = Record {
+            time: LogTime::default(),
+            fields: vec![Field::borrowed(b"m", b"a\nb")],
+        };
+        assert!(encode(&c, Constraints::default(), &r).is_ok());
+    }
+
+    #[test]
+    fn timezone_with_rfc5424_is_refused() {
+        let c = FormatConfig {
+            timezone: Some("UTC".into()),
+            ..config()
+        };
+        assert!(matches!(
+            Formatter::build(&c, Constraints::default()),
+            Err(Error::Config { ref key, .. }) if key == "format.timezone"
+        ));
+    }
+
+    #[test]
+    fn bad_facility_is_refused_at_build() {
+        let c = FormatConfig {
+            facility: "local8".into(),
+            ..config()
+        };
+        let err = Formatter::build(&c, Constraints::default());
+        let Err(e) = err else {
+            panic!("local8 must be refused");
+        };
+        let msg = e.to_string();
+        assert!(msg.starts_with("format.facility: "), "{msg}");
+        assert!(msg.contains("local7"), "{msg}");
+    }
+
+    #[test]
+    fn default_hostname_is_printable_ascii_within_255() {
+        let c = FormatConfig::default();
+        let mut f = Formatter::build(&c, Constraints::default()).expect("valid");
+        let mut out = Vec::new();
+        f.encode(&seed_record(), &mut out).expect("ok");
+        // `<14>1 TIMESTAMP HOSTNAME siemfwd - - - MSG`
+        let host = out.split(|&b| b == b' ').nth(2).expect("hostname field");
+        assert!(!host.is_empty() && host.len() <= 255);
+        assert!(host.iter().all(|&b| escape::is_printusascii(b)));
+    }
+
+    #[test]
+    fn hostname_sanitizing_drops_unprintable_bytes_and_cuts_to_255() {
+        assert_eq!(sanitize_hostname(b"web01"), (b"web01".to_vec(), false));
+        assert_eq!(sanitize_hostname(b"we b\t01"), (b"web01".to_vec(), true));
+        assert_eq!(
+            sanitize_hostname("hôte".as_bytes()),
+            (b"hte".to_vec(), true)
+        );
+        assert_eq!(sanitize_hostname(b" "), (b"-".to_vec(), true));
+        let (long, changed) = sanitize_hostname(&[b'h'; 300]);
+        assert_eq!((long.len(), changed), (255, true));
+    }
+
+    #[test]
+    fn config_reads_from_toml() {
+        let c: FormatConfig = toml::from_str(
+            r#"
+            rfc = "rfc3164"
+            facility = "local0"
+            timezone = "UTC"
+            exclude_fields = ["__source__"]
+            body = { type = "kv", separator = " " }
+            "#,
+        )
+        .expect("valid TOML");
+        assert_eq!(c.rfc, Rfc::Rfc3164);
+        assert_eq!(
+            c.body,
+            BodyConfig::Kv {
+                separator: " ".into()
+            }
+        );
+        let c: FormatConfig = toml::from_str("body = { type = \"json\" }").expect("valid");
+        assert_eq!(c.body, BodyConfig::Json);
+        assert_eq!(c.app_name, "siemfwd");
+        assert!(toml::from_str::<FormatConfig>("app = \"x\"").is_err());
+    }
+
+    fn any_record() -> impl Strategy<Value = (i64, u32, Vec<(Vec<u8>, Vec<u8>)>)> {
+        let bytes = |n| {
+            proptest::collection::vec(
+                prop_oneof![
+                    Just(b'\r'),
+                    Just(b'\n'),
+                    Just(b'\\'),
+                    Just(b'"'),
+                    any::<u8>()
+                ],
+                0..n,
+            )
+        };
+        (
+            -100_000_000_000i64..300_000_000_000,
+            0u32..1_000_000_000,
+            proptest::collection::vec((bytes(6), bytes(20)), 0..6),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn lf_escaped_output_never_contains_raw_cr_or_lf(
+            (secs, nanos, kvs) in any_record(),
+            json in any::<bool>(),
+            rfc3164 in any::<bool>(),
+        ) {
+            let mut c = config();
+            if json {
+                c.body = BodyConfig::Json;
+            }
+            if rfc3164 {
+                c.rfc = Rfc::Rfc3164;
+                c.timezone = Some("UTC".into());
+            } else {
+                // Fields named like the generated keys may or may not exist.
+                c.structured_data = Some(StructuredDataConfig {
+                    id: "x@1".into(),
+                    fields: vec!["a".into(), "b".into()],
+                });
+            }
+            let mut fields: Vec<Field<'_>> =
+                kvs.iter().map(|(k, v)| Field::borrowed(k, v)).collect();
+            fields.push(Field::borrowed(b"a", b"x\ny"));
+            let r = Record { time: LogTime::new(secs, nanos).expect("valid"), fields };
+            let out = encode(&c, LF, &r);
+            prop_assert!(out.is_ok());
+            let out = out.unwrap_or_default();
+            prop_assert!(memchr::memchr2(b'\r', b'\n', &out).is_none(), "{}", text(&out));
+        }
+
+        #[test]
+        fn refused_or_encoded_never_leaves_a_raw_newline(
+            (secs, nanos, kvs) in any_record(),
+        ) {
+            let c = FormatConfig { newline: NewlinePolicy::Refuse, ..config() };
+            let fields: Vec<Field<'_>> = kvs.iter().map(|(k, v)| Field::borrowed(k, v)).collect();
+            let r = Record { time: LogTime::new(secs, nanos).expect("valid"), fields };
+            let has_newline = kvs
+                .iter()
+                .any(|(k, v)| memchr::memchr2(b'\r', b'\n', k).is_some() || memchr::memchr2(b'\r', b'\n', v).is_some());
+            match encode(&c, LF, &r) {
+                Ok(out) => {
+                    prop_assert!(!has_newline);
+                    prop_assert!(memchr::memchr2(b'\r', b'\n', &out).is_none());
+                }
+                Err(Error::Refused(_)) => prop_assert!(has_newline),
+                Err(e) => prop_assert!(false, "unexpected {e}"),
+            }
+        }
+    }
+}
