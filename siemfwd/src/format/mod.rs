@@ -708,7 +708,10 @@ mod tests {
         assert!(toml::from_str::<FormatConfig>("app = \"x\"").is_err());
     }
 
-    fn any_record() -> impl Strategy<Value = (i64, u32, Vec<(Vec<u8>, Vec<u8>)>)> {
+    /// Unix seconds, nanoseconds and raw key/value pairs of a record.
+    type RawRecord = (i64, u32, Vec<(Vec<u8>, Vec<u8>)>);
+
+    fn any_record() -> impl Strategy<Value = RawRecord> {
         let bytes = |n| {
             proptest::collection::vec(
                 prop_oneof![
