@@ -84,26 +84,28 @@ impl LocalClock {
                 .map(|ts| i64::from(self.zone.to_offset(ts).seconds()))
                 .unwrap_or(0);
             let c = Civil::from_unix(secs.saturating_add(offset));
-            let mut s = Vec::with_capacity(15);
-            s.extend_from_slice(MONTHS[usize::from(c.month - 1)]);
-            s.push(b' ');
+            // Render straight into `out`, keep a copy for this second.
+            let start = out.len();
+            out.extend_from_slice(MONTHS[usize::from(c.month - 1)]);
+            out.push(b' ');
             if c.day < 10 {
-                s.push(b' ');
-                s.push(b'0' + c.day);
+                out.push(b' ');
+                out.push(b'0' + c.day);
             } else {
-                push2(&mut s, c.day);
+                push2(out, c.day);
             }
-            s.push(b' ');
-            push2(&mut s, c.hour);
-            s.push(b':');
-            push2(&mut s, c.minute);
-            s.push(b':');
-            push2(&mut s, c.second);
-            self.stamp.copy_from_slice(&s);
+            out.push(b' ');
+            push2(out, c.hour);
+            out.push(b':');
+            push2(out, c.minute);
+            out.push(b':');
+            push2(out, c.second);
+            self.stamp.copy_from_slice(&out[start..]);
             self.secs = secs;
             self.valid = true;
+        } else {
+            out.extend_from_slice(&self.stamp);
         }
-        out.extend_from_slice(&self.stamp);
     }
 }
 

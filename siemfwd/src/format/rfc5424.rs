@@ -245,27 +245,30 @@ impl UtcClock {
             return;
         }
         if !self.valid || self.secs != secs {
+            // Render straight into `out`, then keep a copy for the next
+            // records of this second.
+            let start = out.len();
             let c = Civil::from_unix(secs);
-            let mut p = Vec::with_capacity(19);
             // 0 ≤ year ≤ 9999 here, so both halves fit two digits.
             let year = c.year as u16;
-            push2(&mut p, (year / 100) as u8);
-            push2(&mut p, (year % 100) as u8);
-            p.push(b'-');
-            push2(&mut p, c.month);
-            p.push(b'-');
-            push2(&mut p, c.day);
-            p.push(b'T');
-            push2(&mut p, c.hour);
-            p.push(b':');
-            push2(&mut p, c.minute);
-            p.push(b':');
-            push2(&mut p, c.second);
-            self.prefix.copy_from_slice(&p);
+            push2(out, (year / 100) as u8);
+            push2(out, (year % 100) as u8);
+            out.push(b'-');
+            push2(out, c.month);
+            out.push(b'-');
+            push2(out, c.day);
+            out.push(b'T');
+            push2(out, c.hour);
+            out.push(b':');
+            push2(out, c.minute);
+            out.push(b':');
+            push2(out, c.second);
+            self.prefix.copy_from_slice(&out[start..]);
             self.secs = secs;
             self.valid = true;
+        } else {
+            out.extend_from_slice(&self.prefix);
         }
-        out.extend_from_slice(&self.prefix);
         out.push(b'.');
         let mut micros = time.nanos() / 1000;
         let mut digits = [b'0'; 6];
