@@ -1,4 +1,4 @@
-//! Formats: turn a [`Record`](crate::record::Record) into the bytes of one
+//! Formats: turn a [`Record`] into the bytes of one
 //! syslog message.
 //!
 //! A message is a *header* (RFC 5424 or RFC 3164) followed by a *body* (`kv`,
@@ -15,7 +15,32 @@
 //! of the header, so [`Formatter::encode`] on the hot path only appends.
 //!
 //! Layout: one file per header and per body (`rfc5424.rs`, `rfc3164.rs`,
-//! `kv.rs`, `json.rs`), shared escaping in `escape.rs`, each with its tests.
+//! `kv.rs`, `json.rs`), shared escaping in `escape.rs`, facility/severity in
+//! `pri.rs`, date arithmetic in `civil.rs`, each with its tests. [`Formatter`]
+//! dispatches on two enums chosen at build time (no `Box<dyn>`).
+//!
+//! Decisions that hold across the files (details in each file's doc):
+//!
+//! - **Config mistakes are refused at build, never repaired silently**: bad
+//!   facility, over-long or non-printable header fields, an invalid RFC 3164
+//!   TAG, an unregistered SD-ID, keys that mean nothing for the chosen RFC
+//!   (`timezone` with RFC 5424, `msgid`/`structured_data`/`bom` with RFC
+//!   3164). Only the default hostname, which the user did not write, is
+//!   cleaned (and counted in `header_fields_sanitized`).
+//! - **The MSG of RFC 5424 (§6.4)**: the BOM is off by default (many SIEM
+//!   parsers show it as garbage), and even with `bom = true` it is written
+//!   only when the body is valid UTF-8, since a `kv` body passes non-UTF-8
+//!   bytes through unchanged (MSG-ANY). An empty body leaves out ` MSG`.
+//! - **LF framing** ([`Constraints::newline_terminated`]): every part of the
+//!   message is CR/LF-free — header fields by validation, SD values and the
+//!   `kv` body by escaping (or refusal, `format.newline = "refuse"`), the
+//!   `json` body by construction.
+//! - **A refused record changes nothing**: `encode` truncates `out` back and
+//!   the escape/UTF-8 counters are only added for records that were
+//!   written. `records_refused` is counted here, so callers must not count
+//!   the same refusal again.
+//! - **Cuts for size** are the sinks' business (the datagram cap applies to
+//!   the whole message); [`truncate_utf8`] gives them a UTF-8-safe length.
 
 mod civil;
 pub mod escape;
