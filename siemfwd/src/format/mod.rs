@@ -1,4 +1,4 @@
-//! Formats: turn a [`Record`](crate::record::Record) into the bytes of one
+//! Formats: turn a [`Record`] into the bytes of one
 //! syslog message.
 //!
 //! A message is a *header* (RFC 5424 or RFC 3164) followed by a *body* (`kv`,
@@ -15,10 +15,46 @@
 //! of the header, so [`Formatter::encode`] on the hot path only appends.
 //!
 //! Layout: one file per header and per body (`rfc5424.rs`, `rfc3164.rs`,
-//! `kv.rs`, `json.rs`), shared escaping in `escape.rs`, each with its tests.
+//! `kv.rs`, `json.rs`), shared escaping in `escape.rs`, facility/severity in
+//! `pri.rs`, date arithmetic in `civil.rs`, each with its tests. [`Formatter`]
+//! dispatches on two enums chosen at build time (no `Box<dyn>`).
+//!
+//! Decisions that hold across the files (details in each file's doc):
+//!
+//! - **Config mistakes are refused at build, never repaired silently**: bad
+//!   facility, over-long or non-printable header fields, an invalid RFC 3164
+//!   TAG, an unregistered SD-ID, keys that mean nothing for the chosen RFC
+//!   (`timezone` with RFC 5424, `msgid`/`structured_data`/`bom` with RFC
+//!   3164). Only the default hostname, which the user did not write, is
+//!   cleaned (and counted in `header_fields_sanitized`).
+//! - **The MSG of RFC 5424 (§6.4)**: the BOM is off by default (many SIEM
+//!   parsers show it as garbage), and even with `bom = true` it is written
+//!   only when the body is valid UTF-8, since a `kv` body passes non-UTF-8
+//!   bytes through unchanged (MSG-ANY). An empty body leaves out ` MSG`.
+//! - **LF framing** ([`Constraints::newline_terminated`]): every part of the
+//!   message is CR/LF-free — header fields by validation, SD values and the
+//!   `kv` body by escaping (or refusal, `format.newline = "refuse"`), the
+//!   `json` body by construction.
+//! - **A refused record changes nothing**: `encode` truncates `out` back and
+//!   the escape/UTF-8 counters are only added for records that were
+//!   written. `records_refused` is counted here, so callers must not count
+//!   the same refusal again.
+//! - **Cuts for size** are the sinks' business (the datagram cap applies to
+//!   the whole message); [`truncate_utf8`] gives them a UTF-8-safe length.
+
+mod civil;
+pub mod escape;
+mod json;
+mod kv;
+pub mod pri;
+mod rfc3164;
+mod rfc5424;
 
 use serde::Deserialize;
 
+pub use escape::truncate_utf8;
+
+use crate::counters;
 use crate::record::Record;
 
 /// Which syslog header to write.
@@ -138,10 +174,37 @@ impl Default for FormatConfig {
 }
 
 /// The runtime formatter, built once from a [`FormatConfig`].
+///
+/// It keeps per-second timestamp caches, hence `encode(&mut self, …)`: use
+/// one formatter per task.
 #[derive(Debug)]
 pub struct Formatter {
-    // filled in by the implementation
+    header: Header,
+    body: Body,
+    /// UTF-8 BOM before MSG (RFC 5424 only; refused at build for 3164).
+    bom: bool,
+    /// Field names left out of the body.
+    exclude: Vec<Box<[u8]>>,
+    /// `Some(policy)` when the message will be LF-framed.
+    newline: Option<NewlinePolicy>,
 }
+
+/// The header, chosen at build time (enum dispatch, no `Box<dyn>`).
+#[derive(Debug)]
+enum Header {
+    Rfc5424(rfc5424::Rfc5424),
+    Rfc3164(rfc3164::Rfc3164),
+}
+
+/// The body, chosen at build time.
+#[derive(Debug)]
+enum Body {
+    Kv(kv::Kv),
+    Json,
+}
+
+/// The UTF-8 byte order mark RFC 5424 §6.4 puts before a UTF-8 MSG.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl Formatter {
     /// Validate `config` and pre-render the constant parts of the header.
@@ -149,20 +212,180 @@ impl Formatter {
     /// # Errors
     /// [`Error::Config`] naming the key (`format.app_name`, …) and the rule.
     pub fn build(config: &FormatConfig, constraints: Constraints) -> Result<Self, Error> {
-        let _ = (config, constraints);
-        todo!("format helper")
+        let facility = pri::parse_facility(&config.facility)?;
+        let severity = pri::parse_severity(&config.severity)?;
+        let newline = constraints.newline_terminated.then_some(config.newline);
+        let header = match config.rfc {
+            Rfc::Rfc5424 => {
+                if config.timezone.is_some() {
+                    return Err(Error::Config {
+                        key: "format.timezone".to_owned(),
+                        problem: "RFC 5424 timestamps are always written in UTC (unambiguous \
+                                  for every receiver); the zone applies only to \
+                                  format.rfc = \"rfc3164\", remove it"
+                            .to_owned(),
+                    });
+                }
+                Header::Rfc5424(rfc5424::Rfc5424::build(
+                    config,
+                    facility,
+                    severity,
+                    default_hostname,
+                )?)
+            }
+            Rfc::Rfc3164 => Header::Rfc3164(rfc3164::Rfc3164::build(
+                config,
+                facility,
+                severity,
+                default_hostname,
+            )?),
+        };
+        let body = match &config.body {
+            BodyConfig::Kv { separator } => Body::Kv(kv::Kv::build(separator, newline)?),
+            BodyConfig::Json => Body::Json,
+        };
+        Ok(Self {
+            header,
+            body,
+            bom: config.bom,
+            exclude: config
+                .exclude_fields
+                .iter()
+                .map(|f| f.as_bytes().into())
+                .collect(),
+            newline,
+        })
     }
 
     /// Append one complete syslog message for `record` to `out` (no framing,
     /// no trailing newline).
     ///
+    /// The MSG part (` ` + body) is left out when the body is empty (a `kv`
+    /// body of a record with no fields left). With `bom = true` the BOM is
+    /// written only when the body is valid UTF-8: RFC 5424 §6.4 reserves it
+    /// for UTF-8 MSG, and a `kv` body passes non-UTF-8 bytes through as
+    /// MSG-ANY.
+    ///
     /// # Errors
     /// [`Error::Refused`] when the record breaks a configured policy; `out`
-    /// is then left as it was.
+    /// is then left as it was. Refusals are counted in
+    /// `counters::COUNTERS.records_refused` here, not by the caller.
     pub fn encode(&mut self, record: &Record<'_>, out: &mut Vec<u8>) -> Result<(), Error> {
-        let _ = (record, out);
-        todo!("format helper")
+        let start = out.len();
+        let mut tally = Tally::default();
+        match self.encode_into(record, out, &mut tally) {
+            Ok(()) => {
+                tally.commit();
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(start);
+                counters::add(&counters::COUNTERS.records_refused, 1);
+                Err(e)
+            }
+        }
     }
+
+    fn encode_into(
+        &mut self,
+        record: &Record<'_>,
+        out: &mut Vec<u8>,
+        tally: &mut Tally,
+    ) -> Result<(), Error> {
+        match &mut self.header {
+            Header::Rfc5424(h) => h.write(record, out, self.newline, tally)?,
+            Header::Rfc3164(h) => h.write(record, out),
+        }
+        let msg_start = out.len();
+        out.push(b' ');
+        if self.bom {
+            out.extend_from_slice(BOM);
+        }
+        let body_start = out.len();
+        let exclude = &self.exclude;
+        let fields = record
+            .fields
+            .iter()
+            .filter(|f| !exclude.iter().any(|e| **e == *f.key));
+        match &self.body {
+            Body::Kv(kv) => {
+                kv.write(fields, out, self.newline, tally)?;
+                if out.len() == body_start {
+                    out.truncate(msg_start);
+                } else if self.bom && std::str::from_utf8(&out[body_start..]).is_err() {
+                    // Rare path: the MSG is not UTF-8, so it must not claim to
+                    // be (RFC 5424 §6.4); move the body back over the BOM.
+                    out.drain(body_start - BOM.len()..body_start);
+                }
+            }
+            // Always UTF-8 and never empty (`{}` at least).
+            Body::Json => json::write(fields, out, tally),
+        }
+        Ok(())
+    }
+}
+
+/// Counts gathered while encoding one record, added to the global counters
+/// only when the record is accepted (a refused record changed nothing).
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    /// CR/LF escaped for LF framing.
+    pub newlines_escaped: u64,
+    /// Keys or values rendered lossily because they were not UTF-8.
+    pub invalid_utf8_values: u64,
+}
+
+impl Tally {
+    fn commit(&self) {
+        if self.newlines_escaped > 0 {
+            counters::add(&counters::COUNTERS.newlines_escaped, self.newlines_escaped);
+        }
+        if self.invalid_utf8_values > 0 {
+            counters::add(
+                &counters::COUNTERS.invalid_utf8_values,
+                self.invalid_utf8_values,
+            );
+        }
+    }
+}
+
+/// The refusal for a CR/LF under `newline = "refuse"`; `part` says where.
+pub(crate) fn refused(field: &[u8], part: &str) -> Error {
+    // Keys are short in practice; cap what goes into a log line anyway.
+    let shown = &field[..truncate_utf8(field, 64)];
+    Error::Refused(format!(
+        "field {:?} holds a CR or LF in its {part}, and format.newline = \"refuse\" \
+         under LF framing",
+        String::from_utf8_lossy(shown)
+    ))
+}
+
+/// This host's name as a HOSTNAME: printable ASCII only (RFC 5424 §6.2.4),
+/// at most 255 bytes; NILVALUE if nothing is left. Any change is counted in
+/// `header_fields_sanitized`.
+fn default_hostname() -> Vec<u8> {
+    let raw = gethostname::gethostname();
+    let (name, changed) = sanitize_hostname(raw.to_string_lossy().as_bytes());
+    if changed {
+        counters::add(&counters::COUNTERS.header_fields_sanitized, 1);
+    }
+    name
+}
+
+/// Keep PRINTUSASCII bytes, cut to [`rfc5424::HOSTNAME_MAX`]; `-` if empty.
+/// Returns the name and whether it differs from `raw`.
+fn sanitize_hostname(raw: &[u8]) -> (Vec<u8>, bool) {
+    let mut name: Vec<u8> = raw
+        .iter()
+        .copied()
+        .filter(|&b| escape::is_printusascii(b))
+        .collect();
+    name.truncate(rfc5424::HOSTNAME_MAX);
+    let changed = name != raw;
+    if name.is_empty() {
+        name.push(b'-');
+    }
+    (name, changed)
 }
 
 /// Options a sink imposes on the formatter (decided when the pipeline is
@@ -191,4 +414,397 @@ pub enum Error {
     /// LF with `newline = "refuse"`).
     #[error("record refused: {0}")]
     Refused(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::record::{Field, LogTime};
+
+    const LF: Constraints = Constraints {
+        newline_terminated: true,
+    };
+
+    /// 2023-11-15T06:13:20Z, the seed's verified example time.
+    fn seed_record() -> Record<'static> {
+        Record {
+            time: LogTime::new(1_700_028_800, 0).expect("valid time"),
+            fields: vec![
+                Field::borrowed(b"__topic__", b"t1"),
+                Field::borrowed(b"__source__", b"10.0.0.1"),
+                Field::borrowed(b"__tag__:__hostname__", b"h1"),
+                Field::borrowed(b"k", "v ü".as_bytes()),
+            ],
+        }
+    }
+
+    fn config() -> FormatConfig {
+        FormatConfig {
+            hostname: Some("localhost".into()),
+            ..FormatConfig::default()
+        }
+    }
+
+    fn encode(config: &FormatConfig, c: Constraints, r: &Record<'_>) -> Result<Vec<u8>, Error> {
+        let mut f = Formatter::build(config, c)?;
+        let mut out = Vec::new();
+        f.encode(r, &mut out)?;
+        Ok(out)
+    }
+
+    fn text(out: &[u8]) -> String {
+        String::from_utf8_lossy(out).into_owned()
+    }
+
+    #[test]
+    fn rfc5424_message_always_has_sd_field() {
+        // The seed wrote `… - - - ||__topic__…` with no SD: four fields after
+        // HOSTNAME instead of five. Here MSG follows `-` (SD) after MSGID.
+        let out = encode(&config(), Constraints::default(), &seed_record()).expect("ok");
+        assert_eq!(
+            text(&out),
+            "<14>1 2023-11-15T06:13:20.000000Z localhost siemfwd - - - \
+             ||__topic__=t1||__source__=10.0.0.1||__tag__:__hostname__=h1||k=v ü"
+        );
+    }
+
+    #[test]
+    fn rfc3164_message_layout() {
+        let c = FormatConfig {
+            rfc: Rfc::Rfc3164,
+            timezone: Some("Asia/Shanghai".into()),
+            ..config()
+        };
+        let out = encode(&c, Constraints::default(), &seed_record()).expect("ok");
+        assert_eq!(
+            text(&out),
+            "<14>Nov 15 14:13:20 localhost siemfwd: \
+             ||__topic__=t1||__source__=10.0.0.1||__tag__:__hostname__=h1||k=v ü"
+        );
+    }
+
+    #[test]
+    fn json_body_follows_the_header() {
+        let c = FormatConfig {
+            body: BodyConfig::Json,
+            ..config()
+        };
+        let out = encode(&c, Constraints::default(), &seed_record()).expect("ok");
+        assert_eq!(
+            text(&out),
+            "<14>1 2023-11-15T06:13:20.000000Z localhost siemfwd - - - \
+             {\"__topic__\":\"t1\",\"__source__\":\"10.0.0.1\",\
+             \"__tag__:__hostname__\":\"h1\",\"k\":\"v ü\"}"
+        );
+    }
+
+    #[test]
+    fn bom_starts_a_utf8_msg_when_enabled() {
+        let c = FormatConfig {
+            bom: true,
+            ..config()
+        };
+        let out = encode(&c, Constraints::default(), &seed_record()).expect("ok");
+        let msg = b" - - - \xEF\xBB\xBF||__topic__=t1";
+        assert!(out.windows(msg.len()).any(|w| w == msg), "{}", text(&out));
+        let c = FormatConfig {
+            bom: true,
+            body: BodyConfig::Json,
+            ..config()
+        };
+        let out = encode(&c, Constraints::default(), &seed_record()).expect("ok");
+        assert!(out.windows(4).any(|w| w == b"\xEF\xBB\xBF{"));
+    }
+
+    #[test]
+    fn bom_is_off_by_default() {
+        let out = encode(&config(), Constraints::default(), &seed_record()).expect("ok");
+        assert!(!out.windows(3).any(|w| w == BOM));
+    }
+
+    #[test]
+    fn bom_is_not_written_before_a_non_utf8_msg() {
+        let c = FormatConfig {
+            bom: true,
+            ..config()
+        };
+        let r = Record {
+            time: LogTime::default(),
+            fields: vec![Field::borrowed(b"k", b"\xff\xfe")],
+        };
+        let out = encode(&c, Constraints::default(), &r).expect("ok");
+        assert!(out.ends_with(b" - - - ||k=\xff\xfe"), "{}", text(&out));
+        assert!(!out.windows(3).any(|w| w == BOM));
+    }
+
+    #[test]
+    fn empty_body_leaves_out_msg() {
+        let r = Record {
+            time: LogTime::default(),
+            fields: vec![Field::borrowed(b"drop", b"x")],
+        };
+        let c = FormatConfig {
+            exclude_fields: vec!["drop".into()],
+            bom: true,
+            ..config()
+        };
+        let out = encode(&c, Constraints::default(), &r).expect("ok");
+        assert_eq!(
+            text(&out),
+            "<14>1 1970-01-01T00:00:00.000000Z localhost siemfwd - - -"
+        );
+    }
+
+    #[test]
+    fn excluded_fields_are_left_out_of_the_body_but_not_of_sd() {
+        let c = FormatConfig {
+            exclude_fields: vec!["__source__".into(), "k".into()],
+            structured_data: Some(StructuredDataConfig {
+                id: "siemfwd@32473".into(),
+                fields: vec!["__source__".into()],
+            }),
+            ..config()
+        };
+        let out = encode(&c, Constraints::default(), &seed_record()).expect("ok");
+        assert!(
+            out.ends_with(
+                b" - - [siemfwd@32473 __source__=\"10.0.0.1\"] \
+                  ||__topic__=t1||__tag__:__hostname__=h1"
+            ),
+            "{}",
+            text(&out)
+        );
+    }
+
+    #[test]
+    fn lf_framing_escapes_newlines_in_body_and_sd() {
+        let c = FormatConfig {
+            structured_data: Some(StructuredDataConfig {
+                id: "x@1".into(),
+                fields: vec!["m".into()],
+            }),
+            ..config()
+        };
+        let r = Record {
+            time: LogTime::default(),
+            fields: vec![Field::borrowed(b"m", b"line1\nline2\r\\")],
+        };
+        let before = counters::COUNTERS.newlines_escaped.load(Ordering::Relaxed);
+        let out = encode(&c, LF, &r).expect("ok");
+        assert!(
+            out.ends_with(br#" - - [x@1 m="line1\nline2\r\\"] ||m=line1\nline2\r\\"#),
+            "{}",
+            text(&out)
+        );
+        let after = counters::COUNTERS.newlines_escaped.load(Ordering::Relaxed);
+        assert!(after - before >= 4, "escapes counted: {}", after - before);
+    }
+
+    #[test]
+    fn newlines_are_kept_without_lf_framing() {
+        let r = Record {
+            time: LogTime::default(),
+            fields: vec![Field::borrowed(b"m", b"a\nb")],
+        };
+        let out = encode(&config(), Constraints::default(), &r).expect("ok");
+        assert!(out.ends_with(b"||m=a\nb"));
+    }
+
+    #[test]
+    fn refused_record_leaves_out_unchanged_and_is_counted() {
+        let c = FormatConfig {
+            newline: NewlinePolicy::Refuse,
+            ..config()
+        };
+        let mut f = Formatter::build(&c, LF).expect("valid");
+        let mut out = b"earlier message".to_vec();
+        let r = Record {
+            time: LogTime::default(),
+            fields: vec![Field::borrowed(b"a", b"ok"), Field::borrowed(b"m", b"a\rb")],
+        };
+        let before = counters::COUNTERS.records_refused.load(Ordering::Relaxed);
+        let res = f.encode(&r, &mut out);
+        assert!(
+            matches!(res, Err(Error::Refused(ref why)) if why.contains("\"m\"")),
+            "{res:?}"
+        );
+        assert_eq!(out, b"earlier message");
+        assert!(counters::COUNTERS.records_refused.load(Ordering::Relaxed) > before);
+        // The formatter is still usable.
+        let r = Record {
+            time: LogTime::default(),
+            fields: vec![Field::borrowed(b"a", b"ok")],
+        };
+        assert!(f.encode(&r, &mut out).is_ok());
+        assert!(out.starts_with(b"earlier message<14>1 "));
+    }
+
+    #[test]
+    fn newline_refuse_without_lf_framing_refuses_nothing() {
+        let c = FormatConfig {
+            newline: NewlinePolicy::Refuse,
+            ..config()
+        };
+        let r = Record {
+            time: LogTime::default(),
+            fields: vec![Field::borrowed(b"m", b"a\nb")],
+        };
+        assert!(encode(&c, Constraints::default(), &r).is_ok());
+    }
+
+    #[test]
+    fn timezone_with_rfc5424_is_refused() {
+        let c = FormatConfig {
+            timezone: Some("UTC".into()),
+            ..config()
+        };
+        assert!(matches!(
+            Formatter::build(&c, Constraints::default()),
+            Err(Error::Config { ref key, .. }) if key == "format.timezone"
+        ));
+    }
+
+    #[test]
+    fn bad_facility_is_refused_at_build() {
+        let c = FormatConfig {
+            facility: "local8".into(),
+            ..config()
+        };
+        let err = Formatter::build(&c, Constraints::default());
+        let Err(e) = err else {
+            panic!("local8 must be refused");
+        };
+        let msg = e.to_string();
+        assert!(msg.starts_with("format.facility: "), "{msg}");
+        assert!(msg.contains("local7"), "{msg}");
+    }
+
+    #[test]
+    fn default_hostname_is_printable_ascii_within_255() {
+        let c = FormatConfig::default();
+        let mut f = Formatter::build(&c, Constraints::default()).expect("valid");
+        let mut out = Vec::new();
+        f.encode(&seed_record(), &mut out).expect("ok");
+        // `<14>1 TIMESTAMP HOSTNAME siemfwd - - - MSG`
+        let host = out.split(|&b| b == b' ').nth(2).expect("hostname field");
+        assert!(!host.is_empty() && host.len() <= 255);
+        assert!(host.iter().all(|&b| escape::is_printusascii(b)));
+    }
+
+    #[test]
+    fn hostname_sanitizing_drops_unprintable_bytes_and_cuts_to_255() {
+        assert_eq!(sanitize_hostname(b"web01"), (b"web01".to_vec(), false));
+        assert_eq!(sanitize_hostname(b"we b\t01"), (b"web01".to_vec(), true));
+        assert_eq!(
+            sanitize_hostname("hôte".as_bytes()),
+            (b"hte".to_vec(), true)
+        );
+        assert_eq!(sanitize_hostname(b" "), (b"-".to_vec(), true));
+        let (long, changed) = sanitize_hostname(&[b'h'; 300]);
+        assert_eq!((long.len(), changed), (255, true));
+    }
+
+    #[test]
+    fn config_reads_from_toml() {
+        let c: FormatConfig = toml::from_str(
+            r#"
+            rfc = "rfc3164"
+            facility = "local0"
+            timezone = "UTC"
+            exclude_fields = ["__source__"]
+            body = { type = "kv", separator = " " }
+            "#,
+        )
+        .expect("valid TOML");
+        assert_eq!(c.rfc, Rfc::Rfc3164);
+        assert_eq!(
+            c.body,
+            BodyConfig::Kv {
+                separator: " ".into()
+            }
+        );
+        let c: FormatConfig = toml::from_str("body = { type = \"json\" }").expect("valid");
+        assert_eq!(c.body, BodyConfig::Json);
+        assert_eq!(c.app_name, "siemfwd");
+        assert!(toml::from_str::<FormatConfig>("app = \"x\"").is_err());
+    }
+
+    /// Unix seconds, nanoseconds and raw key/value pairs of a record.
+    type RawRecord = (i64, u32, Vec<(Vec<u8>, Vec<u8>)>);
+
+    fn any_record() -> impl Strategy<Value = RawRecord> {
+        let bytes = |n| {
+            proptest::collection::vec(
+                prop_oneof![
+                    Just(b'\r'),
+                    Just(b'\n'),
+                    Just(b'\\'),
+                    Just(b'"'),
+                    any::<u8>()
+                ],
+                0..n,
+            )
+        };
+        (
+            -100_000_000_000i64..300_000_000_000,
+            0u32..1_000_000_000,
+            proptest::collection::vec((bytes(6), bytes(20)), 0..6),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn lf_escaped_output_never_contains_raw_cr_or_lf(
+            (secs, nanos, kvs) in any_record(),
+            json in any::<bool>(),
+            rfc3164 in any::<bool>(),
+        ) {
+            let mut c = config();
+            if json {
+                c.body = BodyConfig::Json;
+            }
+            if rfc3164 {
+                c.rfc = Rfc::Rfc3164;
+                c.timezone = Some("UTC".into());
+            } else {
+                // Fields named like the generated keys may or may not exist.
+                c.structured_data = Some(StructuredDataConfig {
+                    id: "x@1".into(),
+                    fields: vec!["a".into(), "b".into()],
+                });
+            }
+            let mut fields: Vec<Field<'_>> =
+                kvs.iter().map(|(k, v)| Field::borrowed(k, v)).collect();
+            fields.push(Field::borrowed(b"a", b"x\ny"));
+            let r = Record { time: LogTime::new(secs, nanos).expect("valid"), fields };
+            let out = encode(&c, LF, &r);
+            prop_assert!(out.is_ok());
+            let out = out.unwrap_or_default();
+            prop_assert!(memchr::memchr2(b'\r', b'\n', &out).is_none(), "{}", text(&out));
+        }
+
+        #[test]
+        fn refused_or_encoded_never_leaves_a_raw_newline(
+            (secs, nanos, kvs) in any_record(),
+        ) {
+            let c = FormatConfig { newline: NewlinePolicy::Refuse, ..config() };
+            let fields: Vec<Field<'_>> = kvs.iter().map(|(k, v)| Field::borrowed(k, v)).collect();
+            let r = Record { time: LogTime::new(secs, nanos).expect("valid"), fields };
+            let has_newline = kvs
+                .iter()
+                .any(|(k, v)| memchr::memchr2(b'\r', b'\n', k).is_some() || memchr::memchr2(b'\r', b'\n', v).is_some());
+            match encode(&c, LF, &r) {
+                Ok(out) => {
+                    prop_assert!(!has_newline);
+                    prop_assert!(memchr::memchr2(b'\r', b'\n', &out).is_none());
+                }
+                Err(Error::Refused(_)) => prop_assert!(has_newline),
+                Err(e) => prop_assert!(false, "unexpected {e}"),
+            }
+        }
+    }
 }

@@ -1,0 +1,751 @@
+//! The RFC 5424 header: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD`
+//! (RFC 5424 §6, ABNF in §6 and §6.2–6.3). The ` MSG` part (BOM and body) is
+//! appended by `format/mod.rs`.
+//!
+//! Decisions a reader might want to undo, and why not:
+//!
+//! - **The STRUCTURED-DATA field is always written** (`-` when empty). The
+//!   seed program left it out, so strict receivers read the first word of the
+//!   message as malformed SD (`sls-protocol.md` §6.2).
+//! - **Timestamps are UTC with a `Z`** and exactly six fraction digits
+//!   (§6.2.3: RFC 3339 subset, `T` and `Z` upper case, at most 6 digits):
+//!   a UTC instant is unambiguous across hosts and DST changes, and avoids
+//!   the seed's wrong offsets (`+2400`, no colon). Microseconds are the
+//!   record's nanoseconds truncated, never rounded, so a time never moves into
+//!   the next second. Unix time has no leap second, so `:60` cannot occur.
+//!   A time outside years 0000–9999 cannot be written in RFC 3339 and becomes
+//!   the NILVALUE (§6.2.3.1 allows it when no valid time is known).
+//! - **Header fields are validated, not repaired**, when they come from the
+//!   config (PRINTUSASCII, §6.2.4–6.2.7 length limits): a bad `app_name` is a
+//!   mistake the user should hear about at start-up, not a silent rewrite.
+//!   Only the default hostname, which the user did not write, is cleaned.
+//! - **SD-IDs without `@` must be IANA-registered** (§6.3.2, §7), and then
+//!   their PARAM-NAMEs must be the registered ones; private IDs are
+//!   `name@<enterprise number>`. A value comes from the record's first field
+//!   of that name; fields absent from a record are left out, and an element
+//!   with no parameter at all is left out too, giving `-`.
+
+use super::civil::{push2, Civil};
+use super::escape::{escape_sd_value, is_printusascii};
+use super::{pri, refused, Error, FormatConfig, NewlinePolicy, StructuredDataConfig, Tally};
+use crate::record::{LogTime, Record};
+
+/// RFC 5424 §6.2.4: HOSTNAME is at most 255 PRINTUSASCII.
+pub(crate) const HOSTNAME_MAX: usize = 255;
+/// RFC 5424 §6.2.5: APP-NAME is at most 48 PRINTUSASCII.
+pub(crate) const APP_NAME_MAX: usize = 48;
+/// RFC 5424 §6.2.6: PROCID is at most 128 PRINTUSASCII.
+pub(crate) const PROCID_MAX: usize = 128;
+/// RFC 5424 §6.2.7: MSGID is at most 32 PRINTUSASCII.
+pub(crate) const MSGID_MAX: usize = 32;
+/// RFC 5424 §6.3.2–6.3.3: SD-ID and PARAM-NAME are 1–32 characters.
+const SD_NAME_MAX: usize = 32;
+
+/// The NILVALUE of RFC 5424 §6.
+const NILVALUE: &[u8] = b"-";
+
+/// SD-IDs registered with IANA (RFC 5424 §7) and their PARAM-NAMEs.
+const REGISTERED_SD_IDS: &[(&str, &[&str])] = &[
+    ("timeQuality", &["tzKnown", "isSynced", "syncAccuracy"]),
+    ("origin", &["ip", "enterpriseId", "software", "swVersion"]),
+    ("meta", &["sequenceId", "sysUpTime", "language"]),
+];
+
+/// First and last Unix second whose UTC year has four digits (0000–9999).
+const FIRST_4_DIGIT_YEAR_SEC: i64 = -62_167_219_200;
+const LAST_4_DIGIT_YEAR_SEC: i64 = 253_402_300_799;
+
+/// A configured header field: `value` if set and non-empty, else NILVALUE;
+/// refused unless PRINTUSASCII and at most `max` bytes.
+pub(crate) fn header_field(key: &str, value: Option<&str>, max: usize) -> Result<Vec<u8>, Error> {
+    let Some(v) = value.filter(|v| !v.is_empty()) else {
+        return Ok(NILVALUE.to_vec());
+    };
+    check_printusascii(key, v)?;
+    if v.len() > max {
+        return Err(Error::Config {
+            key: key.to_owned(),
+            problem: format!(
+                "{v:?} is {} characters long; at most {max} are allowed",
+                v.len()
+            ),
+        });
+    }
+    Ok(v.as_bytes().to_vec())
+}
+
+/// Refuse anything but %d33–126 (no space, no control, no non-ASCII).
+pub(crate) fn check_printusascii(key: &str, v: &str) -> Result<(), Error> {
+    if let Some((i, c)) = v
+        .char_indices()
+        .find(|&(_, c)| !(c.is_ascii() && is_printusascii(c as u8)))
+    {
+        return Err(Error::Config {
+            key: key.to_owned(),
+            problem: format!(
+                "{v:?} has {c:?} at byte {i}; only printable ASCII without spaces \
+                 (codes 33–126) is allowed"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Validate an SD-NAME (RFC 5424 §6.3.2/§6.3.3): 1–32 PRINTUSASCII except
+/// `=`, space, `]` and `"`.
+fn check_sd_name(key: &str, what: &str, name: &str) -> Result<(), Error> {
+    let bad = |problem: String| Error::Config {
+        key: key.to_owned(),
+        problem,
+    };
+    if name.is_empty() || name.len() > SD_NAME_MAX {
+        return Err(bad(format!(
+            "{what} {name:?} is {} characters long; it must be 1–{SD_NAME_MAX}",
+            name.len()
+        )));
+    }
+    check_printusascii(key, name)?;
+    if let Some(c) = name.chars().find(|c| matches!(c, '=' | ']' | '"')) {
+        return Err(bad(format!(
+            "{what} {name:?} contains {c:?}, which SD names may not hold"
+        )));
+    }
+    Ok(())
+}
+
+/// Pre-rendered STRUCTURED-DATA element.
+#[derive(Debug)]
+struct StructuredData {
+    /// `[SD-ID`.
+    open: Vec<u8>,
+    params: Vec<SdParam>,
+}
+
+/// One SD-PARAM: which record field fills it and its pre-rendered start.
+#[derive(Debug)]
+struct SdParam {
+    /// The record field to read (also the PARAM-NAME).
+    field: Box<[u8]>,
+    /// ` NAME="`.
+    prefix: Box<[u8]>,
+}
+
+impl StructuredData {
+    fn build(config: &StructuredDataConfig) -> Result<Self, Error> {
+        const ID_KEY: &str = "format.structured_data.id";
+        const FIELDS_KEY: &str = "format.structured_data.fields";
+        let id = config.id.as_str();
+        check_sd_name(ID_KEY, "SD-ID", id)?;
+        let registered = REGISTERED_SD_IDS.iter().find(|(name, _)| *name == id);
+        match (registered, id.split_once('@')) {
+            (Some(_), _) => {}
+            (None, Some((name, pen)))
+                if !name.is_empty()
+                    && pen.starts_with(|c: char| c.is_ascii_digit())
+                    && pen.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {}
+            (None, _) => {
+                return Err(Error::Config {
+                    key: ID_KEY.to_owned(),
+                    problem: format!(
+                        "SD-ID {id:?} is neither IANA-registered (timeQuality, origin, meta) \
+                         nor private of the form name@<enterprise number> (e.g. siemfwd@32473)"
+                    ),
+                })
+            }
+        }
+        if config.fields.is_empty() {
+            return Err(Error::Config {
+                key: FIELDS_KEY.to_owned(),
+                problem: "list at least one record field to copy into the SD element".to_owned(),
+            });
+        }
+        let mut params = Vec::with_capacity(config.fields.len());
+        for field in &config.fields {
+            check_sd_name(FIELDS_KEY, "PARAM-NAME", field)?;
+            if let Some((_, allowed)) = registered {
+                if !allowed.contains(&field.as_str()) {
+                    return Err(Error::Config {
+                        key: FIELDS_KEY.to_owned(),
+                        problem: format!(
+                            "{field:?} is not a parameter of the registered SD-ID {id:?} \
+                             (allowed: {}); use a private SD-ID such as name@32473 for other fields",
+                            allowed.join(", ")
+                        ),
+                    });
+                }
+            }
+            let prefix = format!(" {field}=\"").into_bytes();
+            params.push(SdParam {
+                field: field.as_bytes().into(),
+                prefix: prefix.into_boxed_slice(),
+            });
+        }
+        Ok(Self {
+            open: format!("[{id}").into_bytes(),
+            params,
+        })
+    }
+
+    fn write(
+        &self,
+        record: &Record<'_>,
+        out: &mut Vec<u8>,
+        newline: Option<NewlinePolicy>,
+        tally: &mut Tally,
+    ) -> Result<(), Error> {
+        let mut open = false;
+        for SdParam { field, prefix } in &self.params {
+            let Some(value) = record.get(field) else {
+                continue;
+            };
+            if !open {
+                out.extend_from_slice(&self.open);
+                open = true;
+            }
+            out.extend_from_slice(prefix);
+            let report = escape_sd_value(value, out, newline)
+                .map_err(|_| refused(field, "structured data"))?;
+            tally.newlines_escaped += report.newlines_escaped;
+            tally.invalid_utf8_values += u64::from(report.invalid_utf8);
+            out.push(b'"');
+        }
+        if open {
+            out.push(b']');
+        } else {
+            out.extend_from_slice(NILVALUE);
+        }
+        Ok(())
+    }
+}
+
+/// `YYYY-MM-DDThh:mm:ss` of the last second written, reused while records
+/// share a second.
+#[derive(Debug)]
+struct UtcClock {
+    secs: i64,
+    prefix: [u8; 19],
+    valid: bool,
+}
+
+impl UtcClock {
+    fn new() -> Self {
+        Self {
+            secs: 0,
+            prefix: [0; 19],
+            valid: false,
+        }
+    }
+
+    /// Append `YYYY-MM-DDThh:mm:ss.ffffffZ`, or NILVALUE outside years
+    /// 0000–9999.
+    fn write(&mut self, time: LogTime, out: &mut Vec<u8>) {
+        let secs = time.secs();
+        if !(FIRST_4_DIGIT_YEAR_SEC..=LAST_4_DIGIT_YEAR_SEC).contains(&secs) {
+            out.extend_from_slice(NILVALUE);
+            return;
+        }
+        if !self.valid || self.secs != secs {
+            // Render straight into `out`, then keep a copy for the next
+            // records of this second.
+            let start = out.len();
+            let c = Civil::from_unix(secs);
+            // 0 ≤ year ≤ 9999 here, so both halves fit two digits.
+            let year = c.year as u16;
+            push2(out, (year / 100) as u8);
+            push2(out, (year % 100) as u8);
+            out.push(b'-');
+            push2(out, c.month);
+            out.push(b'-');
+            push2(out, c.day);
+            out.push(b'T');
+            push2(out, c.hour);
+            out.push(b':');
+            push2(out, c.minute);
+            out.push(b':');
+            push2(out, c.second);
+            self.prefix.copy_from_slice(&out[start..]);
+            self.secs = secs;
+            self.valid = true;
+        } else {
+            out.extend_from_slice(&self.prefix);
+        }
+        out.push(b'.');
+        let mut micros = time.nanos() / 1000;
+        let mut digits = [b'0'; 6];
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        out.extend_from_slice(&digits);
+        out.push(b'Z');
+    }
+}
+
+/// The RFC 5424 header with its constant parts pre-rendered.
+#[derive(Debug)]
+pub(crate) struct Rfc5424 {
+    /// `<PRI>1 `.
+    pri_version: Vec<u8>,
+    /// ` HOSTNAME APP-NAME PROCID MSGID ` (both spaces included).
+    fields: Vec<u8>,
+    sd: Option<StructuredData>,
+    clock: UtcClock,
+}
+
+impl Rfc5424 {
+    /// Validate the header settings; `default_hostname` is used when
+    /// `config.hostname` is unset (already sanitized by the caller).
+    pub(crate) fn build(
+        config: &FormatConfig,
+        facility: u8,
+        severity: u8,
+        default_hostname: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Self, Error> {
+        let hostname = match config.hostname.as_deref() {
+            Some(h) => header_field("format.hostname", Some(h), HOSTNAME_MAX)?,
+            None => default_hostname(),
+        };
+        let app = header_field("format.app_name", Some(&config.app_name), APP_NAME_MAX)?;
+        let procid = header_field("format.procid", config.procid.as_deref(), PROCID_MAX)?;
+        let msgid = header_field("format.msgid", config.msgid.as_deref(), MSGID_MAX)?;
+        let sd = config
+            .structured_data
+            .as_ref()
+            .map(StructuredData::build)
+            .transpose()?;
+
+        let mut pri_version = Vec::with_capacity(8);
+        pri::write_pri(facility, severity, &mut pri_version);
+        pri_version.extend_from_slice(b"1 ");
+        let mut fields = Vec::new();
+        for f in [&hostname, &app, &procid, &msgid] {
+            fields.push(b' ');
+            fields.extend_from_slice(f);
+        }
+        fields.push(b' ');
+        Ok(Self {
+            pri_version,
+            fields,
+            sd,
+            clock: UtcClock::new(),
+        })
+    }
+
+    /// Append the header up to and including STRUCTURED-DATA (no trailing
+    /// space).
+    pub(crate) fn write(
+        &mut self,
+        record: &Record<'_>,
+        out: &mut Vec<u8>,
+        newline: Option<NewlinePolicy>,
+        tally: &mut Tally,
+    ) -> Result<(), Error> {
+        out.extend_from_slice(&self.pri_version);
+        self.clock.write(record.time, out);
+        out.extend_from_slice(&self.fields);
+        match &self.sd {
+            Some(sd) => sd.write(record, out, newline, tally),
+            None => {
+                out.extend_from_slice(NILVALUE);
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::escape::unescape_sd_value;
+    use crate::record::Field;
+    use proptest::prelude::*;
+
+    fn header(config: &FormatConfig) -> Result<Rfc5424, Error> {
+        Rfc5424::build(config, 1, 6, || b"host".to_vec())
+    }
+
+    fn render(h: &mut Rfc5424, record: &Record<'_>, newline: Option<NewlinePolicy>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut tally = Tally::default();
+        assert!(h.write(record, &mut out, newline, &mut tally).is_ok());
+        out
+    }
+
+    fn at(secs: i64, nanos: u32) -> Record<'static> {
+        Record {
+            time: LogTime::new(secs, nanos).unwrap_or_default(),
+            fields: Vec::new(),
+        }
+    }
+
+    fn key_of(e: Result<Rfc5424, Error>) -> String {
+        match e {
+            Err(Error::Config { key, .. }) => key,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn header_layout_is_pri_version_timestamp_fields_sd() {
+        let mut h = header(&FormatConfig::default()).expect("valid config");
+        let out = render(&mut h, &at(1_700_028_800, 0), None);
+        assert_eq!(out, b"<14>1 2023-11-15T06:13:20.000000Z host siemfwd - - -");
+    }
+
+    #[test]
+    fn timestamp_uses_uppercase_t_and_z() {
+        let mut h = header(&FormatConfig::default()).expect("valid config");
+        let out = render(&mut h, &at(0, 0), None);
+        let ts = &out[6..6 + 27];
+        assert_eq!(ts, b"1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn timestamp_has_six_fraction_digits_truncated_from_nanos() {
+        let mut h = header(&FormatConfig::default()).expect("valid config");
+        let out = render(&mut h, &at(1_700_028_800, 123_456_999), None);
+        assert!(
+            out.starts_with(b"<14>1 2023-11-15T06:13:20.123456Z "),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        let out = render(&mut h, &at(1_700_028_800, 999_999_999), None);
+        assert!(out.starts_with(b"<14>1 2023-11-15T06:13:20.999999Z "));
+        let out = render(&mut h, &at(1_700_028_800, 7_000), None);
+        assert!(out.starts_with(b"<14>1 2023-11-15T06:13:20.000007Z "));
+    }
+
+    #[test]
+    fn timestamp_cache_follows_the_second() {
+        let mut h = header(&FormatConfig::default()).expect("valid config");
+        let a = render(&mut h, &at(1_700_028_800, 0), None);
+        let b = render(&mut h, &at(1_700_028_801, 0), None);
+        let c = render(&mut h, &at(1_700_028_800, 5_000), None);
+        assert!(a.starts_with(b"<14>1 2023-11-15T06:13:20.000000Z"));
+        assert!(b.starts_with(b"<14>1 2023-11-15T06:13:21.000000Z"));
+        assert!(c.starts_with(b"<14>1 2023-11-15T06:13:20.000005Z"));
+    }
+
+    #[test]
+    fn timestamp_outside_four_digit_years_is_nilvalue() {
+        let mut h = header(&FormatConfig::default()).expect("valid config");
+        let out = render(&mut h, &at(LAST_4_DIGIT_YEAR_SEC + 1, 0), None);
+        assert_eq!(out, b"<14>1 - host siemfwd - - -");
+        let out = render(&mut h, &at(LAST_4_DIGIT_YEAR_SEC, 0), None);
+        assert!(out.starts_with(b"<14>1 9999-12-31T23:59:59.000000Z"));
+        let out = render(&mut h, &at(FIRST_4_DIGIT_YEAR_SEC, 0), None);
+        assert!(out.starts_with(b"<14>1 0000-01-01T00:00:00.000000Z"));
+    }
+
+    #[test]
+    fn structured_data_is_nilvalue_by_default() {
+        let mut h = header(&FormatConfig::default()).expect("valid config");
+        let out = render(&mut h, &at(0, 0), None);
+        assert!(out.ends_with(b" - - -"));
+    }
+
+    #[test]
+    fn empty_header_fields_are_nilvalue() {
+        let config = FormatConfig {
+            app_name: String::new(),
+            procid: Some(String::new()),
+            msgid: Some(String::new()),
+            hostname: Some(String::new()),
+            ..FormatConfig::default()
+        };
+        let mut h = header(&config).expect("valid config");
+        assert!(render(&mut h, &at(0, 0), None).ends_with(b"Z - - - - -"));
+    }
+
+    #[test]
+    fn configured_header_fields_are_written() {
+        let config = FormatConfig {
+            hostname: Some("siem-fwd.example.com".into()),
+            app_name: "app".into(),
+            procid: Some("123".into()),
+            msgid: Some("ID47".into()),
+            facility: "local4".into(),
+            ..FormatConfig::default()
+        };
+        let mut h = Rfc5424::build(&config, 20, 3, || b"unused".to_vec()).expect("valid config");
+        let out = render(&mut h, &at(0, 0), None);
+        assert_eq!(
+            out,
+            b"<163>1 1970-01-01T00:00:00.000000Z siem-fwd.example.com app 123 ID47 -"
+        );
+    }
+
+    #[test]
+    fn app_name_longer_than_48_is_refused() {
+        let ok = FormatConfig {
+            app_name: "a".repeat(48),
+            ..FormatConfig::default()
+        };
+        assert!(header(&ok).is_ok());
+        let config = FormatConfig {
+            app_name: "a".repeat(49),
+            ..FormatConfig::default()
+        };
+        let Err(Error::Config { key, problem }) = header(&config) else {
+            panic!("49 characters must be refused");
+        };
+        assert_eq!(key, "format.app_name");
+        assert!(
+            problem.contains("49") && problem.contains("48"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn app_name_with_space_is_refused() {
+        let config = FormatConfig {
+            app_name: "my app".into(),
+            ..FormatConfig::default()
+        };
+        assert_eq!(key_of(header(&config)), "format.app_name");
+    }
+
+    #[test]
+    fn msgid_longer_than_32_or_with_space_is_refused() {
+        let config = FormatConfig {
+            msgid: Some("m".repeat(33)),
+            ..FormatConfig::default()
+        };
+        assert_eq!(key_of(header(&config)), "format.msgid");
+        let config = FormatConfig {
+            msgid: Some("a b".into()),
+            ..FormatConfig::default()
+        };
+        assert_eq!(key_of(header(&config)), "format.msgid");
+    }
+
+    #[test]
+    fn procid_longer_than_128_is_refused() {
+        let config = FormatConfig {
+            procid: Some("1".repeat(129)),
+            ..FormatConfig::default()
+        };
+        assert_eq!(key_of(header(&config)), "format.procid");
+    }
+
+    #[test]
+    fn hostname_longer_than_255_or_non_ascii_is_refused() {
+        let config = FormatConfig {
+            hostname: Some("h".repeat(256)),
+            ..FormatConfig::default()
+        };
+        assert_eq!(key_of(header(&config)), "format.hostname");
+        let config = FormatConfig {
+            hostname: Some("hôte".into()),
+            ..FormatConfig::default()
+        };
+        assert_eq!(key_of(header(&config)), "format.hostname");
+        let config = FormatConfig {
+            hostname: Some("h\tx".into()),
+            ..FormatConfig::default()
+        };
+        assert_eq!(key_of(header(&config)), "format.hostname");
+    }
+
+    fn with_sd(id: &str, fields: &[&str]) -> FormatConfig {
+        FormatConfig {
+            structured_data: Some(StructuredDataConfig {
+                id: id.into(),
+                fields: fields.iter().map(|s| (*s).to_owned()).collect(),
+            }),
+            ..FormatConfig::default()
+        }
+    }
+
+    fn record_with(fields: &[(&'static [u8], &'static [u8])]) -> Record<'static> {
+        Record {
+            time: LogTime::default(),
+            fields: fields.iter().map(|(k, v)| Field::borrowed(k, v)).collect(),
+        }
+    }
+
+    #[test]
+    fn sd_element_holds_configured_fields_present_in_the_record() {
+        let mut h = header(&with_sd("siemfwd@32473", &["__topic__", "missing", "k"]))
+            .ok()
+            .unwrap_or_else(|| unreachable!());
+        let r = record_with(&[(b"k", b"v1"), (b"__topic__", b"t"), (b"k", b"v2")]);
+        let out = render(&mut h, &r, None);
+        assert!(
+            out.ends_with(b" - - [siemfwd@32473 __topic__=\"t\" k=\"v1\"]"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+
+    #[test]
+    fn sd_is_nilvalue_when_no_configured_field_is_present() {
+        let mut h = header(&with_sd("siemfwd@32473", &["a"])).expect("valid config");
+        let out = render(&mut h, &record_with(&[(b"b", b"1")]), None);
+        assert!(out.ends_with(b" - - -"));
+    }
+
+    #[test]
+    fn sd_value_escapes_close_bracket() {
+        let mut h = header(&with_sd("x@1", &["a"])).expect("valid config");
+        let out = render(&mut h, &record_with(&[(b"a", b"x]\"\\y")]), None);
+        assert!(
+            out.ends_with(br#"[x@1 a="x\]\"\\y"]"#),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+
+    #[test]
+    fn sd_value_invalid_utf8_becomes_replacement_character() {
+        let mut h = header(&with_sd("x@1", &["a"])).expect("valid config");
+        let mut out = Vec::new();
+        let mut tally = Tally::default();
+        let r = record_with(&[(b"a", b"\xff")]);
+        assert!(h.write(&r, &mut out, None, &mut tally).is_ok());
+        assert!(out.ends_with("[x@1 a=\"\u{FFFD}\"]".as_bytes()));
+        assert_eq!(tally.invalid_utf8_values, 1);
+    }
+
+    #[test]
+    fn sd_value_newlines_are_escaped_under_lf_framing() {
+        let mut h = header(&with_sd("x@1", &["a"])).expect("valid config");
+        let r = record_with(&[(b"a", b"1\n2")]);
+        let out = render(&mut h, &r, Some(NewlinePolicy::Escape));
+        assert!(out.ends_with(br#"[x@1 a="1\n2"]"#));
+        let mut out = Vec::new();
+        let res = h.write(
+            &r,
+            &mut out,
+            Some(NewlinePolicy::Refuse),
+            &mut Tally::default(),
+        );
+        assert!(matches!(res, Err(Error::Refused(_))));
+    }
+
+    #[test]
+    fn sd_id_must_be_registered_or_private() {
+        assert!(header(&with_sd("origin", &["ip", "software"])).is_ok());
+        assert!(header(&with_sd("meta", &["sequenceId"])).is_ok());
+        assert!(header(&with_sd("exampleSDID@32473", &["x"])).is_ok());
+        for bad in ["siemfwd", "@32473", "siemfwd@", "siemfwd@abc"] {
+            assert_eq!(
+                key_of(header(&with_sd(bad, &["x"]))),
+                "format.structured_data.id",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn registered_sd_id_accepts_only_its_parameters() {
+        assert_eq!(
+            key_of(header(&with_sd("origin", &["host"]))),
+            "format.structured_data.fields"
+        );
+    }
+
+    #[test]
+    fn sd_names_refuse_forbidden_characters_and_lengths() {
+        for bad in [
+            "a b@1",
+            "a=b@1",
+            "a]@1",
+            "a\"@1",
+            "",
+            &format!("{}@1", "x".repeat(31)),
+        ] {
+            assert_eq!(
+                key_of(header(&with_sd(bad, &["x"]))),
+                "format.structured_data.id",
+                "{bad:?}"
+            );
+        }
+        for bad in ["a b", "a=b", "a]", "a\"", "", &"x".repeat(33), "é"] {
+            assert_eq!(
+                key_of(header(&with_sd("x@1", &[bad]))),
+                "format.structured_data.fields",
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            key_of(header(&with_sd("x@1", &[]))),
+            "format.structured_data.fields"
+        );
+    }
+
+    /// PARAM-NAME and unescaped PARAM-VALUE pairs.
+    type Params = Vec<(Vec<u8>, Vec<u8>)>;
+
+    /// A small strict parser for one SD element `[ID k="v" ...]` as RFC 5424
+    /// §6.3 defines it; returns the params (values unescaped) and what
+    /// follows the element.
+    fn parse_sd(input: &[u8]) -> Option<(Vec<u8>, Params, &[u8])> {
+        let mut i = 0;
+        if input.first() != Some(&b'[') {
+            return None;
+        }
+        i += 1;
+        let name = |i: &mut usize| {
+            let start = *i;
+            while *i < input.len() && !matches!(input[*i], b' ' | b'=' | b']' | b'"') {
+                *i += 1;
+            }
+            (*i > start).then(|| input[start..*i].to_vec())
+        };
+        let id = name(&mut i)?;
+        let mut params = Vec::new();
+        loop {
+            match input.get(i)? {
+                b']' => return Some((id, params, &input[i + 1..])),
+                b' ' => {
+                    i += 1;
+                    let k = name(&mut i)?;
+                    if input.get(i)? != &b'=' || input.get(i + 1)? != &b'"' {
+                        return None;
+                    }
+                    i += 2;
+                    let start = i;
+                    loop {
+                        match input.get(i)? {
+                            b'\\' => i += 2,
+                            b'"' => break,
+                            b']' => return None, // an unescaped ] inside a value
+                            _ => i += 1,
+                        }
+                    }
+                    params.push((k, unescape_sd_value(&input[start..i], false)));
+                    i += 1;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn sd_value_never_ends_early(
+            a in "[\"\\\\\\] =a-zé€]{0,24}",
+            b in proptest::collection::vec(any::<u8>(), 0..24),
+        ) {
+            let mut h = header(&with_sd("x@1", &["a", "b"])).expect("valid config");
+            let r = Record {
+                time: LogTime::default(),
+                fields: vec![Field::borrowed(b"a", a.as_bytes()), Field::borrowed(b"b", &b)],
+            };
+            let out = render(&mut h, &r, None);
+            let sd_start = out.iter().position(|&c| c == b'[');
+            prop_assert!(sd_start.is_some());
+            let parsed = parse_sd(&out[sd_start.unwrap_or_default()..]);
+            prop_assert!(parsed.is_some(), "unparsable: {}", String::from_utf8_lossy(&out));
+            let (id, params, rest) = parsed.unwrap_or_default();
+            prop_assert_eq!(id, b"x@1".to_vec());
+            prop_assert!(rest.is_empty());
+            let expected_b = String::from_utf8_lossy(&b).into_owned().into_bytes();
+            prop_assert_eq!(
+                params,
+                vec![(b"a".to_vec(), a.into_bytes()), (b"b".to_vec(), expected_b)]
+            );
+        }
+    }
+}
