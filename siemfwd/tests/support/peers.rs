@@ -379,6 +379,9 @@ pub struct Peer {
     kind: Kind,
     pid: Option<u32>,
     ports: BTreeMap<Input, u16>,
+    /// The script's settings, kept for [`Peer::restart`].
+    env: Vec<(String, String)>,
+    cert_dir: Option<&'static Path>,
     // Last field: dropped after `Drop::drop` stopped the process that writes into it.
     workdir: Option<TempDir>,
 }
@@ -494,26 +497,7 @@ impl Peer {
                 .filter(|i| !own.contains(i))
                 .collect();
             let ports = pick_ports(&picked)?;
-            let mut cmd = Command::new("bash");
-            cmd.arg(script(kind.script()))
-                .arg(workdir.path())
-                .arg("start");
-            // Every port variable is set, so none leaks in from the caller's environment.
-            for input in ALL_INPUTS {
-                let port = match ports.get(&input) {
-                    Some(port) => port.to_string(),
-                    None if own.contains(&input) => "auto".to_owned(),
-                    None => "0".to_owned(),
-                };
-                cmd.env(input.port_var(), port);
-            }
-            cmd.env("BIND", "127.0.0.1");
-            if let Some(dir) = cert_dir {
-                cmd.env("CERT_DIR", dir);
-            }
-            for (k, v) in env {
-                cmd.env(k, v);
-            }
+            let mut cmd = launch_command(kind, workdir.path(), &ports, &own, cert_dir, env);
             match run_script(&mut cmd) {
                 Ok(stdout) => {
                     let Ok(pid) = stdout.trim().parse::<u32>() else {
@@ -531,6 +515,8 @@ impl Peer {
                         kind,
                         pid: Some(pid),
                         ports,
+                        env: env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+                        cert_dir,
                         workdir: Some(workdir),
                     };
                     peer.read_reported_ports(inputs)?;
@@ -542,6 +528,20 @@ impl Peer {
             }
         }
         Err(last_err.unwrap_or_else(|| PeerError::Failed("no attempt made".to_owned())))
+    }
+
+    /// Stops the daemon and starts it again with the same ports, settings and work directory
+    /// (received messages are appended to the same files): a SIEM restarted during a run.
+    pub fn restart(&mut self) -> Result<(), PeerError> {
+        self.stop();
+        let env: Vec<(&str, String)> = self.env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let mut cmd = launch_command(self.kind, self.workdir(), &self.ports, &[], self.cert_dir, &env);
+        let stdout = run_script(&mut cmd)?;
+        let pid = stdout.trim().parse::<u32>().map_err(|_| {
+            PeerError::Failed(format!("{} printed no PID on restart: {stdout:?}", self.kind.script()))
+        })?;
+        self.pid = Some(pid);
+        self.wait_accepting()
     }
 
     /// Takes each listener's port from `WORKDIR/ports/<input>`, where the script records the
@@ -763,6 +763,36 @@ impl Drop for Peer {
             }
         }
     }
+}
+
+/// The start command of `kind`'s script: every port variable is set (from `ports`, `auto` for
+/// the inputs in `own`, else 0), so none leaks in from the caller's environment.
+fn launch_command(
+    kind: Kind,
+    workdir: &Path,
+    ports: &BTreeMap<Input, u16>,
+    own: &[Input],
+    cert_dir: Option<&Path>,
+    env: &[(&str, String)],
+) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg(script(kind.script())).arg(workdir).arg("start");
+    for input in ALL_INPUTS {
+        let port = match ports.get(&input) {
+            Some(port) => port.to_string(),
+            None if own.contains(&input) => "auto".to_owned(),
+            None => "0".to_owned(),
+        };
+        cmd.env(input.port_var(), port);
+    }
+    cmd.env("BIND", "127.0.0.1");
+    if let Some(dir) = cert_dir {
+        cmd.env("CERT_DIR", dir);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
 }
 
 fn signal(pid: u32, sig: &str) {
