@@ -416,6 +416,13 @@ mod tests {
     }
 
     #[test]
+    fn timestamp_before_1970_counts_nanos_forward_from_the_second() {
+        let mut h = header(&FormatConfig::default()).expect("valid config");
+        let out = render(&mut h, &at(-1, 1_000), None);
+        assert!(out.starts_with(b"<14>1 1969-12-31T23:59:59.000001Z "));
+    }
+
+    #[test]
     fn timestamp_cache_follows_the_second() {
         let mut h = header(&FormatConfig::default()).expect("valid config");
         let a = render(&mut h, &at(1_700_028_800, 0), None);
@@ -723,6 +730,27 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn timestamp_parses_back_as_the_record_time_truncated_to_micros(
+            secs in FIRST_4_DIGIT_YEAR_SEC..=LAST_4_DIGIT_YEAR_SEC,
+            nanos in 0u32..1_000_000_000,
+        ) {
+            let mut h = header(&FormatConfig::default()).expect("valid config");
+            let out = render(&mut h, &at(secs, nanos), None);
+            let ts = &out[6..6 + 27];
+            // Fixed shape: YYYY-MM-DDThh:mm:ss.ffffffZ, seconds never 60.
+            prop_assert_eq!(ts[10], b'T');
+            prop_assert_eq!(ts[19], b'.');
+            prop_assert_eq!(ts[26], b'Z');
+            prop_assert!(&ts[17..19] < b"60".as_slice());
+            let parsed: Result<jiff::Timestamp, _> =
+                std::str::from_utf8(ts).unwrap_or_default().parse();
+            prop_assert!(parsed.is_ok(), "{}", String::from_utf8_lossy(ts));
+            let parsed = parsed.unwrap_or_default();
+            let expected = i128::from(secs) * 1_000_000_000 + i128::from(nanos / 1000 * 1000);
+            prop_assert_eq!(parsed.as_nanosecond(), expected);
+        }
+
         #[test]
         fn sd_value_never_ends_early(
             a in "[\"\\\\\\] =a-zé€]{0,24}",
