@@ -42,6 +42,7 @@ fn config_failure(e: impl Into<anyhow::Error>) -> Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let log_to_file = cli.log.log_file.is_some();
     let _log_guard = match logging::init(&cli.log) {
         Ok(g) => g,
         Err(e) => {
@@ -62,8 +63,11 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            // The whole chain on one line, as ripgrep does.
-            tracing::error!("{:#}", f.error);
+            // The whole chain on one line, as ripgrep does; into the log file
+            // too when there is one (stderr would otherwise show it twice).
+            if log_to_file {
+                tracing::error!("{:#}", f.error);
+            }
             eprintln!("siemfwd: error: {:#}", f.error);
             ExitCode::from(f.code)
         }
@@ -94,8 +98,7 @@ async fn forward(args: &cli::ConfigArgs, dry_run: bool) -> Result<u8, Failure> {
     tokio::spawn(watch_signals(shutdown.clone()));
     tracing::info!(
         source = ?config.source.kind,
-        sink = ?config.sink.transport,
-        address = %config.sink.address,
+        sink = %describe_sink(&config.sink),
         dry_run,
         "siemfwd started"
     );
@@ -121,19 +124,23 @@ async fn check(args: &cli::ConfigArgs) -> Result<u8, Failure> {
         .map_err(config_failure)?;
     println!("config: ok");
     if let Some(sink) = pipeline.sink_mut() {
-        sink.check().await.with_context(|| {
-            format!(
-                "sink {:?} at {}",
-                config.sink.transport, config.sink.address
-            )
-        })?;
+        // The sink's error already names the address.
+        sink.check().await.context("sink check failed")?;
         sink.close().await;
     }
-    println!(
-        "sink: ok ({:?} {})",
-        config.sink.transport, config.sink.address
-    );
+    println!("sink: ok ({})", describe_sink(&config.sink));
     Ok(0)
+}
+
+/// `tcp 10.0.0.1:514`, `stdout`: for log lines and `check`.
+fn describe_sink(sink: &siemfwd::sink::SinkConfig) -> String {
+    use siemfwd::sink::Transport;
+    match sink.transport {
+        Transport::Stdout => "stdout".to_owned(),
+        Transport::Udp => format!("udp {}", sink.address),
+        Transport::Tcp => format!("tcp {}", sink.address),
+        Transport::Tls => format!("tls {}", sink.address),
+    }
 }
 
 /// First SIGINT/SIGTERM: stop and drain. Second: abandon in-flight batches.

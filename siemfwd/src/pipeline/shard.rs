@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 use super::tracker::{Ticket, Tracker};
 use super::{Error, SendRequest};
 use crate::config::PipelineConfig;
-use crate::counters::{self, COUNTERS};
 use crate::format::{self, Formatter};
 use crate::sink::{self, Messages};
 use crate::source::{BatchEnd, Flow, ShardReader};
@@ -68,7 +67,7 @@ async fn next_batch<R: ShardReader>(
         })
         .await?;
     if refused > 0 {
-        counters::add(&COUNTERS.records_refused, refused);
+        // The formatter counted each refusal (`records_refused`).
         if let Some(e) = last_refusal {
             // One line per batch, not per record.
             tracing::warn!(shard = %name, refused, last = %e, "records refused by the formatter were skipped");

@@ -515,7 +515,10 @@ impl Peer {
                         kind,
                         pid: Some(pid),
                         ports,
-                        env: env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+                        env: env
+                            .iter()
+                            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                            .collect(),
                         cert_dir,
                         workdir: Some(workdir),
                     };
@@ -534,11 +537,25 @@ impl Peer {
     /// (received messages are appended to the same files): a SIEM restarted during a run.
     pub fn restart(&mut self) -> Result<(), PeerError> {
         self.stop();
-        let env: Vec<(&str, String)> = self.env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        let mut cmd = launch_command(self.kind, self.workdir(), &self.ports, &[], self.cert_dir, &env);
+        let env: Vec<(&str, String)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        let mut cmd = launch_command(
+            self.kind,
+            self.workdir(),
+            &self.ports,
+            &[],
+            self.cert_dir,
+            &env,
+        );
         let stdout = run_script(&mut cmd)?;
         let pid = stdout.trim().parse::<u32>().map_err(|_| {
-            PeerError::Failed(format!("{} printed no PID on restart: {stdout:?}", self.kind.script()))
+            PeerError::Failed(format!(
+                "{} printed no PID on restart: {stdout:?}",
+                self.kind.script()
+            ))
         })?;
         self.pid = Some(pid);
         self.wait_accepting()
