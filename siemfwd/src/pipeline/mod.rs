@@ -129,6 +129,7 @@ impl Pipeline {
     /// # Errors
     /// [`Error`] naming the key and the problem.
     pub fn build(config: &Config, dry_run: bool) -> Result<Self, Error> {
+        check_settings(&config.pipeline)?;
         let constraints = constraints_for(config.sink.transport, config.sink.framing);
         // Build once to validate; each shard builds its own below.
         Formatter::build(&config.format, constraints)?;
@@ -156,7 +157,6 @@ impl Pipeline {
                     .to_owned(),
             });
         }
-        check_settings(&config.pipeline)?;
         Ok(Self {
             format: config.format.clone(),
             constraints,

@@ -1,0 +1,195 @@
+//! The `siemfwd` binary as a person uses it: `check` on broken configs, `run`
+//! and `tap` on the bundled sample, the malformed-line policies, the example
+//! configs. Each test runs the real binary in a temp dir.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn siemfwd(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SIEMFWD_CONFIG")
+        .env_remove("SLS_ENDPOINT")
+        .output()
+        .expect("siemfwd runs")
+}
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the crate sits in the workspace")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn check_names_the_key_and_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str)] = &[
+        ("[sink]\nadress = \"x:1\"\n", "sink.adress: unknown field `adress`"),
+        ("[sink]\ntype = \"smoke-signal\"\n", "sink.type: unknown variant `smoke-signal`"),
+        ("[sink]\nconnect_timeout = \"soon\"\n", "sink.connect_timeout: "),
+        ("[format]\nfacility = \"local9\"\n", "format.facility"),
+        ("[format]\napp_name = \"has space\"\n", "format.app_name"),
+        ("[pipeline]\nbatch_records = 0\n", "pipeline.batch_records: must be at least 1"),
+        (
+            "[source.file]\npaths = [\"logs\"]\n[sink]\ntype = \"tls\"\naddress = \"127.0.0.1:6514\"\n[sink.tls]\nca_file = \"missing.pem\"\n",
+            "sink.tls.ca_file",
+        ),
+        ("[source.file]\npaths = [\"nope.ndjson\"]\n", "source.file.paths"),
+        ("[sink\n", "line 1"),
+    ];
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    for (config, expected) in cases {
+        std::fs::write(dir.path().join("c.toml"), config).unwrap();
+        let out = siemfwd(dir.path(), &["check", "-c", "c.toml"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{config}\n{err}");
+        assert!(err.contains(expected), "{config}: expected {expected:?} in\n{err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+    }
+}
+
+#[test]
+fn check_reports_an_unreachable_sink_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nobody listens on: bind, read the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(dir.path().join("a.ndjson"), "{}\n").unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!("[source.file]\npaths = [\"a.ndjson\"]\n[sink]\ntype = \"tcp\"\naddress = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let out = siemfwd(dir.path(), &["check", "-c", "c.toml"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains("refused"), "{err}");
+}
+
+#[test]
+fn secrets_never_reach_errors_or_help() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.toml"), "[source]\ntype = \"sls\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+        .args(["check", "-c", "c.toml"])
+        .current_dir(dir.path())
+        .env("SLS_AK_KEY", "hunter2-secret")
+        .env("SLS_AK_ID", "id")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
+    let help = siemfwd(dir.path(), &["run", "--help"]);
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("SIEMFWD_CONFIG"));
+}
+
+/// The README's first command, end to end: every bundled log is printed once
+/// as an RFC 5424 message, and a second run prints nothing (checkpoints).
+#[test]
+fn quickstart_forwards_every_bundled_log_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = repo_root().join("examples/logs/actiontrail.ndjson");
+    let lines = std::fs::read_to_string(&sample).unwrap().lines().count();
+    let config = std::fs::read_to_string(repo_root().join("examples/quickstart.toml"))
+        .unwrap()
+        .replace("examples/logs/actiontrail.ndjson", &sample.display().to_string())
+        .replace("target/quickstart-state", "state");
+    std::fs::write(dir.path().join("q.toml"), config).unwrap();
+    let first = siemfwd(dir.path(), &["run", "-c", "q.toml"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let out = String::from_utf8(first.stdout).unwrap();
+    assert_eq!(out.lines().count(), lines);
+    for line in out.lines() {
+        assert!(line.starts_with("<158>1 2026-11-"), "{line}");
+        assert!(line.contains(" actiontrail - audit [siemfwd@32473 event.eventName=\""), "{line}");
+        assert!(line.contains("] ||__topic__=actiontrail_audit_event||__source__=actiontrail||"), "{line}");
+    }
+    let second = siemfwd(dir.path(), &["run", "-c", "q.toml"]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(second.stdout.is_empty(), "resumed after the checkpoint");
+}
+
+/// `tap` prints the exact wire bytes (octet counting for a TCP sink) and
+/// commits nothing, so a later run still sends everything.
+#[test]
+fn tap_prints_framed_wire_bytes_and_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.ndjson"),
+        "{\"__time__\":\"1700000000\",\"__time_ns_part__\":\"123456789\",\"msg\":\"two\\nlines\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[source.file]\npaths = [\"a.ndjson\"]\nstate_dir = \"state\"\n\
+         [format]\nhostname = \"h\"\napp_name = \"app\"\n\
+         [sink]\ntype = \"tcp\"\naddress = \"127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    let msg = "<14>1 2023-11-14T22:13:20.123456Z h app - - - ||msg=two\nlines";
+    for _ in 0..2 {
+        let out = siemfwd(dir.path(), &["tap", "-c", "c.toml"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{} {msg}", msg.len()));
+    }
+    // LF framing escapes the newline instead.
+    let lf = std::fs::read_to_string(dir.path().join("c.toml")).unwrap() + "framing = \"lf\"\n";
+    std::fs::write(dir.path().join("c.toml"), lf).unwrap();
+    let out = siemfwd(dir.path(), &["run", "--dry-run", "-c", "c.toml"]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "<14>1 2023-11-14T22:13:20.123456Z h app - - - ||msg=two\\nlines\n"
+    );
+}
+
+#[test]
+fn malformed_line_is_reported_with_file_and_line_then_skipped_or_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.ndjson"), "{\"n\":\"1\"}\n{\"n\":\"2\"\n{\"n\":\"3\"}\n").unwrap();
+    let base = "[source.file]\npaths = [\"a.ndjson\"]\nstate_dir = \"state\"\n";
+    let run = |policy: &str, state: &str| {
+        std::fs::write(
+            dir.path().join("c.toml"),
+            format!("{}on_malformed = \"{policy}\"\n[format]\nhostname = \"h\"\n[sink]\ntype = \"stdout\"\n", base.replace("\"state\"", state)),
+        )
+        .unwrap();
+        siemfwd(dir.path(), &["run", "-c", "c.toml"])
+    };
+    let skip = run("skip", "\"s1\"");
+    assert!(skip.status.success(), "{}", stderr(&skip));
+    let out = String::from_utf8_lossy(&skip.stdout).into_owned();
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains("||n=1") && out.contains("||n=3"));
+    assert!(stderr(&skip).contains("a.ndjson:2"), "{}", stderr(&skip));
+    assert!(stderr(&skip).contains("malformed_skipped=1"), "{}", stderr(&skip));
+
+    let stop = run("stop", "\"s2\"");
+    assert_eq!(stop.status.code(), Some(1), "{}", stderr(&stop));
+    let out = String::from_utf8_lossy(&stop.stdout).into_owned();
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(stderr(&stop).contains("a.ndjson:2: malformed input"), "{}", stderr(&stop));
+    // What came before the bad line was delivered and committed.
+    let again = run("stop", "\"s2\"");
+    assert_eq!(String::from_utf8(again.stdout).unwrap().lines().count(), 0);
+}
+
+#[test]
+fn every_example_config_parses_and_builds_its_formatter() {
+    for entry in std::fs::read_dir(repo_root().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = siemfwd::config::Config::from_toml(&text, &path.display().to_string(), &|_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let c = siemfwd::pipeline::constraints_for(config.sink.transport, config.sink.framing);
+        siemfwd::format::Formatter::build(&config.format, c)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+}
