@@ -267,10 +267,7 @@ impl ConsumerGroup {
                 self.assignment.insert(id, Assign::Held(c));
             }
         }
-        loop {
-            let Some((min_c, min_n)) = least(&counts) else {
-                break;
-            };
+        while let Some((min_c, min_n)) = least(&counts) {
             let Some((max_c, max_n)) = counts
                 .iter()
                 .max_by_key(|(_, n)| **n)

@@ -130,7 +130,7 @@ pub(super) fn get_checkpoints(
         let v: Vec<Value> = l
             .shards
             .keys()
-            .filter(|id| only.is_none_or(|o| o == **id))
+            .filter(|id| only.map_or(true, |o| o == **id))
             .map(|id| match g.checkpoints().get(id) {
                 Some(c) => json!({"shard": id, "checkpoint": c.cursor, "updateTime": c.update_time_us, "consumer": c.consumer}),
                 None => json!({"shard": id, "checkpoint": "", "updateTime": 0, "consumer": ""}),
