@@ -282,6 +282,43 @@ impl Shared {
             .then_some(self.config.default_shards.max(1))
     }
 
+    pub(crate) fn expire_consumer(
+        &self,
+        project: &str,
+        logstore: &str,
+        group: &str,
+        consumer: &str,
+    ) -> bool {
+        let mut store = self.lock();
+        let Ok(ls) = store.logstore_mut(project, logstore, None) else {
+            return false;
+        };
+        let views = ls.shard_views();
+        let Some(g) = ls.groups.get_mut(group) else {
+            return false;
+        };
+        let known = g.remove_consumer(consumer);
+        g.rebalance(&views);
+        known
+    }
+
+    pub(crate) fn expire_groups(
+        &self,
+        project: &str,
+        logstore: &str,
+        shard: u32,
+        n: usize,
+    ) -> Result<i64, ApiError> {
+        let mut store = self.lock();
+        let ls = store.logstore_mut(project, logstore, None)?;
+        let s = ls.shard_mut(shard, None)?;
+        let keep_from = s.first + n;
+        s.expire_before(keep_from);
+        let begin = s.begin_position();
+        self.save_meta(&store);
+        Ok(begin)
+    }
+
     /// Saves metadata after a change, logging (not failing the request) on I/O errors.
     pub(crate) fn save_meta(&self, store: &store::Store) {
         if let Some(p) = &self.persist {
@@ -527,17 +564,8 @@ impl RunningEmulator {
         group: &str,
         consumer: &str,
     ) -> bool {
-        let mut store = self.shared.lock();
-        let Ok(ls) = store.logstore_mut(project, logstore, None) else {
-            return false;
-        };
-        let views = ls.shard_views();
-        let Some(g) = ls.groups.get_mut(group) else {
-            return false;
-        };
-        let known = g.remove_consumer(consumer);
-        g.rebalance(&views);
-        known
+        self.shared
+            .expire_consumer(project, logstore, group, consumer)
     }
 
     /// Expires the oldest `n` retained log groups of a shard: their cursors become
@@ -552,14 +580,7 @@ impl RunningEmulator {
         shard: u32,
         n: usize,
     ) -> Result<i64, Error> {
-        let mut store = self.shared.lock();
-        let ls = store.logstore_mut(project, logstore, None)?;
-        let s = ls.shard_mut(shard, None)?;
-        let keep_from = s.first + n;
-        s.expire_before(keep_from);
-        let begin = s.begin_position();
-        self.shared.save_meta(&store);
-        Ok(begin)
+        Ok(self.shared.expire_groups(project, logstore, shard, n)?)
     }
 
     /// Splits a shard at `mid_key` (32 hex digits).

@@ -150,6 +150,10 @@ async fn handle(
         body,
     };
 
+    if req.path.starts_with(routes::CONTROL_PREFIX) {
+        return Ok(respond(&request_id, routes::control(&shared, &req)));
+    }
+
     let delay = shared.faults.delay();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;

@@ -1,9 +1,11 @@
 //! Request routing (protocol notes §2): method + path + the `type`/`action` query parameter
 //! select one API. Each API lives in a submodule by concern: `shards` (ListShards,
 //! GetCursor, GetCursorTime, PullLogs, split/merge/delete), `logs` (PutLogs), `groups`
-//! (consumer groups), `admin` (projects and logstores).
+//! (consumer groups), `admin` (projects and logstores), `control` (the emulator's own
+//! `/_emulator/` endpoints: faults, forced expiry, status).
 
 mod admin;
+mod control;
 mod groups;
 mod logs;
 mod shards;
@@ -14,6 +16,7 @@ use crate::error::ApiError;
 use crate::faults::RequestKind;
 use crate::Shared;
 
+pub(crate) use control::{control, CONTROL_PREFIX};
 pub(crate) use logs::append_groups;
 
 /// A parsed request.
