@@ -325,6 +325,41 @@ impl Logstore {
         }
     }
 
+    /// CreateConsumerGroup (§2.6) with the per-logstore quota of §7.
+    ///
+    /// # Errors
+    /// `ConsumerGroupAlreadyExist`, `ConsumerGroupQuotaExceed` (both 400).
+    pub fn create_group(
+        &mut self,
+        name: &str,
+        timeout_secs: u32,
+        order: bool,
+        quota: usize,
+    ) -> Result<(), ApiError> {
+        if self.groups.contains_key(name) {
+            return Err(ApiError::new(
+                400,
+                "ConsumerGroupAlreadyExist",
+                format!("consumer group {name} already exists"),
+            ));
+        }
+        if self.groups.len() >= quota {
+            return Err(ApiError::new(
+                400,
+                "ConsumerGroupQuotaExceed",
+                format!(
+                    "the logstore already has {} consumer groups (quota {quota})",
+                    self.groups.len()
+                ),
+            ));
+        }
+        self.groups.insert(
+            name.to_owned(),
+            ConsumerGroup::new(name, timeout_secs, order),
+        );
+        Ok(())
+    }
+
     /// Split (§2.7): the parent turns read-only; two new shards take its range.
     ///
     /// # Errors
@@ -615,6 +650,26 @@ mod tests {
         );
         let lb: Vec<u32> = (0..4).map(|_| ls.write_shard(None).expect("lb")).collect();
         assert_eq!(lb, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn group_quota_counts_groups_per_logstore() {
+        let mut ls = Logstore::new(1);
+        ls.create_group("a", 40, false, 2).expect("first");
+        assert_eq!(
+            ls.create_group("a", 40, false, 2).expect_err("dup").code,
+            "ConsumerGroupAlreadyExist"
+        );
+        ls.create_group("b", 40, false, 2).expect("second");
+        let err = ls.create_group("c", 40, false, 2).expect_err("over quota");
+        assert_eq!((err.status, err.code), (400, "ConsumerGroupQuotaExceed"));
+        ls.groups.remove("a");
+        ls.create_group("c", 40, false, 2)
+            .expect("room again after a delete");
+        let mut other = Logstore::new(1);
+        other
+            .create_group("a", 40, false, 2)
+            .expect("quota is per logstore");
     }
 
     #[test]

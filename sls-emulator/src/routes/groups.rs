@@ -8,7 +8,6 @@ use serde_json::{json, Value};
 use super::shards::with_logstore;
 use super::{Reply, Req};
 use crate::error::ApiError;
-use crate::group::ConsumerGroup;
 use crate::store::{self, unix_now_us};
 use crate::Shared;
 
@@ -57,27 +56,7 @@ pub(super) fn create(shared: &Shared, req: &Req, ls: &str) -> Result<Reply, ApiE
     let timeout = timeout_of(&body)?.ok_or_else(|| json_invalid("timeout is required"))?;
     let order = order_of(&body)?.unwrap_or(false);
     with_logstore(shared, req, ls, |l| {
-        if l.groups.contains_key(&name) {
-            return Err(ApiError::new(
-                400,
-                "ConsumerGroupAlreadyExist",
-                format!("consumer group {name} already exists"),
-            ));
-        }
-        if l.groups.len() >= shared.config.group_quota {
-            return Err(ApiError::new(
-                400,
-                "ConsumerGroupQuotaExceed",
-                format!(
-                    "logstore {ls} already has {} consumer groups (quota {})",
-                    l.groups.len(),
-                    shared.config.group_quota
-                ),
-            ));
-        }
-        l.groups
-            .insert(name.clone(), ConsumerGroup::new(&name, timeout, order));
-        Ok(())
+        l.create_group(&name, timeout, order, shared.config.group_quota)
     })?;
     shared.save_meta(&shared.lock());
     Ok(Reply::empty())
