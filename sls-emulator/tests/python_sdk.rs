@@ -27,6 +27,13 @@ fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Reports a skipped test on the real stderr: libtest captures `println!`/`eprintln!` of
+/// passing tests, and a skip must be visible.
+fn skip(reason: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
+}
+
 /// The venv's python, or `None` when skipping was asked for.
 fn python() -> Option<PathBuf> {
     static PY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -54,7 +61,7 @@ fn python() -> Option<PathBuf> {
     match res {
         Ok(p) => Some(p.clone()),
         Err(e) if std::env::var_os("SLS_EMULATOR_SKIP_SDK").is_some() => {
-            println!("SKIPPED: aliyun-log-python-sdk unavailable and SLS_EMULATOR_SKIP_SDK is set: {e}");
+            skip(&format!("aliyun-log-python-sdk unavailable and SLS_EMULATOR_SKIP_SDK is set: {e}"));
             None
         }
         Err(e) => panic!(
@@ -538,7 +545,7 @@ async fn sdk_bare_ip_endpoint_reaches_the_emulator_on_port_80_of_its_own_loopbac
     let emu = match started {
         Ok(emu) => emu,
         Err(e) => {
-            println!("SKIPPED: cannot listen on {ip}:80 (needs root or CAP_NET_BIND_SERVICE): {e}");
+            skip(&format!("cannot listen on {ip}:80 (needs root or CAP_NET_BIND_SERVICE): {e}"));
             return;
         }
     };
