@@ -21,6 +21,8 @@
 //! Wire-encoding code here is deliberately independent of siemfwd's SLS client: a shared
 //! bug would hide itself, while Alibaba's SDK run against this emulator keeps it honest.
 
+#![deny(missing_docs)]
+
 pub mod auth;
 pub mod compress;
 pub mod cursor;

@@ -191,6 +191,46 @@ async fn handle(
 /// Signature, clock skew and Content-MD5 checks.
 fn check_request(shared: &Shared, req: &Req) -> Result<(), ApiError> {
     if let crate::Auth::Keys(keys) = &shared.config.auth {
+        // With signatures on, the common headers every SDK sends are required too (§1.2).
+        match req.header("x-log-apiversion") {
+            None => {
+                return Err(ApiError::new(
+                    400,
+                    "MissingAPIVersion",
+                    "x-log-apiversion header is missing",
+                ))
+            }
+            Some(v) if v.trim() != "0.6.0" => {
+                return Err(ApiError::new(
+                    400,
+                    "InvalidAPIVersion",
+                    format!("x-log-apiversion {v:?} is not 0.6.0"),
+                ))
+            }
+            Some(_) => {}
+        }
+        if req
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("LOG "))
+        {
+            match req.header("x-log-signaturemethod") {
+                None => {
+                    return Err(ApiError::new(
+                        400,
+                        "MissingSignatureMethod",
+                        "x-log-signaturemethod header is missing",
+                    ))
+                }
+                Some(v) if !v.trim().eq_ignore_ascii_case("hmac-sha1") => {
+                    return Err(ApiError::new(
+                        400,
+                        "InvalidSignatureMethod",
+                        format!("x-log-signaturemethod {v:?} is not hmac-sha1"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
         let parts = SignedParts {
             method: &req.method,
             path: &req.path,

@@ -545,7 +545,9 @@ async fn sdk_bare_ip_endpoint_reaches_the_emulator_on_port_80_of_its_own_loopbac
     let emu = match started {
         Ok(emu) => emu,
         Err(e) => {
-            skip(&format!("cannot listen on {ip}:80 (needs root or CAP_NET_BIND_SERVICE): {e}"));
+            skip(&format!(
+                "cannot listen on {ip}:80 (needs root or CAP_NET_BIND_SERVICE): {e}"
+            ));
             return;
         }
     };
