@@ -825,3 +825,60 @@ async fn load_writes_repeatable_audit_events() {
     let sizes = emu.shard_sizes("proj", "store").expect("store");
     assert_eq!(sizes.values().copied().collect::<Vec<_>>(), vec![10, 10]);
 }
+
+#[tokio::test]
+async fn split_shards_reach_consumers_and_a_finished_readonly_shard_is_released() {
+    let emu = emulator().await;
+    let a = emu.addr();
+    let create = Request::new("POST", "/logstores/store/consumergroups")
+        .json(serde_json::json!({"consumerGroup": "g", "timeout": 60, "order": true}));
+    assert_eq!(create.send(a).await.expect("resp").status, 200);
+    let hb = |held: serde_json::Value| {
+        Request::new("POST", "/logstores/store/consumergroups/g")
+            .q("type", "heartbeat")
+            .q("consumer", "c")
+            .json(held)
+    };
+    assert_eq!(
+        hb(serde_json::json!([]))
+            .send(a)
+            .await
+            .expect("resp")
+            .json(),
+        serde_json::json!([0, 1])
+    );
+    emu.append("proj", "store", 0, &[group(1), group(2)])
+        .expect("append");
+    emu.split_shard("proj", "store", 0, "40000000000000000000000000000000")
+        .expect("split");
+    // order=true: children 2 and 3 wait until their parent 0 is finished.
+    assert_eq!(
+        hb(serde_json::json!([0, 1]))
+            .send(a)
+            .await
+            .expect("resp")
+            .json(),
+        serde_json::json!([0, 1])
+    );
+    let end = Request::new("GET", "/logstores/store/shards/0")
+        .q("type", "cursor")
+        .q("from", "end")
+        .send(a)
+        .await
+        .expect("resp");
+    let end = end.json()["cursor"].as_str().expect("cursor").to_owned();
+    let cp = Request::new("POST", "/logstores/store/consumergroups/g")
+        .q("type", "checkpoint")
+        .q("consumer", "c")
+        .q("forceSuccess", "false")
+        .json(serde_json::json!({"shard": 0, "checkpoint": end}));
+    assert_eq!(cp.send(a).await.expect("resp").status, 200);
+    assert_eq!(
+        hb(serde_json::json!([0, 1]))
+            .send(a)
+            .await
+            .expect("resp")
+            .json(),
+        serde_json::json!([1, 2, 3])
+    );
+}

@@ -587,3 +587,49 @@ async fn sdk_bare_ip_endpoint_reaches_the_emulator_on_port_80_of_its_own_loopbac
     assert_eq!(seqs, (0..100).collect());
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_consumer_rides_out_injected_server_errors_and_resets() {
+    let Some(py) = python() else { return };
+    let emu = start_emulator().await;
+    run_ok(
+        sdk(&py, &emu, "proj", "store", &["put", "--logs", "500"]),
+        "SDK put_logs",
+    )
+    .await;
+    // Faults are drawn before a request is processed, so the SDK's retries never duplicate.
+    emu.faults().set_server_error_rate(0.05);
+    emu.faults().set_reset_rate(0.05);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("f.out");
+    let consumer = sdk(
+        &py,
+        &emu,
+        "proj",
+        "store",
+        &[
+            "consume",
+            "--group",
+            "cgf",
+            "--name",
+            "f",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+    )
+    .spawn()
+    .expect("start consumer");
+    wait_until(
+        Duration::from_secs(90),
+        "the consumer to read 500 logs despite faults",
+        || recorded(&out).len() >= 500,
+    )
+    .await;
+    emu.faults().clear();
+    stop(consumer, "consumer f").await;
+    let seen = recorded(&out);
+    let seqs: BTreeSet<u64> = seen.iter().map(|(_, s)| *s).collect();
+    assert_eq!(seqs, (0..500).collect());
+    assert_eq!(seen.len(), 500, "no log read twice");
+    emu.shutdown().await;
+}
