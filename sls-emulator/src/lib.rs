@@ -321,6 +321,14 @@ impl Shared {
         Ok(begin)
     }
 
+    /// Saves metadata if auto-creation added something since the last save.
+    pub(crate) fn save_if_created(&self, store: &mut store::Store) {
+        if store.created {
+            store.created = false;
+            self.save_meta(store);
+        }
+    }
+
     /// Saves metadata after a change, logging (not failing the request) on I/O errors.
     pub(crate) fn save_meta(&self, store: &store::Store) {
         if let Some(p) = &self.persist {
@@ -493,11 +501,14 @@ impl RunningEmulator {
         let shards: Vec<u32> = {
             let mut store = self.shared.lock();
             let ls = store.logstore_mut(project, logstore, self.shared.auto_shards())?;
-            ls.shards
+            let ids = ls
+                .shards
                 .values()
                 .filter(|s| !s.readonly)
                 .map(|s| s.id)
-                .collect()
+                .collect();
+            self.shared.save_if_created(&mut store);
+            ids
         };
         let mut written = 0;
         for (shard, group) in load::generate(spec, &shards) {

@@ -437,6 +437,8 @@ pub struct Project {
 pub struct Store {
     /// Projects by name.
     pub projects: BTreeMap<String, Project>,
+    /// Set when auto-creation added a project or logstore that is not yet persisted.
+    pub created: bool,
 }
 
 /// Decodes and checks a PutLogs body (one `LogGroup`); returns the number of logs.
@@ -467,16 +469,22 @@ impl Store {
     ) -> Result<&mut Logstore, ApiError> {
         if auto_shards.is_some() && !self.projects.contains_key(project) {
             self.projects.insert(project.to_owned(), Project::default());
+            self.created = true;
         }
         let p = self
             .projects
             .get_mut(project)
             .ok_or_else(|| ApiError::no_project(project))?;
         match auto_shards {
-            Some(n) => Ok(p
-                .logstores
-                .entry(logstore.to_owned())
-                .or_insert_with(|| Logstore::new(n))),
+            Some(n) => {
+                if !p.logstores.contains_key(logstore) {
+                    p.logstores.insert(logstore.to_owned(), Logstore::new(n));
+                    self.created = true;
+                }
+                p.logstores
+                    .get_mut(logstore)
+                    .ok_or_else(|| ApiError::no_logstore(logstore))
+            }
             None => p
                 .logstores
                 .get_mut(logstore)

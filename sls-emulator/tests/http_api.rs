@@ -785,6 +785,10 @@ async fn data_directory_survives_a_restart() {
         .q("forceSuccess", "true")
         .json(serde_json::json!({"shard": 1, "checkpoint": cursor::encode(cursor::decode(&begin).expect("c") + 1)}));
     assert_eq!(cp.send(emu.addr()).await.expect("resp").status, 200);
+    // A logstore auto-created by its first PutLogs survives too.
+    let mut put = Request::new("POST", "/logstores/fresh/shards/lb");
+    put.body = group(9).encode_to_vec();
+    assert_eq!(put.send(emu.addr()).await.expect("resp").status, 200);
     emu.shutdown().await;
 
     let emu = Emulator::builder()
@@ -792,6 +796,11 @@ async fn data_directory_survives_a_restart() {
         .start()
         .await
         .expect("restart");
+    assert_eq!(
+        emu.shard_sizes("proj", "fresh")
+            .map(|s| s.values().sum::<usize>()),
+        Some(1)
+    );
     assert_eq!(
         begin_cursor(emu.addr(), 1).await,
         begin,

@@ -73,7 +73,10 @@ pub(crate) fn append_groups(
     super::check_name(project)?;
     super::check_name(ls)?;
     let mut store = shared.lock();
-    let logstore = store.logstore_mut(project, ls, shared.auto_shards())?;
+    store.logstore_mut(project, ls, shared.auto_shards())?;
+    // Persist an auto-created logstore before its first data, so a restart finds both.
+    shared.save_if_created(&mut store);
+    let logstore = store.logstore_mut(project, ls, None)?;
     let id = match shard {
         Some(id) => {
             let s = logstore

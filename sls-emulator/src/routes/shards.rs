@@ -23,8 +23,9 @@ pub(super) fn with_logstore<T>(
     super::check_name(project)?;
     super::check_name(ls)?;
     let mut store = shared.lock();
-    let logstore = store.logstore_mut(project, ls, shared.auto_shards())?;
-    f(logstore)
+    let result = f(store.logstore_mut(project, ls, shared.auto_shards())?);
+    shared.save_if_created(&mut store);
+    result
 }
 
 fn shard_list(ls: &Logstore) -> serde_json::Value {
