@@ -181,7 +181,25 @@ async fn handle(
         }
     }
 
-    let result = check_request(&shared, &req).and_then(|()| routes::dispatch(&shared, &req));
+    // Handlers hash, (de)compress and may write the data directory: run them on the blocking
+    // pool so a large PullLogs never stalls the connections sharing a runtime thread.
+    let result = tokio::task::spawn_blocking(move || {
+        let result = check_request(&shared, &req).and_then(|()| routes::dispatch(&shared, &req));
+        (req, result)
+    })
+    .await;
+    let (req, result) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            // A handler panicked: answer 500 as the real service would on an internal fault.
+            let err = ApiError::new(
+                500,
+                "InternalServerError",
+                format!("emulator handler failed: {e}"),
+            );
+            return Ok(respond(&request_id, Err(err)));
+        }
+    };
     if let Err(e) = &result {
         tracing::debug!(method = %req.method, path = %req.path, code = e.code, message = %e.message, "request refused");
     }
