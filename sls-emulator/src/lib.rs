@@ -626,6 +626,26 @@ impl RunningEmulator {
         Ok(())
     }
 
+    /// GetCursor without HTTP: `from` is `begin`, `end` or unix seconds (receive time).
+    ///
+    /// # Errors
+    /// Unknown project/logstore/shard, or an invalid `from`.
+    pub fn cursor(
+        &self,
+        project: &str,
+        logstore: &str,
+        shard: u32,
+        from: &str,
+    ) -> Result<String, Error> {
+        let mut store = self.shared.lock();
+        let ttl = self.shared.config.ttl;
+        let pos = store
+            .logstore_mut(project, logstore, None)?
+            .shard_mut(shard, ttl)?
+            .cursor_for(from)?;
+        Ok(cursor::encode(pos))
+    }
+
     /// Number of log groups currently retained per shard.
     pub fn shard_sizes(&self, project: &str, logstore: &str) -> Option<BTreeMap<u32, usize>> {
         let mut store = self.shared.lock();

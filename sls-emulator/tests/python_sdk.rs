@@ -633,3 +633,86 @@ async fn sdk_consumer_rides_out_injected_server_errors_and_resets() {
     assert_eq!(seen.len(), 500, "no log read twice");
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_consumer_follows_a_split_and_finishes_the_readonly_parent() {
+    let Some(py) = python() else { return };
+    let emu = sls_emulator::Emulator::builder()
+        .access_key(AK_ID, AK_SECRET)
+        .auto_create(false)
+        .logstore("proj", "store", 2)
+        .start()
+        .await
+        .expect("emulator starts");
+    emu.append("proj", "store", 0, &groups_with_seqs(0, 20))
+        .expect("append");
+    emu.append("proj", "store", 1, &groups_with_seqs(100, 20))
+        .expect("append");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("s.out");
+    let consumer = sdk(
+        &py,
+        &emu,
+        "proj",
+        "store",
+        &[
+            "consume",
+            "--group",
+            "cgs",
+            "--name",
+            "s",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+    )
+    .spawn()
+    .expect("start consumer");
+    wait_until(Duration::from_secs(60), "round 1 consumed", || {
+        recorded(&out).len() >= 40
+    })
+    .await;
+
+    emu.split_shard("proj", "store", 0, "40000000000000000000000000000000")
+        .expect("split");
+    emu.append("proj", "store", 2, &groups_with_seqs(200, 10))
+        .expect("append");
+    emu.append("proj", "store", 3, &groups_with_seqs(300, 10))
+        .expect("append");
+    wait_until(
+        Duration::from_secs(60),
+        "the new shards 2 and 3 consumed",
+        || {
+            let got: BTreeSet<u32> = recorded(&out).into_iter().map(|(shard, _)| shard).collect();
+            got.contains(&2) && got.contains(&3) && recorded(&out).len() >= 60
+        },
+    )
+    .await;
+    // The SDK commits the read-only parent's end after 30 s idle; then the emulator marks it
+    // finished and stops assigning it.
+    let end0 = emu.cursor("proj", "store", 0, "end").expect("end cursor");
+    wait_until(
+        Duration::from_secs(90),
+        "the read-only shard 0 committed to its end and released",
+        || {
+            let cp0 = emu
+                .checkpoints("proj", "store", "cgs")
+                .and_then(|c| c.into_iter().find(|c| c.shard == 0));
+            let assigned0 = emu
+                .assignment("proj", "store", "cgs")
+                .is_some_and(|a| a.contains_key(&0));
+            cp0.is_some_and(|c| c.checkpoint == end0) && !assigned0
+        },
+    )
+    .await;
+    stop(consumer, "consumer s").await;
+    let seen = recorded(&out);
+    let seqs: BTreeSet<u64> = seen.iter().map(|(_, s)| *s).collect();
+    let want: BTreeSet<u64> = (0..20)
+        .chain(100..120)
+        .chain(200..210)
+        .chain(300..310)
+        .collect();
+    assert_eq!(seqs, want);
+    assert_eq!(seen.len(), want.len(), "no log read twice");
+    emu.shutdown().await;
+}
