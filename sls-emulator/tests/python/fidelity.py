@@ -14,9 +14,7 @@ project from the Host header. No SDK code is patched.
 import argparse
 import hashlib
 import json
-import os
 import signal
-import sys
 import threading
 import time
 
