@@ -134,7 +134,14 @@ wait_bound() {
 
 # pid_alive PIDFILE : true if the pid in PIDFILE is a live process
 pid_alive() {
-  [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+  local pid state
+  [ -s "$1" ] || return 1
+  pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null || return 1
+  # A stopped daemon whose new parent has not reaped it yet is a zombie: kill -0 still
+  # succeeds on it, but it is not running (a restart must not mistake it for "already up").
+  state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
+  [ "$state" != Z ] && [ "$state" != X ]
 }
 
 # stop_pidfile PIDFILE : SIGTERM the pid in PIDFILE (only that pid), wait up to 5 s, then SIGKILL.

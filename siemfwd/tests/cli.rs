@@ -48,7 +48,10 @@ fn check_names_the_key_and_the_problem() {
         let out = siemfwd(dir.path(), &["check", "-c", "c.toml"]);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{config}\n{err}");
-        assert!(err.contains(expected), "{config}: expected {expected:?} in\n{err}");
+        assert!(
+            err.contains(expected),
+            "{config}: expected {expected:?} in\n{err}"
+        );
         assert_eq!(err.lines().count(), 1, "one line: {err}");
     }
 }
@@ -57,7 +60,11 @@ fn check_names_the_key_and_the_problem() {
 fn check_reports_an_unreachable_sink_with_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     // A port nobody listens on: bind, read the port, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     std::fs::write(dir.path().join("a.ndjson"), "{}\n").unwrap();
     std::fs::write(
         dir.path().join("c.toml"),
@@ -67,7 +74,10 @@ fn check_reports_an_unreachable_sink_with_exit_1() {
     let out = siemfwd(dir.path(), &["check", "-c", "c.toml"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains("refused"), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("refused"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -97,7 +107,10 @@ fn quickstart_forwards_every_bundled_log_once() {
     let lines = std::fs::read_to_string(&sample).unwrap().lines().count();
     let config = std::fs::read_to_string(repo_root().join("examples/quickstart.toml"))
         .unwrap()
-        .replace("examples/logs/actiontrail.ndjson", &sample.display().to_string())
+        .replace(
+            "examples/logs/actiontrail.ndjson",
+            &sample.display().to_string(),
+        )
         .replace("target/quickstart-state", "state");
     std::fs::write(dir.path().join("q.toml"), config).unwrap();
     let first = siemfwd(dir.path(), &["run", "-c", "q.toml"]);
@@ -106,8 +119,14 @@ fn quickstart_forwards_every_bundled_log_once() {
     assert_eq!(out.lines().count(), lines);
     for line in out.lines() {
         assert!(line.starts_with("<158>1 2026-11-"), "{line}");
-        assert!(line.contains(" actiontrail - audit [siemfwd@32473 event.eventName=\""), "{line}");
-        assert!(line.contains("] ||__topic__=actiontrail_audit_event||__source__=actiontrail||"), "{line}");
+        assert!(
+            line.contains(" actiontrail - audit [siemfwd@32473 event.eventName=\""),
+            "{line}"
+        );
+        assert!(
+            line.contains("] ||__topic__=actiontrail_audit_event||__source__=actiontrail||"),
+            "{line}"
+        );
     }
     let second = siemfwd(dir.path(), &["run", "-c", "q.toml"]);
     assert!(second.status.success(), "{}", stderr(&second));
@@ -135,7 +154,10 @@ fn tap_prints_framed_wire_bytes_and_commits_nothing() {
     for _ in 0..2 {
         let out = siemfwd(dir.path(), &["tap", "-c", "c.toml"]);
         assert!(out.status.success(), "{}", stderr(&out));
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{} {msg}", msg.len()));
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            format!("{} {msg}", msg.len())
+        );
     }
     // LF framing escapes the newline instead.
     let lf = std::fs::read_to_string(dir.path().join("c.toml")).unwrap() + "framing = \"lf\"\n";
@@ -150,7 +172,11 @@ fn tap_prints_framed_wire_bytes_and_commits_nothing() {
 #[test]
 fn malformed_line_is_reported_with_file_and_line_then_skipped_or_stops() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.ndjson"), "{\"n\":\"1\"}\n{\"n\":\"2\"\n{\"n\":\"3\"}\n").unwrap();
+    std::fs::write(
+        dir.path().join("a.ndjson"),
+        "{\"n\":\"1\"}\n{\"n\":\"2\"\n{\"n\":\"3\"}\n",
+    )
+    .unwrap();
     let base = "[source.file]\npaths = [\"a.ndjson\"]\nstate_dir = \"state\"\n";
     let run = |policy: &str, state: &str| {
         std::fs::write(
@@ -166,13 +192,21 @@ fn malformed_line_is_reported_with_file_and_line_then_skipped_or_stops() {
     assert_eq!(out.lines().count(), 2, "{out}");
     assert!(out.contains("||n=1") && out.contains("||n=3"));
     assert!(stderr(&skip).contains("a.ndjson:2"), "{}", stderr(&skip));
-    assert!(stderr(&skip).contains("malformed_skipped=1"), "{}", stderr(&skip));
+    assert!(
+        stderr(&skip).contains("malformed_skipped=1"),
+        "{}",
+        stderr(&skip)
+    );
 
     let stop = run("stop", "\"s2\"");
     assert_eq!(stop.status.code(), Some(1), "{}", stderr(&stop));
     let out = String::from_utf8_lossy(&stop.stdout).into_owned();
     assert_eq!(out.lines().count(), 1, "{out}");
-    assert!(stderr(&stop).contains("a.ndjson:2: malformed input"), "{}", stderr(&stop));
+    assert!(
+        stderr(&stop).contains("a.ndjson:2: malformed input"),
+        "{}",
+        stderr(&stop)
+    );
     // What came before the bad line was delivered and committed.
     let again = run("stop", "\"s2\"");
     assert_eq!(String::from_utf8(again.stdout).unwrap().lines().count(), 0);
@@ -186,8 +220,9 @@ fn every_example_config_parses_and_builds_its_formatter() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let config = siemfwd::config::Config::from_toml(&text, &path.display().to_string(), &|_| None)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let config =
+            siemfwd::config::Config::from_toml(&text, &path.display().to_string(), &|_| None)
+                .unwrap_or_else(|e| panic!("{e}"));
         let c = siemfwd::pipeline::constraints_for(config.sink.transport, config.sink.framing);
         siemfwd::format::Formatter::build(&config.format, c)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
