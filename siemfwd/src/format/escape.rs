@@ -12,13 +12,15 @@
 //! - [`escape_newlines`]: LF framing (RFC 6587 §3.4.2, non-transparent) ends a
 //!   message at the first LF, so CR/LF inside a message become `\r`/`\n`, and
 //!   a backslash becomes `\\` so a reader can undo the escape unambiguously
-//!   ([`unescape_newlines`]). Under the `refuse` policy nothing is rewritten;
-//!   a CR or LF is reported instead.
+//!   ([`unescape_newlines`]). NUL becomes `\0` too: §3.4.2 names it as the
+//!   other common TRAILER, and syslog-ng's LF-framed sources do end a message
+//!   at a NUL. Under the `refuse` policy nothing is rewritten; a CR, LF or NUL
+//!   is reported instead.
 //! - [`escape_sd_value`]: RFC 5424 §6.3.3 PARAM-VALUE: `"`, `\` and `]` MUST
 //!   be escaped with a backslash. The value MUST be UTF-8, so invalid bytes are
 //!   replaced by U+FFFD (one per maximal invalid sequence, as
 //!   `String::from_utf8_lossy` does). Under LF framing CR/LF become `\r`/`\n`
-//!   too; RFC 5424 receivers keep `\r` literally (a backslash before any other
+//!   (and NUL `\0`) too; RFC 5424 receivers keep `\r` literally (a backslash before any other
 //!   character is not an escape), which is the best a single-line frame can do.
 //! - [`write_json_string`]: RFC 8259 §7 strings; invalid UTF-8 → U+FFFD. The
 //!   output never holds a raw control character, so a JSON body is LF-safe by
@@ -27,14 +29,14 @@
 //!   splitting a UTF-8 sequence (RFC 5424 §6.1 asks truncation to mind
 //!   character boundaries).
 
-use memchr::{memchr2, memchr3};
+use memchr::memchr3;
 
 use super::NewlinePolicy;
 
 /// The UTF-8 encoding of U+FFFD REPLACEMENT CHARACTER.
 pub const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 
-/// A CR or LF was found under the `refuse` newline policy.
+/// A CR, LF or NUL was found under the `refuse` newline policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewlineRefused;
 
@@ -80,15 +82,15 @@ pub fn is_printusascii(b: u8) -> bool {
     (33..=126).contains(&b)
 }
 
-/// Append `input`, escaping CR, LF and backslash for LF framing (policy
-/// `escape`), or append it unchanged after checking it has no CR or LF
-/// (policy `refuse`).
+/// Append `input`, escaping CR, LF, NUL and backslash for LF framing
+/// (policy `escape`), or append it unchanged after checking it has no CR, LF
+/// or NUL (policy `refuse`).
 ///
-/// Returns how many CR/LF were escaped.
+/// Returns how many CR/LF/NUL were escaped.
 ///
 /// # Errors
-/// [`NewlineRefused`] under `refuse` when `input` holds a CR or LF; nothing is
-/// appended then.
+/// [`NewlineRefused`] under `refuse` when `input` holds a CR, LF or NUL;
+/// nothing is appended then.
 pub fn escape_newlines(
     input: &[u8],
     out: &mut Vec<u8>,
@@ -96,7 +98,7 @@ pub fn escape_newlines(
 ) -> Result<u64, NewlineRefused> {
     match policy {
         NewlinePolicy::Refuse => {
-            if memchr2(b'\r', b'\n', input).is_some() {
+            if memchr3(b'\r', b'\n', 0, input).is_some() {
                 return Err(NewlineRefused);
             }
             out.extend_from_slice(input);
@@ -105,9 +107,13 @@ pub fn escape_newlines(
         NewlinePolicy::Escape => {
             let mut escaped = 0;
             let mut rest = input;
-            while let Some(i) = memchr3(b'\r', b'\n', b'\\', rest) {
+            while let Some(i) = rest.iter().position(|&b| LF_SPECIAL[usize::from(b)]) {
                 out.extend_from_slice(&rest[..i]);
                 match rest[i] {
+                    0 => {
+                        out.extend_from_slice(b"\\0");
+                        escaped += 1;
+                    }
                     b'\r' => {
                         out.extend_from_slice(b"\\r");
                         escaped += 1;
@@ -126,11 +132,13 @@ pub fn escape_newlines(
     }
 }
 
-/// Undo [`escape_newlines`] (policy `escape`): `\r` → CR, `\n` → LF, `\\` →
-/// `\`; any other backslash is kept as it is. For receivers and tests.
+/// Undo [`escape_newlines`] (policy `escape`): `\r` → CR, `\n` → LF, `\0` →
+/// NUL, `\\` → `\`; any other backslash is kept as it is. For receivers and
+/// tests.
 pub fn unescape_newlines(input: &[u8]) -> Vec<u8> {
     unescape_backslashes(input, |b| match b {
         b'r' => Some(b'\r'),
+        b'0' => Some(0),
         b'n' => Some(b'\n'),
         b'\\' => Some(b'\\'),
         _ => None,
@@ -142,7 +150,7 @@ pub fn unescape_newlines(input: &[u8]) -> Vec<u8> {
 pub struct SdEscapeReport {
     /// The value was not valid UTF-8 and was rendered lossily.
     pub invalid_utf8: bool,
-    /// CR/LF escaped for LF framing.
+    /// CR/LF/NUL escaped for LF framing.
     pub newlines_escaped: u64,
 }
 
@@ -159,8 +167,11 @@ const fn table(bytes: &[u8]) -> [bool; 256] {
 
 /// Bytes RFC 5424 §6.3.3 requires escaping inside PARAM-VALUE.
 const SD_SPECIAL: [bool; 256] = table(b"\"\\]");
-/// The same plus CR and LF, for LF framing.
-const SD_SPECIAL_LF: [bool; 256] = table(b"\"\\]\r\n");
+/// The same plus CR, LF and NUL, for LF framing.
+const SD_SPECIAL_LF: [bool; 256] = table(b"\"\\]\r\n\0");
+/// What [`escape_newlines`] rewrites: the trailers of RFC 6587 §3.4.2 (LF,
+/// CR of CRLF, NUL) and the backslash that escapes them.
+const LF_SPECIAL: [bool; 256] = table(b"\r\n\0\\");
 
 /// Append `input` as an RFC 5424 PARAM-VALUE (without the surrounding quotes).
 ///
@@ -168,7 +179,7 @@ const SD_SPECIAL_LF: [bool; 256] = table(b"\"\\]\r\n");
 ///
 /// # Errors
 /// [`NewlineRefused`] under `Some(NewlinePolicy::Refuse)` when `input` holds
-/// a CR or LF; `out` may then hold part of the value (the caller rolls the
+/// a CR, LF or NUL; `out` may then hold part of the value (the caller rolls the
 /// whole message back).
 pub fn escape_sd_value(
     input: &[u8],
@@ -186,8 +197,12 @@ pub fn escape_sd_value(
         while let Some(i) = rest.iter().position(|&b| special[usize::from(b)]) {
             out.extend_from_slice(&rest[..i]);
             match rest[i] {
-                b'\r' | b'\n' if newline == Some(NewlinePolicy::Refuse) => {
+                b'\r' | b'\n' | 0 if newline == Some(NewlinePolicy::Refuse) => {
                     return Err(NewlineRefused);
+                }
+                0 => {
+                    out.extend_from_slice(b"\\0");
+                    report.newlines_escaped += 1;
                 }
                 b'\r' => {
                     out.extend_from_slice(b"\\r");
@@ -214,13 +229,14 @@ pub fn escape_sd_value(
 }
 
 /// Undo [`escape_sd_value`]: `\"`, `\\`, `\]` → the character; with
-/// `newlines` also `\r`, `\n` → CR, LF. Any other backslash is kept
+/// `newlines` also `\r`, `\n`, `\0` → CR, LF, NUL. Any other backslash is kept
 /// literally, as RFC 5424 §6.3.3 says. For receivers and tests.
 pub fn unescape_sd_value(input: &[u8], newlines: bool) -> Vec<u8> {
     unescape_backslashes(input, |b| match b {
         b'"' | b'\\' | b']' => Some(b),
         b'r' if newlines => Some(b'\r'),
         b'n' if newlines => Some(b'\n'),
+        b'0' if newlines => Some(0),
         _ => None,
     })
 }
@@ -294,6 +310,7 @@ pub fn write_json_string(input: &[u8], out: &mut Vec<u8>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use memchr::memchr2;
     use proptest::prelude::*;
 
     fn sd(input: &[u8], newline: Option<NewlinePolicy>) -> Result<Vec<u8>, NewlineRefused> {
@@ -341,6 +358,34 @@ mod tests {
         let n = escape_newlines(b"a\r\nb\\c", &mut out, NewlinePolicy::Escape).ok();
         assert_eq!(out, b"a\\r\\nb\\\\c");
         assert_eq!(n, Some(2));
+    }
+
+    #[test]
+    fn newline_escape_writes_nul_as_backslash_zero_in_body_and_sd() {
+        // RFC 6587 §3.4.2: NUL is a TRAILER too (syslog-ng ends an LF-framed
+        // message there), so it must not travel raw in an LF-framed message.
+        let mut out = Vec::new();
+        let n = escape_newlines(b"a\0b", &mut out, NewlinePolicy::Escape).ok();
+        assert_eq!((out.as_slice(), n), (&b"a\\0b"[..], Some(1)));
+        assert_eq!(unescape_newlines(&out), b"a\0b");
+        let mut out = Vec::new();
+        let report = escape_sd_value(b"a\0b", &mut out, Some(NewlinePolicy::Escape));
+        assert_eq!(report.map(|r| r.newlines_escaped), Ok(1));
+        assert_eq!(out, b"a\\0b");
+        assert_eq!(unescape_sd_value(&out, true), b"a\0b");
+        let mut out = Vec::new();
+        assert_eq!(
+            escape_newlines(b"a\0b", &mut out, NewlinePolicy::Refuse),
+            Err(NewlineRefused)
+        );
+        assert_eq!(
+            escape_sd_value(b"a\0b", &mut out, Some(NewlinePolicy::Refuse)),
+            Err(NewlineRefused)
+        );
+        // Without LF framing a NUL is just a byte of the value.
+        let mut out = Vec::new();
+        assert!(escape_sd_value(b"a\0b", &mut out, None).is_ok());
+        assert_eq!(out, b"a\0b");
     }
 
     #[test]
@@ -416,6 +461,8 @@ mod tests {
                 Just(b']'),
                 Just(b'r'),
                 Just(b'n'),
+                Just(0),
+                Just(b'0'),
                 any::<u8>(),
             ],
             0..64,
@@ -427,7 +474,7 @@ mod tests {
         fn newline_escape_round_trips(x in bytes_with_specials()) {
             let mut out = Vec::new();
             escape_newlines(&x, &mut out, NewlinePolicy::Escape).ok();
-            prop_assert!(memchr2(b'\r', b'\n', &out).is_none());
+            prop_assert!(memchr3(b'\r', b'\n', 0, &out).is_none());
             prop_assert_eq!(unescape_newlines(&out), x);
         }
 

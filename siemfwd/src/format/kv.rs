@@ -32,7 +32,7 @@ impl Kv {
                     |NewlineRefused| Error::Config {
                         key: "format.body.separator".to_owned(),
                         problem: format!(
-                            "{separator:?} holds a CR or LF, which LF framing cannot carry \
+                            "{separator:?} holds a CR, LF or NUL, which LF framing cannot carry \
                              with format.newline = \"refuse\""
                         ),
                     },
