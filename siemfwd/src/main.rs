@@ -80,6 +80,7 @@ async fn run(command: Command) -> Result<u8, Failure> {
         Command::Tap(args) => forward(&args, true).await,
         Command::Check(args) => check(&args).await,
         Command::Listen(args) => cli::listen(args).await.map_err(Failure::from),
+        Command::Status(args) => status(&args).await,
     }
 }
 
@@ -129,6 +130,21 @@ async fn check(args: &cli::ConfigArgs) -> Result<u8, Failure> {
         sink.close().await;
     }
     println!("sink: ok ({})", describe_sink(&config.sink));
+    Ok(0)
+}
+
+async fn status(args: &cli::StatusArgs) -> Result<u8, Failure> {
+    use siemfwd::source::sls;
+    let config = load(&args.config)?;
+    let (client, settings) = sls::build(&config.source.sls)
+        .context("invalid configuration")
+        .map_err(config_failure)?;
+    let status = sls::status::collect(&client, &settings).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", sls::status::render_table(&status));
+    }
     Ok(0)
 }
 
