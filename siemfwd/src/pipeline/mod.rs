@@ -17,6 +17,11 @@
 //!   stalls reading and memory stays flat.
 //! - Checkpoints move through [`tracker::Tracker`] only, on an interval, when
 //!   a shard ends and on shutdown.
+//! - Files are a fixed set of shards and the run ends when all end. A
+//!   consumer group ([`crate::source::GroupSource`], `group.rs`) hands shards
+//!   out and takes them back while it runs: each shard task has a child of
+//!   the `stop` token, and a shard taken away is drained and committed before
+//!   the group is told it is free.
 //! - Shutdown is two tokens ([`Shutdown`]): `stop` (first SIGINT/SIGTERM)
 //!   ends reading and lets in-flight batches drain for
 //!   `pipeline.drain_timeout`; `abort` (the deadline, or a second signal)

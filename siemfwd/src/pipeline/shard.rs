@@ -4,7 +4,9 @@
 //! The loop races three things: the oldest in-flight batch being answered,
 //! reading the next batch (only while fewer than `in_flight_batches` are
 //! out), and the stop token. Reading is cancel-safe (see
-//! `source::file::FileShard::fill`), so losing that race costs nothing.
+//! `source::file::FileShard::fill`; the SLS reader keeps its PullLogs
+//! running as a task and picks the answer up on the next call), so losing
+//! that race costs nothing.
 
 use std::collections::VecDeque;
 use std::time::Instant;

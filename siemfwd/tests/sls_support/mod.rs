@@ -114,6 +114,17 @@ pub fn config(
     extra_sls: &str,
 ) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
+    // Defaults for fast tests, unless the caller sets them.
+    let mut extra_sls = extra_sls.to_owned();
+    for (key, value) in [
+        ("heartbeat_interval", "\"1s\""),
+        ("heartbeat_timeout", "\"3s\""),
+        ("fetch_interval", "\"200ms\""),
+    ] {
+        if !extra_sls.contains(key) {
+            extra_sls.push_str(&format!("\n{key} = {value}"));
+        }
+    }
     let text = format!(
         r#"[source]
 type = "sls"
@@ -126,9 +137,6 @@ project = "{PROJECT}"
 logstore = "{LOGSTORE}"
 consumer_group = "cg"
 consumer_name = "{name}"
-heartbeat_interval = "1s"
-heartbeat_timeout = "3s"
-fetch_interval = "200ms"
 {extra_sls}
 
 [sink]
@@ -306,4 +314,19 @@ pub fn checkpoints_at_end(emu: &sls_emulator::RunningEmulator, shards: u32) -> b
         let end = emu.cursor(PROJECT, LOGSTORE, s, "end").unwrap_or_default();
         cps.iter().any(|c| c.shard == s && c.checkpoint == end)
     })
+}
+
+/// Lines in a file (complete ones), counted without parsing them.
+pub fn count_lines(path: &Path) -> usize {
+    std::fs::read(path)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .unwrap_or(0)
+}
+
+/// The WARN/ERROR lines of a siemfwd log, for test output.
+pub fn warnings(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .map(str::to_owned)
+        .collect()
 }
