@@ -1,8 +1,10 @@
 //! Acceptance: a Log Service logstore (the emulator, 8 shards) → siemfwd (a
 //! real process, consumer group) → rsyslog. Every log arrives exactly once
-//! with its fields intact and in order per shard; afterwards the group's
-//! checkpoints equal the shards' end cursors and `siemfwd status` shows zero
-//! lag.
+//! with its fields intact; afterwards the group's checkpoints equal the
+//! shards' end cursors and `siemfwd status` shows zero lag. Order per shard
+//! is checked against our own receiver, whose arrival order is the wire
+//! order (rsyslog's output file is not: its main queue may use several
+//! worker threads).
 
 mod sls_support;
 mod support;
@@ -111,14 +113,13 @@ async fn forward_to_rsyslog(total: u64, timeout: Duration) {
         "duplicates when nothing failed; siemfwd warnings: {:#?}",
         warnings(&fwd.log_text())
     );
-    let mut last = vec![None::<u64>; SHARDS as usize];
-    for (shard, n) in &seqs {
-        let prev = last[*shard as usize].replace(*n);
-        assert!(
-            prev.map_or(true, |p| p < *n),
-            "shard {shard}: {n} after {prev:?}"
-        );
-    }
+    // Order per shard is checked on our own receiver (below): rsyslog's main
+    // queue may run several worker threads under load, and its output file
+    // then interleaves batches — a receiver artefact, seen at 1M logs.
+    let reordered = seqs
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0 && w[1].1 < w[0].1)
+        .count();
     let sample = &texts[0];
     let order = [
         "__topic__=t1",
@@ -167,18 +168,74 @@ async fn forward_to_rsyslog(total: u64, timeout: Duration) {
     assert!(table.contains("LAG_GROUPS"), "{table}");
     assert_eq!(table.lines().count(), 2 + SHARDS as usize, "{table}");
     println!(
-        "sls_forward: {expected} logs, {SHARDS} shards: load {load_time:?}, forwarded to rsyslog in {forward_time:?}\n{table}"
+        "sls_forward: {expected} logs, {SHARDS} shards: load {load_time:?}, forwarded to rsyslog in {forward_time:?} \
+         ({reordered} places where rsyslog's file shows a shard out of order)\n{table}"
     );
     emu.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hundred_thousand_logs_arrive_exactly_once_in_order_with_zero_lag() {
+async fn hundred_thousand_logs_reach_rsyslog_exactly_once_with_zero_lag() {
     forward_to_rsyslog(100_000, Duration::from_secs(180)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "1 million logs: minutes in a debug build; run with --release --ignored"]
-async fn million_logs_arrive_exactly_once_in_order_with_zero_lag() {
+async fn million_logs_reach_rsyslog_exactly_once_with_zero_lag() {
     forward_to_rsyslog(1_000_000, Duration::from_secs(900)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_thousand_logs_keep_their_order_within_each_shard() {
+    let emu = emulator(SHARDS).await;
+    let per_shard = 12_500;
+    load(&emu, SHARDS, 0, per_shard, 100);
+    let receiver = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "fwd-1",
+        &emu.endpoint(),
+        receiver.addr,
+        "lf",
+        "heartbeat_timeout = \"20s\"",
+    );
+    let mut fwd = Siemfwd::start(dir.path(), "fwd-1", &cfg);
+    let expected = (per_shard * u64::from(SHARDS)) as usize;
+    let done = tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(180), || {
+            (receiver.count() >= expected).then_some(())
+        })
+    });
+    assert!(
+        done.is_some(),
+        "got {} of {expected}\n{}",
+        receiver.count(),
+        fwd.log_text()
+    );
+    let st = tokio::task::block_in_place(|| fwd.terminate(Duration::from_secs(20)));
+    assert_eq!(st.and_then(|s| s.code()), Some(0), "{}", fwd.log_text());
+    let seqs: Vec<(u32, u64)> = receiver
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| seq_of(l))
+        .collect();
+    let (missing, dups, _) = tally(seqs.iter().copied(), SHARDS, per_shard);
+    assert!(
+        missing.is_empty() && dups == 0,
+        "missing {} dups {dups}",
+        missing.len()
+    );
+    let mut last = vec![None::<u64>; SHARDS as usize];
+    for (shard, n) in &seqs {
+        let prev = last[*shard as usize].replace(*n);
+        assert_eq!(
+            prev.map_or(0, |p| p + 1),
+            *n,
+            "shard {shard}: {n} right after {prev:?}"
+        );
+    }
+    emu.shutdown().await;
 }

@@ -12,8 +12,11 @@
 //!   notes §5.1, style guide §4);
 //! - a shard assigned again while its old task still drains is started
 //!   anew once that task has ended;
-//! - a reader that learns the shard is someone else's (commit refused)
-//!   ends by itself; a fatal error stops every shard.
+//! - a reader that ends by itself while its shard is still assigned (a
+//!   read-only shard read to its end, or a commit refused because the shard
+//!   is someone else's) is started again only after [`RESTART_DELAY`], by
+//!   which time the group's answer has usually caught up; a fatal error
+//!   stops every shard.
 //!
 //! Shutdown (`stop`): every shard task drains and commits (under the
 //! `drain_timeout` deadline, as for files), then the source leaves the group
@@ -21,6 +24,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -35,6 +41,10 @@ use crate::source::GroupSource;
 /// Channel slots per expected shard (the channel is shared; its size only
 /// bounds memory, each shard's own window bounds its batches).
 const CHANNEL_SLOTS: usize = 64;
+
+/// How long a shard whose reader ended by itself waits before it is started
+/// again (if the group still assigns it).
+pub(super) const RESTART_DELAY: Duration = Duration::from_secs(2);
 
 /// What the pipeline hands over besides the source.
 #[derive(Debug)]
@@ -66,6 +76,7 @@ pub(super) async fn run<G: GroupSource>(
     let mut running: BTreeMap<u32, CancellationToken> = BTreeMap::new();
     let mut wanted: BTreeSet<u32> = BTreeSet::new();
     let mut seen: BTreeSet<u32> = BTreeSet::new();
+    let mut not_before: BTreeMap<u32, Instant> = BTreeMap::new();
     let mut summary = Summary::default();
     let mut first_error: Option<Error> = None;
 
@@ -74,6 +85,7 @@ pub(super) async fn run<G: GroupSource>(
         if stopping && tasks.is_empty() {
             break;
         }
+        let wake = not_before.values().min().copied();
         tokio::select! {
             () = shutdown.stop.cancelled(), if !stopping => {
                 tracing::info!(shards = running.len(), "stopping: draining and committing every shard");
@@ -91,7 +103,10 @@ pub(super) async fn run<G: GroupSource>(
             Some(joined) = tasks.join_next() => {
                 match joined {
                     Ok((id, result)) => {
-                        running.remove(&id);
+                        let revoked = running.remove(&id).is_some_and(|t| t.is_cancelled());
+                        if !revoked {
+                            not_before.insert(id, Instant::now() + RESTART_DELAY);
+                        }
                         match result {
                             Ok(s) => {
                                 summary.messages += s.messages;
@@ -114,7 +129,10 @@ pub(super) async fn run<G: GroupSource>(
                     }
                 }
             }
+            () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() && !stopping => {}
         }
+        let now = Instant::now();
+        not_before.retain(|id, t| *t > now && wanted.contains(id));
         if !shutdown.stop.is_cancelled() {
             // Revoked shards: drain, commit, end.
             for (id, token) in &running {
@@ -125,7 +143,7 @@ pub(super) async fn run<G: GroupSource>(
             }
             // New shards (or shards whose old task has ended).
             for &id in &wanted {
-                if running.contains_key(&id) {
+                if running.contains_key(&id) || not_before.contains_key(&id) {
                     continue;
                 }
                 let token = shutdown.stop.child_token();
