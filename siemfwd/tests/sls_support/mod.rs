@@ -272,12 +272,12 @@ impl Receiver {
     }
 }
 
-/// Count each `(shard, n)` received; returns (missing, duplicates).
-pub fn tally(
-    seqs: impl IntoIterator<Item = (u32, u64)>,
-    shards: u32,
-    per_shard: u64,
-) -> (Vec<(u32, u64)>, u64, BTreeMap<(u32, u64), u32>) {
+/// What [`tally`] found: the missing `(shard, n)`, the number of
+/// duplicates, and how often each was seen.
+pub type Tally = (Vec<(u32, u64)>, u64, BTreeMap<(u32, u64), u32>);
+
+/// Count each `(shard, n)` received; returns (missing, duplicates, counts).
+pub fn tally(seqs: impl IntoIterator<Item = (u32, u64)>, shards: u32, per_shard: u64) -> Tally {
     let mut seen: BTreeMap<(u32, u64), u32> = BTreeMap::new();
     for s in seqs {
         *seen.entry(s).or_default() += 1;

@@ -371,11 +371,16 @@ pub(crate) mod tests {
         out.push(v as u8);
     }
 
+    /// A test log: time, nanoseconds, contents.
+    pub(crate) type L<'a> = (u32, Option<u32>, Vec<(&'a [u8], &'a [u8])>);
+    /// A decoded log: time and fields.
+    type Decoded = (LogTime, Vec<(Vec<u8>, Vec<u8>)>);
+
     pub(crate) struct G<'a> {
         pub topic: Option<&'a [u8]>,
         pub source: Option<&'a [u8]>,
         pub tags: Vec<(&'a [u8], &'a [u8])>,
-        pub logs: Vec<(u32, Option<u32>, Vec<(&'a [u8], &'a [u8])>)>,
+        pub logs: Vec<L<'a>>,
     }
 
     pub(crate) fn encode(groups: &[G<'_>]) -> Vec<u8> {
@@ -417,7 +422,7 @@ pub(crate) mod tests {
         list
     }
 
-    fn collect(list: &[u8]) -> Vec<(LogTime, Vec<(Vec<u8>, Vec<u8>)>)> {
+    fn collect(list: &[u8]) -> Vec<Decoded> {
         let mut out = Vec::new();
         visit_logs(list, Resume::default(), &mut |r| {
             out.push((
@@ -493,9 +498,7 @@ pub(crate) mod tests {
 
     #[test]
     fn full_pauses_and_resumes_without_losing_or_repeating_a_log() {
-        let logs = |n: u32| -> Vec<(u32, Option<u32>, Vec<(&'static [u8], &'static [u8])>)> {
-            (0..n).map(|i| (i, None, vec![])).collect()
-        };
+        let logs = |n: u32| -> Vec<L<'static>> { (0..n).map(|i| (i, None, vec![])).collect() };
         let list = encode(&[
             G {
                 topic: None,
