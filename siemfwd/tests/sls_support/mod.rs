@@ -40,56 +40,67 @@ pub fn load(
     per_group: u64,
 ) {
     for shard in 0..shards {
-        let mut n = first;
-        let end = first + per_shard;
-        let mut batch = Vec::new();
-        while n < end {
-            let k = per_group.min(end - n);
-            let logs = (n..n + k)
-                .map(|i| Log {
-                    time: 1_700_000_000 + (i / 100) as u32,
-                    contents: vec![
-                        Content {
-                            key: b"seq".to_vec(),
-                            value: format!("{shard}:{i}").into_bytes(),
-                        },
-                        Content {
-                            key: b"user".to_vec(),
-                            value: "jos\u{e9}".as_bytes().to_vec(),
-                        },
-                        Content {
-                            key: b"dup".to_vec(),
-                            value: b"a".to_vec(),
-                        },
-                        Content {
-                            key: b"dup".to_vec(),
-                            value: b"b".to_vec(),
-                        },
-                    ],
-                    time_ns: Some(123_000),
-                })
-                .collect();
-            batch.push(LogGroup {
-                logs,
-                topic: Some(b"t1".to_vec()),
-                source: Some(b"10.0.0.1".to_vec()),
-                log_tags: vec![LogTag {
-                    key: b"__hostname__".to_vec(),
-                    value: b"h1".to_vec(),
-                }],
-                ..Default::default()
-            });
-            n += k;
-            if batch.len() >= 200 {
-                emu.append(PROJECT, LOGSTORE, shard, &batch)
-                    .expect("append");
-                batch.clear();
-            }
-        }
-        if !batch.is_empty() {
+        load_shard(emu, shard, first, per_shard, per_group);
+    }
+}
+
+/// Append `count` numbered logs (from `first`) to one shard.
+pub fn load_shard(
+    emu: &sls_emulator::RunningEmulator,
+    shard: u32,
+    first: u64,
+    count: u64,
+    per_group: u64,
+) {
+    let mut n = first;
+    let end = first + count;
+    let mut batch = Vec::new();
+    while n < end {
+        let k = per_group.min(end - n);
+        let logs = (n..n + k)
+            .map(|i| Log {
+                time: 1_700_000_000 + (i / 100) as u32,
+                contents: vec![
+                    Content {
+                        key: b"seq".to_vec(),
+                        value: format!("{shard}:{i}").into_bytes(),
+                    },
+                    Content {
+                        key: b"user".to_vec(),
+                        value: "jos\u{e9}".as_bytes().to_vec(),
+                    },
+                    Content {
+                        key: b"dup".to_vec(),
+                        value: b"a".to_vec(),
+                    },
+                    Content {
+                        key: b"dup".to_vec(),
+                        value: b"b".to_vec(),
+                    },
+                ],
+                time_ns: Some(123_000),
+            })
+            .collect();
+        batch.push(LogGroup {
+            logs,
+            topic: Some(b"t1".to_vec()),
+            source: Some(b"10.0.0.1".to_vec()),
+            log_tags: vec![LogTag {
+                key: b"__hostname__".to_vec(),
+                value: b"h1".to_vec(),
+            }],
+            ..Default::default()
+        });
+        n += k;
+        if batch.len() >= 200 {
             emu.append(PROJECT, LOGSTORE, shard, &batch)
                 .expect("append");
+            batch.clear();
         }
+    }
+    if !batch.is_empty() {
+        emu.append(PROJECT, LOGSTORE, shard, &batch)
+            .expect("append");
     }
 }
 

@@ -382,6 +382,10 @@ struct Pending {
     resume: decode::Resume,
 }
 
+/// How often an idle shard checks whether it became read-only (split or
+/// merge) and is at its end: one ListShards per idle shard per period.
+const READONLY_RECHECK: Duration = Duration::from_secs(5);
+
 /// Error codes of UpdateCheckPoint that mean "this shard is not yours".
 const NOT_OURS: &[&str] = &[
     "ConsumerNotMatch",
@@ -506,11 +510,11 @@ impl SlsShard {
     }
 
     /// True when `cursor` is the end of a read-only shard (checked at most
-    /// every 10s while the shard is idle).
+    /// every [`READONLY_RECHECK`] while the shard is idle).
     async fn at_readonly_end(&mut self, cursor: &Cursor) -> Result<bool, Error> {
         if self
             .readonly_checked
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+            .is_some_and(|t| t.elapsed() < READONLY_RECHECK)
         {
             return Ok(false);
         }
@@ -692,12 +696,13 @@ impl ShardReader for SlsShard {
                 }
                 Err(e) if e.class() == Class::Fatal => return Err(self.fatal(e)),
                 Err(e) => {
+                    let first = self.failures == 0;
                     self.failures += 1;
                     // Throttling: the server asked for less; wait longer.
                     if e.is_throttle() {
                         self.failures = self.failures.max(3);
                     }
-                    if self.failures == 1 || self.failures % 10 == 0 {
+                    if first || self.failures % 10 == 0 {
                         tracing::warn!(shard = %self.shard, error = %e, failures = self.failures, "PullLogs failed; retrying");
                     }
                 }
