@@ -187,3 +187,23 @@ async fn empty_secret_is_a_configuration_error_before_any_request() {
         "{last}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_secret_with_v4_signatures_says_check_the_access_key() {
+    let emu = emulator(2).await;
+    let text = cfg(
+        &emu.endpoint(),
+        AK_ID,
+        "wrong",
+        PROJECT,
+        LOGSTORE,
+        "auth_version = \"v4\"\nregion = \"cn-hangzhou\"",
+    );
+    tokio::task::block_in_place(|| {
+        assert_fatal(
+            &text,
+            "SLS rejected the AccessKey (SignatureNotMatch): check SLS_AK_ID / SLS_AK_KEY \
+             (source.sls.access_key_id / source.sls.access_key_secret)",
+        )
+    });
+}

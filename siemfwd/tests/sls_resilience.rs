@@ -283,3 +283,32 @@ async fn start_position_end_reads_only_what_comes_after_the_start() {
     let st = tokio::task::block_in_place(|| fwd.terminate(Duration::from_secs(20)));
     assert_eq!(st.and_then(|s| s.code()), Some(0), "{}", fwd.log_text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v4_signed_requests_consume_like_v1() {
+    let emu = emulator(2).await;
+    load(&emu, 2, 0, 500, 50);
+    let r = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "f",
+        &emu.endpoint(),
+        r.addr,
+        "lf",
+        "auth_version = \"v4\"\nregion = \"cn-hangzhou\"",
+    );
+    let mut fwd = Siemfwd::start(dir.path(), "f", &cfg);
+    let ok = tokio::task::block_in_place(|| {
+        wait_complete(&r, &all(&[0, 1], 0, 500), Duration::from_secs(60))
+    });
+    assert!(ok, "{}", fwd.log_text());
+    let done = tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(30), || {
+            checkpoints_at_end(&emu, 2).then_some(())
+        })
+    });
+    assert!(done.is_some(), "{}", fwd.log_text());
+    let st = tokio::task::block_in_place(|| fwd.terminate(Duration::from_secs(20)));
+    assert_eq!(st.and_then(|s| s.code()), Some(0), "{}", fwd.log_text());
+}

@@ -93,6 +93,8 @@ pub const KEYS: &[Key] = &[
     ),
     seed("source.sls.consumer_group", Str, r#""siem""#, "SLS_CG"),
     key("source.sls.security_token", Secret, r#""...""#),
+    key("source.sls.auth_version", Str, r#""v4""#),
+    key("source.sls.region", Str, r#""cn-hangzhou""#),
     key("source.sls.consumer_name", Str, r#""fwd-1""#),
     key("source.sls.create_group", Bool, "true"),
     key("source.sls.in_order", Bool, "false"),

@@ -105,27 +105,38 @@ impl Endpoint {
         self.host.parse::<IpAddr>().is_ok() || self.host.eq_ignore_ascii_case("localhost")
     }
 
-    /// The URL prefix for `project` and the `Host` header to send (`None`:
-    /// the URL's own host is right).
-    pub fn base(&self, project: &str) -> (String, Option<String>) {
+    /// The URL prefix for `project`, and the `Host` header to send:
+    /// `{project}.{host}` without the port, as the Python SDK sends it (and
+    /// signs it, in v4).
+    pub fn base(&self, project: &str) -> (String, String) {
         let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+        let host_header = format!("{project}.{}", self.host);
         if self.is_direct() {
             let host = if self.host.contains(':') {
                 format!("[{}]", self.host)
             } else {
                 self.host.clone()
             };
-            (
-                format!("{}://{host}{port}", self.scheme),
-                Some(format!("{project}.{}", self.host)),
-            )
+            (format!("{}://{host}{port}", self.scheme), host_header)
         } else {
             (
                 format!("{}://{project}.{}{port}", self.scheme, self.host),
-                None,
+                host_header,
             )
         }
     }
+}
+
+/// How requests are signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// HMAC-SHA1 (every SDK's default).
+    V1,
+    /// SLS4-HMAC-SHA256 for a region (e.g. `cn-hangzhou`).
+    V4 {
+        /// The region in the credential scope.
+        region: String,
+    },
 }
 
 /// What the client needs to know.
@@ -143,6 +154,8 @@ pub struct ClientConfig {
     pub access_key_secret: Secret,
     /// STS token, if the key is temporary.
     pub security_token: Secret,
+    /// Signature version.
+    pub auth: Auth,
     /// `User-Agent`.
     pub user_agent: String,
     /// Whole-request timeout.
@@ -226,7 +239,8 @@ pub struct Client {
     http: reqwest::Client,
     cfg: std::sync::Arc<ClientConfig>,
     base: String,
-    host: Option<HeaderValue>,
+    host: String,
+    host_value: HeaderValue,
     user_agent: HeaderValue,
 }
 
@@ -268,9 +282,7 @@ impl Client {
             key: format!("source.sls.{what}"),
             problem: "contains characters not allowed in an HTTP header".to_owned(),
         };
-        let host = host
-            .map(|h| HeaderValue::from_str(&h).map_err(|_| bad("project")))
-            .transpose()?;
+        let host_value = HeaderValue::from_str(&host).map_err(|_| bad("project"))?;
         let user_agent =
             HeaderValue::from_str(&cfg.user_agent).map_err(|_| bad("consumer_name"))?;
         Ok(Self {
@@ -278,6 +290,7 @@ impl Client {
             cfg: std::sync::Arc::new(cfg),
             base,
             host,
+            host_value,
             user_agent,
         })
     }
@@ -311,47 +324,80 @@ impl Client {
     }
 
     async fn send_once(&self, req: &Request<'_>) -> Result<(HeaderMap, Bytes), Error> {
-        let date = httpdate::fmt_http_date(SystemTime::now());
+        let now = SystemTime::now();
         let (md5, content_type) = match &req.body {
             Some(b) => (sign::content_md5(b), "application/json"),
             None => (String::new(), ""),
         };
-        let body_len = req.body.as_ref().map_or(0, Vec::len).to_string();
-        let mut log_headers: Vec<(&str, &str)> = vec![
-            ("x-log-apiversion", API_VERSION),
-            ("x-log-signaturemethod", "hmac-sha1"),
-            ("x-log-bodyrawsize", &body_len),
-        ];
-        let token = self.cfg.security_token.expose();
-        if !token.is_empty() {
-            log_headers.push(("x-acs-security-token", token));
-        }
+        let body: &[u8] = req.body.as_deref().unwrap_or_default();
+        let body_len = body.len().to_string();
         let query: Vec<(&str, &str)> = req.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let auth = sign::authorization(
-            &self.cfg.access_key_id,
-            self.cfg.access_key_secret.expose(),
-            &sign::Signed {
-                method: req.method.as_str(),
-                content_md5: &md5,
-                content_type,
-                date: &date,
-                headers: &log_headers,
-                path: &req.path,
-                query: &query,
-            },
-        );
+        let token = self.cfg.security_token.expose();
+        let mut headers: Vec<(&'static str, String)> = vec![
+            ("x-log-apiversion", API_VERSION.to_owned()),
+            ("x-log-bodyrawsize", body_len),
+        ];
+        if !token.is_empty() {
+            headers.push(("x-acs-security-token", token.to_owned()));
+        }
+        let auth = match &self.cfg.auth {
+            Auth::V1 => {
+                let date = httpdate::fmt_http_date(now);
+                headers.push(("x-log-signaturemethod", "hmac-sha1".to_owned()));
+                let signed: Vec<(&str, &str)> =
+                    headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let auth = sign::authorization(
+                    &self.cfg.access_key_id,
+                    self.cfg.access_key_secret.expose(),
+                    &sign::Signed {
+                        method: req.method.as_str(),
+                        content_md5: &md5,
+                        content_type,
+                        date: &date,
+                        headers: &signed,
+                        path: &req.path,
+                        query: &query,
+                    },
+                );
+                headers.push(("date", date));
+                auth
+            }
+            Auth::V4 { region } => {
+                let datetime = jiff::Timestamp::try_from(now)
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+                    .strftime("%Y%m%dT%H%M%SZ")
+                    .to_string();
+                headers.push(("x-log-date", datetime.clone()));
+                headers.push(("x-log-content-sha256", sign::content_sha256(body)));
+                let mut signed: Vec<(&str, &str)> =
+                    headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                signed.push(("host", &self.host));
+                if !content_type.is_empty() {
+                    signed.push(("content-type", content_type));
+                }
+                sign::v4_authorization(
+                    &self.cfg.access_key_id,
+                    self.cfg.access_key_secret.expose(),
+                    region,
+                    &datetime,
+                    &sign::SignedV4 {
+                        method: req.method.as_str(),
+                        path: &req.path,
+                        query: &query,
+                        headers: &signed,
+                    },
+                )
+            }
+        };
         let mut b = self
             .http
             .request(req.method.clone(), format!("{}{}", self.base, req.path))
             .query(&query)
-            .header("date", &date)
             .header("authorization", auth)
+            .header(reqwest::header::HOST, self.host_value.clone())
             .header(reqwest::header::USER_AGENT, self.user_agent.clone());
-        for (k, v) in &log_headers {
-            b = b.header(HeaderName::from_static(k), *v);
-        }
-        if let Some(h) = &self.host {
-            b = b.header(reqwest::header::HOST, h.clone());
+        for (k, v) in &headers {
+            b = b.header(HeaderName::from_static(k), v.as_str());
         }
         if let Some(enc) = req.accept_encoding {
             b = b
@@ -685,7 +731,10 @@ mod tests {
         assert_eq!(e.scheme, "https");
         assert_eq!(
             e.base("proj"),
-            ("https://proj.cn-hangzhou.log.aliyuncs.com".to_owned(), None)
+            (
+                "https://proj.cn-hangzhou.log.aliyuncs.com".to_owned(),
+                "proj.cn-hangzhou.log.aliyuncs.com".to_owned()
+            )
         );
         let e = Endpoint::parse("http://cn-hangzhou.log.aliyuncs.com:8080/x").unwrap();
         assert_eq!(e.base("p").0, "http://p.cn-hangzhou.log.aliyuncs.com:8080");
@@ -698,12 +747,12 @@ mod tests {
             e.base("proj"),
             (
                 "http://127.0.0.1:18080".to_owned(),
-                Some("proj.127.0.0.1".to_owned())
+                "proj.127.0.0.1".to_owned()
             )
         );
         let e = Endpoint::parse("localhost:9").unwrap();
         assert_eq!(e.scheme, "http");
-        assert_eq!(e.base("p").1.as_deref(), Some("p.localhost"));
+        assert_eq!(e.base("p").1, "p.localhost");
         let e = Endpoint::parse("[::1]:9").unwrap();
         assert_eq!(e.base("p").0, "http://[::1]:9");
     }

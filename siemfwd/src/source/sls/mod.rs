@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{SlsSourceConfig, StartPosition};
+use crate::config::{AuthVersion, SlsSourceConfig, StartPosition};
 use crate::counters::{self, COUNTERS};
 use crate::pipeline::tracker::Checkpoint;
 use crate::record::Record;
@@ -164,6 +164,18 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
         cfg.consumer_name.trim().to_owned()
     };
     let endpoint = client::Endpoint::parse(&cfg.endpoint)?;
+    let auth = match cfg.auth_version {
+        AuthVersion::V1 => client::Auth::V1,
+        AuthVersion::V4 if cfg.region.trim().is_empty() => {
+            return Err(config_error(
+                "region",
+                "required with auth_version = \"v4\" (e.g. \"cn-hangzhou\")",
+            ))
+        }
+        AuthVersion::V4 => client::Auth::V4 {
+            region: cfg.region.trim().to_owned(),
+        },
+    };
     let client = Client::new(client::ClientConfig {
         endpoint,
         project: cfg.project.clone(),
@@ -171,6 +183,7 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
         access_key_id: cfg.access_key_id.clone(),
         access_key_secret: cfg.access_key_secret.clone(),
         security_token: cfg.security_token.clone(),
+        auth,
         user_agent: format!(
             "siemfwd/{}-consumergroup-{}-{consumer}",
             env!("CARGO_PKG_VERSION"),
