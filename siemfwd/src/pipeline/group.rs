@@ -111,6 +111,16 @@ pub(super) async fn run<G: GroupSource>(
                             Ok(s) => {
                                 summary.messages += s.messages;
                                 tracing::info!(shard = id, "shard released");
+                                // Not delivered without a stop: the output
+                                // failed for good; restarting the shard
+                                // would only read the same data again.
+                                match s.undelivered {
+                                    Some(e) if !shutdown.stop.is_cancelled() => {
+                                        first_error.get_or_insert(Error::Sink(e));
+                                        shutdown.stop.cancel();
+                                    }
+                                    _ => {}
+                                }
                             }
                             Err(e) => {
                                 first_error.get_or_insert(e);

@@ -35,6 +35,9 @@ pub(super) struct ShardContext {
 #[derive(Debug, Default)]
 pub(super) struct ShardSummary {
     pub messages: u64,
+    /// Why a batch was not delivered when the shard stopped because of it
+    /// (abort, or an output that failed for good such as a closed stdout).
+    pub undelivered: Option<sink::Error>,
 }
 
 type Answer = oneshot::Receiver<Result<Messages, sink::Error>>;
@@ -133,7 +136,10 @@ pub(super) async fn run<R: ShardReader>(
                     }
                     // Abandoned (abort): not delivered, so never committed.
                     // Later batches must not be committed either; stop.
-                    Err(_) => undelivered = true,
+                    Err(e) => {
+                        undelivered = true;
+                        summary.undelivered.get_or_insert(e);
+                    }
                 }
             }
             () = ctx.stop.cancelled(), if reading => spare.push(msgs),

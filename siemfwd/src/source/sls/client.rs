@@ -1,5 +1,6 @@
-//! A thin Log Service HTTP client: the nine calls a consumer needs (protocol
-//! notes §2), v1-signed (§1.3), over one shared `reqwest` connection pool.
+//! A thin Log Service HTTP client: the calls a consumer needs (protocol
+//! notes §2), signed with v1 (§1.3) or v4 (§1.4), over one shared `reqwest`
+//! connection pool.
 //!
 //! Why our own client and not `aliyun-log-rust-sdk`: §8 — it pulls in
 //! OpenSSL and a C lz4, decodes values as UTF-8 (one bad byte fails a whole
