@@ -144,6 +144,13 @@ async fn forward_to_rsyslog(total: u64, timeout: Duration) {
         .windows(2)
         .filter(|w| w[0].0 == w[1].0 && w[1].1 < w[0].1)
         .count();
+    for t in &texts {
+        assert!(
+            t.contains("||__topic__=t1||__source__=10.0.0.1||__tag__:__hostname__=h1||seq=")
+                && t.ends_with("||user=jos\u{e9}||dup=a||dup=b"),
+            "fields changed: {t:?}"
+        );
+    }
     let sample = &texts[0];
     let order = [
         "__topic__=t1",
