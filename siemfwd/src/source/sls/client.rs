@@ -411,9 +411,9 @@ impl Client {
                 .header("content-md5", md5)
                 .body(body.clone());
         }
-        let net = |source| Error::Network {
+        let net = |e: reqwest::Error| Error::Network {
             what: req.what.clone(),
-            source,
+            cause: super::error::chain(&e),
         };
         let resp = b.send().await.map_err(net)?;
         let status = resp.status().as_u16();

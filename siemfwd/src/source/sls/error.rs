@@ -21,12 +21,14 @@ pub enum Class {
 #[non_exhaustive]
 pub enum Error {
     /// The request never got an HTTP answer (connect, TLS, timeout, reset).
-    #[error("SLS request {what} failed: {source}")]
+    #[error("SLS request {what} failed: {cause}")]
     Network {
         /// The API call (`PullLogs shard 3`).
         what: String,
-        /// The transport error.
-        source: reqwest::Error,
+        /// The transport error with its whole chain of causes on one line
+        /// (kept as text so the message reads the same in a log line and in
+        /// the final error).
+        cause: String,
     },
     /// The server answered with an error envelope.
     #[error("SLS {what}: HTTP {status} {code}: {message}{}", request_id_suffix(.request_id))]
@@ -62,6 +64,22 @@ pub enum Error {
         /// What is wrong and what to do.
         problem: String,
     },
+}
+
+/// `error: cause: cause…` on one line, without repeating a cause whose
+/// text its parent already contains.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
 }
 
 fn request_id_suffix(id: &str) -> String {
@@ -198,5 +216,20 @@ mod tests {
             .explain("p", "l", "g")
             .to_string();
         assert!(e.contains("\"l\"") && e.contains("SLS_LOGSTORE"), "{e}");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner")]
+    struct Inner(#[source] std::io::Error);
+
+    #[test]
+    fn chain_puts_every_cause_on_one_line_without_repeats() {
+        let e = Outer(Inner(std::io::Error::other("refused")));
+        // "outer: inner" already names the inner error; only the io cause is added.
+        assert_eq!(chain(&e), "outer: inner: refused");
     }
 }
