@@ -32,6 +32,19 @@ pub enum Command {
     /// auto-detected) and print each parsed message, or write JSON lines, or
     /// count and discard (for benchmarks).
     Listen(ListenArgs),
+    /// Show the Log Service consumer group: each shard's status, the
+    /// consumer that committed last, its checkpoint and lag (log groups and
+    /// time behind).
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -80,6 +80,7 @@ async fn run(command: Command) -> Result<u8, Failure> {
         Command::Tap(args) => forward(&args, true).await,
         Command::Check(args) => check(&args).await,
         Command::Listen(args) => cli::listen(args).await.map_err(Failure::from),
+        Command::Status(args) => status(&args).await,
     }
 }
 
@@ -123,12 +124,51 @@ async fn check(args: &cli::ConfigArgs) -> Result<u8, Failure> {
         .context("invalid configuration")
         .map_err(config_failure)?;
     println!("config: ok");
+    if config.source.kind == siemfwd::config::SourceKind::Sls {
+        use siemfwd::source::sls;
+        let (client, settings) = sls::build(&config.source.sls)
+            .context("invalid configuration")
+            .map_err(config_failure)?;
+        let explain =
+            |e: sls::Error| e.explain(&settings.project, &settings.logstore, &settings.group);
+        let shards = client.list_shards().await.map_err(explain)?;
+        let groups = client.list_groups().await.map_err(explain)?;
+        let group = if groups.iter().any(|g| g.name == settings.group) {
+            "exists"
+        } else if settings.create_group {
+            "will be created"
+        } else {
+            "missing (create_group = false)"
+        };
+        println!(
+            "source: ok (sls {}/{}: {} shards; consumer group {} {group})",
+            settings.project,
+            settings.logstore,
+            shards.len(),
+            settings.group
+        );
+    }
     if let Some(sink) = pipeline.sink_mut() {
         // The sink's error already names the address.
         sink.check().await.context("sink check failed")?;
         sink.close().await;
     }
     println!("sink: ok ({})", describe_sink(&config.sink));
+    Ok(0)
+}
+
+async fn status(args: &cli::StatusArgs) -> Result<u8, Failure> {
+    use siemfwd::source::sls;
+    let config = load(&args.config)?;
+    let (client, settings) = sls::build(&config.source.sls)
+        .context("invalid configuration")
+        .map_err(config_failure)?;
+    let status = sls::status::collect(&client, &settings).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", sls::status::render_table(&status));
+    }
     Ok(0)
 }
 

@@ -17,6 +17,11 @@
 //!   stalls reading and memory stays flat.
 //! - Checkpoints move through [`tracker::Tracker`] only, on an interval, when
 //!   a shard ends and on shutdown.
+//! - Files are a fixed set of shards and the run ends when all end. A
+//!   consumer group ([`crate::source::GroupSource`], `group.rs`) hands shards
+//!   out and takes them back while it runs: each shard task has a child of
+//!   the `stop` token, and a shard taken away is drained and committed before
+//!   the group is told it is free.
 //! - Shutdown is two tokens ([`Shutdown`]): `stop` (first SIGINT/SIGTERM)
 //!   ends reading and lets in-flight batches drain for
 //!   `pipeline.drain_timeout`; `abort` (the deadline, or a second signal)
@@ -26,6 +31,7 @@
 //!
 //! What this module must not know: wire formats, socket details, HTTP.
 
+mod group;
 mod shard;
 pub mod tap;
 pub mod tracker;
@@ -42,7 +48,7 @@ use crate::config::{Config, PipelineConfig, SourceKind};
 use crate::counters::{self, COUNTERS};
 use crate::format::{self, Constraints, FormatConfig, Formatter};
 use crate::sink::{self, Framing, Messages, Sink, Transport};
-use crate::source::{self, file};
+use crate::source::{self, file, sls};
 
 /// Why the pipeline could not be built or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -106,9 +112,20 @@ pub struct Pipeline {
     format: FormatConfig,
     constraints: Constraints,
     output: Output,
-    inputs: Vec<PathBuf>,
-    source: crate::config::FileSourceConfig,
+    plan: Plan,
     settings: PipelineConfig,
+}
+
+/// Which shards to read.
+#[derive(Debug)]
+enum Plan {
+    /// A fixed list of files, one shard each; the run ends when all end.
+    Files {
+        inputs: Vec<PathBuf>,
+        source: crate::config::FileSourceConfig,
+    },
+    /// A Log Service consumer group: shards come and go with the heartbeat.
+    Sls(Box<sls::SlsSource>),
 }
 
 /// The formatter constraints a transport and framing impose.
@@ -138,31 +155,30 @@ impl Pipeline {
         } else {
             Output::Sink(Sink::build(&config.sink)?)
         };
-        match config.source.kind {
-            SourceKind::File => {}
-            SourceKind::Sls => {
-                return Err(Error::Config {
-                    key: "source.type".to_owned(),
-                    problem: "the Log Service (sls) source is not available in this build yet; \
-                              use source.type = \"file\""
-                        .to_owned(),
-                })
+        let plan = match config.source.kind {
+            SourceKind::File => {
+                let inputs = file::expand_paths(&config.source.file)?;
+                if inputs.is_empty() {
+                    return Err(Error::Config {
+                        key: "source.file.paths".to_owned(),
+                        problem: "no input files; name files or directories (or \"-\" for stdin)"
+                            .to_owned(),
+                    });
+                }
+                Plan::Files {
+                    inputs,
+                    source: config.source.file.clone(),
+                }
             }
-        }
-        let inputs = file::expand_paths(&config.source.file)?;
-        if inputs.is_empty() {
-            return Err(Error::Config {
-                key: "source.file.paths".to_owned(),
-                problem: "no input files; name files or directories (or \"-\" for stdin)"
-                    .to_owned(),
-            });
-        }
+            SourceKind::Sls => Plan::Sls(Box::new(
+                sls::SlsSource::build(&config.source.sls).map_err(source::Error::from)?,
+            )),
+        };
         Ok(Self {
             format: config.format.clone(),
             constraints,
             output,
-            inputs,
-            source: config.source.file.clone(),
+            plan,
             settings: config.pipeline.clone(),
         })
     }
@@ -176,43 +192,83 @@ impl Pipeline {
     }
 
     /// Run until every shard has ended (files without `follow`) or
-    /// `shutdown` says stop.
+    /// `shutdown` says stop. A consumer group runs until `shutdown`.
     ///
     /// # Errors
     /// The first fatal error of a shard (after every shard committed what it
     /// delivered).
     pub async fn run(self, shutdown: Shutdown) -> Result<Summary, Error> {
-        let store = file::CheckpointStore::open(&self.source.state_dir)?;
-        let window = self.settings.in_flight_batches.max(1);
-        let (tx, rx) = mpsc::channel::<SendRequest>(window * self.inputs.len());
-        let dry_run = matches!(self.output, Output::Tap(_));
-        let sink_task = tokio::spawn(run_output(self.output, rx, shutdown.abort.clone()));
+        match self.plan {
+            Plan::Files { inputs, source } => {
+                run_files(
+                    inputs,
+                    source,
+                    self.format,
+                    self.constraints,
+                    self.output,
+                    self.settings,
+                    shutdown,
+                )
+                .await
+            }
+            Plan::Sls(src) => {
+                group::run(
+                    *src,
+                    group::Parts {
+                        format: self.format,
+                        constraints: self.constraints,
+                        output: self.output,
+                        settings: self.settings,
+                    },
+                    shutdown,
+                )
+                .await
+            }
+        }
+    }
+}
 
-        // The drain deadline: once `stop` fires, `abort` follows after
-        // `drain_timeout` unless everything finished first.
-        let deadline = {
-            let sd = shutdown.clone();
-            let timeout = self.settings.drain_timeout.0;
-            tokio::spawn(async move {
-                sd.stop.cancelled().await;
-                tokio::select! {
-                    () = tokio::time::sleep(timeout) => {
-                        tracing::warn!(?timeout, "drain deadline reached; abandoning batches still in flight (they will be sent again)");
-                        sd.abort.cancel();
-                    }
-                    () = sd.abort.cancelled() => {}
-                }
-            })
-        };
+/// Once `stop` fires, `abort` follows after `drain_timeout` unless
+/// everything finished first.
+fn drain_deadline(shutdown: &Shutdown, timeout: Duration) -> tokio::task::JoinHandle<()> {
+    let sd = shutdown.clone();
+    tokio::spawn(async move {
+        sd.stop.cancelled().await;
+        tokio::select! {
+            () = tokio::time::sleep(timeout) => {
+                tracing::warn!(?timeout, "drain deadline reached; abandoning batches still in flight (they will be sent again)");
+                sd.abort.cancel();
+            }
+            () = sd.abort.cancelled() => {}
+        }
+    })
+}
+
+async fn run_files(
+    inputs: Vec<PathBuf>,
+    source: crate::config::FileSourceConfig,
+    format: FormatConfig,
+    constraints: Constraints,
+    output: Output,
+    settings: PipelineConfig,
+    shutdown: Shutdown,
+) -> Result<Summary, Error> {
+    {
+        let store = file::CheckpointStore::open(&source.state_dir)?;
+        let window = settings.in_flight_batches.max(1);
+        let (tx, rx) = mpsc::channel::<SendRequest>(window * inputs.len());
+        let dry_run = matches!(output, Output::Tap(_));
+        let sink_task = tokio::spawn(run_output(output, rx, shutdown.abort.clone()));
+        let deadline = drain_deadline(&shutdown, settings.drain_timeout.0);
 
         let records_before = COUNTERS.records_in.load(Ordering::Relaxed);
         let mut tasks = JoinSet::new();
-        for path in &self.inputs {
-            let reader = file::FileShard::open(path, &self.source, &store).await?;
-            let formatter = Formatter::build(&self.format, self.constraints)?;
+        for path in &inputs {
+            let reader = file::FileShard::open(path, &source, &store).await?;
+            let formatter = Formatter::build(&format, constraints)?;
             let ctx = shard::ShardContext {
                 tx: tx.clone(),
-                settings: self.settings.clone(),
+                settings: settings.clone(),
                 stop: shutdown.stop.clone(),
                 commit: !dry_run,
             };
@@ -222,7 +278,7 @@ impl Pipeline {
 
         let mut first_error = None;
         let mut summary = Summary {
-            shards: self.inputs.len(),
+            shards: inputs.len(),
             ..Summary::default()
         };
         while let Some(joined) = tasks.join_next().await {

@@ -4,7 +4,9 @@
 //! The loop races three things: the oldest in-flight batch being answered,
 //! reading the next batch (only while fewer than `in_flight_batches` are
 //! out), and the stop token. Reading is cancel-safe (see
-//! `source::file::FileShard::fill`), so losing that race costs nothing.
+//! `source::file::FileShard::fill`; the SLS reader keeps its PullLogs
+//! running as a task and picks the answer up on the next call), so losing
+//! that race costs nothing.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -33,6 +35,9 @@ pub(super) struct ShardContext {
 #[derive(Debug, Default)]
 pub(super) struct ShardSummary {
     pub messages: u64,
+    /// Why a batch was not delivered when the shard stopped because of it
+    /// (abort, or an output that failed for good such as a closed stdout).
+    pub undelivered: Option<sink::Error>,
 }
 
 type Answer = oneshot::Receiver<Result<Messages, sink::Error>>;
@@ -131,7 +136,10 @@ pub(super) async fn run<R: ShardReader>(
                     }
                     // Abandoned (abort): not delivered, so never committed.
                     // Later batches must not be committed either; stop.
-                    Err(_) => undelivered = true,
+                    Err(e) => {
+                        undelivered = true;
+                        summary.undelivered.get_or_insert(e);
+                    }
                 }
             }
             () = ctx.stop.cancelled(), if reading => spare.push(msgs),

@@ -17,6 +17,7 @@
 
 pub mod file;
 pub mod ndjson;
+pub mod sls;
 
 use std::fmt;
 use std::future::Future;
@@ -44,6 +45,9 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
+    /// The Log Service source failed (fatal: already phrased as what to fix).
+    #[error(transparent)]
+    Sls(#[from] sls::Error),
     /// A checkpoint could not be read or written.
     #[error("checkpoint {path}: {problem}")]
     Checkpoint {
@@ -100,4 +104,32 @@ pub trait ShardReader: Send {
         &mut self,
         checkpoint: &Checkpoint<Self::Position>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// A source whose shards are handed out from outside and change while it
+/// runs: a consumer group (Log Service today, Kafka later). The pipeline
+/// keeps one reader per assigned shard, stops the readers of shards taken
+/// away (drain, commit, drop), and reports which shards it still holds.
+pub trait GroupSource: Send + 'static {
+    /// The reader of one shard.
+    type Reader: ShardReader + 'static;
+
+    /// Join the group (create it if allowed) and start the membership
+    /// (heartbeats). Configuration errors come out here.
+    fn join(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Wait until the set of shards to hold differs from the last one
+    /// returned, and return it (every shard id). Cancel-safe.
+    fn assignment(&mut self) -> impl Future<Output = Result<Vec<u32>, Error>> + Send;
+
+    /// The shards this process holds now: a reader is running, including
+    /// one that is draining after being taken away. Told to the group with
+    /// the next heartbeat.
+    fn set_held(&self, held: &[u32]);
+
+    /// A reader for a newly assigned shard (it finds its own start position).
+    fn open(&self, shard: u32) -> Self::Reader;
+
+    /// Leave the group after every reader finished.
+    fn leave(&mut self) -> impl Future<Output = ()> + Send;
 }

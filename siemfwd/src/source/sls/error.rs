@@ -1,0 +1,235 @@
+//! Errors of the Log Service source, classified where they are made
+//! (style guide §3): [`Error::class`] says whether retrying can help.
+//!
+//! Retryable: network failures, 5xx, throttling (403 `*QuotaExceed`), and any
+//! error code we do not recognise (a daemon must not die on a surprise; it logs
+//! and backs off). Fatal: the errors only a person can fix — credentials,
+//! project, logstore, group quota, clock — each with one line that says what
+//! to change (protocol notes §1.5).
+
+/// Whether an error is worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Try again after a back-off.
+    Retryable,
+    /// Stop the program; a person must fix something.
+    Fatal,
+}
+
+/// An error of the SLS client or consumer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request never got an HTTP answer (connect, TLS, timeout, reset).
+    #[error("SLS request {what} failed: {cause}")]
+    Network {
+        /// The API call (`PullLogs shard 3`).
+        what: String,
+        /// The transport error with its whole chain of causes on one line
+        /// (kept as text so the message reads the same in a log line and in
+        /// the final error).
+        cause: String,
+    },
+    /// The server answered with an error envelope.
+    #[error("SLS {what}: HTTP {status} {code}: {message}{}", request_id_suffix(.request_id))]
+    Api {
+        /// The API call.
+        what: String,
+        /// HTTP status.
+        status: u16,
+        /// `errorCode` (`InvalidCursor`, `Unauthorized`, …).
+        code: String,
+        /// `errorMessage`.
+        message: String,
+        /// `x-log-requestid`, for support tickets.
+        request_id: String,
+    },
+    /// A fatal condition, already phrased as what to fix.
+    #[error("{0}")]
+    Fatal(String),
+    /// The answer could not be understood (bad JSON, missing header, corrupt
+    /// body).
+    #[error("SLS {what}: unexpected response: {problem}")]
+    Protocol {
+        /// The API call.
+        what: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A setting is wrong.
+    #[error("{key}: {problem}")]
+    Config {
+        /// The key path (`source.sls.endpoint`).
+        key: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+}
+
+/// `error: cause: cause…` on one line, without repeating a cause whose
+/// text its parent already contains.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
+fn request_id_suffix(id: &str) -> String {
+    if id.is_empty() {
+        String::new()
+    } else {
+        format!(" (request id {id})")
+    }
+}
+
+/// Error codes that mean "a person must fix the configuration".
+const FATAL_CODES: &[&str] = &[
+    "Unauthorized",
+    "SignatureNotMatch",
+    "InvalidAccessKeyId",
+    "ProjectNotExist",
+    "ProjectNotExists",
+    "LogStoreNotExist",
+    "ConsumerGroupQuotaExceed",
+    "RequestTimeTooSkewed",
+];
+
+impl Error {
+    /// Retry or stop.
+    pub fn class(&self) -> Class {
+        match self {
+            Error::Network { .. } | Error::Protocol { .. } => Class::Retryable,
+            Error::Api { code, status, .. } => {
+                if FATAL_CODES.contains(&code.as_str()) || *status == 401 {
+                    Class::Fatal
+                } else {
+                    Class::Retryable
+                }
+            }
+            Error::Fatal(_) | Error::Config { .. } => Class::Fatal,
+        }
+    }
+
+    /// The SLS error code, if the server sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// True for throttling answers (the server asks us to slow down).
+    pub fn is_throttle(&self) -> bool {
+        matches!(self, Error::Api { status: 403, code, .. } if code.contains("QuotaExceed") || code.contains("QPS"))
+    }
+
+    /// Turn a fatal API error into the one line that says what to fix.
+    /// `project`, `logstore`, `group` name what the user configured.
+    pub fn explain(self, project: &str, logstore: &str, group: &str) -> Self {
+        let Error::Api { code, .. } = &self else {
+            return self;
+        };
+        let line = match code.as_str() {
+            "Unauthorized" | "SignatureNotMatch" | "InvalidAccessKeyId" => format!(
+                "SLS rejected the AccessKey ({code}): check SLS_AK_ID / SLS_AK_KEY \
+                 (source.sls.access_key_id / source.sls.access_key_secret)"
+            ),
+            "ProjectNotExist" | "ProjectNotExists" => format!(
+                "SLS project \"{project}\" does not exist ({code}): check SLS_PROJECT \
+                 (source.sls.project) and SLS_ENDPOINT (the project's region)"
+            ),
+            "LogStoreNotExist" => format!(
+                "SLS logstore \"{logstore}\" does not exist in project \"{project}\" \
+                 ({code}): check SLS_LOGSTORE (source.sls.logstore)"
+            ),
+            "ConsumerGroupQuotaExceed" => format!(
+                "SLS logstore \"{logstore}\" has no room for consumer group \"{group}\" \
+                 ({code}): delete an unused consumer group or reuse one (SLS_CG / \
+                 source.sls.consumer_group)"
+            ),
+            "RequestTimeTooSkewed" => format!(
+                "SLS says this host's clock is more than 15 minutes off ({code}): fix the \
+                 clock (NTP)"
+            ),
+            _ => return self,
+        };
+        Error::Fatal(line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: &str) -> Error {
+        Error::Api {
+            what: "x".into(),
+            status,
+            code: code.into(),
+            message: "m".into(),
+            request_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn credentials_and_missing_resources_are_fatal() {
+        for code in [
+            "Unauthorized",
+            "SignatureNotMatch",
+            "ProjectNotExist",
+            "LogStoreNotExist",
+            "ConsumerGroupQuotaExceed",
+        ] {
+            assert_eq!(api(400, code).class(), Class::Fatal, "{code}");
+        }
+    }
+
+    #[test]
+    fn server_errors_and_throttling_are_retryable() {
+        assert_eq!(api(500, "InternalServerError").class(), Class::Retryable);
+        assert_eq!(api(503, "ServerBusy").class(), Class::Retryable);
+        let t = api(403, "ReadQuotaExceed");
+        assert_eq!(t.class(), Class::Retryable);
+        assert!(t.is_throttle());
+    }
+
+    #[test]
+    fn fatal_error_explains_what_to_fix_in_one_line() {
+        let e = api(401, "SignatureNotMatch")
+            .explain("p", "l", "g")
+            .to_string();
+        assert_eq!(
+            e,
+            "SLS rejected the AccessKey (SignatureNotMatch): check SLS_AK_ID / SLS_AK_KEY \
+             (source.sls.access_key_id / source.sls.access_key_secret)"
+        );
+        assert!(!e.contains('\n'));
+        let e = api(404, "LogStoreNotExist")
+            .explain("p", "l", "g")
+            .to_string();
+        assert!(e.contains("\"l\"") && e.contains("SLS_LOGSTORE"), "{e}");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner")]
+    struct Inner(#[source] std::io::Error);
+
+    #[test]
+    fn chain_puts_every_cause_on_one_line_without_repeats() {
+        let e = Outer(Inner(std::io::Error::other("refused")));
+        // "outer: inner" already names the inner error; only the io cause is added.
+        assert_eq!(chain(&e), "outer: inner: refused");
+    }
+}

@@ -1,0 +1,760 @@
+//! The Alibaba Cloud Log Service (SLS) source: a consumer-group member, as
+//! Alibaba's consumer libraries are (protocol notes §5), so any number of
+//! siemfwd processes — and Alibaba's own consumers — share a logstore's
+//! shards, and a dead one's shards continue elsewhere from its checkpoint.
+//!
+//! Parts (Vector-style split by role):
+//! - [`client`]: HTTP calls, signing ([`sign`]), error classification
+//!   ([`error`]);
+//! - [`decode`]: lz4/zstd and the borrowing protobuf reader;
+//! - [`heartbeat`]: membership and shard assignment;
+//! - this file: [`SlsSource`] (the group member, a
+//!   [`GroupSource`](crate::source::GroupSource)) and [`SlsShard`] (one
+//!   shard's reader, a [`ShardReader`]);
+//! - [`status`]: `siemfwd status`.
+//!
+//! Decisions a reader would otherwise undo (see also `docs/architecture.md`):
+//! - **Checkpoints are committed with `forceSuccess=false`** and our
+//!   consumer name: the server accepts them only while we hold the shard. A
+//!   process that lost a shard (paused, timed out, rebalanced) can then never
+//!   overwrite a newer checkpoint written by the new owner — with `true`, as
+//!   the Python and Go consumers send, it can, and the new owner's progress
+//!   is rolled back (duplicates) or, worse, a stale owner's *later* commit of
+//!   an older position is accepted after a newer one. A refused commit
+//!   (`ConsumerNotMatch`, `ConsumerNotExist`, `ShardNotExist`) means the
+//!   shard is someone else's: the reader logs it and ends; nothing crashes.
+//! - **InvalidCursor never skips retained data.** The Python consumer jumps
+//!   to the *end* (data loss). We restart from the group checkpoint if it is
+//!   still valid, else from the oldest retained log group: only data the
+//!   server already deleted is missed, and that is logged.
+//! - **A pull with data is followed at once by the next pull**; only empty
+//!   pulls back off (200ms doubling up to `fetch_interval`).
+//! - **Read-only shards** (after split/merge) end when a pull at the shard's
+//!   end cursor returns nothing: the reader commits that end cursor (which
+//!   tells the server the shard is finished, §5.2a) and ends.
+//! - A pull is one unit for the server (a cursor per log-group list), but
+//!   the pipeline may cut a batch in the middle of it. Such a batch's
+//!   position is the cursor the pull *started* at: committing it can repeat
+//!   part of the pull after a failover, never skip it.
+
+pub mod client;
+pub mod cursor;
+pub mod decode;
+pub mod error;
+pub mod heartbeat;
+pub mod sign;
+pub mod status;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AuthVersion, SlsSourceConfig, StartPosition};
+use crate::counters::{self, COUNTERS};
+use crate::pipeline::tracker::Checkpoint;
+use crate::record::Record;
+use crate::source::{self, BatchEnd, Flow, GroupSource, ShardReader};
+
+pub use client::{Client, Compression};
+pub use cursor::{Cursor, ShardId};
+pub use error::{Class, Error};
+
+/// The runtime settings, built and checked once from [`SlsSourceConfig`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Project (for messages).
+    pub project: String,
+    /// Logstore (for messages).
+    pub logstore: String,
+    /// Consumer group.
+    pub group: String,
+    /// This process's consumer name.
+    pub consumer: String,
+    /// Create the group when missing.
+    pub create_group: bool,
+    /// The group's `order` flag.
+    pub in_order: bool,
+    /// Heartbeat period.
+    pub heartbeat_interval: Duration,
+    /// The group's timeout.
+    pub heartbeat_timeout: Duration,
+    /// Longest idle wait between pulls.
+    pub fetch_interval: Duration,
+    /// PullLogs `count`.
+    pub max_fetch_log_groups: u32,
+    /// GetCursor `from` for shards without a checkpoint.
+    pub start_from: String,
+    /// PullLogs compression.
+    pub compression: Compression,
+}
+
+/// A jittered exponential back-off: `base × 2^(attempt-1)`, capped at 30s,
+/// then scaled by a random factor in [0.5, 1) so many shards (or many
+/// processes) that failed together do not retry together.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(8));
+    exp.min(Duration::from_secs(30))
+        .mul_f64(0.5 + fastrand::f64() / 2.0)
+}
+
+fn config_error(key: &str, problem: impl Into<String>) -> Error {
+    Error::Config {
+        key: format!("source.sls.{key}"),
+        problem: problem.into(),
+    }
+}
+
+/// `{hostname}-{pid}`: unique per process, readable in `siemfwd status`.
+pub fn default_consumer_name() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    format!("{host}-{}", std::process::id())
+}
+
+/// Check the settings and build the client (no request is made).
+///
+/// # Errors
+/// [`Error::Config`] naming the key.
+pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
+    let required = [
+        ("endpoint", &cfg.endpoint, "SLS_ENDPOINT"),
+        ("access_key_id", &cfg.access_key_id, "SLS_AK_ID"),
+        ("project", &cfg.project, "SLS_PROJECT"),
+        ("logstore", &cfg.logstore, "SLS_LOGSTORE"),
+        ("consumer_group", &cfg.consumer_group, "SLS_CG"),
+    ];
+    for (key, value, var) in required {
+        if value.trim().is_empty() {
+            return Err(config_error(key, format!("required (or set {var})")));
+        }
+    }
+    if cfg.access_key_secret.is_empty() {
+        return Err(config_error(
+            "access_key_secret",
+            "required (or set SLS_AK_KEY)",
+        ));
+    }
+    if !(1..=1000).contains(&cfg.max_fetch_log_groups) {
+        return Err(config_error("max_fetch_log_groups", "must be 1 to 1000"));
+    }
+    let interval = cfg.heartbeat_interval.0;
+    if interval < Duration::from_millis(100) {
+        return Err(config_error("heartbeat_interval", "must be at least 100ms"));
+    }
+    let timeout = cfg.heartbeat_timeout.map_or(interval * 2, |t| t.0);
+    if timeout <= interval || timeout < Duration::from_secs(1) {
+        return Err(config_error(
+            "heartbeat_timeout",
+            "must be longer than heartbeat_interval and at least 1s",
+        ));
+    }
+    if cfg.fetch_interval.0 < Duration::from_millis(10) {
+        return Err(config_error("fetch_interval", "must be at least 10ms"));
+    }
+    let start_from = match cfg.start_position {
+        StartPosition::Begin => "begin".to_owned(),
+        StartPosition::End => "end".to_owned(),
+        StartPosition::Time => parse_start_time(&cfg.start_time)?.to_string(),
+    };
+    let consumer = if cfg.consumer_name.trim().is_empty() {
+        default_consumer_name()
+    } else {
+        cfg.consumer_name.trim().to_owned()
+    };
+    let endpoint = client::Endpoint::parse(&cfg.endpoint)?;
+    let auth = match cfg.auth_version {
+        AuthVersion::V1 => client::Auth::V1,
+        AuthVersion::V4 if cfg.region.trim().is_empty() => {
+            return Err(config_error(
+                "region",
+                "required with auth_version = \"v4\" (e.g. \"cn-hangzhou\")",
+            ))
+        }
+        AuthVersion::V4 => client::Auth::V4 {
+            region: cfg.region.trim().to_owned(),
+        },
+    };
+    let client = Client::new(client::ClientConfig {
+        endpoint,
+        project: cfg.project.clone(),
+        logstore: cfg.logstore.clone(),
+        access_key_id: cfg.access_key_id.clone(),
+        access_key_secret: cfg.access_key_secret.clone(),
+        security_token: cfg.security_token.clone(),
+        auth,
+        user_agent: format!(
+            "siemfwd/{}-consumergroup-{}-{consumer}",
+            env!("CARGO_PKG_VERSION"),
+            cfg.consumer_group
+        ),
+        request_timeout: cfg.request_timeout.0.max(Duration::from_secs(1)),
+        pool_max_idle: cfg.pool_max_idle,
+    })?;
+    let settings = Settings {
+        project: cfg.project.clone(),
+        logstore: cfg.logstore.clone(),
+        group: cfg.consumer_group.clone(),
+        consumer,
+        create_group: cfg.create_group,
+        in_order: cfg.in_order,
+        heartbeat_interval: interval,
+        heartbeat_timeout: timeout,
+        fetch_interval: cfg.fetch_interval.0,
+        max_fetch_log_groups: cfg.max_fetch_log_groups,
+        start_from,
+        compression: cfg.compression,
+    };
+    Ok((client, settings))
+}
+
+fn parse_start_time(s: &str) -> Result<i64, Error> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(config_error(
+            "start_time",
+            "required with start_position = \"time\" (RFC 3339 or Unix seconds)",
+        ));
+    }
+    if let Ok(secs) = s.parse::<i64>() {
+        return Ok(secs);
+    }
+    s.parse::<jiff::Timestamp>()
+        .map(|t| t.as_second())
+        .map_err(|e| {
+            config_error(
+                "start_time",
+                format!("{s:?} is not an RFC 3339 time or Unix seconds ({e})"),
+            )
+        })
+}
+
+/// The consumer-group member. See the module docs.
+#[derive(Debug)]
+pub struct SlsSource {
+    client: Client,
+    settings: Arc<Settings>,
+    held: heartbeat::Held,
+    rx: Option<watch::Receiver<heartbeat::Assignment>>,
+    stop_heartbeat: CancellationToken,
+}
+
+impl SlsSource {
+    /// Check the settings and build the client; no request yet.
+    ///
+    /// # Errors
+    /// [`Error::Config`].
+    pub fn build(cfg: &SlsSourceConfig) -> Result<Self, Error> {
+        let (client, settings) = build(cfg)?;
+        Ok(Self {
+            client,
+            settings: Arc::new(settings),
+            held: Arc::default(),
+            rx: None,
+            stop_heartbeat: CancellationToken::new(),
+        })
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn fatal(&self, e: Error) -> Error {
+        e.explain(
+            &self.settings.project,
+            &self.settings.logstore,
+            &self.settings.group,
+        )
+    }
+
+    /// Make sure the group exists with our timeout and order (create or
+    /// update it, or refuse if `create_group = false`). Retries retryable
+    /// failures a few times; fatal ones come back explained.
+    async fn ensure_group(&self) -> Result<(), Error> {
+        let s = &self.settings;
+        let timeout = s.heartbeat_timeout.as_secs().max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let r = self.ensure_group_once(timeout).await;
+            match r {
+                Ok(()) => return Ok(()),
+                Err(e) if e.class() == Class::Fatal || attempt >= 5 => return Err(self.fatal(e)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot set up the consumer group yet; retrying");
+                    tokio::time::sleep(backoff(Duration::from_millis(500), attempt)).await;
+                }
+            }
+        }
+    }
+
+    async fn ensure_group_once(&self, timeout: u64) -> Result<(), Error> {
+        let s = &self.settings;
+        let groups = self.client.list_groups().await?;
+        match groups.iter().find(|g| g.name == s.group) {
+            Some(g) if g.timeout == timeout && g.order == s.in_order => Ok(()),
+            Some(g) => {
+                tracing::info!(
+                    group = %s.group, old_timeout = g.timeout, timeout, order = s.in_order,
+                    "updating the consumer group's timeout/order"
+                );
+                self.client
+                    .update_group(&s.group, timeout, s.in_order)
+                    .await
+            }
+            None if !s.create_group => Err(Error::Fatal(format!(
+                "consumer group \"{}\" does not exist in logstore \"{}\" and \
+                 source.sls.create_group = false: create it, or set create_group = true",
+                s.group, s.logstore
+            ))),
+            None => match self
+                .client
+                .create_group(&s.group, timeout, s.in_order)
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(group = %s.group, timeout, "created the consumer group");
+                    Ok(())
+                }
+                // Another process created it between our list and create.
+                Err(e) if e.code() == Some("ConsumerGroupAlreadyExist") => Ok(()),
+                Err(e) => Err(e),
+            },
+        }
+    }
+}
+
+impl GroupSource for SlsSource {
+    type Reader = SlsShard;
+
+    async fn join(&mut self) -> Result<(), source::Error> {
+        self.ensure_group().await?;
+        let (tx, rx) = watch::channel(heartbeat::Assignment::default());
+        // Mark the initial (empty) value as seen: only real answers count.
+        let mut rx = rx;
+        rx.mark_unchanged();
+        self.rx = Some(rx);
+        tracing::info!(
+            group = %self.settings.group,
+            consumer = %self.settings.consumer,
+            "joined the consumer group"
+        );
+        tokio::spawn(heartbeat::run(
+            self.client.clone(),
+            self.settings.clone(),
+            self.held.clone(),
+            tx,
+            self.stop_heartbeat.clone(),
+        ));
+        Ok(())
+    }
+
+    async fn assignment(&mut self) -> Result<Vec<u32>, source::Error> {
+        let Some(rx) = self.rx.as_mut() else {
+            return std::future::pending().await;
+        };
+        if rx.changed().await.is_err() {
+            // The loop ended without a fatal error (cancelled): nothing more.
+            return std::future::pending().await;
+        }
+        let a = rx.borrow_and_update().clone();
+        if let Some(line) = a.fatal {
+            return Err(Error::Fatal(line).into());
+        }
+        Ok(a.shards.iter().map(|s| s.0).collect())
+    }
+
+    fn set_held(&self, held: &[u32]) {
+        if let Ok(mut h) = self.held.lock() {
+            *h = held.iter().copied().map(ShardId).collect::<BTreeSet<_>>();
+        }
+    }
+
+    fn open(&self, shard: u32) -> SlsShard {
+        SlsShard::new(self.client.clone(), self.settings.clone(), ShardId(shard))
+    }
+
+    async fn leave(&mut self) {
+        self.stop_heartbeat.cancel();
+        if self.rx.is_some() {
+            heartbeat::leave(&self.client, &self.settings).await;
+        }
+    }
+}
+
+/// A pull whose records are being visited.
+#[derive(Debug)]
+struct Pending {
+    /// The cursor the pull started at.
+    start: Cursor,
+    /// The cursor after it.
+    next: Cursor,
+    /// Where the visit goes on.
+    resume: decode::Resume,
+}
+
+/// How often an idle shard checks whether it became read-only (split or
+/// merge) and is at its end: one ListShards per idle shard per period.
+const READONLY_RECHECK: Duration = Duration::from_secs(5);
+
+/// Error codes of UpdateCheckPoint that mean "this shard is not yours".
+const NOT_OURS: &[&str] = &[
+    "ConsumerNotMatch",
+    "ConsumerNotExist",
+    "ShardNotExist",
+    "ShardNotExsit",
+];
+
+/// One shard's reader: pulls log groups from its cursor and visits their
+/// logs as borrowed records.
+#[derive(Debug)]
+pub struct SlsShard {
+    client: Client,
+    settings: Arc<Settings>,
+    shard: ShardId,
+    name: String,
+    /// The next cursor to pull; `None` until the start position is known.
+    cursor: Option<Cursor>,
+    /// The decompressed body of the current pull (reused).
+    buf: Vec<u8>,
+    pending: Option<Pending>,
+    empty_pulls: u32,
+    failures: u32,
+    last_committed: Option<Cursor>,
+    /// The server refused our commit: the shard is someone else's.
+    lost: bool,
+    /// A read-only shard was read to its end; ends after one empty batch
+    /// carrying the end cursor (so it gets committed).
+    finished: bool,
+    readonly_checked: Option<Instant>,
+    /// A PullLogs in progress (or answered, not yet looked at) for a cursor.
+    fetch: Option<(
+        Cursor,
+        tokio::task::JoinHandle<Result<client::Pulled, Error>>,
+    )>,
+}
+
+impl Drop for SlsShard {
+    fn drop(&mut self) {
+        if let Some((_, f)) = self.fetch.take() {
+            f.abort();
+        }
+    }
+}
+
+impl SlsShard {
+    fn new(client: Client, settings: Arc<Settings>, shard: ShardId) -> Self {
+        Self {
+            client,
+            settings,
+            shard,
+            name: format!("shard {shard}"),
+            cursor: None,
+            buf: Vec::new(),
+            pending: None,
+            empty_pulls: 0,
+            failures: 0,
+            last_committed: None,
+            lost: false,
+            finished: false,
+            readonly_checked: None,
+            fetch: None,
+        }
+    }
+
+    fn spawn_fetch(&mut self, cursor: Cursor) {
+        if let Some((_, old)) = self.fetch.take() {
+            old.abort();
+        }
+        let client = self.client.clone();
+        let (shard, count, compression) = (
+            self.shard,
+            self.settings.max_fetch_log_groups,
+            self.settings.compression,
+        );
+        let c = cursor.clone();
+        let task =
+            tokio::spawn(async move { client.pull_logs(shard, &c, count, compression).await });
+        self.fetch = Some((cursor, task));
+    }
+
+    fn fatal(&self, e: Error) -> source::Error {
+        let s = &self.settings;
+        e.explain(&s.project, &s.logstore, &s.group).into()
+    }
+
+    /// The group's checkpoint for this shard, if any.
+    async fn checkpoint(&self) -> Result<Option<Cursor>, Error> {
+        let list = self
+            .client
+            .get_checkpoints(&self.settings.group, Some(self.shard))
+            .await?;
+        Ok(list
+            .into_iter()
+            .find(|c| c.shard == self.shard.0)
+            .and_then(|c| Cursor::new(c.checkpoint)))
+    }
+
+    /// Where to start: the checkpoint, else the configured position.
+    async fn start_cursor(&self) -> Result<Cursor, Error> {
+        if let Some(c) = self.checkpoint().await? {
+            tracing::info!(shard = %self.shard, checkpoint = %c, "resuming from the group checkpoint");
+            return Ok(c);
+        }
+        let c = self
+            .client
+            .get_cursor(self.shard, &self.settings.start_from)
+            .await?;
+        tracing::info!(shard = %self.shard, from = %self.settings.start_from, cursor = %c, "no checkpoint; starting at the configured position");
+        Ok(c)
+    }
+
+    /// After InvalidCursor: the checkpoint if it differs from the bad cursor
+    /// and still works, else the oldest retained data.
+    async fn recover_cursor(&self, bad: &Cursor) -> Result<Cursor, Error> {
+        if let Some(c) = self.checkpoint().await? {
+            if &c != bad {
+                return Ok(c);
+            }
+        }
+        self.client.get_cursor(self.shard, "begin").await
+    }
+
+    /// True when `cursor` is the end of a read-only shard (checked at most
+    /// every [`READONLY_RECHECK`] while the shard is idle).
+    async fn at_readonly_end(&mut self, cursor: &Cursor) -> Result<bool, Error> {
+        if self
+            .readonly_checked
+            .is_some_and(|t| t.elapsed() < READONLY_RECHECK)
+        {
+            return Ok(false);
+        }
+        self.readonly_checked = Some(Instant::now());
+        let shards = self.client.list_shards().await?;
+        match shards.iter().find(|s| s.id == self.shard.0) {
+            None => Ok(true),
+            Some(s) if s.is_readonly() => {
+                let end = self.client.get_cursor(self.shard, "end").await?;
+                Ok(&end == cursor)
+            }
+            Some(_) => Ok(false),
+        }
+    }
+
+    /// Visit the pending pull from where it paused.
+    fn visit_pending(
+        &mut self,
+        visit: &mut (dyn FnMut(&Record<'_>) -> Flow + Send),
+    ) -> Option<BatchEnd<Cursor>> {
+        let p = self.pending.take()?;
+        let result = decode::visit_logs(&self.buf, p.resume, &mut |r| visit(r));
+        match result {
+            Ok(decode::Visit::Done { records }) => {
+                counters::add(&COUNTERS.records_in, records as u64);
+                self.cursor = Some(p.next.clone());
+                Some(BatchEnd {
+                    position: p.next,
+                    records,
+                    stop: None,
+                })
+            }
+            Ok(decode::Visit::Paused { records, resume }) => {
+                counters::add(&COUNTERS.records_in, records as u64);
+                let position = p.start.clone();
+                self.pending = Some(Pending { resume, ..p });
+                Some(BatchEnd {
+                    position,
+                    records,
+                    stop: None,
+                })
+            }
+            Err(e) => {
+                // A corrupt body: pull it again (records visited before the
+                // fault are repeated, never skipped).
+                self.failures += 1;
+                tracing::warn!(shard = %self.shard, error = %e, "corrupt PullLogs body; pulling it again");
+                self.cursor = Some(p.start.clone());
+                Some(BatchEnd {
+                    position: p.start,
+                    records: 0,
+                    stop: None,
+                })
+            }
+        }
+    }
+}
+
+impl ShardReader for SlsShard {
+    type Position = Cursor;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn read_batch(
+        &mut self,
+        visit: &mut (dyn FnMut(&Record<'_>) -> Flow + Send),
+    ) -> Result<Option<BatchEnd<Cursor>>, source::Error> {
+        if self.lost || self.finished {
+            return Ok(None);
+        }
+        loop {
+            if let Some(end) = self.visit_pending(visit) {
+                return Ok(Some(end));
+            }
+            let wait = if self.failures > 0 {
+                backoff(Duration::from_millis(500), self.failures)
+            } else if self.empty_pulls > 0 {
+                Duration::from_millis(200)
+                    .saturating_mul(1 << (self.empty_pulls - 1).min(10))
+                    .min(self.settings.fetch_interval)
+            } else {
+                Duration::ZERO
+            };
+            let cursor = match &self.cursor {
+                Some(c) => c.clone(),
+                None => match self.start_cursor().await {
+                    Ok(c) => {
+                        self.failures = 0;
+                        self.cursor = Some(c);
+                        continue;
+                    }
+                    Err(e) if e.class() == Class::Fatal => return Err(self.fatal(e)),
+                    Err(e) => {
+                        self.failures += 1;
+                        tracing::warn!(shard = %self.shard, error = %e, "cannot find where to start; retrying");
+                        continue;
+                    }
+                },
+            };
+            // The pull runs as its own task, awaited through `&mut`: when the
+            // pipeline drops this future (an acknowledgement won the race),
+            // the request goes on and the next call picks up its answer.
+            let fetch = match &mut self.fetch {
+                Some(f) if f.0 == cursor => &mut f.1,
+                _ => {
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    self.spawn_fetch(cursor.clone());
+                    match &mut self.fetch {
+                        Some(f) => &mut f.1,
+                        None => continue,
+                    }
+                }
+            };
+            let pulled = match fetch.await {
+                Ok(r) => r,
+                Err(join) => Err(Error::Protocol {
+                    what: format!("PullLogs shard {}", self.shard),
+                    problem: format!("request task failed: {join}"),
+                }),
+            };
+            self.fetch = None;
+            match pulled {
+                Ok(p) if p.count == 0 || p.raw_size == 0 => {
+                    self.failures = 0;
+                    self.empty_pulls = self.empty_pulls.saturating_add(1);
+                    if p.next == cursor {
+                        match self.at_readonly_end(&cursor).await {
+                            Ok(true) => {
+                                tracing::info!(shard = %self.shard, "read-only shard read to its end; releasing it");
+                                self.finished = true;
+                            }
+                            Ok(false) => {}
+                            Err(e) if e.class() == Class::Fatal => return Err(self.fatal(e)),
+                            Err(e) => {
+                                tracing::debug!(error = %e, "cannot check the shard's status")
+                            }
+                        }
+                    }
+                    self.cursor = Some(p.next.clone());
+                    // An empty batch lets the pipeline commit on its interval
+                    // while the shard is idle.
+                    return Ok(Some(BatchEnd {
+                        position: p.next,
+                        records: 0,
+                        stop: None,
+                    }));
+                }
+                Ok(p) => {
+                    if let Err(e) =
+                        decode::decompress(&p.compress_type, p.raw_size, &p.body, &mut self.buf)
+                    {
+                        self.failures += 1;
+                        tracing::warn!(shard = %self.shard, error = %e, "cannot decompress a PullLogs body; pulling it again");
+                        continue;
+                    }
+                    self.failures = 0;
+                    self.empty_pulls = 0;
+                    // Fetch the next pull while this one is formatted and sent.
+                    self.spawn_fetch(p.next.clone());
+                    self.pending = Some(Pending {
+                        start: cursor,
+                        next: p.next,
+                        resume: decode::Resume::default(),
+                    });
+                }
+                Err(e) if e.code() == Some("InvalidCursor") => {
+                    tracing::warn!(shard = %self.shard, cursor = %cursor, error = %e,
+                        "cursor no longer valid (expired by the logstore's TTL?); resuming from \
+                         the group checkpoint or, failing that, the oldest data still kept");
+                    match self.recover_cursor(&cursor).await {
+                        Ok(c) => self.cursor = Some(c),
+                        Err(e) if e.class() == Class::Fatal => return Err(self.fatal(e)),
+                        Err(_) => self.failures += 1,
+                    }
+                }
+                Err(e) if e.class() == Class::Fatal => return Err(self.fatal(e)),
+                Err(e) => {
+                    let first = self.failures == 0;
+                    self.failures += 1;
+                    // Throttling: the server asked for less; wait longer.
+                    if e.is_throttle() {
+                        self.failures = self.failures.max(3);
+                    }
+                    if first || self.failures % 10 == 0 {
+                        tracing::warn!(shard = %self.shard, error = %e, failures = self.failures, "PullLogs failed; retrying");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn commit(&mut self, checkpoint: &Checkpoint<Cursor>) -> Result<(), source::Error> {
+        let cursor = checkpoint.position();
+        if self.lost || self.last_committed.as_ref() == Some(cursor) {
+            return Ok(());
+        }
+        let s = &self.settings;
+        for attempt in 1..=3 {
+            match self
+                .client
+                .update_checkpoint(&s.group, &s.consumer, self.shard, cursor, false)
+                .await
+            {
+                Ok(()) => {
+                    tracing::debug!(shard = %self.shard, %cursor, "checkpoint committed");
+                    self.last_committed = Some(cursor.clone());
+                    return Ok(());
+                }
+                Err(e) if e.code().is_some_and(|c| NOT_OURS.contains(&c)) => {
+                    tracing::warn!(shard = %self.shard, error = %e,
+                        "the server refused the checkpoint: the shard now belongs to another \
+                         consumer; dropping it (records since the last checkpoint may be sent twice)");
+                    self.lost = true;
+                    return Ok(());
+                }
+                Err(e) if e.class() == Class::Fatal => return Err(self.fatal(e)),
+                Err(e) => {
+                    tracing::warn!(shard = %self.shard, error = %e, attempt, "checkpoint commit failed");
+                    tokio::time::sleep(backoff(Duration::from_millis(200), attempt)).await;
+                }
+            }
+        }
+        tracing::warn!(shard = %self.shard, "checkpoint not saved this time; the next commit will carry it");
+        Ok(())
+    }
+}

@@ -1,0 +1,343 @@
+//! Shared by the `sls_*.rs` integration tests: an in-process Log Service
+//! emulator loaded with numbered logs, a siemfwd config for it, siemfwd as a
+//! real child process (stopped by PID), and a small in-process LF syslog
+//! receiver for tests where the receiver does not matter.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sls_emulator::proto::{Content, Log, LogGroup, LogTag};
+
+pub const PROJECT: &str = "proj";
+pub const LOGSTORE: &str = "store";
+pub const AK_ID: &str = "test-ak";
+pub const AK_SECRET: &str = "test-secret";
+
+/// An emulator with signatures checked and `shards` shards.
+pub async fn emulator(shards: u32) -> sls_emulator::RunningEmulator {
+    sls_emulator::Emulator::builder()
+        .access_key(AK_ID, AK_SECRET)
+        .logstore(PROJECT, LOGSTORE, shards)
+        .start()
+        .await
+        .expect("emulator starts")
+}
+
+/// Append `per_shard` logs to every shard, `per_group` logs a group. Each
+/// log carries `seq=<shard>:<n>` (n counts from `first` within the shard), a
+/// non-ASCII value and a duplicate key.
+pub fn load(
+    emu: &sls_emulator::RunningEmulator,
+    shards: u32,
+    first: u64,
+    per_shard: u64,
+    per_group: u64,
+) {
+    for shard in 0..shards {
+        load_shard(emu, shard, first, per_shard, per_group);
+    }
+}
+
+/// Append `count` numbered logs (from `first`) to one shard.
+pub fn load_shard(
+    emu: &sls_emulator::RunningEmulator,
+    shard: u32,
+    first: u64,
+    count: u64,
+    per_group: u64,
+) {
+    let mut n = first;
+    let end = first + count;
+    let mut batch = Vec::new();
+    while n < end {
+        let k = per_group.min(end - n);
+        let logs = (n..n + k)
+            .map(|i| Log {
+                time: 1_700_000_000 + (i / 100) as u32,
+                contents: vec![
+                    Content {
+                        key: b"seq".to_vec(),
+                        value: format!("{shard}:{i}").into_bytes(),
+                    },
+                    Content {
+                        key: b"user".to_vec(),
+                        value: "jos\u{e9}".as_bytes().to_vec(),
+                    },
+                    Content {
+                        key: b"dup".to_vec(),
+                        value: b"a".to_vec(),
+                    },
+                    Content {
+                        key: b"dup".to_vec(),
+                        value: b"b".to_vec(),
+                    },
+                ],
+                time_ns: Some(123_000),
+            })
+            .collect();
+        batch.push(LogGroup {
+            logs,
+            topic: Some(b"t1".to_vec()),
+            source: Some(b"10.0.0.1".to_vec()),
+            log_tags: vec![LogTag {
+                key: b"__hostname__".to_vec(),
+                value: b"h1".to_vec(),
+            }],
+            ..Default::default()
+        });
+        n += k;
+        if batch.len() >= 200 {
+            emu.append(PROJECT, LOGSTORE, shard, &batch)
+                .expect("append");
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        emu.append(PROJECT, LOGSTORE, shard, &batch)
+            .expect("append");
+    }
+}
+
+/// `(shard, n)` from a message carrying `seq=<shard>:<n>`.
+pub fn seq_of(msg: &str) -> Option<(u32, u64)> {
+    let at = msg.find("seq=")? + 4;
+    let rest = &msg[at..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == ':'))
+        .unwrap_or(rest.len());
+    let (s, n) = rest[..end].split_once(':')?;
+    Some((s.parse().ok()?, n.parse().ok()?))
+}
+
+/// Write a siemfwd config for the emulator and a TCP sink.
+pub fn config(
+    dir: &Path,
+    name: &str,
+    endpoint: &str,
+    sink: SocketAddr,
+    framing: &str,
+    extra_sls: &str,
+) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    // Defaults for fast tests, unless the caller sets them.
+    let mut extra_sls = extra_sls.to_owned();
+    for (key, value) in [
+        ("heartbeat_interval", "\"1s\""),
+        ("heartbeat_timeout", "\"3s\""),
+        ("fetch_interval", "\"200ms\""),
+    ] {
+        if !extra_sls.contains(key) {
+            extra_sls.push_str(&format!("\n{key} = {value}"));
+        }
+    }
+    let text = format!(
+        r#"[source]
+type = "sls"
+
+[source.sls]
+endpoint = "{endpoint}"
+access_key_id = "{AK_ID}"
+access_key_secret = "{AK_SECRET}"
+project = "{PROJECT}"
+logstore = "{LOGSTORE}"
+consumer_group = "cg"
+consumer_name = "{name}"
+{extra_sls}
+
+[sink]
+type = "tcp"
+address = "{sink}"
+framing = "{framing}"
+
+[pipeline]
+batch_records = 2000
+batch_bytes = "1MiB"
+in_flight_batches = 4
+checkpoint_interval = "300ms"
+drain_timeout = "10s"
+"#
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// A siemfwd child process, killed on drop.
+pub struct Siemfwd {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Siemfwd {
+    /// `siemfwd run -c config`, stderr into `dir/<name>.log`.
+    pub fn start(dir: &Path, name: &str, config: &Path) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let err = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+            .args(["run", "-c"])
+            .arg(config)
+            .env("SIEMFWD_LOG", "info")
+            .env_remove("SLS_ENDPOINT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("siemfwd starts");
+        Self { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then wait (up to `timeout`) for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        self.wait(timeout)
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Siemfwd {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Poll `f` until it returns `Some` or the deadline passes.
+pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// An in-process TCP receiver for LF-framed syslog: every line, in arrival
+/// order per connection.
+#[derive(Clone)]
+pub struct Receiver {
+    pub addr: SocketAddr,
+    pub lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l2 = lines.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let lines = l2.clone();
+                std::thread::spawn(move || {
+                    use std::io::BufRead as _;
+                    let r = std::io::BufReader::new(conn);
+                    for line in r.split(b'\n') {
+                        let Ok(line) = line else { return };
+                        lines
+                            .lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&line).into_owned());
+                    }
+                });
+            }
+        });
+        Self { addr, lines }
+    }
+
+    pub fn count(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+}
+
+/// What [`tally`] found: the missing `(shard, n)`, the number of
+/// duplicates, and how often each was seen.
+pub type Tally = (Vec<(u32, u64)>, u64, BTreeMap<(u32, u64), u32>);
+
+/// Count each `(shard, n)` received; returns (missing, duplicates, counts).
+pub fn tally(seqs: impl IntoIterator<Item = (u32, u64)>, shards: u32, per_shard: u64) -> Tally {
+    let mut seen: BTreeMap<(u32, u64), u32> = BTreeMap::new();
+    for s in seqs {
+        *seen.entry(s).or_default() += 1;
+    }
+    let mut missing = Vec::new();
+    for shard in 0..shards {
+        for n in 0..per_shard {
+            if !seen.contains_key(&(shard, n)) {
+                missing.push((shard, n));
+            }
+        }
+    }
+    let dups = seen.values().map(|c| u64::from(c - 1)).sum();
+    (missing, dups, seen)
+}
+
+/// Append to a log for debugging output on failure.
+pub fn note(dir: &Path, text: &str) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("notes.txt"))
+    {
+        let _ = writeln!(f, "{text}");
+    }
+}
+
+/// The emulator's checkpoints equal every shard's end cursor.
+pub fn checkpoints_at_end(emu: &sls_emulator::RunningEmulator, shards: u32) -> bool {
+    let Some(cps) = emu.checkpoints(PROJECT, LOGSTORE, "cg") else {
+        return false;
+    };
+    (0..shards).all(|s| {
+        let end = emu.cursor(PROJECT, LOGSTORE, s, "end").unwrap_or_default();
+        cps.iter().any(|c| c.shard == s && c.checkpoint == end)
+    })
+}
+
+/// Lines in a file (complete ones), counted without parsing them.
+pub fn count_lines(path: &Path) -> usize {
+    std::fs::read(path)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .unwrap_or(0)
+}
+
+/// The WARN/ERROR lines of a siemfwd log, for test output.
+pub fn warnings(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .map(str::to_owned)
+        .collect()
+}
