@@ -30,7 +30,6 @@ use rustls::{
     AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
     SignatureScheme,
 };
-use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -139,7 +138,10 @@ impl TlsSettings {
 
     /// Run the client handshake on `tcp`. The caller bounds it with
     /// `connect_timeout`.
-    pub(crate) async fn handshake(&self, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+    pub(crate) async fn handshake<S>(&self, tcp: S) -> io::Result<TlsStream<S>>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
         self.connector.connect(self.server_name.clone(), tcp).await
     }
 }
