@@ -265,13 +265,19 @@ impl Received {
                 return;
             }
             if started.elapsed() > limit {
+                let per_file: Vec<usize> = self
+                    .counts
+                    .iter()
+                    .map(|c| c.iter().filter(|n| **n > 0).count())
+                    .collect();
                 panic!(
-                    "timed out after {limit:?} waiting for {what}: {} messages, {} unique of {}, {} missing\n{}",
+                    "timed out after {limit:?} waiting for {what}: {} messages, {} unique of {} \
+                     (per file {per_file:?}), {} missing\n{}",
                     self.messages,
                     self.unique,
                     self.total_expected(),
                     self.missing(),
-                    format!("per file unique: {:?}\n{}", self.counts.iter().map(|c| c.iter().filter(|n| **n > 0).count()).collect::<Vec<_>>(), diagnostics())
+                    diagnostics()
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
