@@ -4,11 +4,15 @@
 //! appended at a steady rate (25,000 lines/s) and the restarts are spread
 //! over the writing, so each one hits a running transfer.
 //!
-//! The same test at rates beyond what rsyslog writes out (set
-//! `SIEMFWD_TEST_RATE=100000` or more) catches rsyslog with our bytes in
-//! its buffers and queue at every restart: with the safe point reduced to
-//! "acknowledged" (`SIEMFWD_SINK_SETTLE_TIME=0s`) it then loses thousands
-//! of lines; with the default settle time it loses none.
+//! The rate stays below what this rsyslog writes out (its default main
+//! queue is in memory and, once stopped, discards what it has not written
+//! within its shutdown timeout, 1.5 s: lines it read seconds earlier, which
+//! no TCP sender can see; at 50,000 lines/s a restart lost ~20,000 lines
+//! that way, see docs/architecture.md "Delivery"). At rates where rsyslog
+//! lags only a little (`SIEMFWD_TEST_RATE=100000` to `200000` for 200,000
+//! lines), a restart catches our bytes in its socket buffers: with the
+//! safe point reduced to "acknowledged" (`SIEMFWD_SINK_SETTLE_TIME=0s`) the
+//! test then loses thousands of lines; with the default settle time none.
 //!
 //! The default run has 200,000 lines; the 1,000,000-line run the issue
 //! names is `#[ignore]`d for its length: `cargo test -p siemfwd --test delivery_restarts_tcp -- --ignored`.
@@ -26,5 +30,5 @@ fn rsyslog_restarted_10_times_during_200k_lines_over_tcp_loses_nothing() {
 #[test]
 #[ignore = "1,000,000 lines take several minutes in a debug build; run with --ignored"]
 fn rsyslog_restarted_10_times_during_1m_lines_over_tcp_loses_nothing() {
-    delivery_support::receiver_restarts(Input::Tcp, 4, 1_000_000, 50_000, 10);
+    delivery_support::receiver_restarts(Input::Tcp, 4, 1_000_000, 25_000, 10);
 }

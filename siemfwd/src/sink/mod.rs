@@ -306,6 +306,10 @@ pub struct Stats {
     /// UDP datagrams given up after repeated "connection refused" (the
     /// receiver's port is closed; see `udp.rs`).
     pub udp_dropped: u64,
+    /// TCP/TLS: messages written again on a new connection because they
+    /// were not yet safe when the previous one failed (the receiver may
+    /// have them twice).
+    pub resent_messages: u64,
     /// The cause of the latest failure, as logged.
     pub last_error: Option<String>,
 }

@@ -335,6 +335,9 @@ struct Held {
     end: Option<u64>,
     /// When the receiver was first seen to have acknowledged all of it.
     acked_at: Option<Instant>,
+    /// Writes started for it, on this connection and earlier ones (a
+    /// failed write may have delivered part of it).
+    writes: u32,
 }
 
 /// A `tcp` or `tls` sink.
@@ -552,6 +555,7 @@ impl StreamSink {
             msgs,
             end: None,
             acked_at: None,
+            writes: 0,
         });
         self.write_held(cancel).await
     }
@@ -617,6 +621,7 @@ impl StreamSink {
             }
             for i in first..self.held.len() {
                 framing::frame_batch(&mut self.buf, &self.held[i].msgs, self.framing);
+                self.held[i].writes += 1;
                 let written = tokio::select! {
                     biased;
                     // A frame may be half written: the connection is
@@ -625,7 +630,13 @@ impl StreamSink {
                     r = Self::write_batch(&mut conn, &self.buf, self.write_timeout) => r,
                 };
                 match written {
-                    Ok(()) => self.held[i].end = Some(conn.written()),
+                    Ok(()) => {
+                        let h = &mut self.held[i];
+                        h.end = Some(conn.written());
+                        if h.writes > 1 {
+                            self.stats.resent_messages += h.msgs.len() as u64;
+                        }
+                    }
                     Err(WriteFailure::Stalled) => {
                         let cause = self.stalled_cause();
                         self.fail(cause);
@@ -722,6 +733,7 @@ impl StreamSink {
                     receiver = %self.endpoint,
                     outage = %human(o.started.elapsed()),
                     failed_attempts = o.failures,
+                    resent_messages_so_far = self.stats.resent_messages,
                     "connection to the SIEM restored; batch delivered"
                 );
             }
@@ -1017,6 +1029,7 @@ mod tests {
         assert_eq!(got1, expected);
         assert_eq!(got2, expected, "the unsafe batch was not written again");
         assert_eq!(sink.stats().reconnects, 1);
+        assert_eq!(sink.stats().resent_messages, 1);
     }
 
     #[tokio::test]
@@ -1068,6 +1081,8 @@ mod tests {
             "the second connection did not get every batch in order"
         );
         assert_eq!(safe.len(), batches.len());
+        let resent = sink.stats().resent_messages;
+        assert!(resent > 0 && resent <= 300, "resent {resent}");
         for (got, sent) in safe.iter().zip(&batches) {
             assert_eq!(
                 got.iter().collect::<Vec<_>>(),
