@@ -34,13 +34,14 @@ counters! {
     records_in,
     /// Messages delivered to the sink (per transport meaning).
     messages_delivered,
-    /// Bytes of messages delivered (without framing).
+    /// Bytes of messages delivered (without framing; for UDP before the
+    /// datagram cap, whose cuts `udp_truncated_bytes` counts).
     bytes_delivered,
     /// UDP messages cut to fit the datagram cap.
     udp_truncated,
     /// Bytes removed by UDP truncation.
     udp_truncated_bytes,
-    /// CR/LF escaped for LF framing.
+    /// CR, LF and NUL escaped for LF framing.
     newlines_escaped,
     /// Header fields cut to their RFC length or cleaned of forbidden bytes.
     header_fields_sanitized,

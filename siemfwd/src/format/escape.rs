@@ -12,13 +12,15 @@
 //! - [`escape_newlines`]: LF framing (RFC 6587 §3.4.2, non-transparent) ends a
 //!   message at the first LF, so CR/LF inside a message become `\r`/`\n`, and
 //!   a backslash becomes `\\` so a reader can undo the escape unambiguously
-//!   ([`unescape_newlines`]). Under the `refuse` policy nothing is rewritten;
-//!   a CR or LF is reported instead.
+//!   ([`unescape_newlines`]). NUL becomes `\0` too: §3.4.2 names it as the
+//!   other common TRAILER, and syslog-ng's LF-framed sources do end a message
+//!   at a NUL. Under the `refuse` policy nothing is rewritten; a CR, LF or NUL
+//!   is reported instead.
 //! - [`escape_sd_value`]: RFC 5424 §6.3.3 PARAM-VALUE: `"`, `\` and `]` MUST
 //!   be escaped with a backslash. The value MUST be UTF-8, so invalid bytes are
 //!   replaced by U+FFFD (one per maximal invalid sequence, as
 //!   `String::from_utf8_lossy` does). Under LF framing CR/LF become `\r`/`\n`
-//!   too; RFC 5424 receivers keep `\r` literally (a backslash before any other
+//!   (and NUL `\0`) too; RFC 5424 receivers keep `\r` literally (a backslash before any other
 //!   character is not an escape), which is the best a single-line frame can do.
 //! - [`write_json_string`]: RFC 8259 §7 strings; invalid UTF-8 → U+FFFD. The
 //!   output never holds a raw control character, so a JSON body is LF-safe by
@@ -29,14 +31,14 @@
 
 use std::convert::Infallible;
 
-use memchr::{memchr2, memchr3};
+use memchr::memchr3;
 
 use super::NewlinePolicy;
 
 /// The UTF-8 encoding of U+FFFD REPLACEMENT CHARACTER.
 pub const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 
-/// A CR or LF was found under the `refuse` newline policy.
+/// A CR, LF or NUL was found under the `refuse` newline policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewlineRefused;
 
@@ -82,15 +84,15 @@ pub fn is_printusascii(b: u8) -> bool {
     (33..=126).contains(&b)
 }
 
-/// Append `input`, escaping CR, LF and backslash for LF framing (policy
-/// `escape`), or append it unchanged after checking it has no CR or LF
-/// (policy `refuse`).
+/// Append `input`, escaping CR, LF, NUL and backslash for LF framing
+/// (policy `escape`), or append it unchanged after checking it has no CR, LF
+/// or NUL (policy `refuse`).
 ///
-/// Returns how many CR/LF were escaped.
+/// Returns how many CR/LF/NUL were escaped.
 ///
 /// # Errors
-/// [`NewlineRefused`] under `refuse` when `input` holds a CR or LF; nothing is
-/// appended then.
+/// [`NewlineRefused`] under `refuse` when `input` holds a CR, LF or NUL;
+/// nothing is appended then.
 pub fn escape_newlines(
     input: &[u8],
     out: &mut Vec<u8>,
@@ -98,7 +100,7 @@ pub fn escape_newlines(
 ) -> Result<u64, NewlineRefused> {
     match policy {
         NewlinePolicy::Refuse => {
-            if memchr2(b'\r', b'\n', input).is_some() {
+            if memchr3(b'\r', b'\n', 0, input).is_some() {
                 return Err(NewlineRefused);
             }
             out.extend_from_slice(input);
@@ -107,9 +109,13 @@ pub fn escape_newlines(
         NewlinePolicy::Escape => {
             let mut escaped = 0;
             let mut rest = input;
-            while let Some(i) = memchr3(b'\r', b'\n', b'\\', rest) {
+            while let Some(i) = find(rest, lf_special) {
                 out.extend_from_slice(&rest[..i]);
                 match rest[i] {
+                    0 => {
+                        out.extend_from_slice(b"\\0");
+                        escaped += 1;
+                    }
                     b'\r' => {
                         out.extend_from_slice(b"\\r");
                         escaped += 1;
@@ -128,11 +134,13 @@ pub fn escape_newlines(
     }
 }
 
-/// Undo [`escape_newlines`] (policy `escape`): `\r` → CR, `\n` → LF, `\\` →
-/// `\`; any other backslash is kept as it is. For receivers and tests.
+/// Undo [`escape_newlines`] (policy `escape`): `\r` → CR, `\n` → LF, `\0` →
+/// NUL, `\\` → `\`; any other backslash is kept as it is. For receivers and
+/// tests.
 pub fn unescape_newlines(input: &[u8]) -> Vec<u8> {
     unescape_backslashes(input, |b| match b {
         b'r' => Some(b'\r'),
+        b'0' => Some(0),
         b'n' => Some(b'\n'),
         b'\\' => Some(b'\\'),
         _ => None,
@@ -144,7 +152,7 @@ pub fn unescape_newlines(input: &[u8]) -> Vec<u8> {
 pub struct SdEscapeReport {
     /// The value was not valid UTF-8 and was rendered lossily.
     pub invalid_utf8: bool,
-    /// CR/LF escaped for LF framing.
+    /// CR/LF/NUL escaped for LF framing.
     pub newlines_escaped: u64,
 }
 
@@ -153,9 +161,21 @@ fn sd_special(b: u8) -> bool {
     b == b'"' || b == b'\\' || b == b']'
 }
 
-/// The same plus CR and LF, for LF framing.
+/// The same plus CR, LF and NUL, for LF framing.
 fn sd_special_lf(b: u8) -> bool {
-    sd_special(b) || b == b'\r' || b == b'\n'
+    sd_special(b) || lf_trailer(b)
+}
+
+/// The trailers of RFC 6587 §3.4.2 (LF, the CR of CRLF, NUL): what must not
+/// travel raw inside an LF-framed message.
+fn lf_trailer(b: u8) -> bool {
+    b == b'\n' || b == b'\r' || b == 0
+}
+
+/// What [`escape_newlines`] rewrites: the trailers and the backslash that
+/// escapes them.
+fn lf_special(b: u8) -> bool {
+    lf_trailer(b) || b == b'\\'
 }
 
 /// Bytes a JSON string must escape (RFC 8259 §7): `"`, `\`, U+0000–U+001F.
@@ -207,7 +227,7 @@ fn for_each_utf8_run<E>(
 ///
 /// # Errors
 /// [`NewlineRefused`] under `Some(NewlinePolicy::Refuse)` when `input` holds
-/// a CR or LF; `out` may then hold part of the value (the caller rolls the
+/// a CR, LF or NUL; `out` may then hold part of the value (the caller rolls the
 /// whole message back).
 pub fn escape_sd_value(
     input: &[u8],
@@ -225,8 +245,12 @@ pub fn escape_sd_value(
         while let Some(i) = find(rest, special) {
             out.extend_from_slice(&rest[..i]);
             match rest[i] {
-                b'\r' | b'\n' if newline == Some(NewlinePolicy::Refuse) => {
+                b'\r' | b'\n' | 0 if newline == Some(NewlinePolicy::Refuse) => {
                     return Err(NewlineRefused);
+                }
+                0 => {
+                    out.extend_from_slice(b"\\0");
+                    report.newlines_escaped += 1;
                 }
                 b'\r' => {
                     out.extend_from_slice(b"\\r");
@@ -254,13 +278,14 @@ pub fn escape_sd_value(
 }
 
 /// Undo [`escape_sd_value`]: `\"`, `\\`, `\]` → the character; with
-/// `newlines` also `\r`, `\n` → CR, LF. Any other backslash is kept
+/// `newlines` also `\r`, `\n`, `\0` → CR, LF, NUL. Any other backslash is kept
 /// literally, as RFC 5424 §6.3.3 says. For receivers and tests.
 pub fn unescape_sd_value(input: &[u8], newlines: bool) -> Vec<u8> {
     unescape_backslashes(input, |b| match b {
         b'"' | b'\\' | b']' => Some(b),
         b'r' if newlines => Some(b'\r'),
         b'n' if newlines => Some(b'\n'),
+        b'0' if newlines => Some(0),
         _ => None,
     })
 }
@@ -375,6 +400,34 @@ mod tests {
     }
 
     #[test]
+    fn newline_escape_writes_nul_as_backslash_zero_in_body_and_sd() {
+        // RFC 6587 §3.4.2: NUL is a TRAILER too (syslog-ng ends an LF-framed
+        // message there), so it must not travel raw in an LF-framed message.
+        let mut out = Vec::new();
+        let n = escape_newlines(b"a\0b", &mut out, NewlinePolicy::Escape).ok();
+        assert_eq!((out.as_slice(), n), (&b"a\\0b"[..], Some(1)));
+        assert_eq!(unescape_newlines(&out), b"a\0b");
+        let mut out = Vec::new();
+        let report = escape_sd_value(b"a\0b", &mut out, Some(NewlinePolicy::Escape));
+        assert_eq!(report.map(|r| r.newlines_escaped), Ok(1));
+        assert_eq!(out, b"a\\0b");
+        assert_eq!(unescape_sd_value(&out, true), b"a\0b");
+        let mut out = Vec::new();
+        assert_eq!(
+            escape_newlines(b"a\0b", &mut out, NewlinePolicy::Refuse),
+            Err(NewlineRefused)
+        );
+        assert_eq!(
+            escape_sd_value(b"a\0b", &mut out, Some(NewlinePolicy::Refuse)),
+            Err(NewlineRefused)
+        );
+        // Without LF framing a NUL is just a byte of the value.
+        let mut out = Vec::new();
+        assert!(escape_sd_value(b"a\0b", &mut out, None).is_ok());
+        assert_eq!(out, b"a\0b");
+    }
+
+    #[test]
     fn newline_refuse_refuses_cr_and_lf_and_appends_nothing() {
         let mut out = b"x".to_vec();
         assert_eq!(
@@ -447,6 +500,8 @@ mod tests {
                 Just(b']'),
                 Just(b'r'),
                 Just(b'n'),
+                Just(0),
+                Just(b'0'),
                 any::<u8>(),
             ],
             0..64,
@@ -458,7 +513,7 @@ mod tests {
         fn newline_escape_round_trips(x in bytes_with_specials()) {
             let mut out = Vec::new();
             escape_newlines(&x, &mut out, NewlinePolicy::Escape).ok();
-            prop_assert!(memchr2(b'\r', b'\n', &out).is_none());
+            prop_assert!(memchr3(b'\r', b'\n', 0, &out).is_none());
             prop_assert_eq!(unescape_newlines(&out), x);
         }
 
@@ -470,7 +525,7 @@ mod tests {
                 prop_assert!(report.is_ok());
                 prop_assert_eq!(unescape_sd_value(&out, nl.is_some()), x.as_bytes());
                 if nl.is_some() {
-                    prop_assert!(memchr2(b'\r', b'\n', &out).is_none());
+                    prop_assert!(memchr3(b'\r', b'\n', 0, &out).is_none());
                 }
             }
         }

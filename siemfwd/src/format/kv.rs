@@ -32,7 +32,7 @@ impl Kv {
                     |NewlineRefused| Error::Config {
                         key: "format.body.separator".to_owned(),
                         problem: format!(
-                            "{separator:?} holds a CR or LF, which LF framing cannot carry \
+                            "{separator:?} holds a CR, LF or NUL, which LF framing cannot carry \
                              with format.newline = \"refuse\""
                         ),
                     },
@@ -175,7 +175,7 @@ mod tests {
             let fields: Vec<Field<'_>> = kvs.iter().map(|(k, v)| Field::borrowed(k, v)).collect();
             let plain = body(&sep, &fields, None).expect("no refusal");
             let escaped = body(&sep, &fields, Some(NewlinePolicy::Escape)).expect("no refusal");
-            prop_assert!(memchr::memchr2(b'\r', b'\n', &escaped).is_none());
+            prop_assert!(memchr::memchr3(b'\r', b'\n', 0, &escaped).is_none());
             prop_assert_eq!(unescape_newlines(&escaped), plain);
         }
     }

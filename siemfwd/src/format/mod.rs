@@ -32,7 +32,7 @@
 //!   only when the body is valid UTF-8, since a `kv` body passes non-UTF-8
 //!   bytes through unchanged (MSG-ANY). An empty body leaves out ` MSG`.
 //! - **LF framing** ([`Constraints::newline_terminated`]): every part of the
-//!   message is CR/LF-free — header fields by validation, SD values and the
+//!   message is CR/LF/NUL-free — header fields by validation, SD values and the
 //!   `kv` body by escaping (or refusal, `format.newline = "refuse"`), the
 //!   `json` body by construction.
 //! - **A refused record changes nothing**: `encode` truncates `out` back and
@@ -354,7 +354,7 @@ pub(crate) fn refused(field: &[u8], part: &str) -> Error {
     // Keys are short in practice; cap what goes into a log line anyway.
     let shown = &field[..truncate_utf8(field, 64)];
     Error::Refused(format!(
-        "field {:?} holds a CR or LF in its {part}, and format.newline = \"refuse\" \
+        "field {:?} holds a CR, LF or NUL in its {part}, and format.newline = \"refuse\" \
          under LF framing",
         String::from_utf8_lossy(shown)
     ))
@@ -784,7 +784,7 @@ mod tests {
             let out = encode(&c, LF, &r);
             prop_assert!(out.is_ok());
             let out = out.unwrap_or_default();
-            prop_assert!(memchr::memchr2(b'\r', b'\n', &out).is_none(), "{}", text(&out));
+            prop_assert!(memchr::memchr3(b'\r', b'\n', 0, &out).is_none(), "{}", text(&out));
         }
 
         #[test]
@@ -796,11 +796,11 @@ mod tests {
             let r = Record { time: LogTime::new(secs, nanos).expect("valid"), fields };
             let has_newline = kvs
                 .iter()
-                .any(|(k, v)| memchr::memchr2(b'\r', b'\n', k).is_some() || memchr::memchr2(b'\r', b'\n', v).is_some());
+                .any(|(k, v)| memchr::memchr3(b'\r', b'\n', 0, k).is_some() || memchr::memchr3(b'\r', b'\n', 0, v).is_some());
             match encode(&c, LF, &r) {
                 Ok(out) => {
                     prop_assert!(!has_newline);
-                    prop_assert!(memchr::memchr2(b'\r', b'\n', &out).is_none());
+                    prop_assert!(memchr::memchr3(b'\r', b'\n', 0, &out).is_none());
                 }
                 Err(Error::Refused(_)) => prop_assert!(has_newline),
                 Err(e) => prop_assert!(false, "unexpected {e}"),

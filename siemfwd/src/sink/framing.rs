@@ -8,9 +8,9 @@
 //! - Octet counting (§3.4.1, the only framing RFC 5425 allows):
 //!   `MSG-LEN SP SYSLOG-MSG`, `MSG-LEN` the decimal count of the message's
 //!   *bytes*, without leading zeros. Any byte may appear in the message.
-//! - Non-transparent (§3.4.2): `SYSLOG-MSG LF`. A CR or LF inside a message
-//!   would split it; the formatter has already escaped them, so this module
-//!   does not look inside messages.
+//! - Non-transparent (§3.4.2): `SYSLOG-MSG LF`. A CR, LF or NUL inside a
+//!   message would split it; the formatter has already escaped them, so this
+//!   module does not look inside messages.
 
 use super::{Framing, Messages};
 

@@ -147,8 +147,8 @@ pub enum Framing {
     /// `LEN SP MSG` (RFC 6587 §3.4.1, the only framing RFC 5425 allows).
     #[default]
     OctetCounting,
-    /// `MSG LF` (RFC 6587 §3.4.2); CR/LF inside a message get escaped by the
-    /// formatter.
+    /// `MSG LF` (RFC 6587 §3.4.2); CR, LF and NUL inside a message get
+    /// escaped by the formatter.
     Lf,
 }
 

@@ -4,8 +4,9 @@
 //! One write per batch, then flush. A failing standard output (most often
 //! a closed pipe, `EPIPE`) does not come back by waiting, so it is not
 //! retried: `send` returns [`Error::Connection`] and the pipeline stops.
-//! Messages are written as they are; with `format` escaping CR/LF only for
-//! LF framing, a multi-line message shows as several lines here.
+//! Messages are written as they are, one per line: the pipeline asks the
+//! formatter to escape CR, LF and NUL for stdout as for LF framing
+//! (`pipeline::constraints_for`), so a multi-line value stays on its line.
 
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::Backoff;
 use super::{describe_io, Endpoint, Error, Messages, SinkConfig, Stats};
 use crate::counters::{self, COUNTERS};
+use crate::format::truncate_utf8;
 
 /// Immediate resends of a datagram refused because of an earlier ICMP error.
 const REFUSED_RETRIES: u32 = 3;
@@ -222,38 +223,10 @@ impl UdpSink {
     }
 }
 
-/// How many bytes of `msg` to keep so that at most `max` remain, without
-/// splitting a UTF-8 sequence.
-// TODO(sink): switch to `crate::format::truncate_utf8` once the format
-// module's helper is merged; same contract.
-fn truncate_utf8(msg: &[u8], max: usize) -> usize {
-    if msg.len() <= max {
-        return msg.len();
-    }
-    let mut end = max;
-    // Step back over continuation bytes (10xxxxxx) to the start of the
-    // character that would be cut; at most 3 steps in valid UTF-8.
-    while end > 0 && (msg[end] & 0xC0) == 0x80 && max - end < 3 {
-        end -= 1;
-    }
-    end
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn truncate_utf8_keeps_whole_characters() {
-        let s = "aé€😀".as_bytes(); // 1 + 2 + 3 + 4 bytes
-        assert_eq!(truncate_utf8(s, 100), 10);
-        assert_eq!(truncate_utf8(s, 2), 1); // inside é
-        assert_eq!(truncate_utf8(s, 3), 3);
-        assert_eq!(truncate_utf8(s, 5), 3); // inside €
-        assert_eq!(truncate_utf8(s, 9), 6); // inside 😀
-        assert_eq!(truncate_utf8(s, 0), 0);
-    }
 
     use tokio::net::UdpSocket;
     use tokio_util::sync::CancellationToken;
@@ -323,6 +296,30 @@ mod tests {
             - bytes_before;
         // Other tests may truncate concurrently; ours adds exactly 1 and 6.
         assert!(truncated >= 1 && bytes >= 6, "{truncated} {bytes}");
+    }
+
+    #[tokio::test]
+    async fn udp_cap_cuts_bytes_that_are_not_utf8_exactly_at_the_cap() {
+        // No character straddles the cap when the bytes there are not UTF-8:
+        // the datagram keeps all `max_datagram` bytes (the formatter passes
+        // such bytes through in a kv body).
+        let (rx, addr) = receiver().await;
+        let mut cfg = config(Transport::Udp, &addr);
+        cfg.max_datagram = ByteSize(480);
+        let mut sink = Sink::build(&cfg).expect("build");
+        let mut msgs = Messages::new();
+        msgs.buffer().extend_from_slice(b"<14>1 - h a - - - ");
+        msgs.buffer().resize(600, 0x80);
+        msgs.commit();
+        within("send", sink.send(&msgs, &CancellationToken::new()))
+            .await
+            .expect("send");
+        let got = recv(&rx).await;
+        assert_eq!(got.len(), 480);
+        assert_eq!(
+            got,
+            msgs.iter().next().map(|m| &m[..480]).unwrap_or_default()
+        );
     }
 
     #[tokio::test]

@@ -4,10 +4,16 @@
 //!   and stopped by PID when it ends, plus the test PKI ([`peers::certs`]).
 //! - [`send`]: minimal std-only syslog senders (UDP, TCP, TLS through rustls) that let a test
 //!   prove a receiver works without going through siemfwd's own sinks.
+//! - [`siemfwd`]: the `siemfwd` binary as a real process (killed by PID on drop), NDJSON
+//!   corpus lines with raw bytes, siemfwd's final counters.
+//! - [`jsonl`]: a byte-preserving reader of the peers' JSON-lines output (rsyslog writes
+//!   bytes that are not UTF-8 into it unchanged).
 //!
 //! Every test binary compiles this whole module but uses only part of it, hence the
 //! `dead_code` allowance: without it each test file would warn about the parts it skips.
 #![allow(dead_code)]
 
+pub mod jsonl;
 pub mod peers;
 pub mod send;
+pub mod siemfwd;
