@@ -237,9 +237,10 @@ impl Default for SinkConfig {
 
 /// Default of `sink.settle_time`. A receiver that stops reading to shut
 /// down, or dies with our bytes in its receive buffer, closes or resets the
-/// connection within milliseconds on a LAN (rsyslog, syslog-ng: well under
-/// 50ms on loopback); 200ms leaves room for a loaded host and a WAN round
-/// trip. Longer costs throughput per shard (about
+/// connection as it ends; 200ms leaves room for a loaded host and a WAN
+/// round trip to bring us that news (rsyslog restarted under load in
+/// `tests/delivery_restarts_*.rs`: thousands of lines lost with 0, none
+/// with 200ms). Longer costs throughput per shard (about
 /// `in_flight_batches × batch size / (settle_time + RTT)`) and more
 /// duplicates after a crash of siemfwd; shorter widens the window in which
 /// a dying receiver can lose an acknowledged batch.
