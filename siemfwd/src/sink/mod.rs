@@ -238,9 +238,9 @@ impl Default for SinkConfig {
 /// Default of `sink.settle_time`. A receiver that stops reading to shut
 /// down, or dies with our bytes in its receive buffer, closes or resets the
 /// connection as it ends; 200ms leaves room for a loaded host and a WAN
-/// round trip to bring us that news (rsyslog restarted under load in
-/// `tests/delivery_restarts_*.rs`: thousands of lines lost with 0, none
-/// with 200ms). Longer costs throughput per shard (about
+/// round trip to bring us that news (rsyslog restarted while lagging
+/// behind 200,000 lines/s: thousands of lines lost per run with 0, none
+/// with 200ms; docs/architecture.md, "Delivery"). Longer costs throughput per shard (about
 /// `in_flight_batches × batch size / (settle_time + RTT)`) and more
 /// duplicates after a crash of siemfwd; shorter widens the window in which
 /// a dying receiver can lose an acknowledged batch.
