@@ -145,7 +145,7 @@ fn file_source_delivers_every_line_through_restarts_of_siemfwd_and_the_receiver(
             "[source.file]\npaths = [{}]\nstate_dir = \"state\"\nfollow = true\npoll_interval = \"20ms\"\n\
              [format]\nhostname = \"h\"\napp_name = \"t\"\n\
              [sink]\ntype = \"tcp\"\naddress = \"127.0.0.1:{}\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"200ms\"\n\
-             [pipeline]\nbatch_records = 100\ncheckpoint_interval = \"50ms\"\nin_flight_batches = 2\n",
+             [pipeline]\nbatch_records = 100\ncheckpoint_interval = \"50ms\"\n",
             paths.join(", "),
             rs.port(Input::Tcp)
         ),

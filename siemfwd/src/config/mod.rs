@@ -317,8 +317,10 @@ pub struct PipelineConfig {
     pub batch_records: usize,
     /// Most bytes of messages in one batch.
     pub batch_bytes: ByteSize,
-    /// Batches of one shard that may be in flight to the sink at once;
-    /// bounds memory and is what stops reading when the SIEM is slow.
+    /// Batches of one shard that may be in flight to the sink at once
+    /// (written but not yet safe, see `sink.settle_time`); bounds memory and
+    /// is what stops reading when the SIEM is slow. Large enough by default
+    /// that the settle time does not throttle a fast receiver.
     pub in_flight_batches: usize,
     /// How often delivered positions are written as checkpoints (they are
     /// also written when a shard ends and on shutdown).
@@ -333,7 +335,7 @@ impl Default for PipelineConfig {
         Self {
             batch_records: 1000,
             batch_bytes: ByteSize(1 << 20),
-            in_flight_batches: 4,
+            in_flight_batches: 32,
             checkpoint_interval: HumanDuration(std::time::Duration::from_secs(3)),
             drain_timeout: HumanDuration(std::time::Duration::from_secs(10)),
         }

@@ -137,6 +137,7 @@ pub const KEYS: &[Key] = &[
     key("sink.write_timeout", Str, r#""30s""#),
     key("sink.backoff_initial", Str, r#""200ms""#),
     key("sink.backoff_max", Str, r#""30s""#),
+    key("sink.settle_time", Str, r#""200ms""#),
     key("sink.max_datagram", Str, r#""2048""#),
     key("sink.tls.ca_file", Str, r#""/etc/siemfwd/ca.pem""#),
     key("sink.tls.cert_file", Str, r#""/etc/siemfwd/client.pem""#),
@@ -145,7 +146,7 @@ pub const KEYS: &[Key] = &[
     key("sink.tls.insecure_skip_verify", Bool, "false"),
     key("pipeline.batch_records", Int, "1000"),
     key("pipeline.batch_bytes", Str, r#""1MiB""#),
-    key("pipeline.in_flight_batches", Int, "4"),
+    key("pipeline.in_flight_batches", Int, "32"),
     key("pipeline.checkpoint_interval", Str, r#""3s""#),
     key("pipeline.drain_timeout", Str, r#""10s""#),
 ];

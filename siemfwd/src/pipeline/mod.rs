@@ -36,6 +36,7 @@ mod shard;
 pub mod tap;
 pub mod tracker;
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -337,25 +338,110 @@ struct SendRequest {
     ack: oneshot::Sender<Result<Messages, sink::Error>>,
 }
 
-/// The output task: delivers batches in the order they arrive.
-async fn run_output(
-    mut output: Output,
-    mut rx: mpsc::Receiver<SendRequest>,
-    abort: CancellationToken,
-) {
+/// The output task: submits batches to the output in the order they arrive
+/// and answers each once it is delivered.
+async fn run_output(output: Output, rx: mpsc::Receiver<SendRequest>, abort: CancellationToken) {
+    match output {
+        Output::Sink(sink) => run_sink(sink, rx, abort).await,
+        Output::Tap(tap) => run_tap(tap, rx).await,
+    }
+}
+
+/// The tap writes and answers at once: nothing is committed in dry-run.
+async fn run_tap(mut tap: tap::Tap, mut rx: mpsc::Receiver<SendRequest>) {
     while let Some(req) = rx.recv().await {
-        let result = match &mut output {
-            Output::Sink(sink) => sink.send(&req.msgs, &abort).await,
-            Output::Tap(tap) => tap.write(&req.msgs).await,
-        };
+        let result = tap.write(&req.msgs).await;
         if result.is_ok() {
             counters::add(&COUNTERS.messages_delivered, req.msgs.len() as u64);
             counters::add(&COUNTERS.bytes_delivered, req.msgs.byte_len() as u64);
         }
         let _ = req.ack.send(result.map(|()| req.msgs));
     }
-    match &mut output {
-        Output::Sink(sink) => sink.close().await,
-        Output::Tap(tap) => tap.flush().await,
+    tap.flush().await;
+}
+
+/// Drive the sink with many batches in flight: a batch is answered only
+/// when the sink reports it delivered (for TCP/TLS, its safe point: see
+/// `sink/stream.rs`), so the shard's checkpoint never passes bytes that a
+/// dying receiver could still lose. Batches come back from the sink in the
+/// order they were submitted, so the answers are a FIFO.
+///
+/// Memory stays bounded without a limit of its own here: every batch the
+/// sink holds is one its shard counts in flight, and a shard stops reading
+/// at `pipeline.in_flight_batches`. While the SIEM is down, `submit` or
+/// `progress` wait in the sink's reconnect loop, this task stops receiving,
+/// the channel fills and the shards stop reading.
+///
+/// On `abort` everything not yet delivered is abandoned: its answer is
+/// dropped, which the shard reads as "not delivered" (never committed).
+async fn run_sink(mut sink: Sink, mut rx: mpsc::Receiver<SendRequest>, abort: CancellationToken) {
+    let mut waiting: VecDeque<oneshot::Sender<Result<Messages, sink::Error>>> = VecDeque::new();
+    let mut open = true;
+    let aborted = loop {
+        while let Some(msgs) = sink.take_safe() {
+            counters::add(&COUNTERS.messages_delivered, msgs.len() as u64);
+            counters::add(&COUNTERS.bytes_delivered, msgs.byte_len() as u64);
+            if let Some(ack) = waiting.pop_front() {
+                let _ = ack.send(Ok(msgs));
+            }
+        }
+        if !open && waiting.is_empty() {
+            break false;
+        }
+        let due = sink.next_check();
+        let step = tokio::select! {
+            biased;
+            () = abort.cancelled() => break true,
+            () = sleep_until_some(due), if due.is_some() => sink.progress(&abort).await,
+            req = rx.recv(), if open => match req {
+                Some(req) => {
+                    waiting.push_back(req.ack);
+                    sink.submit(req.msgs, &abort).await
+                }
+                None => {
+                    open = false;
+                    Ok(())
+                }
+            },
+        };
+        match step {
+            Ok(()) => {}
+            Err(sink::Error::Cancelled) => break true,
+            Err(e) => {
+                // Only `stdout` fails for good: answer every batch with
+                // the cause; the shards stop and commit what was delivered.
+                let cause = e.to_string();
+                for ack in waiting.drain(..) {
+                    let _ = ack.send(Err(sink::Error::Connection(cause.clone())));
+                }
+                rx.close();
+                while let Some(req) = rx.recv().await {
+                    let _ = req.ack.send(Err(sink::Error::Connection(cause.clone())));
+                }
+                break false;
+            }
+        }
+    };
+    if aborted {
+        if !waiting.is_empty() {
+            tracing::warn!(
+                batches = waiting.len(),
+                "abandoning batches not yet delivered; their records are not committed and will be sent again"
+            );
+        }
+        // Dropping the answers tells the shards; a graceful close could
+        // wait on a dead receiver, and the abort means now.
+        drop(waiting);
+        return;
+    }
+    sink.close().await;
+}
+
+/// Sleep until `due`; pending forever for `None` (the branch is disabled
+/// then anyway).
+async fn sleep_until_some(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }

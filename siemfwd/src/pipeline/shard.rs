@@ -1,12 +1,13 @@
 //! One shard's task: read a batch, format it, hand it to the output, and
 //! commit the delivered prefix.
 //!
-//! The loop races three things: the oldest in-flight batch being answered,
+//! The loop races four things: the oldest in-flight batch being answered,
 //! reading the next batch (only while fewer than `in_flight_batches` are
-//! out), and the stop token. Reading is cancel-safe (see
-//! `source::file::FileShard::fill`; the SLS reader keeps its PullLogs
-//! running as a task and picks the answer up on the next call), so losing
-//! that race costs nothing.
+//! out), the stop token, and the checkpoint interval (when delivered
+//! positions wait to be committed, so an idle shard commits too). Reading is
+//! cancel-safe (see `source::file::FileShard::fill`; the SLS reader keeps its
+//! PullLogs running as a task and picks the answer up on the next call), so
+//! losing that race costs nothing.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -110,6 +111,9 @@ pub(super) async fn run<R: ShardReader>(
     let mut ended = false;
     let mut stop_error: Option<Error> = None;
     let mut undelivered = false;
+    // Delivered positions not yet committed: an idle shard (a followed file
+    // with nothing new) still commits them when the interval is up.
+    let mut uncommitted = false;
 
     loop {
         let reading = !ended && stop_error.is_none() && !undelivered && !ctx.stop.is_cancelled();
@@ -121,6 +125,7 @@ pub(super) async fn run<R: ShardReader>(
                 reader.commit(&cp).await?;
             }
             last_commit = Instant::now();
+            uncommitted = false;
         }
         let mut msgs = spare.pop().unwrap_or_default();
         msgs.clear();
@@ -132,6 +137,7 @@ pub(super) async fn run<R: ShardReader>(
                     Ok(done) => {
                         summary.messages += done.len() as u64;
                         tracker.delivered(ticket);
+                        uncommitted = true;
                         spare.push(done);
                     }
                     // Abandoned (abort): not delivered, so never committed.
@@ -143,6 +149,9 @@ pub(super) async fn run<R: ShardReader>(
                 }
             }
             () = ctx.stop.cancelled(), if reading => spare.push(msgs),
+            // The top of the loop commits.
+            () = tokio::time::sleep_until((last_commit + ctx.settings.checkpoint_interval.0).into()),
+                if ctx.commit && uncommitted => spare.push(msgs),
             batch = next_batch(&mut reader, &mut formatter, &mut msgs, &ctx.settings),
                 if reading && in_flight.len() < window =>
             {
@@ -160,6 +169,7 @@ pub(super) async fn run<R: ShardReader>(
                             // Nothing to send (blank or skipped lines): the
                             // position is delivered as it is.
                             tracker.delivered(ticket);
+                            uncommitted = true;
                             spare.push(msgs);
                         } else {
                             let (ack, rx) = oneshot::channel();

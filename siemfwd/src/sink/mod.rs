@@ -8,60 +8,56 @@
 //!
 //! # What "delivered" means
 //!
-//! [`Sink::send`] returns `Ok` only when the whole batch is delivered, with
-//! this meaning per transport (../docs/architecture.md, "Delivery"):
+//! A batch handed to the sink ([`Sink::submit`]) comes back from
+//! [`Sink::take_safe`] once it is delivered, with this meaning per
+//! transport (../docs/architecture.md, "Delivery"):
 //!
 //! - `udp` (RFC 5426): every message was handed to the kernel, one per
 //!   datagram. UDP can lose datagrams silently (receiver down, full socket
 //!   buffer on either side, a firewall); nothing in the protocol tells. See
 //!   `udp.rs` for how refused sends (ICMP port unreachable) are handled.
-//! - `tcp` (RFC 6587), `tls` (RFC 5425): every frame was written to the
-//!   socket and flushed. TCP has no application acknowledgement: bytes the
-//!   kernel accepted can still be lost if the receiver crashes or resets the
-//!   connection before reading them (only application acks, as in RELP,
-//!   close that gap). We narrow that window as far as the protocol lets us: an
-//!   idle connection is checked before it is reused (below), and a fresh
-//!   TLS 1.3 connection waits briefly for the receiver's verdict on our
-//!   certificate before the first batch is written (`stream.rs`).
+//! - `tcp` (RFC 6587), `tls` (RFC 5425): the batch reached its *safe
+//!   point*: the receiver's TCP acknowledged every byte of it, and the
+//!   connection then stayed healthy for `sink.settle_time` (`stream.rs`
+//!   explains both halves). Until then the sink holds the batch; after any
+//!   connection failure it reconnects and writes every held batch again,
+//!   oldest first, before anything new: duplicates are possible, gaps are
+//!   not (at-least-once). TCP has no application acknowledgement, so a
+//!   receiver that reads our bytes and loses them later than the settle
+//!   time cannot be told apart from one that kept them (only application
+//!   acks, as in RELP, close that gap).
 //! - `stdout`: written and flushed.
 //!
-//! # The safe point is the batch start
-//!
-//! The caller keeps a batch until `send` returns `Ok`. When a connection
-//! fails in the middle of a batch, the sink cannot know which frames the
-//! receiver kept, so it reconnects and sends the *whole* batch again from its
-//! first message: duplicates are possible, gaps are not (at-least-once). The
-//! pipeline may therefore move its checkpoint past a batch only once `send`
-//! returned `Ok` for it.
+//! The pipeline moves a checkpoint past a batch only once the batch came
+//! back from `take_safe`.
 //!
 //! # Why an idle connection is checked before a batch
 //!
 //! Receivers close idle connections (rsyslog and syslog-ng on restart, load
 //! balancers after a timeout). A write into a socket whose peer already
-//! closed still succeeds locally: the kernel buffers the bytes, the peer
-//! answers with RST, and the batch is gone while `send` reported success.
-//! So before writing on a connection that was idle, the sink does one
-//! non-blocking read, asked of the kernel with `recv(MSG_PEEK)` (tokio's
-//! cached readiness can lag behind a FIN that just arrived): end of stream,
-//! an error or a TLS alert there means the peer is gone, and the sink
-//! reconnects *before* writing. This cannot catch a peer that dies between
-//! the check and the write; nothing short of application acks can. Checked
-//! against rsyslog and syslog-ng restarted between two batches: nothing lost.
+//! closed still succeeds locally: the kernel buffers the bytes and the peer
+//! answers with RST. So before writing on a connection, and periodically
+//! while batches are held, the sink does one non-blocking read, asked of
+//! the kernel with `recv(MSG_PEEK)` (tokio's cached readiness can lag
+//! behind a FIN that just arrived): end of stream, an error or a TLS alert
+//! there means the peer is gone, and the sink reconnects *before* writing.
 //!
 //! # Incidents are logged once
 //!
 //! A connection failure logs one `warn` line with its cause; the reconnect
-//! attempts that follow log at `debug`; when a batch is delivered again one
-//! `info` line gives the outage's duration and attempts. Never one line per
-//! message.
+//! attempts that follow log at `debug`; when a batch is delivered (safe)
+//! again one `info` line gives the outage's duration and attempts. Never
+//! one line per message.
 //!
 //! Layout (after Vector's `sinks/util/tcp.rs`, split by role): config types
 //! and the dispatching [`Sink`] here; `udp.rs`, `tcp.rs` (resolve and
 //! connect), `tls.rs` (rustls client configuration and readable TLS errors),
-//! `stream.rs` (the connected stream shared by tcp and tls: framing buffer,
-//! writes with timeout, idle check, reconnect), `framing.rs`, `backoff.rs`,
+//! `stream.rs` (the connected stream shared by tcp and tls: replay queue and
+//! safe point, writes with timeout, health check, reconnect), `framing.rs`,
+//! `backoff.rs`,
 //! `stdout.rs`.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -210,6 +206,11 @@ pub struct SinkConfig {
     pub backoff_initial: HumanDuration,
     /// Longest reconnect delay.
     pub backoff_max: HumanDuration,
+    /// TCP/TLS: how long a batch's bytes must stay acknowledged by the
+    /// receiver's TCP, on a connection that stays healthy, before the batch
+    /// counts as delivered (its checkpoint may move). Covers a receiver that
+    /// dies with acknowledged but unread bytes.
+    pub settle_time: HumanDuration,
     /// UDP: the largest datagram sent, in bytes; longer messages are cut on a
     /// UTF-8 boundary and counted.
     pub max_datagram: crate::config::units::ByteSize,
@@ -227,11 +228,26 @@ impl Default for SinkConfig {
             write_timeout: HumanDuration(Duration::from_secs(30)),
             backoff_initial: HumanDuration(Duration::from_millis(200)),
             backoff_max: HumanDuration(Duration::from_secs(30)),
+            settle_time: HumanDuration(DEFAULT_SETTLE_TIME),
             max_datagram: crate::config::units::ByteSize(2048),
             tls: TlsConfig::default(),
         }
     }
 }
+
+/// Default of `sink.settle_time`. A receiver that stops reading to shut
+/// down, or dies with our bytes in its receive buffer, closes or resets the
+/// connection as it ends; 200ms leaves room for a loaded host and a WAN
+/// round trip to bring us that news (rsyslog restarted while lagging
+/// behind 200,000 lines/s: thousands of lines lost per run with 0, none
+/// with 200ms; docs/architecture.md, "Delivery"). Longer costs throughput per shard (about
+/// `in_flight_batches × batch size / (settle_time + RTT)`) and more
+/// duplicates after a crash of siemfwd; shorter widens the window in which
+/// a dying receiver can lose an acknowledged batch.
+pub const DEFAULT_SETTLE_TIME: Duration = Duration::from_millis(200);
+
+/// The longest `sink.settle_time` accepted.
+const MAX_SETTLE_TIME: Duration = Duration::from_secs(60);
 
 /// Why a sink failed.
 #[derive(Debug, thiserror::Error)]
@@ -256,9 +272,17 @@ pub enum Error {
 }
 
 /// A connection to the SIEM, built once from a [`SinkConfig`].
+///
+/// Two ways to drive it: [`Sink::send`] delivers one batch and waits until
+/// it is delivered; the pipeline instead keeps many batches in flight with
+/// [`Sink::submit`], [`Sink::next_check`], [`Sink::progress`] and
+/// [`Sink::take_safe`].
 #[derive(Debug)]
 pub struct Sink {
     inner: Inner,
+    /// `udp`, `stdout`: batches delivered on write, waiting for
+    /// [`Sink::take_safe`].
+    done: VecDeque<Messages>,
 }
 
 /// The transports; an enum rather than `Box<dyn …>` so `send` is a plain
@@ -283,6 +307,10 @@ pub struct Stats {
     /// UDP datagrams given up after repeated "connection refused" (the
     /// receiver's port is closed; see `udp.rs`).
     pub udp_dropped: u64,
+    /// TCP/TLS: messages written again on a new connection because they
+    /// were not yet safe when the previous one failed (the receiver may
+    /// have them twice).
+    pub resent_messages: u64,
     /// The cause of the latest failure, as logged.
     pub last_error: Option<String>,
 }
@@ -294,6 +322,17 @@ impl Sink {
     /// # Errors
     /// [`Error::Config`] naming the key and the problem.
     pub fn build(config: &SinkConfig) -> Result<Self, Error> {
+        if config.settle_time.0 > MAX_SETTLE_TIME {
+            return Err(Error::Config {
+                key: "sink.settle_time".to_owned(),
+                problem: format!(
+                    "{} is longer than the {} allowed; a few hundred milliseconds is enough (default {})",
+                    human(config.settle_time.0),
+                    human(MAX_SETTLE_TIME),
+                    human(DEFAULT_SETTLE_TIME)
+                ),
+            });
+        }
         let inner = match config.transport {
             Transport::Stdout => Inner::Stdout(stdout::StdoutSink::new()),
             Transport::Udp => {
@@ -314,7 +353,10 @@ impl Sink {
                 )))
             }
         };
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            done: VecDeque::new(),
+        })
     }
 
     /// The transport this sink was built for.
@@ -336,10 +378,13 @@ impl Sink {
         }
     }
 
-    /// Deliver every message of `msgs`, in order. Connection failures are
-    /// retried (reconnect with backoff and jitter, then the whole batch again)
-    /// until delivered or `cancel` fires; every incident is logged once with
-    /// its cause, not once per message.
+    /// Deliver every message of `msgs`, in order, and wait until the batch
+    /// is delivered (for `tcp`/`tls`: safe, see the module docs; batches
+    /// submitted before it are then safe too and stay for
+    /// [`Sink::take_safe`]). Connection failures are retried (reconnect with
+    /// backoff and jitter, then every batch not yet safe again) until
+    /// delivered or `cancel` fires; every incident is logged once with its
+    /// cause, not once per message.
     ///
     /// An empty batch is delivered at once, without connecting.
     ///
@@ -361,6 +406,83 @@ impl Sink {
             Inner::Udp(s) => s.send(msgs, cancel).await,
             Inner::Stream(s) => s.send(msgs, cancel).await,
             Inner::Stdout(s) => s.send(msgs, cancel).await,
+        }
+    }
+
+    /// Hand a batch to the sink and return once it is written (for
+    /// `tcp`/`tls`, after reconnecting and writing again every batch not yet
+    /// safe, if the connection was lost). The sink owns the batch until it
+    /// is delivered; [`Sink::take_safe`] then gives it back, batches in the
+    /// order they were submitted. An empty batch is delivered at once.
+    ///
+    /// # Errors
+    /// [`Error::Cancelled`] if `cancel` fired first: the batch (and every
+    /// batch not yet delivered) is abandoned, never given back. The
+    /// `stdout` sink returns [`Error::Connection`] when standard output
+    /// fails.
+    pub async fn submit(
+        &mut self,
+        msgs: Messages,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<(), Error> {
+        if msgs.is_empty() && self.in_flight() == 0 {
+            self.done.push_back(msgs);
+            return Ok(());
+        }
+        match &mut self.inner {
+            Inner::Udp(s) => s.send(&msgs, cancel).await?,
+            Inner::Stream(s) => return s.submit(msgs, cancel).await,
+            Inner::Stdout(s) => s.send(&msgs, cancel).await?,
+        }
+        self.done.push_back(msgs);
+        Ok(())
+    }
+
+    /// The oldest submitted batch that is now delivered, if any; batches
+    /// come back in the order they were submitted, cleared of nothing (the
+    /// caller may reuse the buffer).
+    pub fn take_safe(&mut self) -> Option<Messages> {
+        if let Some(m) = self.done.pop_front() {
+            return Some(m);
+        }
+        match &mut self.inner {
+            Inner::Stream(s) => s.take_safe(),
+            Inner::Udp(_) | Inner::Stdout(_) => None,
+        }
+    }
+
+    /// Batches submitted and not yet delivered.
+    pub fn in_flight(&self) -> usize {
+        match &self.inner {
+            Inner::Stream(s) => s.held(),
+            Inner::Udp(_) | Inner::Stdout(_) => 0,
+        }
+    }
+
+    /// When [`Sink::progress`] should run next: batches are held and the
+    /// connection needs its periodic check, or a batch's settle time ends.
+    /// `None` while nothing is held.
+    pub fn next_check(&self) -> Option<tokio::time::Instant> {
+        match &self.inner {
+            Inner::Stream(s) => s.next_check(),
+            Inner::Udp(_) | Inner::Stdout(_) => None,
+        }
+    }
+
+    /// Check the connection and move the batches that reached their safe
+    /// point to [`Sink::take_safe`]; after a connection failure, reconnect
+    /// with backoff and write every held batch again (this waits as long as
+    /// the receiver is down, or until `cancel`).
+    ///
+    /// # Errors
+    /// [`Error::Cancelled`] if `cancel` fired first.
+    pub async fn progress(
+        &mut self,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<(), Error> {
+        match &mut self.inner {
+            Inner::Stream(s) => s.progress(cancel).await,
+            Inner::Udp(_) | Inner::Stdout(_) => Ok(()),
         }
     }
 

@@ -67,6 +67,7 @@ pub(crate) fn config(transport: Transport, address: &str) -> SinkConfig {
         write_timeout: HumanDuration(Duration::from_secs(2)),
         backoff_initial: HumanDuration(Duration::from_millis(10)),
         backoff_max: HumanDuration(Duration::from_millis(50)),
+        settle_time: HumanDuration(Duration::from_millis(20)),
         max_datagram: ByteSize(2048),
         tls: TlsConfig::default(),
     }

@@ -30,7 +30,6 @@ use rustls::{
     AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
     SignatureScheme,
 };
-use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -139,7 +138,10 @@ impl TlsSettings {
 
     /// Run the client handshake on `tcp`. The caller bounds it with
     /// `connect_timeout`.
-    pub(crate) async fn handshake(&self, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+    pub(crate) async fn handshake<S>(&self, tcp: S) -> io::Result<TlsStream<S>>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
         self.connector.connect(self.server_name.clone(), tcp).await
     }
 }
@@ -419,9 +421,10 @@ mod tests {
     use tokio_rustls::TlsAcceptor;
     use tokio_util::sync::CancellationToken;
 
-    use super::super::testutil::{batch, config, read_all, within, Pki};
-    use super::super::{Error, Sink, SinkConfig, TlsConfig, Transport};
+    use super::super::testutil::{batch, config, framed, read_all, read_n, within, Pki};
+    use super::super::{Error, Framing, Sink, SinkConfig, TlsConfig, Transport};
     use super::plain_name;
+    use crate::config::units::HumanDuration;
 
     async fn listener() -> (TcpListener, String) {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -661,6 +664,39 @@ mod tests {
         assert_eq!(stats.incidents, 1, "one incident, logged once");
         let cause = stats.last_error.as_deref().unwrap_or_default();
         assert!(cause.contains("requires a client certificate"), "{cause}");
+    }
+
+    #[tokio::test]
+    async fn tls_receiver_closing_during_settle_gets_the_batch_again() {
+        // Bytes are counted below TLS (ciphertext), so the acknowledgement
+        // check works through rustls; a receiver that reads the batch and
+        // goes away within the settle time gets it again on a new session.
+        let pki = Pki::new();
+        let (l, addr) = listener().await;
+        let acceptor = pki.acceptor(&pki.server, false);
+        let msgs = batch(&["<14>1 - h app - - - tls-settle"]);
+        let expected = framed(&msgs, Framing::OctetCounting);
+        let n = expected.len();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = l.accept().await.expect("accept 1");
+            let mut first = acceptor.accept(tcp).await.expect("handshake 1");
+            let got1 = read_n(&mut first, n).await;
+            drop(first);
+            let (tcp, _) = within("reconnect", l.accept()).await.expect("accept 2");
+            let mut second = acceptor.accept(tcp).await.expect("handshake 2");
+            (got1, read_all(&mut second).await)
+        });
+        let mut cfg = tls_config(&addr, pki.tls_config());
+        cfg.settle_time = HumanDuration(std::time::Duration::from_millis(500));
+        let mut sink = Sink::build(&cfg).expect("build");
+        within("send", sink.send(&msgs, &CancellationToken::new()))
+            .await
+            .expect("send");
+        sink.close().await;
+        let (got1, got2) = within("server", server).await.expect("server task");
+        assert_eq!(got1, expected);
+        assert_eq!(got2, expected, "the unsafe batch was not written again");
+        assert_eq!(sink.stats().resent_messages, 1);
     }
 
     #[test]

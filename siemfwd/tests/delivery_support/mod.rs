@@ -1,0 +1,470 @@
+//! Shared by the `delivery_*` tests (issue 5, "Nothing lost"): a siemfwd
+//! process started and stopped by PID, numbered input lines, and an
+//! incremental reader of what rsyslog wrote that counts missing and
+//! duplicate lines without re-reading its whole output file each time.
+//!
+//! Every input line is `{"__time__":…,"f":"<file>","s":"<seq>"}`; the
+//! message siemfwd makes of it carries `||f=<file>||s=<seq>` in its body,
+//! which is all the analysis needs.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::peers::{Input, Rsyslog};
+
+/// A running siemfwd, SIGKILLed on drop if still running.
+pub struct Siemfwd {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Siemfwd {
+    /// `siemfwd run -c c.toml` in `dir`, its stderr in `siemfwd-<run>.log`.
+    pub fn start(dir: &Path, run: usize) -> Self {
+        let log = dir.join(format!("siemfwd-{run}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+            .args(["run", "-c", "c.toml"])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("siemfwd log file"))
+            .spawn()
+            .expect("siemfwd starts");
+        Self { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident set size so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    /// Resident set size now (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    fn status_kib(&self, key: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("siemfwd is running");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
+    }
+
+    /// Still running?
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Send `sig` (e.g. "TERM") to this process only.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig} {} failed", self.pid());
+    }
+
+    /// Wait for the exit, failing after `limit`; returns the status and the
+    /// time it took.
+    pub fn wait(&mut self, limit: Duration) -> (ExitStatus, Duration) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return (status, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < limit,
+                "siemfwd did not exit within {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Siemfwd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Input file `i`'s name.
+pub fn file_name(i: usize) -> String {
+    format!("in{i}.ndjson")
+}
+
+/// Append lines `from..to` to input file `i` of `dir`.
+pub fn append(dir: &Path, i: usize, from: usize, to: usize) {
+    let mut text = String::with_capacity((to - from) * 56);
+    for seq in from..to {
+        text.push_str(&format!(
+            "{{\"__time__\":\"{}\",\"f\":\"{i}\",\"s\":\"{seq}\"}}\n",
+            1_790_000_000 + seq % 100_000
+        ));
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(file_name(i)))
+        .expect("open input");
+    f.write_all(text.as_bytes()).expect("append input");
+}
+
+/// The config every delivery test starts from: `files` inputs, a receiver
+/// at `sink` (a `[sink]` body), and `extra` appended (more tables).
+pub fn write_config(dir: &Path, files: usize, follow: bool, sink: &str, extra: &str) {
+    let paths: Vec<String> = (0..files)
+        .map(|i| format!("\"{}\"", file_name(i)))
+        .collect();
+    std::fs::write(
+        dir.join("c.toml"),
+        format!(
+            "[source.file]\npaths = [{}]\nstate_dir = \"state\"\nfollow = {follow}\npoll_interval = \"20ms\"\n\
+             [format]\nhostname = \"h\"\napp_name = \"t\"\n\
+             [sink]\n{sink}\n{extra}",
+            paths.join(", ")
+        ),
+    )
+    .expect("write config");
+}
+
+/// The `[sink]` body for rsyslog's `input` (`Input::Tcp` or `Input::Tls`).
+pub fn sink_for(rs: &Rsyslog, input: Input, certs: Option<&Path>) -> String {
+    let port = rs.port(input);
+    let mut s = format!(
+        "address = \"127.0.0.1:{port}\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"500ms\"\n"
+    );
+    match input {
+        Input::Tls => {
+            let ca = certs.expect("certs for TLS").join("ca.pem");
+            s.push_str(&format!(
+                "type = \"tls\"\n[sink.tls]\nca_file = \"{}\"\n",
+                ca.display()
+            ));
+        }
+        _ => s.push_str("type = \"tcp\"\n"),
+    }
+    s
+}
+
+/// What arrived at the receiver, read incrementally from its output file.
+pub struct Received {
+    path: PathBuf,
+    offset: u64,
+    partial: Vec<u8>,
+    /// Per input file, how many times each line arrived.
+    counts: Vec<Vec<u16>>,
+    /// Lines per input file expected in the end.
+    pub expected: usize,
+    /// Messages read so far.
+    pub messages: usize,
+    /// Lines received at least once.
+    pub unique: usize,
+    /// Lines whose first copy arrived after a later line of their file
+    /// (rsyslog's threads reorder; a receiver that lost a line and got it
+    /// again shows here too).
+    pub late: usize,
+    highest: Vec<Option<usize>>,
+}
+
+impl Received {
+    pub fn new(rs: &Rsyslog, input: Input, files: usize, expected: usize) -> Self {
+        Self {
+            path: rs
+                .workdir()
+                .join("out")
+                .join(format!("{}.jsonl", input.name())),
+            offset: 0,
+            partial: Vec::new(),
+            counts: vec![vec![0; expected]; files],
+            expected,
+            messages: 0,
+            unique: 0,
+            late: 0,
+            highest: vec![None; files],
+        }
+    }
+
+    /// Read what was appended since the last call.
+    pub fn update(&mut self) {
+        let Ok(mut f) = File::open(&self.path) else {
+            return;
+        };
+        if f.seek(SeekFrom::Start(self.offset)).is_err() {
+            return;
+        }
+        let mut buf = Vec::new();
+        let n = f.read_to_end(&mut buf).expect("read receiver output");
+        self.offset += n as u64;
+        self.partial.extend_from_slice(&buf);
+        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
+            return;
+        };
+        let complete: Vec<u8> = self.partial.drain(..=end).collect();
+        for line in complete.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let (file, seq) = parse(line);
+            self.messages += 1;
+            let slot = &mut self.counts[file][seq];
+            if *slot == 0 {
+                self.unique += 1;
+                if self.highest[file].is_some_and(|h| h > seq) {
+                    self.late += 1;
+                }
+                self.highest[file] = Some(self.highest[file].map_or(seq, |h| h.max(seq)));
+            }
+            *slot = slot.saturating_add(1);
+        }
+    }
+
+    pub fn total_expected(&self) -> usize {
+        self.expected * self.counts.len()
+    }
+
+    pub fn missing(&self) -> usize {
+        self.total_expected() - self.unique
+    }
+
+    pub fn duplicates(&self) -> usize {
+        self.messages - self.unique
+    }
+
+    /// Wait until `done(self)`, re-reading; panics after `limit` with `what`.
+    pub fn wait_until(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        diagnostics: impl Fn() -> String,
+        done: impl Fn(&Self) -> bool,
+    ) {
+        let started = Instant::now();
+        loop {
+            self.update();
+            if done(self) {
+                return;
+            }
+            if started.elapsed() > limit {
+                let per_file: Vec<usize> = self
+                    .counts
+                    .iter()
+                    .map(|c| c.iter().filter(|n| **n > 0).count())
+                    .collect();
+                panic!(
+                    "timed out after {limit:?} waiting for {what}: {} messages, {} unique of {} \
+                     (per file {per_file:?}), {} missing\n{}",
+                    self.messages,
+                    self.unique,
+                    self.total_expected(),
+                    self.missing(),
+                    diagnostics()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Some of the lines that never arrived, for a failure message.
+    pub fn missing_sample(&self) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for (f, c) in self.counts.iter().enumerate() {
+            for (s, n) in c.iter().enumerate() {
+                if *n == 0 && out.len() < 10 {
+                    out.push((f, s));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// (file, seq) of one line of rsyslog's JSON output, from its `msg`.
+fn parse(line: &[u8]) -> (usize, usize) {
+    let text = std::str::from_utf8(line).expect("UTF-8 output line");
+    let msg = text
+        .split_once("\"msg\":\"")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no msg in {text}"));
+    let field = |k: &str| -> usize {
+        let start = msg
+            .find(&format!("||{k}="))
+            .unwrap_or_else(|| panic!("no {k} in {text}"))
+            + k.len()
+            + 3;
+        let digits: String = msg[start..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits
+            .parse()
+            .unwrap_or_else(|_| panic!("bad {k} in {text}"))
+    };
+    (field("f"), field("s"))
+}
+
+/// A number of the environment, or `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Append `per_file` lines to each of `files` inputs at about `rate` lines
+/// per second in total, from a thread; `progress` counts lines written.
+pub fn paced_writer(
+    dir: &Path,
+    files: usize,
+    per_file: usize,
+    rate: usize,
+    progress: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> std::thread::JoinHandle<()> {
+    use std::sync::atomic::Ordering;
+    let dir = dir.to_owned();
+    std::thread::spawn(move || {
+        let tick = Duration::from_millis(50);
+        let per_tick = (rate / 20 / files).max(1);
+        let started = Instant::now();
+        let mut done = 0;
+        let mut ticks = 0u32;
+        while done < per_file {
+            let to = (done + per_tick).min(per_file);
+            for i in 0..files {
+                append(&dir, i, done, to);
+            }
+            done = to;
+            progress.store(done * files, Ordering::SeqCst);
+            ticks += 1;
+            // Keep the average rate even when a write was slow.
+            if let Some(wait) = (tick * ticks).checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    })
+}
+
+/// Acceptance (a): `lines` lines appended to `files` followed files at
+/// `rate` lines/s, forwarded by siemfwd to rsyslog over `input`; rsyslog
+/// is stopped and started again `restarts` times, evenly over the writing,
+/// so every restart hits a running transfer. Asserts nothing is missing,
+/// prints the counts.
+pub fn receiver_restarts(input: Input, files: usize, lines: usize, rate: usize, restarts: usize) {
+    use crate::support::peers::{certs, require, RsyslogOpts};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let Some(mut rs) = require(Rsyslog::start(RsyslogOpts {
+        inputs: vec![input],
+        ..RsyslogOpts::default()
+    })) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rate = env_usize("SIEMFWD_TEST_RATE", rate);
+    let per_file = lines / files;
+    let total = per_file * files;
+    let certs = (input == Input::Tls).then(certs);
+    write_config(
+        dir.path(),
+        files,
+        true,
+        &sink_for(&rs, input, certs),
+        "[pipeline]
+checkpoint_interval = \"200ms\"\n",
+    );
+    for i in 0..files {
+        append(dir.path(), i, 0, 0);
+    }
+    let mut got = Received::new(&rs, input, files, per_file);
+    let started = Instant::now();
+    let mut siemfwd = Siemfwd::start(dir.path(), 1);
+    let written = Arc::new(AtomicUsize::new(0));
+    let writer = paced_writer(dir.path(), files, per_file, rate, written.clone());
+    let mut during_run = 0;
+    for k in 1..=restarts {
+        let point = total * k / (restarts + 1);
+        while written.load(Ordering::SeqCst) < point {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(siemfwd.running(), "siemfwd died:\n{}", siemfwd.log());
+        let t = Instant::now();
+        got.update();
+        let before = got.unique;
+        if before < total {
+            during_run += 1;
+        }
+        rs.restart().expect("rsyslog restarts on the same port");
+        got.update();
+        eprintln!(
+            "restart {k} at {:.2}s ({} lines written): {before} -> {} unique received while it took {:.2}s",
+            started.elapsed().as_secs_f64(),
+            written.load(Ordering::SeqCst),
+            got.unique,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    writer.join().expect("writer");
+    let written_in = started.elapsed();
+    let limit = Duration::from_secs(env_usize("SIEMFWD_TEST_WAIT", 300) as u64);
+    got.wait_until(
+        "every line",
+        limit,
+        || format!("{}\n--- siemfwd ---\n{}", rs.internal_log(), siemfwd.log()),
+        |g| g.missing() == 0,
+    );
+    let run_time = started.elapsed();
+    siemfwd.signal("TERM");
+    let (status, _) = siemfwd.wait(Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "siemfwd failed: {status:?}\n{}",
+        siemfwd.log()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    got.update();
+    let log = siemfwd.log();
+    let incidents = log.matches("connection to the SIEM failed").count();
+    let recoveries = log.matches("connection to the SIEM restored").count();
+    println!(
+        "receiver_restarts over {}: {total} lines in {files} files written in {:.1}s, \
+         {restarts} rsyslog restarts ({during_run} before the receiver had every line), all received after {:.1}s: {} messages, \
+         {} missing, {} duplicates, {} first arrived out of order (rsyslog reorders across its \
+         threads); siemfwd logged {incidents} incidents and {recoveries} recoveries",
+        input.name(),
+        written_in.as_secs_f64(),
+        run_time.as_secs_f64(),
+        got.messages,
+        got.missing(),
+        got.duplicates(),
+        got.late,
+    );
+    assert_eq!(got.missing(), 0, "missing, e.g. {:?}", got.missing_sample());
+    // (A rate set from the environment may outrun the restarts on purpose.)
+    assert!(
+        std::env::var_os("SIEMFWD_TEST_RATE").is_some() || during_run == restarts,
+        "only {during_run} of {restarts} restarts hit a running transfer"
+    );
+    assert!(
+        incidents <= restarts,
+        "more than one warning per incident: {incidents} for {restarts} restarts\n{log}"
+    );
+}
