@@ -65,7 +65,7 @@ fn panel(
     runs: &[&Throughput],
     value: impl Fn(&Throughput) -> f64,
 ) {
-    let (top, bottom, width) = (110, H - 70, 440);
+    let (top, bottom, width) = (150, H - 70, 440);
     c.text(
         x0 + (width - Canvas::text_w(title, 2).min(width)) / 2,
         top - 40,
@@ -139,12 +139,14 @@ pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
         "siemfwd vs Alibaba's seed program (Python)",
         BLACK,
     );
-    let sub = format!(
-        "{} | {}",
-        report.dataset,
-        report.machine.first().cloned().unwrap_or_default()
-    );
-    c.text(20, 44, 1, &sub.chars().take(120).collect::<String>(), BLACK);
+    let mut y = 44;
+    for line in std::iter::once(&report.dataset)
+        .chain(report.machine.iter().take(1))
+        .chain(std::iter::once(&report.source))
+    {
+        c.text(20, y, 1, &line.chars().take(120).collect::<String>(), BLACK);
+        y += 12;
+    }
     let runs: Vec<&Throughput> = report.throughput.iter().collect();
     panel(&mut c, 30, "raw MB per CPU-second", &runs, |t| {
         t.mb_per_cpu_s()

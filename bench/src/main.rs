@@ -326,8 +326,8 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             spec.seed
         ),
         source: match args.source {
-            SourceKind::Sls => "sls (emulator)".into(),
-            SourceKind::File => "file (NDJSON)".into(),
+            SourceKind::Sls => "siemfwd source: sls (emulator); seed program: sls (emulator)".into(),
+            SourceKind::File => "siemfwd source: file (NDJSON); seed program: sls (emulator)".into(),
         },
         siemfwd: siemfwd.display().to_string(),
         throughput,

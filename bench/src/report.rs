@@ -17,7 +17,7 @@ pub struct Report {
     pub machine: Vec<String>,
     /// Data set description.
     pub dataset: String,
-    /// Source of siemfwd (`sls` or `file`).
+    /// Sources of both programs.
     pub source: String,
     /// siemfwd binary used.
     pub siemfwd: String,
@@ -89,7 +89,7 @@ impl Report {
         let _ = writeln!(m, "- Data set: {}", self.dataset);
         let _ = writeln!(
             m,
-            "- siemfwd source: `{}`; binary `{}`{}",
+            "- Sources: {}; siemfwd binary `{}`{}",
             self.source,
             self.siemfwd,
             if self.settings.is_empty() {
