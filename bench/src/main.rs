@@ -95,6 +95,14 @@ struct Args {
     /// Where results go.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Record a `perf` profile (call graphs) of each siemfwd throughput run into this
+    /// directory (`perf report -i DIR/perf-siemfwd-tcp.data`). Profiling costs CPU: the
+    /// figures of such a run are not comparable.
+    #[arg(long, value_name = "DIR")]
+    perf: Option<PathBuf>,
+    /// Keep the scratch directory (configs, logs of every run) and print where it is.
+    #[arg(long)]
+    keep_work: bool,
     /// Extra siemfwd setting KEY=VALUE (as SIEMFWD_KEY env), e.g. pipeline.batch_records=2000.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -222,16 +230,29 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let work = tempfile::Builder::new()
         .prefix("siemfwd-bench-")
         .tempdir()?;
+    // Kept (not removed on exit) when asked, also when a run fails.
+    let _work_guard;
+    let work_path = if args.keep_work {
+        let p = work.keep();
+        eprintln!("bench: scratch directory (kept): {}", p.display());
+        _work_guard = None;
+        p
+    } else {
+        let p = work.path().to_owned();
+        _work_guard = Some(work);
+        p
+    };
     let ctx = Ctx {
         siemfwd: siemfwd.clone(),
         python,
         seed_script: workspace().join("bench/seed/sync_data_to_syslog.py"),
-        pki: pki::make(work.path())?,
-        work: work.path().to_owned(),
+        pki: pki::make(&work_path)?,
+        work: work_path.clone(),
         env: env_overrides(&args.set)?,
         tck: measure::clk_tck(),
         max_secs: args.max_secs,
         seed_max_secs: args.seed_max_secs,
+        perf: args.perf.clone(),
     };
     let emu = if need_emu {
         eprintln!("bench: starting the emulator on the cached data set");

@@ -160,9 +160,11 @@ impl Report {
             .filter(|t| !t.complete)
             .map(|t| {
                 format!(
-                    "{} {} was stopped at the time cap after {} logs ({:.0} MB raw); its figures cover that part",
+                    "{} {} stopped (time cap or {} s without a message) after {} of the set's logs \
+                     ({:.0} MB raw); its figures cover what arrived",
                     t.program.name(),
                     t.transport.name(),
+                    crate::run::STALL_SECS,
                     t.records,
                     t.raw_bytes as f64 / 1e6
                 )
