@@ -95,6 +95,9 @@ struct Args {
     /// Where results go.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Base name of the result files (NAME.md, NAME.json, NAME.png).
+    #[arg(long, default_value = "latest")]
+    name: String,
     /// Record a `perf` profile (call graphs) of each siemfwd throughput run into this
     /// directory (`perf report -i DIR/perf-siemfwd-tcp.data`). Profiling costs CPU: the
     /// figures of such a run are not comparable.
@@ -359,9 +362,13 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| workspace().join("bench/results"));
-    rep.write(&out)?;
+    rep.write(&out, &args.name)?;
     println!("{}", rep.markdown());
-    eprintln!("bench: wrote {}/latest.{{md,json,png}}", out.display());
+    eprintln!(
+        "bench: wrote {}/{}.{{md,json,png}}",
+        out.display(),
+        args.name
+    );
     Ok(())
 }
 

@@ -160,12 +160,13 @@ impl Report {
             .filter(|t| !t.complete)
             .map(|t| {
                 format!(
-                    "{} {} stopped (time cap or {} s without a message) after {} of the set's logs \
-                     ({:.0} MB raw); its figures cover what arrived",
+                    "{} {} was stopped (time cap, or {} s without a message) when {} of the set's {} logs \
+                     had arrived ({:.0} MB raw); its figures cover what arrived",
                     t.program.name(),
                     t.transport.name(),
                     crate::run::STALL_SECS,
                     t.records,
+                    t.expected,
                     t.raw_bytes as f64 / 1e6
                 )
             })
@@ -220,12 +221,15 @@ impl Report {
         m
     }
 
-    /// Writes latest.md, latest.json and latest.png into `dir`.
-    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+    /// Writes NAME.md, NAME.json and NAME.png into `dir`.
+    pub fn write(&self, dir: &Path, name: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join("latest.md"), self.markdown())?;
-        std::fs::write(dir.join("latest.json"), serde_json::to_vec_pretty(self)?)?;
-        crate::chart::draw(self, &dir.join("latest.png"))?;
+        std::fs::write(dir.join(format!("{name}.md")), self.markdown())?;
+        std::fs::write(
+            dir.join(format!("{name}.json")),
+            serde_json::to_vec_pretty(self)?,
+        )?;
+        crate::chart::draw(self, &dir.join(format!("{name}.png")))?;
         Ok(())
     }
 }

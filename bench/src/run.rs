@@ -114,6 +114,8 @@ pub struct Throughput {
     pub transport: Transport,
     /// Logs received (capped at the set's count).
     pub records: u64,
+    /// Logs in the set.
+    pub expected: u64,
     /// Raw bytes of those logs.
     pub raw_bytes: u64,
     /// First to last message, seconds.
@@ -458,6 +460,7 @@ pub async fn throughput(
         program,
         transport,
         records,
+        expected,
         raw_bytes,
         wall_secs: end.duration_since(first.unwrap_or(started)).as_secs_f64(),
         cpu_secs: sample.cpu_secs,
