@@ -95,6 +95,9 @@ struct Args {
     /// Where results go.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Only redraw NAME.md and NAME.png from this saved NAME.json (no runs).
+    #[arg(long, value_name = "JSON")]
+    rerender: Option<PathBuf>,
     /// Base name of the result files (NAME.md, NAME.json, NAME.png).
     #[arg(long, default_value = "latest")]
     name: String,
@@ -206,6 +209,14 @@ fn env_overrides(set: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 async fn bench(args: Args) -> anyhow::Result<()> {
+    if let Some(json) = &args.rerender {
+        let text = std::fs::read(json).with_context(|| format!("reading {}", json.display()))?;
+        let rep: report::Report = serde_json::from_slice(&text)?;
+        let out = json.parent().unwrap_or(Path::new("."));
+        rep.write(out, &args.name)?;
+        eprintln!("bench: redrew {}/{}.{{md,png}}", out.display(), args.name);
+        return Ok(());
+    }
     let spec = DataSpec {
         bytes: parse_size(&args.size)?,
         shards: args.shards.max(1),
@@ -350,8 +361,8 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             spec.seed
         ),
         source: match args.source {
-            SourceKind::Sls => "siemfwd source: sls (emulator); seed program: sls (emulator)".into(),
-            SourceKind::File => "siemfwd source: file (NDJSON); seed program: sls (emulator)".into(),
+            SourceKind::Sls => "siemfwd reads sls (emulator), the seed program sls (emulator)".into(),
+            SourceKind::File => "siemfwd reads file (NDJSON), the seed program sls (emulator)".into(),
         },
         siemfwd: siemfwd.display().to_string(),
         throughput,

@@ -6,12 +6,12 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::run::{Latency, Program, Throughput, Transport};
 
 /// Everything a report needs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Report {
     /// Machine description lines.
     pub machine: Vec<String>,
@@ -111,8 +111,13 @@ impl Report {
         let _ = writeln!(m, "|---|---|---:|---:|---:|---:|---:|---:|");
         for t in &self.throughput {
             let lat = self.lat(t.program, t.transport).map_or("—".into(), |l| {
+                let lost = if l.received < l.sent {
+                    format!(" ({} of {} never arrived)", l.sent - l.received, l.sent)
+                } else {
+                    String::new()
+                };
                 format!(
-                    "{} / {}",
+                    "{} / {}{lost}",
                     l.p50_ms.map_or("—".into(), f1),
                     l.p99_ms.map_or("—".into(), f1)
                 )

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sls_emulator::proto::{Content, LogGroup, LogTag};
 use sls_emulator::RunningEmulator;
 
@@ -25,7 +25,7 @@ pub const AK_ID: &str = "bench-ak";
 pub const AK_SECRET: &str = "bench-secret";
 
 /// Which program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Program {
     /// siemfwd.
@@ -45,7 +45,7 @@ impl Program {
 }
 
 /// Syslog transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// Plain TCP.
@@ -106,7 +106,7 @@ pub struct Ctx {
 }
 
 /// Throughput figures of one run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Throughput {
     /// Program.
     pub program: Program,
@@ -150,7 +150,7 @@ impl Throughput {
 }
 
 /// Latency figures of one run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Latency {
     /// Program.
     pub program: Program,
