@@ -176,6 +176,16 @@ impl Report {
                 )
             })
             .collect();
+        for t in self.throughput.iter().filter(|t| t.runs.len() > 1) {
+            let _ = writeln!(
+                m,
+                "\n{} {}: median of {} runs; raw MB per CPU-second of each: {}.",
+                t.program.name(),
+                t.transport.name(),
+                t.runs.len(),
+                t.runs.iter().map(|x| f1(*x)).collect::<Vec<_>>().join(", ")
+            );
+        }
         if !partial.is_empty() {
             let _ = writeln!(m, "\nNote: {}.", partial.join("; "));
         }

@@ -132,6 +132,9 @@ pub struct Throughput {
     pub connections: u64,
     /// Framing, parse and TLS handshake errors the receiver counted.
     pub receiver_errors: u64,
+    /// MB per CPU-second of every repetition, when repeated (the row is the median).
+    #[serde(default)]
+    pub runs: Vec<f64>,
 }
 
 impl Throughput {
@@ -469,6 +472,7 @@ pub async fn throughput(
         extra: count.saturating_sub(expected),
         connections: rs.connections,
         receiver_errors: rs.framing_errors + rs.parse_errors + rs.tls_handshake_errors,
+        runs: Vec::new(),
     };
     eprintln!(
         "bench: {label}: {} logs, {:.1} MB raw in {:.2}s = {:.1} MB/s; cpu {:.2}s = {:.1} MB per CPU-second; peak RSS {:.1} MiB; {} connections, {} receiver errors{}",
