@@ -23,6 +23,10 @@ pub const PROJECT: &str = "bench";
 /// Logstore of the cached set.
 pub const LOGSTORE: &str = "audit";
 
+/// Bump when the emulator's generator (`sls_emulator::load`) or the forms written here
+/// change, so a cached set made by older code is not mistaken for the current one.
+const FORMAT_VERSION: u32 = 1;
+
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct DataSpec {
@@ -44,7 +48,7 @@ impl DataSpec {
     /// The cache directory name: every parameter that changes the bytes.
     pub fn key(&self) -> String {
         format!(
-            "b{}-s{}-z{}-{}-f{}-{}-g{}-seed{}",
+            "v{FORMAT_VERSION}-b{}-s{}-z{}-{}-f{}-{}-g{}-seed{}",
             self.bytes,
             self.shards,
             self.size.0,
