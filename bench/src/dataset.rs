@@ -271,3 +271,73 @@ fn write_ndjson(target: &Path, spec: &DataSpec) -> anyhow::Result<Summary> {
     }
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use siemfwd::record::{LogTime, Record};
+
+    #[test]
+    fn ndjson_form_carries_the_same_logs_as_the_emulator_form() {
+        let spec = LoadSpec {
+            logs: 30,
+            logs_per_group: 10,
+            ..LoadSpec::default()
+        };
+        for (_, group) in generate(&spec, &[0, 1]) {
+            for log in &group.logs {
+                let mut line = Vec::new();
+                ndjson_line(&mut line, &group, log).expect("line");
+                let line = line.strip_suffix(b"\n").expect("LF");
+                let mut rec = Record::default();
+                siemfwd::source::ndjson::parse_line(line, LogTime::default(), &mut rec)
+                    .expect("siemfwd parses the line");
+                assert_eq!(rec.time.secs(), i64::from(log.time));
+                assert_eq!(rec.time.nanos(), log.time_ns.unwrap_or(0));
+                // topic, source and one tag come first, then the contents in order.
+                let contents: Vec<(&[u8], &[u8])> = rec.fields[3..]
+                    .iter()
+                    .map(|f| (f.key.as_ref(), f.value.as_ref()))
+                    .collect();
+                let want: Vec<(&[u8], &[u8])> = log
+                    .contents
+                    .iter()
+                    .map(|c| (c.key.as_slice(), c.value.as_slice()))
+                    .collect();
+                assert_eq!(contents, want);
+                let meta: usize = rec.fields[..3]
+                    .iter()
+                    .map(|f| f.key.len() + f.value.len())
+                    .sum();
+                assert_eq!(raw_size(log) as usize, rec.raw_len() - meta);
+            }
+        }
+    }
+
+    #[test]
+    fn cache_key_names_every_parameter_that_changes_the_bytes() {
+        let a = DataSpec {
+            bytes: 1,
+            shards: 2,
+            size: (3, 4),
+            fields: (5, 6),
+            logs_per_group: 7,
+            seed: 8,
+        };
+        let mut keys = vec![a.key()];
+        for f in [
+            |s: &mut DataSpec| s.bytes += 1,
+            |s: &mut DataSpec| s.shards += 1,
+            |s: &mut DataSpec| s.size.1 += 1,
+            |s: &mut DataSpec| s.fields.0 += 1,
+            |s: &mut DataSpec| s.logs_per_group += 1,
+            |s: &mut DataSpec| s.seed += 1,
+        ] {
+            let mut b = a.clone();
+            f(&mut b);
+            keys.push(b.key());
+        }
+        let unique: std::collections::HashSet<_> = keys.iter().collect();
+        assert_eq!(unique.len(), keys.len(), "{keys:?}");
+    }
+}

@@ -254,6 +254,8 @@ const METHOD: &str = "
 
 - **Raw MB** = sum of key and value bytes of every log's fields (what Log Service counts as
   raw size), 10^6 bytes per MB; the data set's exact figure is computed while generating it.
+  `__topic__`, `__source__` and tags are not counted (siemfwd's own `raw_len` counts them:
+  ~60 bytes more per log here), so these figures are on the low side.
 - **raw MB/s, records/s**: from the first to the last message at the receiver.
 - **CPU-seconds**: `utime + stime` of the program's process (all its threads; not the
   emulator, not the receiver) from `/proc/PID/stat`, read right after the last message
@@ -270,3 +272,105 @@ const METHOD: &str = "
   rebuilt from its description with the official `aliyun-log-python-sdk` and its
   `SyslogClientRFC5424` (one connection per batch, LF framing).
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(
+        program: Program,
+        transport: Transport,
+        raw_mb: f64,
+        cpu: f64,
+        rss_mib: u64,
+    ) -> Throughput {
+        Throughput {
+            program,
+            transport,
+            records: 1000,
+            expected: 1000,
+            raw_bytes: (raw_mb * 1e6) as u64,
+            wall_secs: cpu,
+            cpu_secs: cpu,
+            peak_rss_kib: rss_mib * 1024,
+            complete: true,
+            extra: 0,
+            connections: 1,
+            receiver_errors: 0,
+            runs: Vec::new(),
+        }
+    }
+
+    fn report() -> Report {
+        Report {
+            machine: vec!["test machine".into()],
+            dataset: "test set".into(),
+            source: "test".into(),
+            siemfwd: "siemfwd".into(),
+            throughput: vec![
+                run(Program::Siemfwd, Transport::Tcp, 600.0, 1.0, 40),
+                run(Program::Seed, Transport::Tcp, 15.0, 1.0, 400),
+                run(Program::Siemfwd, Transport::Tls, 300.0, 1.0, 80),
+            ],
+            latency: vec![Latency {
+                program: Program::Seed,
+                transport: Transport::Tcp,
+                rate: 100,
+                sent: 10,
+                received: 7,
+                p50_ms: Some(5.0),
+                p99_ms: Some(9.0),
+            }],
+            settings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ratios_are_siemfwd_over_seed_per_transport() {
+        let md = report().markdown();
+        assert!(
+            md.contains("| **siemfwd / seed** | tcp | 40.0× | 1.0× | | **40.0×** | 0.10× |"),
+            "{md}"
+        );
+        // No seed run over TLS: no TLS ratio row.
+        assert!(!md.contains("| **siemfwd / seed** | tls"), "{md}");
+    }
+
+    #[test]
+    fn targets_are_judged_from_the_figures() {
+        let md = report().markdown();
+        assert!(
+            md.contains("≥ 500 raw MB per CPU-second over TCP: 600 — met"),
+            "{md}"
+        );
+        assert!(
+            md.contains("≥ 350 raw MB per CPU-second over TLS: 300 — **not met**"),
+            "{md}"
+        );
+        assert!(
+            md.contains("≥ 30× the seed's MB per CPU-second (TCP): 40.0× — met"),
+            "{md}"
+        );
+        assert!(
+            md.contains("peak RSS ≤ 64 MiB with 16 shards: 80.0 MiB — **not met**"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn lost_latency_messages_are_reported() {
+        let md = report().markdown();
+        assert!(md.contains("5.0 / 9.0 (3 of 10 never arrived)"), "{md}");
+    }
+
+    #[test]
+    fn chart_is_a_png_of_the_drawn_size() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.png");
+        crate::chart::draw(&report(), &path).expect("draw");
+        let decoder = png::Decoder::new(std::fs::File::open(&path).expect("open"));
+        let reader = decoder.read_info().expect("a PNG");
+        let info = reader.info();
+        assert_eq!((info.width, info.height), (1000, 560));
+    }
+}
