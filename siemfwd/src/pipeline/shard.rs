@@ -3,7 +3,8 @@
 //!
 //! The loop races four things: the oldest in-flight batch being answered,
 //! reading the next batch (only while fewer than `in_flight_batches` are
-//! out), the stop token, and the checkpoint interval (when delivered
+//! out; a formatted batch then waits for room in the shared byte budget
+//! before it goes to the output), the stop token, and the checkpoint interval (when delivered
 //! positions wait to be committed, so an idle shard commits too). Reading is
 //! cancel-safe (see `source::file::FileShard::fill`; the SLS reader keeps its
 //! PullLogs running as a task and picks the answer up on the next call), so
@@ -15,6 +16,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::budget::Budget;
 use super::tracker::{Ticket, Tracker};
 use super::{Error, SendRequest};
 use crate::config::PipelineConfig;
@@ -26,6 +28,8 @@ use crate::source::{BatchEnd, Flow, ShardReader};
 #[derive(Debug)]
 pub(super) struct ShardContext {
     pub tx: mpsc::Sender<SendRequest>,
+    /// The byte budget shared by every shard.
+    pub budget: Budget,
     pub settings: PipelineConfig,
     pub stop: CancellationToken,
     /// False in dry-run mode: nothing is committed.
@@ -40,6 +44,9 @@ pub(super) struct ShardSummary {
     /// (abort, or an output that failed for good such as a closed stdout).
     pub undelivered: Option<sink::Error>,
 }
+
+/// Answered batch buffers a shard keeps for reuse (see `run`).
+const SPARE_BUFFERS: usize = 1;
 
 type Answer = oneshot::Receiver<Result<Messages, sink::Error>>;
 
@@ -127,6 +134,10 @@ pub(super) async fn run<R: ShardReader>(
             last_commit = Instant::now();
             uncommitted = false;
         }
+        // Keep one spare buffer, not one per batch ever in flight: buffers
+        // kept here are outside the shared budget, and a shard that once
+        // used the whole budget must not hold on to it while idle.
+        spare.truncate(SPARE_BUFFERS);
         let mut msgs = spare.pop().unwrap_or_default();
         msgs.clear();
         tokio::select! {
@@ -172,8 +183,12 @@ pub(super) async fn run<R: ShardReader>(
                             uncommitted = true;
                             spare.push(msgs);
                         } else {
+                            // Wait for room in the shared budget; the
+                            // output task gives it back with the answer,
+                            // so this never waits on this shard's loop.
+                            let permit = ctx.budget.acquire(msgs.byte_len()).await;
                             let (ack, rx) = oneshot::channel();
-                            if ctx.tx.send(SendRequest { msgs, ack }).await.is_err() {
+                            if ctx.tx.send(SendRequest { msgs, ack, permit }).await.is_err() {
                                 undelivered = true;
                             } else {
                                 in_flight.push_back((ticket, rx));
