@@ -348,7 +348,7 @@ impl Default for PipelineConfig {
             batch_records: 1000,
             batch_bytes: ByteSize(1 << 20),
             in_flight_batches: 32,
-            max_in_flight_bytes: ByteSize(24 << 20),
+            max_in_flight_bytes: ByteSize(16 << 20),
             checkpoint_interval: HumanDuration(std::time::Duration::from_secs(3)),
             drain_timeout: HumanDuration(std::time::Duration::from_secs(10)),
         }

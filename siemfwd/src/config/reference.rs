@@ -148,7 +148,7 @@ pub const KEYS: &[Key] = &[
     key("pipeline.batch_records", Int, "1000"),
     key("pipeline.batch_bytes", Str, r#""1MiB""#),
     key("pipeline.in_flight_batches", Int, "32"),
-    key("pipeline.max_in_flight_bytes", Str, r#""24MiB""#),
+    key("pipeline.max_in_flight_bytes", Str, r#""16MiB""#),
     key("pipeline.checkpoint_interval", Str, r#""3s""#),
     key("pipeline.drain_timeout", Str, r#""10s""#),
 ];
