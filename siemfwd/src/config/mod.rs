@@ -267,8 +267,14 @@ pub struct SlsSourceConfig {
     /// wait starts at 200ms and doubles up to this). A shard with data is
     /// pulled again at once.
     pub fetch_interval: HumanDuration,
-    /// Log groups asked for per PullLogs (1–1000).
+    /// Most log groups asked for per PullLogs (1–1000); the count actually
+    /// asked for adapts to `fetch_bytes`.
     pub max_fetch_log_groups: u32,
+    /// Decompressed bytes one PullLogs aims at. PullLogs takes only a count
+    /// of log groups, so the count is derived from the last pull's average
+    /// group size; each shard holds about one pull decompressed and the next
+    /// compressed, so this × shards is the source's share of memory.
+    pub fetch_bytes: ByteSize,
     /// Where a shard without a checkpoint starts.
     pub start_position: StartPosition,
     /// With `start_position = "time"`: RFC 3339 time or Unix seconds.
@@ -300,6 +306,7 @@ impl Default for SlsSourceConfig {
             heartbeat_timeout: None,
             fetch_interval: HumanDuration(std::time::Duration::from_secs(1)),
             max_fetch_log_groups: 1000,
+            fetch_bytes: ByteSize(256 << 10),
             start_position: StartPosition::Begin,
             start_time: String::new(),
             compression: crate::source::sls::Compression::Lz4,
@@ -318,10 +325,15 @@ pub struct PipelineConfig {
     /// Most bytes of messages in one batch.
     pub batch_bytes: ByteSize,
     /// Batches of one shard that may be in flight to the sink at once
-    /// (written but not yet safe, see `sink.settle_time`); bounds memory and
-    /// is what stops reading when the SIEM is slow. Large enough by default
-    /// that the settle time does not throttle a fast receiver.
+    /// (written but not yet safe, see `sink.settle_time`): a per-shard cap
+    /// (positions tracked, duplicates after a crash); memory is bounded by
+    /// `max_in_flight_bytes`. Large enough by default that one busy shard
+    /// can use the whole byte budget.
     pub in_flight_batches: usize,
+    /// Message bytes of every shard's in-flight batches together, held until
+    /// the sink answers them: the memory bound that does not grow with the
+    /// shard count. A shard waits for room before it hands a batch over.
+    pub max_in_flight_bytes: ByteSize,
     /// How often delivered positions are written as checkpoints (they are
     /// also written when a shard ends and on shutdown).
     pub checkpoint_interval: HumanDuration,
@@ -336,6 +348,7 @@ impl Default for PipelineConfig {
             batch_records: 1000,
             batch_bytes: ByteSize(1 << 20),
             in_flight_batches: 32,
+            max_in_flight_bytes: ByteSize(16 << 20),
             checkpoint_interval: HumanDuration(std::time::Duration::from_secs(3)),
             drain_timeout: HumanDuration(std::time::Duration::from_secs(10)),
         }

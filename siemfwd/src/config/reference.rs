@@ -102,6 +102,7 @@ pub const KEYS: &[Key] = &[
     key("source.sls.heartbeat_timeout", Str, r#""40s""#),
     key("source.sls.fetch_interval", Str, r#""1s""#),
     key("source.sls.max_fetch_log_groups", Int, "1000"),
+    key("source.sls.fetch_bytes", Str, r#""256KiB""#),
     key("source.sls.start_position", Str, r#""begin""#),
     key(
         "source.sls.start_time",
@@ -147,6 +148,7 @@ pub const KEYS: &[Key] = &[
     key("pipeline.batch_records", Int, "1000"),
     key("pipeline.batch_bytes", Str, r#""1MiB""#),
     key("pipeline.in_flight_batches", Int, "32"),
+    key("pipeline.max_in_flight_bytes", Str, r#""16MiB""#),
     key("pipeline.checkpoint_interval", Str, r#""3s""#),
     key("pipeline.drain_timeout", Str, r#""10s""#),
 ];

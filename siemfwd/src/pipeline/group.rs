@@ -32,14 +32,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::budget::Budget;
 use super::{drain_deadline, run_output, shard, Error, Output, SendRequest, Shutdown, Summary};
 use crate::config::PipelineConfig;
 use crate::counters::COUNTERS;
 use crate::format::{Constraints, FormatConfig, Formatter};
 use crate::source::GroupSource;
 
-/// Channel slots per expected shard (the channel is shared; its size only
-/// bounds memory, each shard's own window bounds its batches).
+/// Channel slots per expected shard (the channel is shared; memory is
+/// bounded by the byte budget a batch holds before it enters the channel).
 const CHANNEL_SLOTS: usize = 64;
 
 /// How long a shard whose reader ended by itself waits before it is started
@@ -70,6 +71,8 @@ pub(super) async fn run<G: GroupSource>(
     let (tx, rx) = mpsc::channel::<SendRequest>(window * CHANNEL_SLOTS);
     let sink_task = tokio::spawn(run_output(parts.output, rx, shutdown.abort.clone()));
     let deadline = drain_deadline(&shutdown, parts.settings.drain_timeout.0);
+    // One budget for every shard the group ever hands us.
+    let budget = Budget::new(parts.settings.max_in_flight_bytes.0);
     let records_before = COUNTERS.records_in.load(Ordering::Relaxed);
 
     let mut tasks: JoinSet<Joined> = JoinSet::new();
@@ -161,6 +164,7 @@ pub(super) async fn run<G: GroupSource>(
                 let formatter = Formatter::build(&parts.format, parts.constraints)?;
                 let ctx = shard::ShardContext {
                     tx: tx.clone(),
+                    budget: budget.clone(),
                     settings: parts.settings.clone(),
                     stop: token.clone(),
                     commit: !dry_run,

@@ -11,10 +11,12 @@
 //!        └──── tracker: commit the delivered prefix ◀────────────────┘
 //! ```
 //!
-//! - A shard task keeps at most `pipeline.in_flight_batches` batches on their
-//!   way to the SIEM; when they are all waiting, it stops reading. That, and
-//!   the bounded channel, is the whole back-pressure story: a SIEM outage
-//!   stalls reading and memory stays flat.
+//! - Every batch on its way to the SIEM holds its bytes of one budget shared
+//!   by all shards (`pipeline.max_in_flight_bytes`, `budget.rs`) until it is
+//!   answered; a shard waits for budget before it hands a batch over, and
+//!   also keeps at most `pipeline.in_flight_batches` of its own in flight.
+//!   That is the whole back-pressure story: a SIEM outage stalls reading,
+//!   and memory stays flat whatever the number of shards.
 //! - Checkpoints move through [`tracker::Tracker`] only, on an interval, when
 //!   a shard ends and on shutdown.
 //! - Files are a fixed set of shards and the run ends when all end. A
@@ -31,6 +33,7 @@
 //!
 //! What this module must not know: wire formats, socket details, HTTP.
 
+mod budget;
 mod group;
 mod shard;
 pub mod tap;
@@ -261,6 +264,7 @@ async fn run_files(
         let dry_run = matches!(output, Output::Tap(_));
         let sink_task = tokio::spawn(run_output(output, rx, shutdown.abort.clone()));
         let deadline = drain_deadline(&shutdown, settings.drain_timeout.0);
+        let budget = budget::Budget::new(settings.max_in_flight_bytes.0);
 
         let records_before = COUNTERS.records_in.load(Ordering::Relaxed);
         let mut tasks = JoinSet::new();
@@ -269,6 +273,7 @@ async fn run_files(
             let formatter = Formatter::build(&format, constraints)?;
             let ctx = shard::ShardContext {
                 tx: tx.clone(),
+                budget: budget.clone(),
                 settings: settings.clone(),
                 stop: shutdown.stop.clone(),
                 commit: !dry_run,
@@ -324,6 +329,12 @@ fn check_settings(p: &PipelineConfig) -> Result<(), Error> {
     if p.in_flight_batches == 0 || p.in_flight_batches > 1024 {
         return Err(bad("in_flight_batches", "must be between 1 and 1024"));
     }
+    if p.max_in_flight_bytes.0 < p.batch_bytes.0 {
+        return Err(bad(
+            "max_in_flight_bytes",
+            "must be at least pipeline.batch_bytes (one batch must fit)",
+        ));
+    }
     if p.checkpoint_interval.0 < Duration::from_millis(10) {
         return Err(bad("checkpoint_interval", "must be at least 10ms"));
     }
@@ -336,6 +347,9 @@ fn check_settings(p: &PipelineConfig) -> Result<(), Error> {
 struct SendRequest {
     msgs: Messages,
     ack: oneshot::Sender<Result<Messages, sink::Error>>,
+    /// The batch's share of `pipeline.max_in_flight_bytes`; dropped (given
+    /// back) with the answer, or when the batch is abandoned.
+    permit: budget::Permit,
 }
 
 /// The output task: submits batches to the output in the order they arrive
@@ -356,6 +370,7 @@ async fn run_tap(mut tap: tap::Tap, mut rx: mpsc::Receiver<SendRequest>) {
             counters::add(&COUNTERS.bytes_delivered, req.msgs.byte_len() as u64);
         }
         let _ = req.ack.send(result.map(|()| req.msgs));
+        drop(req.permit);
     }
     tap.flush().await;
 }
@@ -367,22 +382,30 @@ async fn run_tap(mut tap: tap::Tap, mut rx: mpsc::Receiver<SendRequest>) {
 /// order they were submitted, so the answers are a FIFO.
 ///
 /// Memory stays bounded without a limit of its own here: every batch the
-/// sink holds is one its shard counts in flight, and a shard stops reading
-/// at `pipeline.in_flight_batches`. While the SIEM is down, `submit` or
-/// `progress` wait in the sink's reconnect loop, this task stops receiving,
-/// the channel fills and the shards stop reading.
+/// sink holds carries its permit of the shared byte budget
+/// (`pipeline.max_in_flight_bytes`), given back only when the batch is
+/// answered, and a shard waits for budget before it hands a batch over (and
+/// stops reading at `pipeline.in_flight_batches`). While the SIEM is down,
+/// `submit` or `progress` wait in the sink's reconnect loop, no permit comes
+/// back and the shards stop reading.
 ///
 /// On `abort` everything not yet delivered is abandoned: its answer is
 /// dropped, which the shard reads as "not delivered" (never committed).
 async fn run_sink(mut sink: Sink, mut rx: mpsc::Receiver<SendRequest>, abort: CancellationToken) {
-    let mut waiting: VecDeque<oneshot::Sender<Result<Messages, sink::Error>>> = VecDeque::new();
+    // Each answer with the batch's budget permit: the bytes count until the
+    // sink gives the batch back (or it is abandoned).
+    let mut waiting: VecDeque<(
+        oneshot::Sender<Result<Messages, sink::Error>>,
+        budget::Permit,
+    )> = VecDeque::new();
     let mut open = true;
     let aborted = loop {
         while let Some(msgs) = sink.take_safe() {
             counters::add(&COUNTERS.messages_delivered, msgs.len() as u64);
             counters::add(&COUNTERS.bytes_delivered, msgs.byte_len() as u64);
-            if let Some(ack) = waiting.pop_front() {
+            if let Some((ack, permit)) = waiting.pop_front() {
                 let _ = ack.send(Ok(msgs));
+                drop(permit);
             }
         }
         if !open && waiting.is_empty() {
@@ -395,7 +418,7 @@ async fn run_sink(mut sink: Sink, mut rx: mpsc::Receiver<SendRequest>, abort: Ca
             () = sleep_until_some(due), if due.is_some() => sink.progress(&abort).await,
             req = rx.recv(), if open => match req {
                 Some(req) => {
-                    waiting.push_back(req.ack);
+                    waiting.push_back((req.ack, req.permit));
                     sink.submit(req.msgs, &abort).await
                 }
                 None => {
@@ -411,7 +434,7 @@ async fn run_sink(mut sink: Sink, mut rx: mpsc::Receiver<SendRequest>, abort: Ca
                 // Only `stdout` fails for good: answer every batch with
                 // the cause; the shards stop and commit what was delivered.
                 let cause = e.to_string();
-                for ack in waiting.drain(..) {
+                for (ack, _permit) in waiting.drain(..) {
                     let _ = ack.send(Err(sink::Error::Connection(cause.clone())));
                 }
                 rx.close();

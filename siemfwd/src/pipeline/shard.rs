@@ -3,7 +3,8 @@
 //!
 //! The loop races four things: the oldest in-flight batch being answered,
 //! reading the next batch (only while fewer than `in_flight_batches` are
-//! out), the stop token, and the checkpoint interval (when delivered
+//! out; a formatted batch then waits for room in the shared byte budget
+//! before it goes to the output), the stop token, and the checkpoint interval (when delivered
 //! positions wait to be committed, so an idle shard commits too). Reading is
 //! cancel-safe (see `source::file::FileShard::fill`; the SLS reader keeps its
 //! PullLogs running as a task and picks the answer up on the next call), so
@@ -15,6 +16,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::budget::Budget;
 use super::tracker::{Ticket, Tracker};
 use super::{Error, SendRequest};
 use crate::config::PipelineConfig;
@@ -26,6 +28,8 @@ use crate::source::{BatchEnd, Flow, ShardReader};
 #[derive(Debug)]
 pub(super) struct ShardContext {
     pub tx: mpsc::Sender<SendRequest>,
+    /// The byte budget shared by every shard.
+    pub budget: Budget,
     pub settings: PipelineConfig,
     pub stop: CancellationToken,
     /// False in dry-run mode: nothing is committed.
@@ -40,6 +44,9 @@ pub(super) struct ShardSummary {
     /// (abort, or an output that failed for good such as a closed stdout).
     pub undelivered: Option<sink::Error>,
 }
+
+/// Answered batch buffers a shard keeps for reuse (see `run`).
+const SPARE_BUFFERS: usize = 1;
 
 type Answer = oneshot::Receiver<Result<Messages, sink::Error>>;
 
@@ -127,6 +134,10 @@ pub(super) async fn run<R: ShardReader>(
             last_commit = Instant::now();
             uncommitted = false;
         }
+        // Keep one spare buffer, not one per batch ever in flight: buffers
+        // kept here are outside the shared budget, and a shard that once
+        // used the whole budget must not hold on to it while idle.
+        spare.truncate(SPARE_BUFFERS);
         let mut msgs = spare.pop().unwrap_or_default();
         msgs.clear();
         tokio::select! {
@@ -172,8 +183,12 @@ pub(super) async fn run<R: ShardReader>(
                             uncommitted = true;
                             spare.push(msgs);
                         } else {
+                            // Wait for room in the shared budget; the
+                            // output task gives it back with the answer,
+                            // so this never waits on this shard's loop.
+                            let permit = ctx.budget.acquire(msgs.byte_len()).await;
                             let (ack, rx) = oneshot::channel();
-                            if ctx.tx.send(SendRequest { msgs, ack }).await.is_err() {
+                            if ctx.tx.send(SendRequest { msgs, ack, permit }).await.is_err() {
                                 undelivered = true;
                             } else {
                                 in_flight.push_back((ticket, rx));
@@ -192,5 +207,114 @@ pub(super) async fn run<R: ShardReader>(
     match stop_error {
         Some(e) => Err(e),
         None => Ok(summary),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::format::{Constraints, FormatConfig};
+    use crate::pipeline::tracker::Checkpoint;
+    use crate::record::{Field, LogTime, Record};
+    use crate::source;
+
+    /// One record per batch, `left` batches, then the end; tells `read`
+    /// after each batch it returned.
+    struct OneByOne {
+        left: u64,
+        read: mpsc::UnboundedSender<u64>,
+    }
+
+    impl ShardReader for OneByOne {
+        type Position = u64;
+
+        fn name(&self) -> &str {
+            "test"
+        }
+
+        async fn read_batch(
+            &mut self,
+            visit: &mut (dyn FnMut(&Record<'_>) -> Flow + Send),
+        ) -> Result<Option<BatchEnd<u64>>, source::Error> {
+            if self.left == 0 {
+                return Ok(None);
+            }
+            self.left -= 1;
+            let record = Record {
+                time: LogTime::new(1_700_028_800, 0).unwrap_or_default(),
+                fields: vec![Field::borrowed(b"k", b"v")],
+            };
+            visit(&record);
+            let _ = self.read.send(self.left);
+            Ok(Some(BatchEnd {
+                position: self.left,
+                records: 1,
+                stop: None,
+            }))
+        }
+
+        async fn commit(&mut self, _: &Checkpoint<u64>) -> Result<(), source::Error> {
+            Ok(())
+        }
+    }
+
+    async fn within_deadline<T>(what: &str, f: impl std::future::Future<Output = Option<T>>) -> T {
+        match tokio::time::timeout(Duration::from_secs(10), f).await {
+            Ok(Some(t)) => t,
+            _ => panic!("{what}: not within 10s"),
+        }
+    }
+
+    // A current-thread runtime: once the test task runs again after the
+    // reader said "second batch read", the shard task has gone as far as it
+    // can without waiting, so an empty channel means it is waiting.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_shard_waits_for_the_shared_budget_before_handing_a_batch_over() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let (read_tx, mut read) = mpsc::unbounded_channel();
+        // Room for one batch only, though the shard's window allows 32.
+        let budget = Budget::new(1024);
+        let settings = PipelineConfig::default();
+        assert!(settings.in_flight_batches > 1);
+        let formatter = match Formatter::build(
+            &FormatConfig::default(),
+            Constraints {
+                newline_terminated: true,
+            },
+        ) {
+            Ok(f) => f,
+            Err(e) => panic!("default format: {e}"),
+        };
+        let ctx = ShardContext {
+            tx,
+            budget,
+            settings,
+            stop: CancellationToken::new(),
+            commit: false,
+        };
+        let reader = OneByOne {
+            left: 2,
+            read: read_tx,
+        };
+        let task = tokio::spawn(run(reader, formatter, ctx));
+
+        let first = within_deadline("first batch handed over", rx.recv()).await;
+        assert_eq!(within_deadline("first batch read", read.recv()).await, 1);
+        // The second batch is read and formatted...
+        assert_eq!(within_deadline("second batch read", read.recv()).await, 0);
+        // ...but the budget is held by the first, so it is not handed over.
+        assert!(rx.try_recv().is_err());
+        // Answering the first gives its bytes back.
+        let _ = first.ack.send(Ok(first.msgs));
+        drop(first.permit);
+        let second = within_deadline("second batch handed over", rx.recv()).await;
+        let _ = second.ack.send(Ok(second.msgs));
+        drop(second.permit);
+        match task.await {
+            Ok(Ok(summary)) => assert_eq!(summary.messages, 2),
+            other => panic!("shard task: {other:?}"),
+        }
     }
 }

@@ -83,8 +83,10 @@ pub struct Settings {
     pub heartbeat_timeout: Duration,
     /// Longest idle wait between pulls.
     pub fetch_interval: Duration,
-    /// PullLogs `count`.
+    /// Most PullLogs `count`.
     pub max_fetch_log_groups: u32,
+    /// Decompressed bytes a pull aims at (the `count` adapts to it).
+    pub fetch_bytes: usize,
     /// GetCursor `from` for shards without a checkpoint.
     pub start_from: String,
     /// PullLogs compression.
@@ -138,6 +140,9 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
     }
     if !(1..=1000).contains(&cfg.max_fetch_log_groups) {
         return Err(config_error("max_fetch_log_groups", "must be 1 to 1000"));
+    }
+    if cfg.fetch_bytes.0 < 1024 {
+        return Err(config_error("fetch_bytes", "must be at least 1KiB"));
     }
     let interval = cfg.heartbeat_interval.0;
     if interval < Duration::from_millis(100) {
@@ -203,6 +208,7 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
         heartbeat_timeout: timeout,
         fetch_interval: cfg.fetch_interval.0,
         max_fetch_log_groups: cfg.max_fetch_log_groups,
+        fetch_bytes: usize::try_from(cfg.fetch_bytes.0).unwrap_or(usize::MAX),
         start_from,
         compression: cfg.compression,
     };
@@ -419,6 +425,8 @@ pub struct SlsShard {
     cursor: Option<Cursor>,
     /// The decompressed body of the current pull (reused).
     buf: Vec<u8>,
+    /// PullLogs `count` of the next pull, adapted to `fetch_bytes`.
+    count: u32,
     pending: Option<Pending>,
     empty_pulls: u32,
     failures: u32,
@@ -436,6 +444,26 @@ pub struct SlsShard {
     )>,
 }
 
+/// PullLogs `count` of a shard's first pull, before its group size is
+/// known: small, so 16 shards starting at once do not each decompress up to
+/// 1000 log groups.
+const FIRST_PULL_GROUPS: u32 = 10;
+
+/// The `count` for the next pull: as many log groups as fit in `target`
+/// decompressed bytes at the last pull's average group size, 1 to `max`.
+///
+/// PullLogs has no byte limit, only `count` (1–1000), and log groups range
+/// from one log to thousands: a fixed count is either tiny pulls (slow
+/// shards) or, × the shard count, hundreds of MB. Memory per shard is
+/// about one decompressed pull plus the next compressed one.
+fn pull_count(raw_size: usize, groups: u64, target: usize, max: u32) -> u32 {
+    let groups = usize::try_from(groups).unwrap_or(usize::MAX).max(1);
+    let per_group = (raw_size / groups).max(1);
+    u32::try_from(target / per_group)
+        .unwrap_or(u32::MAX)
+        .clamp(1, max.max(1))
+}
+
 impl Drop for SlsShard {
     fn drop(&mut self) {
         if let Some((_, f)) = self.fetch.take() {
@@ -446,6 +474,7 @@ impl Drop for SlsShard {
 
 impl SlsShard {
     fn new(client: Client, settings: Arc<Settings>, shard: ShardId) -> Self {
+        let count = settings.max_fetch_log_groups.min(FIRST_PULL_GROUPS);
         Self {
             client,
             settings,
@@ -453,6 +482,7 @@ impl SlsShard {
             name: format!("shard {shard}"),
             cursor: None,
             buf: Vec::new(),
+            count,
             pending: None,
             empty_pulls: 0,
             failures: 0,
@@ -469,11 +499,7 @@ impl SlsShard {
             old.abort();
         }
         let client = self.client.clone();
-        let (shard, count, compression) = (
-            self.shard,
-            self.settings.max_fetch_log_groups,
-            self.settings.compression,
-        );
+        let (shard, count, compression) = (self.shard, self.count, self.settings.compression);
         let c = cursor.clone();
         let task =
             tokio::spawn(async move { client.pull_logs(shard, &c, count, compression).await });
@@ -680,6 +706,10 @@ impl ShardReader for SlsShard {
                     }));
                 }
                 Ok(p) => {
+                    // A buffer grown by one unusually big pull is not kept.
+                    if self.buf.capacity() > 2 * p.raw_size.max(self.settings.fetch_bytes) {
+                        self.buf = Vec::new();
+                    }
                     if let Err(e) =
                         decode::decompress(&p.compress_type, p.raw_size, &p.body, &mut self.buf)
                     {
@@ -689,6 +719,12 @@ impl ShardReader for SlsShard {
                     }
                     self.failures = 0;
                     self.empty_pulls = 0;
+                    self.count = pull_count(
+                        p.raw_size,
+                        p.count,
+                        self.settings.fetch_bytes,
+                        self.settings.max_fetch_log_groups,
+                    );
                     // Fetch the next pull while this one is formatted and sent.
                     self.spawn_fetch(p.next.clone());
                     self.pending = Some(Pending {
@@ -756,5 +792,36 @@ impl ShardReader for SlsShard {
         }
         tracing::warn!(shard = %self.shard, "checkpoint not saved this time; the next commit will carry it");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pull_count;
+
+    #[test]
+    fn pull_count_aims_at_the_byte_target() {
+        // 100 groups of 64 KiB: a 1 MiB target is 16 groups.
+        assert_eq!(pull_count(100 * 65536, 100, 1 << 20, 1000), 16);
+    }
+
+    #[test]
+    fn pull_count_never_exceeds_max_fetch_log_groups() {
+        // Tiny groups: the target alone would ask for far more than 1000.
+        assert_eq!(pull_count(10 * 100, 10, 1 << 20, 1000), 1000);
+        assert_eq!(pull_count(10 * 100, 10, 1 << 20, 50), 50);
+    }
+
+    #[test]
+    fn pull_count_is_at_least_one_group() {
+        // One group bigger than the whole target still gets pulled.
+        assert_eq!(pull_count(8 << 20, 1, 1 << 20, 1000), 1);
+    }
+
+    #[test]
+    fn pull_count_tolerates_odd_answers() {
+        // A count of 0 with bytes (a malformed answer) must not divide by 0.
+        assert_eq!(pull_count(4096, 0, 1 << 20, 1000), 256);
+        assert_eq!(pull_count(0, 5, 1 << 20, 7), 7);
     }
 }
