@@ -22,7 +22,7 @@ use support::peers::{require, Input, Rsyslog, RsyslogOpts};
 const FILES: usize = 4;
 const RATE: usize = 20_000;
 /// Peak RSS allowed for a debug build (the pipeline holds at most
-/// files × in_flight_batches × batch_bytes of messages).
+/// `pipeline.max_in_flight_bytes` of messages, shared by all files).
 const MAX_PEAK_RSS_MIB: u64 = 200;
 
 fn siem_down_for(outage: Duration) {

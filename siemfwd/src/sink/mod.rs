@@ -240,8 +240,8 @@ impl Default for SinkConfig {
 /// connection as it ends; 200ms leaves room for a loaded host and a WAN
 /// round trip to bring us that news (rsyslog restarted while lagging
 /// behind 200,000 lines/s: thousands of lines lost per run with 0, none
-/// with 200ms; docs/architecture.md, "Delivery"). Longer costs throughput per shard (about
-/// `in_flight_batches × batch size / (settle_time + RTT)`) and more
+/// with 200ms; docs/architecture.md, "Delivery"). Longer costs throughput (about
+/// `pipeline.max_in_flight_bytes / (settle_time + RTT)`) and more
 /// duplicates after a crash of siemfwd; shorter widens the window in which
 /// a dying receiver can lose an acknowledged batch.
 pub const DEFAULT_SETTLE_TIME: Duration = Duration::from_millis(200);
