@@ -94,7 +94,28 @@ pub fn decompress(
     Ok(())
 }
 
+/// A malformed protobuf: where and what. Kept apart from [`DecodeError`]
+/// (whose `String` variants make it five words) so that the hot reader
+/// functions return a small `Result` in registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Malformed {
+    at: usize,
+    what: &'static str,
+}
+
+impl From<Malformed> for DecodeError {
+    fn from(m: Malformed) -> Self {
+        DecodeError::Protobuf {
+            at: m.at,
+            what: m.what,
+        }
+    }
+}
+
 /// A protobuf wire reader over a borrowed buffer.
+///
+/// Invariant: `pos <= buf.len()` (every advance is checked against the
+/// length), so `&buf[pos..]` never panics.
 #[derive(Debug, Clone, Copy)]
 struct Reader<'a> {
     buf: &'a [u8],
@@ -111,50 +132,104 @@ enum Value<'a> {
     Other,
 }
 
+/// Decode a varint at the start of `bytes`: its value and length, or `None`
+/// when it is truncated or longer than 10 bytes. The reference decoder the
+/// fast paths of [`Reader::varint`] must agree with.
+fn varint_slow(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &b) in bytes.iter().take(10).enumerate() {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
 impl<'a> Reader<'a> {
     fn new(buf: &'a [u8], base: usize) -> Self {
         Self { buf, pos: 0, base }
     }
 
-    fn err(&self, what: &'static str) -> DecodeError {
-        DecodeError::Protobuf {
+    #[cold]
+    #[inline(never)]
+    fn err(&self, what: &'static str) -> Malformed {
+        Malformed {
             at: self.base + self.pos,
             what,
         }
     }
 
+    #[inline]
     fn done(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
-    fn varint(&mut self) -> Result<u64, DecodeError> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let Some(&b) = self.buf.get(self.pos) else {
-                return Err(self.err("truncated varint"));
-            };
-            self.pos += 1;
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(self.err("varint longer than 10 bytes"))
+    /// The rest of the buffer (empty at the end).
+    #[inline]
+    fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| self.err("length runs past the end"))?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
+    /// A varint. Tags and lengths of this schema are nearly always one or
+    /// two bytes, so those are decoded straight from a slice pattern (one
+    /// bounds check) before the general loop.
+    #[inline]
+    fn varint(&mut self) -> Result<u64, Malformed> {
+        match *self.rest() {
+            [b0, ..] if b0 < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b0))
+            }
+            [b0, b1, ..] if b1 < 0x80 => {
+                self.pos += 2;
+                Ok(u64::from(b0 & 0x7f) | u64::from(b1) << 7)
+            }
+            _ => self.varint_long(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn varint_long(&mut self) -> Result<u64, Malformed> {
+        let rest = self.rest();
+        match varint_slow(rest) {
+            Some((v, n)) => {
+                self.pos += n;
+                Ok(v)
+            }
+            None if rest.len() < 10 => {
+                self.pos = self.buf.len();
+                Err(self.err("truncated varint"))
+            }
+            None => {
+                self.pos += 10;
+                Err(self.err("varint longer than 10 bytes"))
+            }
+        }
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
+        let Some(s) = self.rest().get(..n) else {
+            return Err(self.err("length runs past the end"));
+        };
+        self.pos += n;
         Ok(s)
     }
 
+    /// A length-delimited payload: its length varint, then the bytes and
+    /// their offset in the body.
+    #[inline]
+    fn bytes(&mut self) -> Result<(&'a [u8], usize), Malformed> {
+        let len = usize::try_from(self.varint()?).map_err(|_| self.err("length too large"))?;
+        let at = self.base + self.pos;
+        Ok((self.take(len)?, at))
+    }
+
     /// The next field: its number and value.
-    fn field(&mut self) -> Result<(u64, Value<'a>), DecodeError> {
+    #[inline]
+    fn field(&mut self) -> Result<(u64, Value<'a>), Malformed> {
         let key = self.varint()?;
         let number = key >> 3;
         let value = match key & 7 {
@@ -164,19 +239,55 @@ impl<'a> Reader<'a> {
                 Value::Other
             }
             2 => {
-                let len =
-                    usize::try_from(self.varint()?).map_err(|_| self.err("length too large"))?;
-                let at = self.base + self.pos;
-                Value::Bytes(self.take(len)?, at)
+                let (b, at) = self.bytes()?;
+                Value::Bytes(b, at)
             }
             5 => {
                 let b = self.take(4)?;
-                Value::Fixed32(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                let mut le = [0u8; 4];
+                le.copy_from_slice(b);
+                Value::Fixed32(u32::from_le_bytes(le))
             }
             _ => return Err(self.err("unsupported wire type")),
         };
         Ok((number, value))
     }
+}
+
+/// Read a two-field message of two byte strings (`LogTag`, `Content`:
+/// field 1 the key, field 2 the value; the last occurrence wins, unknown
+/// fields are skipped, a missing one is empty).
+#[inline]
+fn key_value(buf: &[u8], at: usize) -> Result<(&[u8], &[u8]), Malformed> {
+    let mut r = Reader::new(buf, at);
+    // What every writer produces: key then value, once each, nothing else.
+    if r.rest().first() == Some(&(1 << 3 | 2)) {
+        r.pos += 1;
+        let (k, _) = r.bytes()?;
+        if r.rest().first() == Some(&(2 << 3 | 2)) {
+            r.pos += 1;
+            let (v, _) = r.bytes()?;
+            if r.done() {
+                return Ok((k, v));
+            }
+        }
+    }
+    key_value_general(buf, at)
+}
+
+#[cold]
+#[inline(never)]
+fn key_value_general(buf: &[u8], at: usize) -> Result<(&[u8], &[u8]), Malformed> {
+    let (mut k, mut v): (&[u8], &[u8]) = (b"", b"");
+    let mut r = Reader::new(buf, at);
+    while !r.done() {
+        match r.field()? {
+            (1, Value::Bytes(b, _)) => k = b,
+            (2, Value::Bytes(b, _)) => v = b,
+            _ => {}
+        }
+    }
+    Ok((k, v))
 }
 
 /// Where to continue in a body whose visit was paused by [`Flow::Full`].
@@ -212,7 +323,7 @@ struct GroupMeta<'a> {
     tags: Vec<(Vec<u8>, &'a [u8])>,
 }
 
-fn group_meta(group: &[u8], base: usize) -> Result<GroupMeta<'_>, DecodeError> {
+fn group_meta(group: &[u8], base: usize) -> Result<GroupMeta<'_>, Malformed> {
     let mut meta = GroupMeta {
         topic: b"",
         source: b"",
@@ -224,15 +335,7 @@ fn group_meta(group: &[u8], base: usize) -> Result<GroupMeta<'_>, DecodeError> {
             (3, Value::Bytes(b, _)) => meta.topic = b,
             (4, Value::Bytes(b, _)) => meta.source = b,
             (6, Value::Bytes(tag, at)) => {
-                let (mut k, mut v): (&[u8], &[u8]) = (b"", b"");
-                let mut t = Reader::new(tag, at);
-                while !t.done() {
-                    match t.field()? {
-                        (1, Value::Bytes(b, _)) => k = b,
-                        (2, Value::Bytes(b, _)) => v = b,
-                        _ => {}
-                    }
-                }
+                let (k, v) = key_value(tag, at)?;
                 let mut key = Vec::with_capacity(reserved::TAG_PREFIX.len() + k.len());
                 key.extend_from_slice(reserved::TAG_PREFIX);
                 key.extend_from_slice(k);
@@ -245,7 +348,7 @@ fn group_meta(group: &[u8], base: usize) -> Result<GroupMeta<'_>, DecodeError> {
 }
 
 /// Decode one `Log` into `record` (fields appended after the metadata).
-fn decode_log<'a>(log: &'a [u8], base: usize, record: &mut Record<'a>) -> Result<(), DecodeError> {
+fn decode_log<'a>(log: &'a [u8], base: usize, record: &mut Record<'a>) -> Result<(), Malformed> {
     let mut secs = 0u64;
     let mut nanos = 0u32;
     let mut r = Reader::new(log, base);
@@ -254,15 +357,7 @@ fn decode_log<'a>(log: &'a [u8], base: usize, record: &mut Record<'a>) -> Result
             (1, Value::Varint(t)) => secs = t,
             (4, Value::Fixed32(ns)) => nanos = ns,
             (2, Value::Bytes(content, at)) => {
-                let (mut k, mut v): (&[u8], &[u8]) = (b"", b"");
-                let mut c = Reader::new(content, at);
-                while !c.done() {
-                    match c.field()? {
-                        (1, Value::Bytes(b, _)) => k = b,
-                        (2, Value::Bytes(b, _)) => v = b,
-                        _ => {}
-                    }
-                }
+                let (k, v) = key_value(content, at)?;
                 record.fields.push(Field::borrowed(k, v));
             }
             _ => {}
@@ -275,6 +370,17 @@ fn decode_log<'a>(log: &'a [u8], base: usize, record: &mut Record<'a>) -> Result
         .or_else(|| LogTime::new(secs, 0))
         .unwrap_or_default();
     Ok(())
+}
+
+/// An empty vector with `v`'s allocation and another borrow lifetime: the
+/// fields of one group borrow that group's tag keys, so the vector cannot
+/// keep its type from group to group, but its memory can (the in-place
+/// `collect` of an emptied `IntoIter` into an element type of the same size
+/// reuses the buffer).
+fn recycle<'b>(mut v: Vec<Field<'_>>) -> Vec<Field<'b>> {
+    v.clear();
+    // The closure never runs: the vector is empty.
+    v.into_iter().map(|_| Field::borrowed(b"", b"")).collect()
 }
 
 /// Visit every log of a decompressed `LogGroupList`, starting at `from`,
@@ -291,6 +397,9 @@ pub fn visit_logs(
     let mut r = Reader::new(list, 0);
     r.pos = from.group_at.min(list.len());
     let mut skip = from.logs_done;
+    // One field vector for the whole call (one allocation per pull, not per
+    // group or per log).
+    let mut spare: Vec<Field<'static>> = Vec::new();
     while !r.done() {
         let group_at = r.pos;
         let (number, value) = r.field()?;
@@ -300,7 +409,7 @@ pub fn visit_logs(
         let meta = group_meta(group, base)?;
         let mut record = Record {
             time: LogTime::default(),
-            fields: Vec::with_capacity(2 + meta.tags.len() + 16),
+            fields: recycle(std::mem::take(&mut spare)),
         };
         let mut g = Reader::new(group, base);
         let mut index = 0usize;
@@ -346,6 +455,7 @@ pub fn visit_logs(
                 return Ok(Visit::Paused { records, resume });
             }
         }
+        spare = recycle(record.fields);
     }
     Ok(Visit::Done { records })
 }
@@ -592,7 +702,95 @@ pub(crate) mod tests {
         assert!(decompress("lz4", MAX_RAW_SIZE + 1, &c, &mut out).is_err());
     }
 
+    #[test]
+    fn varint_fast_paths_cover_one_and_two_byte_encodings() {
+        for (bytes, want, len) in [
+            (&[0x00][..], 0, 1),
+            (&[0x7f], 127, 1),
+            (&[0x80, 0x01], 128, 2),
+            (&[0xff, 0x7f], 16383, 2),
+            (&[0x80, 0x80, 0x01], 16384, 3),
+            // Non-canonical, still valid protobuf.
+            (&[0x80, 0x00], 0, 2),
+        ] {
+            let mut r = Reader::new(bytes, 0);
+            assert_eq!(r.varint(), Ok(want), "{bytes:?}");
+            assert_eq!(r.pos, len, "{bytes:?}");
+        }
+        let mut r = Reader::new(&[0x80], 5);
+        assert_eq!(
+            r.varint(),
+            Err(Malformed {
+                at: 6,
+                what: "truncated varint"
+            })
+        );
+        let mut r = Reader::new(&[0xff; 11], 0);
+        assert_eq!(
+            r.varint().map_err(|e| e.what),
+            Err("varint longer than 10 bytes")
+        );
+    }
+
+    #[test]
+    fn key_value_fast_path_keeps_last_occurrence_and_skips_unknown_fields() {
+        let mut m = Vec::new();
+        field_bytes(&mut m, 1, b"k");
+        field_bytes(&mut m, 2, b"v");
+        assert_eq!(key_value(&m, 0), Ok((&b"k"[..], &b"v"[..])));
+        field_bytes(&mut m, 2, b"w");
+        field_bytes(&mut m, 9, b"x");
+        assert_eq!(key_value(&m, 0), Ok((&b"k"[..], &b"w"[..])));
+        let mut m = Vec::new();
+        field_bytes(&mut m, 2, b"v");
+        assert_eq!(key_value(&m, 0), Ok((&b""[..], &b"v"[..])));
+    }
+
+    #[test]
+    fn field_vector_allocation_is_reused_across_groups() {
+        let v: Vec<Field<'static>> = Vec::with_capacity(32);
+        let ptr = v.as_ptr() as usize;
+        let w: Vec<Field<'_>> = recycle(v);
+        assert!(w.capacity() >= 32);
+        assert_eq!(w.as_ptr() as usize, ptr);
+    }
+
     proptest! {
+        #[test]
+        fn fast_varint_equals_slow_varint_for_every_value(v in any::<u64>(), tail in proptest::collection::vec(any::<u8>(), 0..4)) {
+            let mut bytes = Vec::new();
+            varint(&mut bytes, v);
+            let len = bytes.len();
+            bytes.extend_from_slice(&tail);
+            prop_assert_eq!(varint_slow(&bytes), Some((v, len)));
+            let mut r = Reader::new(&bytes, 0);
+            prop_assert_eq!(r.varint(), Ok(v));
+            prop_assert_eq!(r.pos, len);
+        }
+
+        #[test]
+        fn fast_varint_equals_slow_varint_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..12)) {
+            let mut r = Reader::new(&bytes, 0);
+            match (r.varint(), varint_slow(&bytes)) {
+                (Ok(v), Some((w, n))) => {
+                    prop_assert_eq!(v, w);
+                    prop_assert_eq!(r.pos, n);
+                }
+                (Err(_), None) => {}
+                (fast, slow) => prop_assert!(false, "fast {:?} slow {:?}", fast, slow),
+            }
+        }
+
+        #[test]
+        fn key_value_fast_path_equals_general_reader(bytes in proptest::collection::vec(any::<u8>(), 0..40), k in proptest::collection::vec(any::<u8>(), 0..200), v in proptest::collection::vec(any::<u8>(), 0..200)) {
+            prop_assert_eq!(key_value(&bytes, 3), key_value_general(&bytes, 3));
+            let mut m = Vec::new();
+            field_bytes(&mut m, 1, &k);
+            field_bytes(&mut m, 2, &v);
+            prop_assert_eq!(key_value(&m, 0), Ok((k.as_slice(), v.as_slice())));
+            prop_assert_eq!(key_value(&m, 0), key_value_general(&m, 0));
+        }
+
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = visit_logs(&bytes, Resume::default(), &mut |_| Flow::Continue);
