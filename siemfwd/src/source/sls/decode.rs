@@ -44,7 +44,8 @@ pub enum DecodeError {
     },
 }
 
-/// Decompress `body` into `out` (cleared first; its allocation is reused).
+/// Decompress `body` into `out`, replacing its contents (its allocation is
+/// reused; after an error it is empty or holds a partial body).
 ///
 /// # Errors
 /// Corrupt data, a size other than `raw_size`, or an unknown format.
@@ -54,20 +55,31 @@ pub fn decompress(
     body: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
-    out.clear();
     if raw_size > MAX_RAW_SIZE {
+        out.clear();
         return Err(DecodeError::Decompress(
             "any",
             format!("x-log-bodyrawsize {raw_size} is larger than {MAX_RAW_SIZE}"),
         ));
     }
+    if compress_type != "lz4" {
+        out.clear();
+    }
     match compress_type {
         "" => out.extend_from_slice(body),
         "lz4" => {
-            // A raw LZ4 block: no frame, no size prefix (§2.4).
+            // A raw LZ4 block: no frame, no size prefix (§2.4). The buffer
+            // is zeroed only where it grows: bytes left from the previous
+            // body are overwritten (a match may only copy output already
+            // written, which the decoder checks) and cut off after.
             out.resize(raw_size, 0);
-            let n = lz4_flex::block::decompress_into(body, out)
-                .map_err(|e| DecodeError::Decompress("lz4", e.to_string()))?;
+            let n = match lz4_flex::block::decompress_into(body, out) {
+                Ok(n) => n,
+                Err(e) => {
+                    out.clear();
+                    return Err(DecodeError::Decompress("lz4", e.to_string()));
+                }
+            };
             out.truncate(n);
         }
         "zstd" => {
@@ -698,6 +710,34 @@ pub(crate) mod tests {
         assert_eq!(out, raw);
         decompress("", raw.len(), &raw, &mut out).unwrap();
         assert_eq!(out, raw);
+    }
+
+    #[test]
+    fn lz4_into_a_dirty_buffer_equals_lz4_into_a_fresh_one() {
+        let raw = encode(&[G {
+            topic: Some(b"topic"),
+            source: None,
+            tags: vec![],
+            logs: vec![(1, None, vec![(b"k", b"vvvvvvvvvvvvvvvvvvvv")]); 5],
+        }]);
+        let c = lz4_flex::block::compress(&raw);
+        let mut fresh = Vec::new();
+        decompress("lz4", raw.len(), &c, &mut fresh).unwrap();
+        let mut dirty = vec![0xAA; raw.len() * 2];
+        decompress("lz4", raw.len(), &c, &mut dirty).unwrap();
+        assert_eq!(fresh, raw);
+        assert_eq!(dirty, raw);
+    }
+
+    #[test]
+    fn lz4_match_before_the_output_start_never_reads_stale_bytes() {
+        // One literal `a`, then a match of 4 at offset 2: one byte before
+        // the start of the output, where a reused buffer holds old data.
+        let block = [0x10, b'a', 0x02, 0x00, 0x00];
+        let mut out = vec![b'x'; 64];
+        let err = decompress("lz4", 5, &block, &mut out).unwrap_err();
+        assert!(err.to_string().contains("offset"), "{err}");
+        assert!(!out.contains(&b'x'));
     }
 
     #[test]
