@@ -269,22 +269,58 @@ impl<'a> Reader<'a> {
 /// Read a two-field message of two byte strings (`LogTag`, `Content`:
 /// field 1 the key, field 2 the value; the last occurrence wins, unknown
 /// fields are skipped, a missing one is empty).
-#[inline]
 fn key_value(buf: &[u8], at: usize) -> Result<(&[u8], &[u8]), Malformed> {
-    let mut r = Reader::new(buf, at);
-    // What every writer produces: key then value, once each, nothing else.
-    if r.rest().first() == Some(&(1 << 3 | 2)) {
-        r.pos += 1;
-        let (k, _) = r.bytes()?;
-        if r.rest().first() == Some(&(2 << 3 | 2)) {
-            r.pos += 1;
-            let (v, _) = r.bytes()?;
-            if r.done() {
-                return Ok((k, v));
-            }
-        }
+    match key_value_canonical(buf) {
+        Some(kv) => Ok(kv),
+        None => key_value_general(buf, at),
     }
-    key_value_general(buf, at)
+}
+
+/// [`key_value`] pushed as a field, with the general reader out of line so
+/// the per-field loop stays small.
+#[inline(always)]
+fn push_key_value<'a>(
+    buf: &'a [u8],
+    at: usize,
+    fields: &mut Vec<Field<'a>>,
+) -> Result<(), Malformed> {
+    if let Some((k, v)) = key_value_canonical(buf) {
+        fields.push(Field::borrowed(k, v));
+        return Ok(());
+    }
+    push_key_value_general(buf, at, fields)
+}
+
+/// The rare path of [`push_key_value`].
+#[cold]
+#[inline(never)]
+fn push_key_value_general<'a>(
+    buf: &'a [u8],
+    at: usize,
+    fields: &mut Vec<Field<'a>>,
+) -> Result<(), Malformed> {
+    let (k, v) = key_value_general(buf, at)?;
+    fields.push(Field::borrowed(k, v));
+    Ok(())
+}
+
+/// What every writer produces: key then value, once each, nothing else.
+/// `None` for anything else, malformed input included (the general reader
+/// then decides and reports).
+#[inline(always)]
+fn key_value_canonical(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut r = Reader::new(buf, 0);
+    if r.rest().first() != Some(&(1 << 3 | 2)) {
+        return None;
+    }
+    r.pos += 1;
+    let (k, _) = r.bytes().ok()?;
+    if r.rest().first() != Some(&(2 << 3 | 2)) {
+        return None;
+    }
+    r.pos += 1;
+    let (v, _) = r.bytes().ok()?;
+    r.done().then_some((k, v))
 }
 
 #[cold]
@@ -373,16 +409,14 @@ fn decode_log<'a>(log: &'a [u8], base: usize, record: &mut Record<'a>) -> Result
         if tag == CONTENT_TAG {
             r.pos += 1;
             let (content, at) = r.bytes()?;
-            let (k, v) = key_value(content, at)?;
-            record.fields.push(Field::borrowed(k, v));
+            push_key_value(content, at, &mut record.fields)?;
             continue;
         }
         match r.field()? {
             (1, Value::Varint(t)) => secs = t,
             (4, Value::Fixed32(ns)) => nanos = ns,
             (2, Value::Bytes(content, at)) => {
-                let (k, v) = key_value(content, at)?;
-                record.fields.push(Field::borrowed(k, v));
+                push_key_value(content, at, &mut record.fields)?;
             }
             _ => {}
         }
@@ -435,6 +469,21 @@ pub fn visit_logs(
             time: LogTime::default(),
             fields: recycle(std::mem::take(&mut spare)),
         };
+        // The group's metadata leads every record of the group: pushed once,
+        // and each log only cuts the vector back to it.
+        record
+            .fields
+            .push(Field::borrowed(reserved::TOPIC, meta.topic));
+        record
+            .fields
+            .push(Field::borrowed(reserved::SOURCE, meta.source));
+        for (k, v) in &meta.tags {
+            record.fields.push(Field {
+                key: Cow::Borrowed(k.as_slice()),
+                value: Cow::Borrowed(v),
+            });
+        }
+        let meta_len = record.fields.len();
         let mut g = Reader::new(group, base);
         let mut index = 0usize;
         while !g.done() {
@@ -446,19 +495,7 @@ pub fn visit_logs(
                 skip -= 1;
                 continue;
             }
-            record.fields.clear();
-            record
-                .fields
-                .push(Field::borrowed(reserved::TOPIC, meta.topic));
-            record
-                .fields
-                .push(Field::borrowed(reserved::SOURCE, meta.source));
-            for (k, v) in &meta.tags {
-                record.fields.push(Field {
-                    key: Cow::Borrowed(k.as_slice()),
-                    value: Cow::Borrowed(v),
-                });
-            }
+            record.fields.truncate(meta_len);
             decode_log(log, at, &mut record)?;
             records += 1;
             if visit(&record) == Flow::Full {
@@ -599,6 +636,48 @@ pub(crate) mod tests {
                 ("k", b"v"),
                 ("a", b"b"),
             ])
+        );
+    }
+
+    #[test]
+    fn every_log_of_a_group_gets_the_metadata_and_only_its_own_contents() {
+        let list = encode(&[
+            G {
+                topic: Some(b"t1"),
+                source: None,
+                tags: vec![(b"a", b"1"), (b"b", b"2")],
+                logs: vec![
+                    (1, None, vec![(b"x", b"1"), (b"y", b"2"), (b"z", b"3")]),
+                    (2, None, vec![(b"w", b"4")]),
+                    (3, None, vec![]),
+                ],
+            },
+            G {
+                topic: Some(b"t2"),
+                source: None,
+                tags: vec![],
+                logs: vec![(4, None, vec![(b"v", b"5")])],
+            },
+        ]);
+        let got = collect(&list);
+        let meta = [
+            ("__topic__", &b"t1"[..]),
+            ("__source__", b""),
+            ("__tag__:a", b"1"),
+            ("__tag__:b", b"2"),
+        ];
+        let with = |own: &[(&str, &'static [u8])]| {
+            let mut all = meta.to_vec();
+            all.extend_from_slice(own);
+            kv(&all)
+        };
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0].1, with(&[("x", b"1"), ("y", b"2"), ("z", b"3")]));
+        assert_eq!(got[1].1, with(&[("w", b"4")]));
+        assert_eq!(got[2].1, with(&[]));
+        assert_eq!(
+            got[3].1,
+            kv(&[("__topic__", b"t2"), ("__source__", b""), ("v", b"5")])
         );
     }
 
@@ -836,9 +915,14 @@ pub(crate) mod tests {
         #[test]
         fn key_value_fast_path_equals_general_reader(bytes in proptest::collection::vec(any::<u8>(), 0..40), k in proptest::collection::vec(any::<u8>(), 0..200), v in proptest::collection::vec(any::<u8>(), 0..200)) {
             prop_assert_eq!(key_value(&bytes, 3), key_value_general(&bytes, 3));
+            if let Some(kv) = key_value_canonical(&bytes) {
+                prop_assert_eq!(Ok(kv), key_value_general(&bytes, 3));
+            }
             let mut m = Vec::new();
             field_bytes(&mut m, 1, &k);
             field_bytes(&mut m, 2, &v);
+            // The usual encoding takes the fast path.
+            prop_assert_eq!(key_value_canonical(&m), Some((k.as_slice(), v.as_slice())));
             prop_assert_eq!(key_value(&m, 0), Ok((k.as_slice(), v.as_slice())));
             prop_assert_eq!(key_value(&m, 0), key_value_general(&m, 0));
         }
