@@ -378,7 +378,13 @@ fn group_meta(group: &[u8], base: usize) -> Result<GroupMeta<'_>, Malformed> {
         tags: Vec::new(),
     };
     let mut r = Reader::new(group, base);
-    while !r.done() {
+    while let Some(&tag) = r.rest().first() {
+        // Logs come first and are most of the group: step over them.
+        if tag == LOG_TAG {
+            r.pos += 1;
+            r.bytes()?;
+            continue;
+        }
         match r.field()? {
             (3, Value::Bytes(b, _)) => meta.topic = b,
             (4, Value::Bytes(b, _)) => meta.source = b,
@@ -394,6 +400,9 @@ fn group_meta(group: &[u8], base: usize) -> Result<GroupMeta<'_>, Malformed> {
     }
     Ok(meta)
 }
+
+/// The key of `LogGroup.Logs` (field 1, length-delimited).
+const LOG_TAG: u8 = 1 << 3 | 2;
 
 /// The key of `Log.Contents` (field 2, length-delimited).
 const CONTENT_TAG: u8 = 2 << 3 | 2;
@@ -487,8 +496,14 @@ pub fn visit_logs(
         let mut g = Reader::new(group, base);
         let mut index = 0usize;
         while !g.done() {
-            let (1, Value::Bytes(log, at)) = g.field()? else {
-                continue;
+            let (log, at) = if g.rest().first() == Some(&LOG_TAG) {
+                g.pos += 1;
+                g.bytes()?
+            } else {
+                let (1, Value::Bytes(log, at)) = g.field()? else {
+                    continue;
+                };
+                (log, at)
             };
             index += 1;
             if skip > 0 {
