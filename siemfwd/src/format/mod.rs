@@ -55,7 +55,7 @@ use serde::Deserialize;
 pub use escape::truncate_utf8;
 
 use crate::counters;
-use crate::record::Record;
+use crate::record::{Field, Record};
 
 /// Which syslog header to write.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -302,11 +302,29 @@ impl Formatter {
             out.extend_from_slice(BOM);
         }
         let body_start = out.len();
-        let exclude = &self.exclude;
-        let fields = record
-            .fields
-            .iter()
-            .filter(|f| !exclude.iter().any(|e| **e == *f.key));
+        if self.exclude.is_empty() {
+            // The usual case: no per-field lookup at all.
+            self.write_body(record.fields.iter(), out, body_start, msg_start, tally)
+        } else {
+            let exclude = &self.exclude;
+            let fields = record
+                .fields
+                .iter()
+                .filter(|f| !exclude.iter().any(|e| **e == *f.key));
+            self.write_body(fields, out, body_start, msg_start, tally)
+        }
+    }
+
+    /// Append the body of `fields` after the MSG prefix (space and BOM)
+    /// that ends at `body_start`.
+    fn write_body<'f, 'a: 'f>(
+        &self,
+        fields: impl Iterator<Item = &'f Field<'a>>,
+        out: &mut Vec<u8>,
+        body_start: usize,
+        msg_start: usize,
+        tally: &mut Tally,
+    ) -> Result<(), Error> {
         match &self.body {
             Body::Kv(kv) => {
                 kv.write(fields, out, self.newline, tally)?;
@@ -423,7 +441,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::record::{Field, LogTime};
+    use crate::record::LogTime;
 
     const LF: Constraints = Constraints {
         newline_terminated: true,

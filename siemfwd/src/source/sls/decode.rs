@@ -44,7 +44,8 @@ pub enum DecodeError {
     },
 }
 
-/// Decompress `body` into `out` (cleared first; its allocation is reused).
+/// Decompress `body` into `out`, replacing its contents (its allocation is
+/// reused; after an error it is empty or holds a partial body).
 ///
 /// # Errors
 /// Corrupt data, a size other than `raw_size`, or an unknown format.
@@ -54,20 +55,31 @@ pub fn decompress(
     body: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
-    out.clear();
     if raw_size > MAX_RAW_SIZE {
+        out.clear();
         return Err(DecodeError::Decompress(
             "any",
             format!("x-log-bodyrawsize {raw_size} is larger than {MAX_RAW_SIZE}"),
         ));
     }
+    if compress_type != "lz4" {
+        out.clear();
+    }
     match compress_type {
         "" => out.extend_from_slice(body),
         "lz4" => {
-            // A raw LZ4 block: no frame, no size prefix (§2.4).
+            // A raw LZ4 block: no frame, no size prefix (§2.4). The buffer
+            // is zeroed only where it grows: bytes left from the previous
+            // body are overwritten (a match may only copy output already
+            // written, which the decoder checks) and cut off after.
             out.resize(raw_size, 0);
-            let n = lz4_flex::block::decompress_into(body, out)
-                .map_err(|e| DecodeError::Decompress("lz4", e.to_string()))?;
+            let n = match lz4_flex::block::decompress_into(body, out) {
+                Ok(n) => n,
+                Err(e) => {
+                    out.clear();
+                    return Err(DecodeError::Decompress("lz4", e.to_string()));
+                }
+            };
             out.truncate(n);
         }
         "zstd" => {
@@ -94,7 +106,28 @@ pub fn decompress(
     Ok(())
 }
 
+/// A malformed protobuf: where and what. Kept apart from [`DecodeError`]
+/// (whose `String` variants make it five words) so that the hot reader
+/// functions return a small `Result` in registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Malformed {
+    at: usize,
+    what: &'static str,
+}
+
+impl From<Malformed> for DecodeError {
+    fn from(m: Malformed) -> Self {
+        DecodeError::Protobuf {
+            at: m.at,
+            what: m.what,
+        }
+    }
+}
+
 /// A protobuf wire reader over a borrowed buffer.
+///
+/// Invariant: `pos <= buf.len()` (every advance is checked against the
+/// length), so `&buf[pos..]` never panics.
 #[derive(Debug, Clone, Copy)]
 struct Reader<'a> {
     buf: &'a [u8],
@@ -111,50 +144,104 @@ enum Value<'a> {
     Other,
 }
 
+/// Decode a varint at the start of `bytes`: its value and length, or `None`
+/// when it is truncated or longer than 10 bytes. The reference decoder the
+/// fast paths of [`Reader::varint`] must agree with.
+fn varint_slow(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &b) in bytes.iter().take(10).enumerate() {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
 impl<'a> Reader<'a> {
     fn new(buf: &'a [u8], base: usize) -> Self {
         Self { buf, pos: 0, base }
     }
 
-    fn err(&self, what: &'static str) -> DecodeError {
-        DecodeError::Protobuf {
+    #[cold]
+    #[inline(never)]
+    fn err(&self, what: &'static str) -> Malformed {
+        Malformed {
             at: self.base + self.pos,
             what,
         }
     }
 
+    #[inline]
     fn done(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
-    fn varint(&mut self) -> Result<u64, DecodeError> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let Some(&b) = self.buf.get(self.pos) else {
-                return Err(self.err("truncated varint"));
-            };
-            self.pos += 1;
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(self.err("varint longer than 10 bytes"))
+    /// The rest of the buffer (empty at the end).
+    #[inline]
+    fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| self.err("length runs past the end"))?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
+    /// A varint. Tags and lengths of this schema are nearly always one or
+    /// two bytes, so those are decoded straight from a slice pattern (one
+    /// bounds check) before the general loop.
+    #[inline]
+    fn varint(&mut self) -> Result<u64, Malformed> {
+        match *self.rest() {
+            [b0, ..] if b0 < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b0))
+            }
+            [b0, b1, ..] if b1 < 0x80 => {
+                self.pos += 2;
+                Ok(u64::from(b0 & 0x7f) | u64::from(b1) << 7)
+            }
+            _ => self.varint_long(),
+        }
+    }
+
+    // Not cold: every log's time (a 31-bit seconds count) takes 5 bytes.
+    #[inline(never)]
+    fn varint_long(&mut self) -> Result<u64, Malformed> {
+        let rest = self.rest();
+        match varint_slow(rest) {
+            Some((v, n)) => {
+                self.pos += n;
+                Ok(v)
+            }
+            None if rest.len() < 10 => {
+                self.pos = self.buf.len();
+                Err(self.err("truncated varint"))
+            }
+            None => {
+                self.pos += 10;
+                Err(self.err("varint longer than 10 bytes"))
+            }
+        }
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
+        let Some(s) = self.rest().get(..n) else {
+            return Err(self.err("length runs past the end"));
+        };
+        self.pos += n;
         Ok(s)
     }
 
+    /// A length-delimited payload: its length varint, then the bytes and
+    /// their offset in the body.
+    #[inline]
+    fn bytes(&mut self) -> Result<(&'a [u8], usize), Malformed> {
+        let len = usize::try_from(self.varint()?).map_err(|_| self.err("length too large"))?;
+        let at = self.base + self.pos;
+        Ok((self.take(len)?, at))
+    }
+
     /// The next field: its number and value.
-    fn field(&mut self) -> Result<(u64, Value<'a>), DecodeError> {
+    #[inline]
+    fn field(&mut self) -> Result<(u64, Value<'a>), Malformed> {
         let key = self.varint()?;
         let number = key >> 3;
         let value = match key & 7 {
@@ -164,19 +251,91 @@ impl<'a> Reader<'a> {
                 Value::Other
             }
             2 => {
-                let len =
-                    usize::try_from(self.varint()?).map_err(|_| self.err("length too large"))?;
-                let at = self.base + self.pos;
-                Value::Bytes(self.take(len)?, at)
+                let (b, at) = self.bytes()?;
+                Value::Bytes(b, at)
             }
             5 => {
                 let b = self.take(4)?;
-                Value::Fixed32(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                let mut le = [0u8; 4];
+                le.copy_from_slice(b);
+                Value::Fixed32(u32::from_le_bytes(le))
             }
             _ => return Err(self.err("unsupported wire type")),
         };
         Ok((number, value))
     }
+}
+
+/// Read a two-field message of two byte strings (`LogTag`, `Content`:
+/// field 1 the key, field 2 the value; the last occurrence wins, unknown
+/// fields are skipped, a missing one is empty).
+fn key_value(buf: &[u8], at: usize) -> Result<(&[u8], &[u8]), Malformed> {
+    match key_value_canonical(buf) {
+        Some(kv) => Ok(kv),
+        None => key_value_general(buf, at),
+    }
+}
+
+/// [`key_value`] pushed as a field, with the general reader out of line so
+/// the per-field loop stays small.
+#[inline(always)]
+fn push_key_value<'a>(
+    buf: &'a [u8],
+    at: usize,
+    fields: &mut Vec<Field<'a>>,
+) -> Result<(), Malformed> {
+    if let Some((k, v)) = key_value_canonical(buf) {
+        fields.push(Field::borrowed(k, v));
+        return Ok(());
+    }
+    push_key_value_general(buf, at, fields)
+}
+
+/// The rare path of [`push_key_value`].
+#[cold]
+#[inline(never)]
+fn push_key_value_general<'a>(
+    buf: &'a [u8],
+    at: usize,
+    fields: &mut Vec<Field<'a>>,
+) -> Result<(), Malformed> {
+    let (k, v) = key_value_general(buf, at)?;
+    fields.push(Field::borrowed(k, v));
+    Ok(())
+}
+
+/// What every writer produces: key then value, once each, nothing else.
+/// `None` for anything else, malformed input included (the general reader
+/// then decides and reports).
+#[inline(always)]
+fn key_value_canonical(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut r = Reader::new(buf, 0);
+    if r.rest().first() != Some(&(1 << 3 | 2)) {
+        return None;
+    }
+    r.pos += 1;
+    let (k, _) = r.bytes().ok()?;
+    if r.rest().first() != Some(&(2 << 3 | 2)) {
+        return None;
+    }
+    r.pos += 1;
+    let (v, _) = r.bytes().ok()?;
+    r.done().then_some((k, v))
+}
+
+#[cold]
+#[inline(never)]
+fn key_value_general(buf: &[u8], at: usize) -> Result<(&[u8], &[u8]), Malformed> {
+    let (mut k, mut v): (&[u8], &[u8]) = (b"", b"");
+    let mut r = Reader::new(buf, at);
+    while !r.done() {
+        match r.field()? {
+            (1, Value::Bytes(b, _)) => k = b,
+            (2, Value::Bytes(b, _)) => v = b,
+            _ => {}
+        }
+    }
+    Ok((k, v))
 }
 
 /// Where to continue in a body whose visit was paused by [`Flow::Full`].
@@ -212,27 +371,25 @@ struct GroupMeta<'a> {
     tags: Vec<(Vec<u8>, &'a [u8])>,
 }
 
-fn group_meta(group: &[u8], base: usize) -> Result<GroupMeta<'_>, DecodeError> {
+fn group_meta(group: &[u8], base: usize) -> Result<GroupMeta<'_>, Malformed> {
     let mut meta = GroupMeta {
         topic: b"",
         source: b"",
         tags: Vec::new(),
     };
     let mut r = Reader::new(group, base);
-    while !r.done() {
+    while let Some(&tag) = r.rest().first() {
+        // Logs come first and are most of the group: step over them.
+        if tag == LOG_TAG {
+            r.pos += 1;
+            r.bytes()?;
+            continue;
+        }
         match r.field()? {
             (3, Value::Bytes(b, _)) => meta.topic = b,
             (4, Value::Bytes(b, _)) => meta.source = b,
             (6, Value::Bytes(tag, at)) => {
-                let (mut k, mut v): (&[u8], &[u8]) = (b"", b"");
-                let mut t = Reader::new(tag, at);
-                while !t.done() {
-                    match t.field()? {
-                        (1, Value::Bytes(b, _)) => k = b,
-                        (2, Value::Bytes(b, _)) => v = b,
-                        _ => {}
-                    }
-                }
+                let (k, v) = key_value(tag, at)?;
                 let mut key = Vec::with_capacity(reserved::TAG_PREFIX.len() + k.len());
                 key.extend_from_slice(reserved::TAG_PREFIX);
                 key.extend_from_slice(k);
@@ -244,26 +401,31 @@ fn group_meta(group: &[u8], base: usize) -> Result<GroupMeta<'_>, DecodeError> {
     Ok(meta)
 }
 
+/// The key of `LogGroup.Logs` (field 1, length-delimited).
+const LOG_TAG: u8 = 1 << 3 | 2;
+
+/// The key of `Log.Contents` (field 2, length-delimited).
+const CONTENT_TAG: u8 = 2 << 3 | 2;
+
 /// Decode one `Log` into `record` (fields appended after the metadata).
-fn decode_log<'a>(log: &'a [u8], base: usize, record: &mut Record<'a>) -> Result<(), DecodeError> {
+fn decode_log<'a>(log: &'a [u8], base: usize, record: &mut Record<'a>) -> Result<(), Malformed> {
     let mut secs = 0u64;
     let mut nanos = 0u32;
     let mut r = Reader::new(log, base);
-    while !r.done() {
+    while let Some(&tag) = r.rest().first() {
+        // Contents make up nearly all of a log: read them without the
+        // general wire-type dispatch.
+        if tag == CONTENT_TAG {
+            r.pos += 1;
+            let (content, at) = r.bytes()?;
+            push_key_value(content, at, &mut record.fields)?;
+            continue;
+        }
         match r.field()? {
             (1, Value::Varint(t)) => secs = t,
             (4, Value::Fixed32(ns)) => nanos = ns,
             (2, Value::Bytes(content, at)) => {
-                let (mut k, mut v): (&[u8], &[u8]) = (b"", b"");
-                let mut c = Reader::new(content, at);
-                while !c.done() {
-                    match c.field()? {
-                        (1, Value::Bytes(b, _)) => k = b,
-                        (2, Value::Bytes(b, _)) => v = b,
-                        _ => {}
-                    }
-                }
-                record.fields.push(Field::borrowed(k, v));
+                push_key_value(content, at, &mut record.fields)?;
             }
             _ => {}
         }
@@ -275,6 +437,17 @@ fn decode_log<'a>(log: &'a [u8], base: usize, record: &mut Record<'a>) -> Result
         .or_else(|| LogTime::new(secs, 0))
         .unwrap_or_default();
     Ok(())
+}
+
+/// An empty vector with `v`'s allocation and another borrow lifetime: the
+/// fields of one group borrow that group's tag keys, so the vector cannot
+/// keep its type from group to group, but its memory can (the in-place
+/// `collect` of an emptied `IntoIter` into an element type of the same size
+/// reuses the buffer).
+fn recycle<'b>(mut v: Vec<Field<'_>>) -> Vec<Field<'b>> {
+    v.clear();
+    // The closure never runs: the vector is empty.
+    v.into_iter().map(|_| Field::borrowed(b"", b"")).collect()
 }
 
 /// Visit every log of a decompressed `LogGroupList`, starting at `from`,
@@ -291,6 +464,9 @@ pub fn visit_logs(
     let mut r = Reader::new(list, 0);
     r.pos = from.group_at.min(list.len());
     let mut skip = from.logs_done;
+    // One field vector for the whole call (one allocation per pull, not per
+    // group or per log).
+    let mut spare: Vec<Field<'static>> = Vec::new();
     while !r.done() {
         let group_at = r.pos;
         let (number, value) = r.field()?;
@@ -300,32 +476,41 @@ pub fn visit_logs(
         let meta = group_meta(group, base)?;
         let mut record = Record {
             time: LogTime::default(),
-            fields: Vec::with_capacity(2 + meta.tags.len() + 16),
+            fields: recycle(std::mem::take(&mut spare)),
         };
+        // The group's metadata leads every record of the group: pushed once,
+        // and each log only cuts the vector back to it.
+        record
+            .fields
+            .push(Field::borrowed(reserved::TOPIC, meta.topic));
+        record
+            .fields
+            .push(Field::borrowed(reserved::SOURCE, meta.source));
+        for (k, v) in &meta.tags {
+            record.fields.push(Field {
+                key: Cow::Borrowed(k.as_slice()),
+                value: Cow::Borrowed(v),
+            });
+        }
+        let meta_len = record.fields.len();
         let mut g = Reader::new(group, base);
         let mut index = 0usize;
         while !g.done() {
-            let (1, Value::Bytes(log, at)) = g.field()? else {
-                continue;
+            let (log, at) = if g.rest().first() == Some(&LOG_TAG) {
+                g.pos += 1;
+                g.bytes()?
+            } else {
+                let (1, Value::Bytes(log, at)) = g.field()? else {
+                    continue;
+                };
+                (log, at)
             };
             index += 1;
             if skip > 0 {
                 skip -= 1;
                 continue;
             }
-            record.fields.clear();
-            record
-                .fields
-                .push(Field::borrowed(reserved::TOPIC, meta.topic));
-            record
-                .fields
-                .push(Field::borrowed(reserved::SOURCE, meta.source));
-            for (k, v) in &meta.tags {
-                record.fields.push(Field {
-                    key: Cow::Borrowed(k.as_slice()),
-                    value: Cow::Borrowed(v),
-                });
-            }
+            record.fields.truncate(meta_len);
             decode_log(log, at, &mut record)?;
             records += 1;
             if visit(&record) == Flow::Full {
@@ -346,6 +531,7 @@ pub fn visit_logs(
                 return Ok(Visit::Paused { records, resume });
             }
         }
+        spare = recycle(record.fields);
     }
     Ok(Visit::Done { records })
 }
@@ -469,6 +655,48 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn every_log_of_a_group_gets_the_metadata_and_only_its_own_contents() {
+        let list = encode(&[
+            G {
+                topic: Some(b"t1"),
+                source: None,
+                tags: vec![(b"a", b"1"), (b"b", b"2")],
+                logs: vec![
+                    (1, None, vec![(b"x", b"1"), (b"y", b"2"), (b"z", b"3")]),
+                    (2, None, vec![(b"w", b"4")]),
+                    (3, None, vec![]),
+                ],
+            },
+            G {
+                topic: Some(b"t2"),
+                source: None,
+                tags: vec![],
+                logs: vec![(4, None, vec![(b"v", b"5")])],
+            },
+        ]);
+        let got = collect(&list);
+        let meta = [
+            ("__topic__", &b"t1"[..]),
+            ("__source__", b""),
+            ("__tag__:a", b"1"),
+            ("__tag__:b", b"2"),
+        ];
+        let with = |own: &[(&str, &'static [u8])]| {
+            let mut all = meta.to_vec();
+            all.extend_from_slice(own);
+            kv(&all)
+        };
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0].1, with(&[("x", b"1"), ("y", b"2"), ("z", b"3")]));
+        assert_eq!(got[1].1, with(&[("w", b"4")]));
+        assert_eq!(got[2].1, with(&[]));
+        assert_eq!(
+            got[3].1,
+            kv(&[("__topic__", b"t2"), ("__source__", b""), ("v", b"5")])
+        );
+    }
+
+    #[test]
     fn topic_and_source_are_present_even_when_unset() {
         let list = encode(&[G {
             topic: None,
@@ -579,6 +807,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn lz4_into_a_dirty_buffer_equals_lz4_into_a_fresh_one() {
+        let raw = encode(&[G {
+            topic: Some(b"topic"),
+            source: None,
+            tags: vec![],
+            logs: vec![(1, None, vec![(b"k", b"vvvvvvvvvvvvvvvvvvvv")]); 5],
+        }]);
+        let c = lz4_flex::block::compress(&raw);
+        let mut fresh = Vec::new();
+        decompress("lz4", raw.len(), &c, &mut fresh).unwrap();
+        let mut dirty = vec![0xAA; raw.len() * 2];
+        decompress("lz4", raw.len(), &c, &mut dirty).unwrap();
+        assert_eq!(fresh, raw);
+        assert_eq!(dirty, raw);
+    }
+
+    #[test]
+    fn lz4_match_before_the_output_start_never_reads_stale_bytes() {
+        // One literal `a`, then a match of 4 at offset 2: one byte before
+        // the start of the output, where a reused buffer holds old data.
+        let block = [0x10, b'a', 0x02, 0x00, 0x00];
+        let mut out = vec![b'x'; 64];
+        let err = decompress("lz4", 5, &block, &mut out).unwrap_err();
+        assert!(err.to_string().contains("offset"), "{err}");
+        assert!(!out.contains(&b'x'));
+    }
+
+    #[test]
     fn wrong_raw_size_or_unknown_compression_is_refused() {
         let raw = b"hello world hello world".to_vec();
         let mut out = Vec::new();
@@ -592,7 +848,100 @@ pub(crate) mod tests {
         assert!(decompress("lz4", MAX_RAW_SIZE + 1, &c, &mut out).is_err());
     }
 
+    #[test]
+    fn varint_fast_paths_cover_one_and_two_byte_encodings() {
+        for (bytes, want, len) in [
+            (&[0x00][..], 0, 1),
+            (&[0x7f], 127, 1),
+            (&[0x80, 0x01], 128, 2),
+            (&[0xff, 0x7f], 16383, 2),
+            (&[0x80, 0x80, 0x01], 16384, 3),
+            // Non-canonical, still valid protobuf.
+            (&[0x80, 0x00], 0, 2),
+        ] {
+            let mut r = Reader::new(bytes, 0);
+            assert_eq!(r.varint(), Ok(want), "{bytes:?}");
+            assert_eq!(r.pos, len, "{bytes:?}");
+        }
+        let mut r = Reader::new(&[0x80], 5);
+        assert_eq!(
+            r.varint(),
+            Err(Malformed {
+                at: 6,
+                what: "truncated varint"
+            })
+        );
+        let mut r = Reader::new(&[0xff; 11], 0);
+        assert_eq!(
+            r.varint().map_err(|e| e.what),
+            Err("varint longer than 10 bytes")
+        );
+    }
+
+    #[test]
+    fn key_value_fast_path_keeps_last_occurrence_and_skips_unknown_fields() {
+        let mut m = Vec::new();
+        field_bytes(&mut m, 1, b"k");
+        field_bytes(&mut m, 2, b"v");
+        assert_eq!(key_value(&m, 0), Ok((&b"k"[..], &b"v"[..])));
+        field_bytes(&mut m, 2, b"w");
+        field_bytes(&mut m, 9, b"x");
+        assert_eq!(key_value(&m, 0), Ok((&b"k"[..], &b"w"[..])));
+        let mut m = Vec::new();
+        field_bytes(&mut m, 2, b"v");
+        assert_eq!(key_value(&m, 0), Ok((&b""[..], &b"v"[..])));
+    }
+
+    #[test]
+    fn field_vector_allocation_is_reused_across_groups() {
+        let v: Vec<Field<'static>> = Vec::with_capacity(32);
+        let ptr = v.as_ptr() as usize;
+        let w: Vec<Field<'_>> = recycle(v);
+        assert!(w.capacity() >= 32);
+        assert_eq!(w.as_ptr() as usize, ptr);
+    }
+
     proptest! {
+        #[test]
+        fn fast_varint_equals_slow_varint_for_every_value(v in any::<u64>(), tail in proptest::collection::vec(any::<u8>(), 0..4)) {
+            let mut bytes = Vec::new();
+            varint(&mut bytes, v);
+            let len = bytes.len();
+            bytes.extend_from_slice(&tail);
+            prop_assert_eq!(varint_slow(&bytes), Some((v, len)));
+            let mut r = Reader::new(&bytes, 0);
+            prop_assert_eq!(r.varint(), Ok(v));
+            prop_assert_eq!(r.pos, len);
+        }
+
+        #[test]
+        fn fast_varint_equals_slow_varint_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..12)) {
+            let mut r = Reader::new(&bytes, 0);
+            match (r.varint(), varint_slow(&bytes)) {
+                (Ok(v), Some((w, n))) => {
+                    prop_assert_eq!(v, w);
+                    prop_assert_eq!(r.pos, n);
+                }
+                (Err(_), None) => {}
+                (fast, slow) => prop_assert!(false, "fast {:?} slow {:?}", fast, slow),
+            }
+        }
+
+        #[test]
+        fn key_value_fast_path_equals_general_reader(bytes in proptest::collection::vec(any::<u8>(), 0..40), k in proptest::collection::vec(any::<u8>(), 0..200), v in proptest::collection::vec(any::<u8>(), 0..200)) {
+            prop_assert_eq!(key_value(&bytes, 3), key_value_general(&bytes, 3));
+            if let Some(kv) = key_value_canonical(&bytes) {
+                prop_assert_eq!(Ok(kv), key_value_general(&bytes, 3));
+            }
+            let mut m = Vec::new();
+            field_bytes(&mut m, 1, &k);
+            field_bytes(&mut m, 2, &v);
+            // The usual encoding takes the fast path.
+            prop_assert_eq!(key_value_canonical(&m), Some((k.as_slice(), v.as_slice())));
+            prop_assert_eq!(key_value(&m, 0), Ok((k.as_slice(), v.as_slice())));
+            prop_assert_eq!(key_value(&m, 0), key_value_general(&m, 0));
+        }
+
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = visit_logs(&bytes, Resume::default(), &mut |_| Flow::Continue);
