@@ -5,10 +5,11 @@
 //! Shape (see `docs/architecture.md`):
 //!
 //! ```text
-//!  shard task (one per shard)                       sink task (one)
-//!  read_batch ─▶ format into Messages ─▶ mpsc ─▶ Sink::send ─▶ ack (oneshot)
-//!        ▲                                  (bounded)                │
-//!        └──── tracker: commit the delivered prefix ◀────────────────┘
+//!  shard task (one per shard)                     output task (one)
+//!  read_batch ─▶ format into Messages ─▶ mpsc ─▶ Sink::submit ─▶ ack (oneshot)
+//!        ▲                                  (bounded)    once the sink says │
+//!        │                                               the batch is safe  │
+//!        └──── tracker: commit the delivered prefix ◀───────────────────────┘
 //! ```
 //!
 //! - Every batch on its way to the SIEM holds its bytes of one budget shared
