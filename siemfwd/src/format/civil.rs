@@ -45,6 +45,16 @@ impl Civil {
             second: (tod % 60) as u8,
         }
     }
+
+    /// Append the time of day as `hh:mm:ss`, the part both syslog headers
+    /// share.
+    pub fn push_clock(&self, out: &mut Vec<u8>) {
+        push2(out, self.hour);
+        out.push(b':');
+        push2(out, self.minute);
+        out.push(b':');
+        push2(out, self.second);
+    }
 }
 
 /// (year, month 1–12, day 1–31) of the day `days` after 1970-01-01.

@@ -95,11 +95,7 @@ impl LocalClock {
                 push2(out, c.day);
             }
             out.push(b' ');
-            push2(out, c.hour);
-            out.push(b':');
-            push2(out, c.minute);
-            out.push(b':');
-            push2(out, c.second);
+            c.push_clock(out);
             self.stamp.copy_from_slice(&out[start..]);
             self.secs = secs;
             self.valid = true;

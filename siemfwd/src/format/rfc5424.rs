@@ -258,11 +258,7 @@ impl UtcClock {
             out.push(b'-');
             push2(out, c.day);
             out.push(b'T');
-            push2(out, c.hour);
-            out.push(b':');
-            push2(out, c.minute);
-            out.push(b':');
-            push2(out, c.second);
+            c.push_clock(out);
             self.prefix.copy_from_slice(&out[start..]);
             self.secs = secs;
             self.valid = true;
