@@ -4,9 +4,17 @@
 //! Each request draws once: a connection reset (the connection is dropped without a
 //! response), then a 5xx (`500 InternalServerError`, which every SDK retries), then — for
 //! PullLogs only — a `403 ReadQuotaExceed`, and for PutLogs a `403 WriteQuotaExceed`.
-//! Latency is added before anything else. Cursor expiry and forced consumer expiry are
-//! state changes, not per-request draws; they live on `RunningEmulator`.
+//! Latency is added before anything else: the fixed `latency` plus up to `latency_jitter` on
+//! every request, and `slow` more on a `slow_rate` share of them. Why a share: a fixed delay
+//! of seconds on every request is a different test (a distant region); a few slow answers
+//! among fast ones is what a loaded service does, and it is what shows whether one slow
+//! request stalls everything behind it. Cursor expiry and forced consumer expiry are state
+//! changes, not per-request draws; they live on `RunningEmulator`.
+//!
+//! Every fault that fires is counted ([`Faults::counts`]): a test that injects faults can
+//! then check they really fired, so it cannot pass by never meeting one.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -17,6 +25,10 @@ pub struct FaultConfig {
     pub latency: Duration,
     /// Extra random delay, uniform in `[0, latency_jitter]`.
     pub latency_jitter: Duration,
+    /// Probability that a request is slow: `slow` is added to its delay.
+    pub slow_rate: f64,
+    /// The extra delay of a slow request.
+    pub slow: Duration,
     /// Probability of `500 InternalServerError`.
     pub server_error_rate: f64,
     /// Probability of `403 ReadQuotaExceed` on PullLogs.
@@ -51,10 +63,35 @@ pub enum RequestKind {
     Other,
 }
 
-/// Shared, run-time adjustable fault settings.
+/// How many times each fault fired since the emulator started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    /// Requests delayed by `slow` (the `slow_rate` share).
+    pub slowed: u64,
+    /// Connections dropped without an answer.
+    pub resets: u64,
+    /// `500 InternalServerError` answers.
+    pub server_errors: u64,
+    /// `403 ReadQuotaExceed` answers (PullLogs).
+    pub read_throttles: u64,
+    /// `403 WriteQuotaExceed` answers (PutLogs).
+    pub write_throttles: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    slowed: AtomicU64,
+    resets: AtomicU64,
+    server_errors: AtomicU64,
+    read_throttles: AtomicU64,
+    write_throttles: AtomicU64,
+}
+
+/// Shared, run-time adjustable fault settings, and counts of the faults that fired.
 #[derive(Debug, Default)]
 pub struct Faults {
     config: Mutex<FaultConfig>,
+    fired: Counters,
 }
 
 impl Faults {
@@ -62,6 +99,7 @@ impl Faults {
     pub fn new(config: FaultConfig) -> Self {
         Self {
             config: Mutex::new(config),
+            fired: Counters::default(),
         }
     }
 
@@ -82,7 +120,7 @@ impl Faults {
         self.lock().clone()
     }
 
-    /// Clears every fault.
+    /// Clears every fault (the counts of faults that fired stay).
     pub fn clear(&self) {
         self.set(FaultConfig::default());
     }
@@ -92,6 +130,25 @@ impl Faults {
         let mut c = self.lock();
         c.latency = latency;
         c.latency_jitter = jitter;
+    }
+
+    /// Sets the share of slow requests and how much slower they are.
+    pub fn set_slow(&self, rate: f64, slow: Duration) {
+        let mut c = self.lock();
+        c.slow_rate = rate;
+        c.slow = slow;
+    }
+
+    /// How many times each fault fired so far.
+    pub fn counts(&self) -> FaultCounts {
+        let f = &self.fired;
+        FaultCounts {
+            slowed: f.slowed.load(Ordering::Relaxed),
+            resets: f.resets.load(Ordering::Relaxed),
+            server_errors: f.server_errors.load(Ordering::Relaxed),
+            read_throttles: f.read_throttles.load(Ordering::Relaxed),
+            write_throttles: f.write_throttles.load(Ordering::Relaxed),
+        }
     }
 
     /// Sets the 500 rate.
@@ -114,7 +171,8 @@ impl Faults {
         self.lock().reset_rate = rate;
     }
 
-    /// The delay for one request.
+    /// The delay for one request: the fixed latency, the jitter, and `slow` for the
+    /// `slow_rate` share.
     pub fn delay(&self) -> Duration {
         let c = self.lock();
         let jitter = c.latency_jitter.as_micros() as u64;
@@ -123,25 +181,35 @@ impl Faults {
         } else {
             fastrand::u64(0..=jitter)
         };
-        c.latency + Duration::from_micros(extra)
+        let mut delay = c.latency + Duration::from_micros(extra);
+        if hit(c.slow_rate) {
+            self.fired.slowed.fetch_add(1, Ordering::Relaxed);
+            delay += c.slow;
+        }
+        delay
     }
 
     /// Draws the fault for one request.
     pub fn draw(&self, kind: RequestKind) -> Injected {
         let c = self.lock();
-        let hit = |rate: f64| rate > 0.0 && fastrand::f64() < rate;
-        if hit(c.reset_rate) {
-            Injected::Reset
+        let (injected, counter) = if hit(c.reset_rate) {
+            (Injected::Reset, &self.fired.resets)
         } else if hit(c.server_error_rate) {
-            Injected::ServerError
-        } else if (kind == RequestKind::Read && hit(c.read_throttle_rate))
-            || (kind == RequestKind::Write && hit(c.write_throttle_rate))
-        {
-            Injected::Throttle
+            (Injected::ServerError, &self.fired.server_errors)
+        } else if kind == RequestKind::Read && hit(c.read_throttle_rate) {
+            (Injected::Throttle, &self.fired.read_throttles)
+        } else if kind == RequestKind::Write && hit(c.write_throttle_rate) {
+            (Injected::Throttle, &self.fired.write_throttles)
         } else {
-            Injected::None
-        }
+            return Injected::None;
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        injected
     }
+}
+
+fn hit(rate: f64) -> bool {
+    rate > 0.0 && fastrand::f64() < rate
 }
 
 #[cfg(test)]
@@ -175,5 +243,62 @@ mod tests {
             let d = f.delay();
             assert!(d >= Duration::from_millis(5) && d <= Duration::from_millis(7));
         }
+    }
+
+    #[test]
+    fn slow_rate_delays_only_its_share_of_requests_by_slow() {
+        let f = Faults::default();
+        f.set_latency(Duration::from_millis(1), Duration::ZERO);
+        f.set_slow(0.25, Duration::from_secs(2));
+        let n = 4000;
+        let slow = (0..n)
+            .map(|_| f.delay())
+            .inspect(|d| {
+                assert!(
+                    *d == Duration::from_millis(1) || *d == Duration::from_millis(2001),
+                    "{d:?}: the fixed latency, plus slow or nothing"
+                )
+            })
+            .filter(|d| *d > Duration::from_secs(1))
+            .count();
+        // 25 % of 4000 is 1000; a binomial σ is ~27, so ±200 never fails by chance.
+        assert!((800..=1200).contains(&slow), "{slow} slow of {n}");
+        assert_eq!(f.counts().slowed, slow as u64, "each slow request counted");
+        f.set_slow(0.0, Duration::from_secs(2));
+        assert!((0..1000).all(|_| f.delay() == Duration::from_millis(1)));
+        f.set_slow(1.0, Duration::ZERO);
+        assert_eq!(
+            f.delay(),
+            Duration::from_millis(1),
+            "slow of zero adds nothing"
+        );
+    }
+
+    #[test]
+    fn every_fault_that_fires_is_counted_by_kind() {
+        let f = Faults::default();
+        f.set_read_throttle_rate(1.0);
+        f.set_write_throttle_rate(1.0);
+        assert_eq!(f.draw(RequestKind::Read), Injected::Throttle);
+        assert_eq!(f.draw(RequestKind::Write), Injected::Throttle);
+        assert_eq!(f.draw(RequestKind::Write), Injected::Throttle);
+        assert_eq!(f.draw(RequestKind::Other), Injected::None);
+        f.set_server_error_rate(1.0);
+        assert_eq!(f.draw(RequestKind::Other), Injected::ServerError);
+        f.set_reset_rate(1.0);
+        assert_eq!(f.draw(RequestKind::Read), Injected::Reset);
+        f.clear();
+        assert_eq!(f.draw(RequestKind::Read), Injected::None);
+        assert_eq!(
+            f.counts(),
+            FaultCounts {
+                slowed: 0,
+                resets: 1,
+                server_errors: 1,
+                read_throttles: 1,
+                write_throttles: 2,
+            },
+            "clear() keeps the counts"
+        );
     }
 }

@@ -36,7 +36,7 @@ mod routes;
 mod server;
 pub mod store;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -49,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use error::{ApiError, Error};
-pub use faults::{FaultConfig, Faults};
+pub use faults::{FaultConfig, FaultCounts, Faults};
 pub use group::{Assign, Checkpoint};
 pub use load::LoadSpec;
 
@@ -260,6 +260,35 @@ impl EmulatorBuilder {
     }
 }
 
+/// One UpdateCheckPoint request the emulator answered, accepted or refused.
+///
+/// Why the emulator keeps them: whether a consumer that lost a shard had its later commits
+/// refused, and whether any accepted commit ever moved a shard's checkpoint backwards, is
+/// visible only in the sequence of updates; the stored checkpoint shows just the last one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointUpdate {
+    /// Project.
+    pub project: String,
+    /// Logstore.
+    pub logstore: String,
+    /// Consumer group.
+    pub group: String,
+    /// Shard.
+    pub shard: u32,
+    /// The `consumer` query parameter (may be empty).
+    pub consumer: String,
+    /// The checkpoint sent.
+    pub cursor: String,
+    /// `forceSuccess=true`.
+    pub force: bool,
+    /// The error code when refused (`ConsumerNotMatch`, `ConsumerNotExist`, …), `None` when
+    /// stored.
+    pub refused: Option<String>,
+}
+
+/// Checkpoint updates kept (the oldest are dropped beyond this).
+const CHECKPOINT_LOG_MAX: usize = 100_000;
+
 /// State shared by the server tasks and the library handle.
 pub(crate) struct Shared {
     pub(crate) store: Mutex<store::Store>,
@@ -267,6 +296,8 @@ pub(crate) struct Shared {
     pub(crate) faults: Arc<Faults>,
     pub(crate) request_seq: AtomicU64,
     pub(crate) persist: Option<persist::DataDir>,
+    /// Every UpdateCheckPoint answered, oldest first (at most [`CHECKPOINT_LOG_MAX`]).
+    pub(crate) checkpoint_log: Mutex<VecDeque<CheckpointUpdate>>,
 }
 
 impl Shared {
@@ -276,6 +307,29 @@ impl Shared {
         self.store
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn record_checkpoint_update(&self, update: CheckpointUpdate) {
+        if let Some(code) = &update.refused {
+            tracing::debug!(group = %update.group, shard = update.shard, consumer = %update.consumer, %code, "checkpoint refused");
+        }
+        let mut log = self
+            .checkpoint_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if log.len() >= CHECKPOINT_LOG_MAX {
+            log.pop_front();
+        }
+        log.push_back(update);
+    }
+
+    pub(crate) fn checkpoint_updates(&self) -> Vec<CheckpointUpdate> {
+        self.checkpoint_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
     }
 
     pub(crate) fn auto_shards(&self) -> Option<u32> {
@@ -384,6 +438,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
         config,
         request_seq: AtomicU64::new(0),
         persist,
+        checkpoint_log: Mutex::new(VecDeque::new()),
     });
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -543,6 +598,12 @@ impl RunningEmulator {
                 })
                 .collect(),
         )
+    }
+
+    /// Every UpdateCheckPoint answered so far (the newest 100,000), oldest first, accepted
+    /// and refused, for every group.
+    pub fn checkpoint_updates(&self) -> Vec<CheckpointUpdate> {
+        self.shared.checkpoint_updates()
     }
 
     /// The group's current assignment: shard → state, after expiring dead consumers.

@@ -107,6 +107,12 @@ struct FaultFlags {
     /// Extra random latency up to this many milliseconds.
     #[arg(long, default_value_t = 0)]
     fault_jitter_ms: u64,
+    /// Probability that a request is slow (delayed by --fault-slow-ms more).
+    #[arg(long, default_value_t = 0.0)]
+    fault_slow_rate: f64,
+    /// Extra latency of a slow request, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    fault_slow_ms: u64,
     /// Probability of 500 InternalServerError per request.
     #[arg(long, default_value_t = 0.0)]
     fault_5xx_rate: f64,
@@ -211,6 +217,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cfg.faults = FaultConfig {
                 latency: Duration::from_millis(faults.fault_latency_ms),
                 latency_jitter: Duration::from_millis(faults.fault_jitter_ms),
+                slow_rate: faults.fault_slow_rate,
+                slow: Duration::from_millis(faults.fault_slow_ms),
                 server_error_rate: faults.fault_5xx_rate,
                 read_throttle_rate: faults.fault_read_throttle_rate,
                 write_throttle_rate: faults.fault_write_throttle_rate,

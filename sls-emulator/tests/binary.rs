@@ -97,6 +97,10 @@ async fn serve_preloads_answers_control_endpoints_and_stops_on_sigterm() {
         "500",
         "--fault-read-throttle-rate",
         "0.5",
+        "--fault-slow-rate",
+        "0.25",
+        "--fault-slow-ms",
+        "10",
     ])
     .await;
     let (st, status) = http(addr, "GET", "/_emulator/status", "").await;
@@ -104,20 +108,26 @@ async fn serve_preloads_answers_control_endpoints_and_stops_on_sigterm() {
     assert_eq!(groups_in(&status, "store"), 5, "500 logs in groups of 100");
     let (_, faults) = http(addr, "GET", "/_emulator/faults", "").await;
     assert_eq!(faults["read_throttle_rate"], 0.5);
+    assert_eq!(
+        (&faults["slow_rate"], &faults["slow_ms"]),
+        (&serde_json::json!(0.25), &serde_json::json!(10))
+    );
     let (st, faults) = http(
         addr,
         "PUT",
         "/_emulator/faults",
-        r#"{"read_throttle_rate": 0, "latency_ms": 1}"#,
+        r#"{"read_throttle_rate": 0, "latency_ms": 1, "slow_rate": 0.05, "slow_ms": 2000}"#,
     )
     .await;
     assert_eq!(
         (
             st,
             faults["read_throttle_rate"].as_f64(),
-            faults["latency_ms"].as_u64()
+            faults["latency_ms"].as_u64(),
+            faults["slow_rate"].as_f64(),
+            faults["slow_ms"].as_u64()
         ),
-        (200, Some(0.0), Some(1))
+        (200, Some(0.0), Some(1), Some(0.05), Some(2000))
     );
     let (st, _) = http(addr, "PUT", "/_emulator/faults", r#"{"reset_rate": 2}"#).await;
     assert_eq!(st, 400, "rates outside [0, 1] are refused");

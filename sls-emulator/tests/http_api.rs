@@ -630,6 +630,48 @@ async fn consumer_group_lifecycle_and_rules() {
     assert_eq!(all[1]["checkpoint"], "");
     let stored = emu.checkpoints("proj", "store", "g1").expect("group");
     assert_eq!(stored[0].checkpoint, "MTAwMQ==");
+    // Every update is kept in order, refused ones with their code.
+    let log: Vec<(String, String, bool, Option<String>)> = emu
+        .checkpoint_updates()
+        .into_iter()
+        .map(|u| (u.consumer, u.cursor, u.force, u.refused))
+        .collect();
+    let s = |x: &str| x.to_owned();
+    assert_eq!(
+        log,
+        vec![
+            (s("c1"), s("MTAwMA=="), false, None),
+            (s("c2"), s("MTAwMA=="), false, Some(s("ConsumerNotExist"))),
+            (s("c2"), s("MTAwMQ=="), true, None),
+            (
+                s("c1"),
+                s("not a cursor!"),
+                true,
+                Some(s("InvalidShardCheckPoint"))
+            ),
+        ]
+    );
+    let over_http = Request::new("GET", "/_emulator/checkpoint-updates")
+        .send(a)
+        .await
+        .expect("resp")
+        .json();
+    assert_eq!(over_http.as_array().map(Vec::len), Some(4));
+    assert_eq!(
+        (
+            &over_http[1]["group"],
+            &over_http[1]["shard"],
+            &over_http[1]["consumer"],
+            &over_http[1]["refused"]
+        ),
+        (
+            &serde_json::json!("g1"),
+            &serde_json::json!(0),
+            &serde_json::json!("c2"),
+            &serde_json::json!("ConsumerNotExist")
+        )
+    );
+    assert_eq!(over_http[0]["refused"], serde_json::Value::Null);
 
     assert!(emu.expire_consumer("proj", "store", "g1", "c1"));
     assert_eq!(
@@ -692,6 +734,32 @@ async fn injected_faults_fire_and_clear() {
     assert_eq!(pull().send(a).await.expect("resp").status, 200);
     assert!(t.elapsed() >= Duration::from_millis(200));
     emu.faults().clear();
+    // A slow share of 1 delays every request by `slow`.
+    emu.faults().set_slow(1.0, Duration::from_millis(300));
+    let t = std::time::Instant::now();
+    assert_eq!(pull().send(a).await.expect("resp").status, 200);
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    emu.faults().clear();
+    let fired = emu.faults().counts();
+    assert_eq!(
+        (
+            fired.read_throttles,
+            fired.server_errors,
+            fired.resets,
+            fired.slowed
+        ),
+        (1, 1, 1, 1),
+        "each fault that fired was counted once"
+    );
+    let faults = Request::new("GET", "/_emulator/faults")
+        .send(a)
+        .await
+        .expect("resp")
+        .json();
+    assert_eq!(
+        faults["fired"],
+        serde_json::json!({"slowed": 1, "resets": 1, "server_errors": 1, "read_throttles": 1, "write_throttles": 0})
+    );
 
     // Cursor expiry: the old begin cursor becomes invalid and begin moves forward.
     emu.append("proj", "store", 0, &[group(1), group(2), group(3)])

@@ -43,13 +43,23 @@ fn millis(body: &Value, name: &str, current: Duration) -> Result<Duration, ApiEr
 
 fn faults_json(shared: &Shared) -> Value {
     let f = shared.faults.get();
+    let n = shared.faults.counts();
     json!({
         "latency_ms": f.latency.as_millis() as u64,
         "jitter_ms": f.latency_jitter.as_millis() as u64,
+        "slow_rate": f.slow_rate,
+        "slow_ms": f.slow.as_millis() as u64,
         "server_error_rate": f.server_error_rate,
         "read_throttle_rate": f.read_throttle_rate,
         "write_throttle_rate": f.write_throttle_rate,
         "reset_rate": f.reset_rate,
+        "fired": {
+            "slowed": n.slowed,
+            "resets": n.resets,
+            "server_errors": n.server_errors,
+            "read_throttles": n.read_throttles,
+            "write_throttles": n.write_throttles,
+        },
     })
 }
 
@@ -143,6 +153,8 @@ pub(crate) fn control(shared: &Shared, req: &Req) -> Result<Reply, ApiError> {
             let mut f = shared.faults.get();
             f.latency = millis(&body, "latency_ms", f.latency)?;
             f.latency_jitter = millis(&body, "jitter_ms", f.latency_jitter)?;
+            f.slow_rate = rate(&body, "slow_rate", f.slow_rate)?;
+            f.slow = millis(&body, "slow_ms", f.slow)?;
             f.server_error_rate = rate(&body, "server_error_rate", f.server_error_rate)?;
             f.read_throttle_rate = rate(&body, "read_throttle_rate", f.read_throttle_rate)?;
             f.write_throttle_rate = rate(&body, "write_throttle_rate", f.write_throttle_rate)?;
@@ -182,6 +194,25 @@ pub(crate) fn control(shared: &Shared, req: &Req) -> Result<Reply, ApiError> {
             ))
         }
         ("GET", "status") => Ok(Reply::json(&status(shared))),
+        ("GET", "checkpoint-updates") => {
+            let v: Vec<Value> = shared
+                .checkpoint_updates()
+                .into_iter()
+                .map(|u| {
+                    json!({
+                        "project": u.project,
+                        "logstore": u.logstore,
+                        "group": u.group,
+                        "shard": u.shard,
+                        "consumer": u.consumer,
+                        "checkpoint": u.cursor,
+                        "force": u.force,
+                        "refused": u.refused,
+                    })
+                })
+                .collect();
+            Ok(Reply::json(&Value::Array(v)))
+        }
         _ => Err(ApiError::new(
             404,
             "RequestURINotFound",

@@ -169,7 +169,7 @@ pub(super) fn update_checkpoint(
         .get("checkpoint")
         .and_then(Value::as_str)
         .ok_or_else(|| json_invalid("checkpoint is required"))?;
-    with_logstore(shared, req, ls, |l| {
+    let result = with_logstore(shared, req, ls, |l| {
         if !l.shards.contains_key(&shard) {
             return Err(ApiError::new(
                 404,
@@ -186,7 +186,18 @@ pub(super) fn update_checkpoint(
             unix_now_us(),
             Instant::now(),
         )
-    })?;
+    });
+    shared.record_checkpoint_update(crate::CheckpointUpdate {
+        project: req.project.clone().unwrap_or_default(),
+        logstore: ls.to_owned(),
+        group: cg.to_owned(),
+        shard,
+        consumer: consumer.to_owned(),
+        cursor: checkpoint.trim().to_owned(),
+        force,
+        refused: result.as_ref().err().map(|e| e.code.to_string()),
+    });
+    result?;
     shared.save_meta(&shared.lock());
     Ok(Reply::empty())
 }
