@@ -341,3 +341,124 @@ pub fn warnings(log: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// An in-process TCP receiver for LF-framed syslog that keeps only how often
+/// each `seq=<shard>:<n>` arrived (one counter per expected log), so a
+/// million-log run needs a few MB rather than every line.
+#[derive(Clone)]
+pub struct SeqCounter {
+    pub addr: SocketAddr,
+    shards: u32,
+    per_shard: u64,
+    counts: Arc<Vec<std::sync::atomic::AtomicU32>>,
+    lines: Arc<std::sync::atomic::AtomicU64>,
+    /// Lines without a seq in range, e.g. `["3:x", …]` (the first few).
+    strays: Arc<Mutex<Vec<String>>>,
+}
+
+impl SeqCounter {
+    pub fn start(shards: u32, per_shard: u64) -> Self {
+        use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let n = (u64::from(shards) * per_shard) as usize;
+        let counts: Arc<Vec<AtomicU32>> = Arc::new((0..n).map(|_| AtomicU32::new(0)).collect());
+        let lines = Arc::new(AtomicU64::new(0));
+        let strays = Arc::new(Mutex::new(Vec::new()));
+        let me = Self {
+            addr,
+            shards,
+            per_shard,
+            counts,
+            lines,
+            strays,
+        };
+        let shared = me.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let me = shared.clone();
+                std::thread::spawn(move || {
+                    use std::io::BufRead as _;
+                    let r = std::io::BufReader::with_capacity(1 << 16, conn);
+                    for line in r.split(b'\n') {
+                        let Ok(line) = line else { return };
+                        me.lines.fetch_add(1, Ordering::Relaxed);
+                        match seq_of(&String::from_utf8_lossy(&line))
+                            .filter(|(s, n)| *s < me.shards && *n < me.per_shard)
+                        {
+                            Some((s, n)) => {
+                                me.counts[(u64::from(s) * me.per_shard + n) as usize]
+                                    .fetch_add(1, Ordering::Relaxed);
+                            }
+                            None => {
+                                let mut st = me.strays.lock().unwrap();
+                                if st.len() < 5 {
+                                    st.push(String::from_utf8_lossy(&line).into_owned());
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        me
+    }
+
+    /// Lines received (with or without a seq).
+    pub fn lines(&self) -> u64 {
+        self.lines.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Expected logs not received yet, and the first few of them.
+    pub fn missing(&self) -> (u64, Vec<(u32, u64)>) {
+        let mut n = 0;
+        let mut first = Vec::new();
+        for (i, c) in self.counts.iter().enumerate() {
+            if c.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                n += 1;
+                if first.len() < 5 {
+                    let i = i as u64;
+                    first.push(((i / self.per_shard) as u32, i % self.per_shard));
+                }
+            }
+        }
+        (n, first)
+    }
+
+    /// Receptions beyond the first of each log.
+    pub fn duplicates(&self) -> u64 {
+        self.counts
+            .iter()
+            .map(|c| {
+                u64::from(
+                    c.load(std::sync::atomic::Ordering::Relaxed)
+                        .saturating_sub(1),
+                )
+            })
+            .sum()
+    }
+
+    /// Duplicates per shard.
+    pub fn duplicates_by_shard(&self) -> Vec<u64> {
+        (0..self.shards)
+            .map(|s| {
+                let from = (u64::from(s) * self.per_shard) as usize;
+                self.counts[from..from + self.per_shard as usize]
+                    .iter()
+                    .map(|c| {
+                        u64::from(
+                            c.load(std::sync::atomic::Ordering::Relaxed)
+                                .saturating_sub(1),
+                        )
+                    })
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// Lines that carried no seq in range (the first few).
+    pub fn strays(&self) -> Vec<String> {
+        self.strays.lock().unwrap().clone()
+    }
+}
