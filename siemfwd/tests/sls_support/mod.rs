@@ -426,6 +426,15 @@ impl SeqCounter {
         (n, first)
     }
 
+    /// How many logs of `shard` arrived without a gap from log 0.
+    pub fn prefix(&self, shard: u32) -> u64 {
+        let from = (u64::from(shard) * self.per_shard) as usize;
+        self.counts[from..from + self.per_shard as usize]
+            .iter()
+            .take_while(|c| c.load(std::sync::atomic::Ordering::Relaxed) > 0)
+            .count() as u64
+    }
+
     /// Receptions beyond the first of each log.
     pub fn duplicates(&self) -> u64 {
         self.counts
@@ -460,5 +469,93 @@ impl SeqCounter {
     /// Lines that carried no seq in range (the first few).
     pub fn strays(&self) -> Vec<String> {
         self.strays.lock().unwrap().clone()
+    }
+}
+
+/// A TCP proxy on loopback that the test can cut and heal, to cut one
+/// process off from the emulator while everything else goes on.
+///
+/// Cut means *held*, as in a network partition: connections stay open, no
+/// byte passes in either direction, and new connections are accepted but not
+/// forwarded. On heal everything waiting flows again, so a request sent
+/// during the cut reaches the server late (after the partition), which is
+/// exactly when a stale owner's commit must be refused.
+#[derive(Clone)]
+pub struct CutProxy {
+    pub addr: SocketAddr,
+    /// `true` while cut; the condvar wakes the pumps on heal.
+    gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl CutProxy {
+    pub fn start(upstream: SocketAddr) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let addr = listener.local_addr().expect("addr");
+        let me = Self {
+            addr,
+            gate: Arc::new((Mutex::new(false), std::sync::Condvar::new())),
+        };
+        let proxy = me.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(client) = conn else { return };
+                let proxy = proxy.clone();
+                std::thread::spawn(move || {
+                    proxy.wait_open();
+                    let Ok(server) = std::net::TcpStream::connect(upstream) else {
+                        return;
+                    };
+                    let _ = server.set_nodelay(true);
+                    let _ = client.set_nodelay(true);
+                    let (c2, s2) = match (client.try_clone(), server.try_clone()) {
+                        (Ok(c), Ok(s)) => (c, s),
+                        _ => return,
+                    };
+                    let p2 = proxy.clone();
+                    std::thread::spawn(move || p2.pump(c2, s2));
+                    proxy.pump(server, client);
+                });
+            }
+        });
+        me
+    }
+
+    fn wait_open(&self) {
+        let (cut, cv) = &*self.gate;
+        let mut g = cut.lock().unwrap();
+        while *g {
+            g = cv.wait(g).unwrap();
+        }
+    }
+
+    /// Copies `from` → `to`, holding whatever it read while the proxy is cut.
+    fn pump(&self, mut from: std::net::TcpStream, mut to: std::net::TcpStream) {
+        use std::io::Read as _;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            self.wait_open();
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            // Read just before a cut: held until the heal like the rest.
+            self.wait_open();
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Write);
+        let _ = from.shutdown(std::net::Shutdown::Read);
+    }
+
+    /// Stop forwarding (hold every connection).
+    pub fn cut(&self) {
+        *self.gate.0.lock().unwrap() = true;
+    }
+
+    /// Forward again, including everything held.
+    pub fn heal(&self) {
+        *self.gate.0.lock().unwrap() = false;
+        self.gate.1.notify_all();
     }
 }

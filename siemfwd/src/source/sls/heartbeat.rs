@@ -15,6 +15,12 @@
 //! - Other failures: keep the current assignment until `timeout + interval`
 //!   has passed since the last success (the server has dropped us by then),
 //!   then publish "hold nothing" — what the Python consumer does.
+//! - A heartbeat that gets no answer at all (a network partition that holds
+//!   the connection rather than refusing it) counts as a failure once it has
+//!   waited until that same `timeout + interval` deadline, not after the
+//!   longer `request_timeout`: an answer that late is worthless (the server
+//!   has dropped us), and meanwhile we would go on reading shards that are
+//!   someone else's.
 //! - Fatal errors (credentials, logstore gone) are published and end the loop.
 
 use std::collections::BTreeSet;
@@ -73,10 +79,21 @@ pub async fn run(
             });
         };
         let mut wait = interval;
-        match client
-            .heartbeat(&settings.group, &settings.consumer, &body)
-            .await
-        {
+        // Waited for no longer than the give-up deadline (see the module
+        // docs); after giving up, each re-join attempt gets one interval.
+        let patience = give_up.saturating_sub(last_ok.elapsed()).max(interval);
+        let answer = tokio::time::timeout(
+            patience,
+            client.heartbeat(&settings.group, &settings.consumer, &body),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(super::Error::Network {
+                what: "HeartBeat".to_owned(),
+                cause: format!("no answer within {patience:?}"),
+            })
+        });
+        match answer {
             Ok(shards) => {
                 if failures > 0 {
                     tracing::info!(failures, "heartbeat works again");
@@ -138,5 +155,117 @@ pub async fn leave(client: &Client, settings: &Settings) {
     {
         Ok(_) => tracing::info!(consumer = %settings.consumer, "left the consumer group"),
         Err(e) => tracing::debug!(error = %e, "final heartbeat failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+    use crate::config::units::HumanDuration;
+    use crate::config::SlsSourceConfig;
+
+    /// A Log Service stand-in that answers the first heartbeat with shard 0
+    /// and then goes silent: every later request, on that connection or a
+    /// new one, is read and never answered (a partition that holds
+    /// connections rather than refusing them).
+    async fn answers_once_then_silent() -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let mut first = true;
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let answer = std::mem::take(&mut first);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    let mut got = Vec::new();
+                    if answer {
+                        // Headers, then the body announced by Content-Length.
+                        loop {
+                            let Ok(n) = conn.read(&mut buf).await else {
+                                return;
+                            };
+                            if n == 0 {
+                                return;
+                            }
+                            got.extend_from_slice(&buf[..n]);
+                            let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+                            let Some(end) = text.find("\r\n\r\n") else {
+                                continue;
+                            };
+                            let len: usize = text
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse().ok())
+                                .unwrap_or(0);
+                            if got.len() >= end + 4 + len {
+                                break;
+                            }
+                        }
+                        let reply = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                                     content-length: 3\r\nx-log-requestid: 1\r\n\r\n[0]";
+                        if conn.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    while conn.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_without_any_answer_releases_the_shards_after_timeout_plus_interval() {
+        let addr = answers_once_then_silent().await;
+        let cfg = SlsSourceConfig {
+            endpoint: format!("http://{addr}"),
+            access_key_id: "ak".into(),
+            access_key_secret: "secret".into(),
+            project: "p".into(),
+            logstore: "l".into(),
+            consumer_group: "g".into(),
+            consumer_name: "c".into(),
+            heartbeat_interval: HumanDuration(Duration::from_millis(200)),
+            heartbeat_timeout: Some(HumanDuration(Duration::from_secs(1))),
+            // Far longer than the group timeout: the rule must not wait for it.
+            request_timeout: HumanDuration(Duration::from_secs(60)),
+            ..SlsSourceConfig::default()
+        };
+        let (client, settings) = super::super::build(&cfg).expect("settings");
+        let (tx, mut rx) = watch::channel(Assignment::default());
+        let cancel = CancellationToken::new();
+        let started = Instant::now();
+        tokio::spawn(run(
+            client,
+            Arc::new(settings),
+            Held::default(),
+            tx,
+            cancel.clone(),
+        ));
+        rx.changed().await.expect("first answer");
+        assert_eq!(
+            rx.borrow_and_update().shards,
+            BTreeSet::from([ShardId(0)]),
+            "the one answer is published"
+        );
+        // Silence from then on: given up at timeout + interval (1.2s), not
+        // at the 60s request timeout.
+        tokio::time::timeout(Duration::from_secs(20), rx.changed())
+            .await
+            .expect("shards released long before the request timeout")
+            .expect("loop alive");
+        assert!(rx.borrow().shards.is_empty(), "{:?}", rx.borrow());
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "not before the group timeout: {:?}",
+            started.elapsed()
+        );
+        cancel.cancel();
     }
 }
