@@ -11,9 +11,10 @@
 //! - [`EmulatorConfig`] (or [`Emulator::builder`]) says where to listen, which AccessKeys to
 //!   accept, which logstores to create, where to persist, and which faults to inject.
 //! - [`start`] binds and serves in the background, returning a [`RunningEmulator`]: its
-//!   address and endpoint, a [`Faults`] handle, direct store helpers (create logstores,
-//!   append log groups without HTTP, read checkpoints, expire consumers or cursors) and
-//!   [`RunningEmulator::shutdown`].
+//!   address and endpoint, a [`Faults`] handle (with counts of the faults that fired),
+//!   direct store helpers (create logstores, append log groups without HTTP, read
+//!   checkpoints and the log of checkpoint updates with refusals, expire consumers or
+//!   cursors) and [`RunningEmulator::shutdown`].
 //! - Modules: `auth` (v1/v4 signatures), `cursor`, `proto`, `compress`, `store` (shards and
 //!   data), `group` (consumer-group state machine), `faults`, `persist` (data directory),
 //!   `load` (synthetic audit events), `server` + `routes` (HTTP).
