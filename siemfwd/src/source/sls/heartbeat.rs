@@ -79,9 +79,14 @@ pub async fn run(
             });
         };
         let mut wait = interval;
-        // Waited for no longer than the give-up deadline (see the module
-        // docs); after giving up, each re-join attempt gets one interval.
-        let patience = give_up.saturating_sub(last_ok.elapsed()).max(interval);
+        // While shards are held, waited for no longer than the give-up
+        // deadline (see the module docs). A re-join holds nothing, so it may
+        // wait as long as the group timeout for a slow answer.
+        let patience = if rejoin {
+            settings.heartbeat_timeout
+        } else {
+            give_up.saturating_sub(last_ok.elapsed()).max(interval)
+        };
         let answer = tokio::time::timeout(
             patience,
             client.heartbeat(&settings.group, &settings.consumer, &body),
