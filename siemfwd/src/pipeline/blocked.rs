@@ -143,8 +143,8 @@ impl Incident {
         tracing::warn!(
             unreachable_for = %human(since.map_or(after, |t| now.duration_since(t))),
             cause = cause.unwrap_or("unknown"),
-            "the SIEM cannot take data: dropping records (counted, their positions committed) until it is back, \
-             as pipeline.when_blocked = \"drop\" allows after pipeline.drop_after = {}",
+            "the SIEM cannot take data: dropping records until it is back (pipeline.when_blocked = \"drop\", \
+             pipeline.drop_after = {}); they are counted and their positions committed",
             human(after)
         );
         Self {

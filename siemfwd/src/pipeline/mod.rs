@@ -457,7 +457,11 @@ async fn run_sink(
             break false;
         }
         // What the drop policy cancels; a child of `abort`, so it follows it.
-        let cut = abort.child_token();
+        let cut = if unreachable.is_some() {
+            abort.child_token()
+        } else {
+            abort.clone()
+        };
         let due = sink.next_check();
         let step = tokio::select! {
             biased;
