@@ -762,7 +762,7 @@ impl StreamSink {
         self.held.len()
     }
 
-    /// Follow [`StreamSink::blocked`]: `Some(since)` while no connection is
+    /// Follow the `blocked` field: `Some(since)` while no connection is
     /// up, `since` being when the incident began (nothing became safe
     /// since); `None` while connected.
     pub(crate) fn blocked_watch(&self) -> watch::Receiver<Option<Instant>> {
