@@ -663,7 +663,7 @@ mod tests {
     use super::blocked::{Dropped, Policy};
     use super::budget::Budget;
     use super::{run_sink, Answer, Done, SendRequest};
-    use crate::sink::testutil::{batch, config, framed, read_all, LogCapture};
+    use crate::sink::testutil::{batch, config, framed, read_all};
     use crate::sink::{Framing, Messages, Sink, Transport};
 
     /// A port nobody listens on (for now).
@@ -697,11 +697,8 @@ mod tests {
         batch(&[format!("<14>1 m{i}a"), format!("<14>1 m{i}b")])
     }
 
-    // A current-thread runtime, so the log capture sees the output task.
-    #[tokio::test(flavor = "current_thread")]
+    #[tokio::test]
     async fn drop_policy_drops_once_unreachable_for_drop_after_then_resumes() {
-        let logs = LogCapture::default();
-        let _guard = logs.install();
         let addr = closed_port().await;
         let sink = Sink::build(&config(Transport::Tcp, &addr)).expect("sink");
         let after = Duration::from_millis(300);
@@ -799,18 +796,10 @@ mod tests {
                 batches,
             }
         );
-        // One line as dropping starts, one as it ends.
-        assert_eq!(
-            logs.count("WARN", "the SIEM cannot take data"),
-            1,
-            "{:#?}",
-            logs.lines()
-        );
-        assert_eq!(logs.count("WARN", "the SIEM takes data again"), 1);
-        assert_eq!(
-            logs.count("WARN", &format!("records_dropped={}", 2 * batches)),
-            1
-        );
+        // The log lines (one as dropping starts, one as it ends) are
+        // checked on the real process in tests/delivery_drop.rs: here other
+        // tests reach the same callsites from other threads at the same
+        // time, which races tracing's per-callsite interest cache.
     }
 
     #[tokio::test]
@@ -838,6 +827,56 @@ mod tests {
         assert_eq!(output.await.expect("output task"), Dropped::default());
         let received = server.await.expect("server task");
         assert_eq!(received, framed(&numbered(0), Framing::OctetCounting));
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_stops_reading_is_dropped_for_once_the_stall_is_seen() {
+        // Connected, but nothing is read: the sink sees a stall after
+        // `sink.write_timeout`; from then on the incident's clock runs.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("rcvbuf");
+        socket
+            .bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        let l = socket.listen(8).expect("listen");
+        let addr = l.local_addr().expect("addr").to_string();
+        let holder = tokio::spawn(async move {
+            // Accept and keep every connection, never reading.
+            let mut kept = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                kept.push(s);
+            }
+        });
+        let mut cfg = config(Transport::Tcp, &addr);
+        cfg.write_timeout = crate::config::units::HumanDuration(Duration::from_millis(200));
+        let sink = Sink::build(&cfg).expect("sink");
+        let (tx, rx) = mpsc::channel(64);
+        let budget = Budget::new(16 << 20);
+        let output = tokio::spawn(run_sink(
+            sink,
+            rx,
+            CancellationToken::new(),
+            Policy::Drop {
+                after: Duration::from_millis(200),
+            },
+        ));
+        // Far more than the path holds.
+        let big = crate::sink::testutil::big_batch(4096, 1000);
+        let started = tokio::time::Instant::now();
+        match answer(hand_over(&tx, &budget, big).await).await {
+            Done::Dropped(m) => assert_eq!(m.len(), 4096),
+            Done::Delivered(_) => panic!("delivered to a receiver that reads nothing"),
+        }
+        // The stall had to be seen first, then last `drop_after`.
+        assert!(
+            started.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(tx);
+        let totals = output.await.expect("output task");
+        holder.abort();
+        assert_eq!((totals.records, totals.batches), (4096, 1));
     }
 
     #[test]
