@@ -282,3 +282,43 @@ fn drop_policy_counts_every_dropped_line_and_commits_past_them() {
     );
     assert_eq!((starts, ends), (1, 1), "one line each way:\n{log}");
 }
+
+#[test]
+fn check_refuses_drop_after_without_the_drop_policy_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    append(dir.path(), 0, 0, 1);
+    let cases = [
+        (
+            "drop_after = \"5s\"\n",
+            "pipeline.drop_after: is set, but pipeline.when_blocked is \"wait\"",
+        ),
+        (
+            "when_blocked = \"drop\"\ndrop_after = \"0s\"\n",
+            "pipeline.drop_after: must be longer than 0",
+        ),
+        (
+            "when_blocked = \"sometimes\"\n",
+            "pipeline.when_blocked: unknown variant `sometimes`",
+        ),
+    ];
+    for (pipeline, expected) in cases {
+        write_config(
+            dir.path(),
+            1,
+            false,
+            "address = \"127.0.0.1:9\"",
+            &format!("[pipeline]\n{pipeline}"),
+        );
+        // A clean environment: no SIEMFWD_* of the caller overrides the file.
+        let out = support::siemfwd::command(&["check", "-c", "c.toml"])
+            .current_dir(dir.path())
+            .output()
+            .expect("siemfwd check runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{pipeline}\n{err}");
+        assert!(
+            err.contains(expected),
+            "{pipeline}: expected {expected:?} in\n{err}"
+        );
+    }
+}
