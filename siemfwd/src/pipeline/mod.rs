@@ -18,6 +18,11 @@
 //!   also keeps at most `pipeline.in_flight_batches` of its own in flight.
 //!   That is the whole back-pressure story: a SIEM outage stalls reading,
 //!   and memory stays flat whatever the number of shards.
+//! - Unless the user opts in to `pipeline.when_blocked = "drop"`
+//!   (`blocked.rs`): then, once the receiver has been unreachable for
+//!   `pipeline.drop_after`, the output task answers batches as dropped
+//!   (counted, and done for the tracker, so positions move on) until the
+//!   sink connects again.
 //! - Checkpoints move through [`tracker::Tracker`] only, on an interval, when
 //!   a shard ends and on shutdown.
 //! - Files are a fixed set of shards and the run ends when all end. A
