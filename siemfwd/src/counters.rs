@@ -53,6 +53,12 @@ counters! {
     malformed_skipped,
     /// Reconnects of stream sinks.
     reconnects,
+    /// Records dropped by `pipeline.when_blocked = "drop"` while the SIEM
+    /// could not take data (one message each; never delivered, yet their
+    /// positions were committed). Zero unless that policy is configured.
+    records_dropped,
+    /// Bytes of the messages counted in `records_dropped` (without framing).
+    bytes_dropped,
 }
 
 /// Add `n` to a counter.

@@ -95,13 +95,20 @@ fn siem_down_for(outage: Duration) {
     got.update();
     let log = siemfwd.log();
     let warnings = log.matches(" WARN ").count();
+    // The default policy (`pipeline.when_blocked = "wait"`) never drops:
+    // no `records_dropped` in the final counters.
+    let stopped = log
+        .lines()
+        .rfind(|l| l.contains("siemfwd stopped"))
+        .unwrap_or_default();
+    let dropped = stopped.contains("records_dropped=");
     println!(
         "outage {:?} at {RATE} lines/s offered: {lines} lines; received {received_before} before, \
          {} while down (rsyslog's queue), {written_while_down} written while down; \
          RSS {rss_early} KiB 1s into the outage, {rss_late} KiB at its end, \
          peak RSS {} KiB during the outage, {} KiB overall (limit {} MiB); all received {:.1}s \
          after rsyslog came back ({:.1}s in all): {} messages, {} missing, {} duplicates; \
-         siemfwd logged {warnings} warnings",
+         siemfwd logged {warnings} warnings, records_dropped {}",
         outage,
         received_while_down - received_before,
         peak_during,
@@ -112,7 +119,9 @@ fn siem_down_for(outage: Duration) {
         got.messages,
         got.missing(),
         got.duplicates(),
+        if dropped { "> 0" } else { "0" },
     );
+    assert!(!dropped, "the default policy dropped records: {stopped}");
     assert_eq!(got.missing(), 0, "missing, e.g. {:?}", got.missing_sample());
     assert!(
         peak < MAX_PEAK_RSS_MIB * 1024,

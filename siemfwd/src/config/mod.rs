@@ -340,7 +340,30 @@ pub struct PipelineConfig {
     /// On SIGINT/SIGTERM: how long to wait for in-flight batches to be
     /// delivered before giving up on them (they are then not committed).
     pub drain_timeout: HumanDuration,
+    /// What to do while the SIEM cannot take data: wait (the default,
+    /// nothing is ever dropped) or, after `drop_after`, drop and count.
+    pub when_blocked: WhenBlocked,
+    /// With `when_blocked = "drop"`: how long the receiver must have been
+    /// unable to take data before records are dropped. Unset: 60s. Refused
+    /// with `when_blocked = "wait"`, where it would mean nothing.
+    pub drop_after: Option<HumanDuration>,
 }
+
+/// The `pipeline.when_blocked` policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenBlocked {
+    /// Back-pressure: stop reading until the SIEM takes data again; the
+    /// source keeps the backlog. Nothing is dropped.
+    #[default]
+    Wait,
+    /// After `drop_after` of the SIEM being unable to take data, drop
+    /// records (counted, positions committed) to stay current.
+    Drop,
+}
+
+/// Default of `pipeline.drop_after`.
+pub const DEFAULT_DROP_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Default for PipelineConfig {
     fn default() -> Self {
@@ -351,6 +374,8 @@ impl Default for PipelineConfig {
             max_in_flight_bytes: ByteSize(16 << 20),
             checkpoint_interval: HumanDuration(std::time::Duration::from_secs(3)),
             drain_timeout: HumanDuration(std::time::Duration::from_secs(10)),
+            when_blocked: WhenBlocked::Wait,
+            drop_after: None,
         }
     }
 }

@@ -151,6 +151,8 @@ pub const KEYS: &[Key] = &[
     key("pipeline.max_in_flight_bytes", Str, r#""16MiB""#),
     key("pipeline.checkpoint_interval", Str, r#""3s""#),
     key("pipeline.drain_timeout", Str, r#""10s""#),
+    key("pipeline.when_blocked", Str, r#""drop""#),
+    key("pipeline.drop_after", Str, r#""60s""#),
 ];
 
 /// The environment variable for a key: `SIEMFWD_` + path, upper case, `.` → `_`.

@@ -69,7 +69,12 @@ pub(super) async fn run<G: GroupSource>(
     let dry_run = matches!(parts.output, Output::Tap(_));
     let window = parts.settings.in_flight_batches.max(1);
     let (tx, rx) = mpsc::channel::<SendRequest>(window * CHANNEL_SLOTS);
-    let sink_task = tokio::spawn(run_output(parts.output, rx, shutdown.abort.clone()));
+    let sink_task = tokio::spawn(run_output(
+        parts.output,
+        rx,
+        shutdown.abort.clone(),
+        super::blocked::Policy::of(&parts.settings),
+    ));
     let deadline = drain_deadline(&shutdown, parts.settings.drain_timeout.0);
     // One budget for every shard the group ever hands us.
     let budget = Budget::new(parts.settings.max_in_flight_bytes.0);
@@ -113,6 +118,7 @@ pub(super) async fn run<G: GroupSource>(
                         match result {
                             Ok(s) => {
                                 summary.messages += s.messages;
+                                summary.dropped += s.dropped;
                                 tracing::info!(shard = id, "shard released");
                                 // Not delivered without a stop: the output
                                 // failed for good; restarting the shard

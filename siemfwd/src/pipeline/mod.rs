@@ -18,6 +18,11 @@
 //!   also keeps at most `pipeline.in_flight_batches` of its own in flight.
 //!   That is the whole back-pressure story: a SIEM outage stalls reading,
 //!   and memory stays flat whatever the number of shards.
+//! - Unless the user opts in to `pipeline.when_blocked = "drop"`
+//!   (`blocked.rs`): then, once the receiver has been unreachable for
+//!   `pipeline.drop_after`, the output task answers batches as dropped
+//!   (counted, and done for the tracker, so positions move on) until the
+//!   sink connects again.
 //! - Checkpoints move through [`tracker::Tracker`] only, on an interval, when
 //!   a shard ends and on shutdown.
 //! - Files are a fixed set of shards and the run ends when all end. A
@@ -34,6 +39,7 @@
 //!
 //! What this module must not know: wire formats, socket details, HTTP.
 
+mod blocked;
 mod budget;
 mod group;
 mod shard;
@@ -107,6 +113,9 @@ pub struct Summary {
     pub records: u64,
     /// Messages delivered.
     pub messages: u64,
+    /// Records dropped by `pipeline.when_blocked = "drop"` (also in the
+    /// `records_dropped` counter).
+    pub dropped: u64,
     /// True when in-flight batches were abandoned (abort).
     pub aborted: bool,
 }
@@ -263,7 +272,12 @@ async fn run_files(
         let window = settings.in_flight_batches.max(1);
         let (tx, rx) = mpsc::channel::<SendRequest>(window * inputs.len());
         let dry_run = matches!(output, Output::Tap(_));
-        let sink_task = tokio::spawn(run_output(output, rx, shutdown.abort.clone()));
+        let sink_task = tokio::spawn(run_output(
+            output,
+            rx,
+            shutdown.abort.clone(),
+            blocked::Policy::of(&settings),
+        ));
         let deadline = drain_deadline(&shutdown, settings.drain_timeout.0);
         let budget = budget::Budget::new(settings.max_in_flight_bytes.0);
 
@@ -290,7 +304,10 @@ async fn run_files(
         };
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok(Ok(s)) => summary.messages += s.messages,
+                Ok(Ok(s)) => {
+                    summary.messages += s.messages;
+                    summary.dropped += s.dropped;
+                }
                 Ok(Err(e)) => {
                     // Stop the other shards too: they drain and commit.
                     shutdown.stop.cancel();
@@ -339,15 +356,33 @@ fn check_settings(p: &PipelineConfig) -> Result<(), Error> {
     if p.checkpoint_interval.0 < Duration::from_millis(10) {
         return Err(bad("checkpoint_interval", "must be at least 10ms"));
     }
+    if let Some((key, problem)) = blocked::check(p) {
+        return Err(bad(key, &problem));
+    }
     Ok(())
 }
+
+/// How a batch left the pipeline; either way its buffer comes back for
+/// reuse and its position may be committed.
+#[derive(Debug)]
+enum Done {
+    /// Delivered (see `sink` for what that means per transport).
+    Delivered(Messages),
+    /// Dropped by `pipeline.when_blocked = "drop"`, and counted
+    /// (`blocked.rs`).
+    Dropped(Messages),
+}
+
+/// The answer to a batch: done, or why it was not (abandoned, or an output
+/// that failed for good).
+type Answer = Result<Done, sink::Error>;
 
 /// A batch on its way to the output; the answer brings the buffer back for
 /// reuse, or says why it was not delivered.
 #[derive(Debug)]
 struct SendRequest {
     msgs: Messages,
-    ack: oneshot::Sender<Result<Messages, sink::Error>>,
+    ack: oneshot::Sender<Answer>,
     /// The batch's share of `pipeline.max_in_flight_bytes`; dropped (given
     /// back) with the answer, or when the batch is abandoned.
     permit: budget::Permit,
@@ -355,9 +390,16 @@ struct SendRequest {
 
 /// The output task: submits batches to the output in the order they arrive
 /// and answers each once it is delivered.
-async fn run_output(output: Output, rx: mpsc::Receiver<SendRequest>, abort: CancellationToken) {
+async fn run_output(
+    output: Output,
+    rx: mpsc::Receiver<SendRequest>,
+    abort: CancellationToken,
+    policy: blocked::Policy,
+) {
     match output {
-        Output::Sink(sink) => run_sink(sink, rx, abort).await,
+        Output::Sink(sink) => {
+            run_sink(sink, rx, abort, policy).await;
+        }
         Output::Tap(tap) => run_tap(tap, rx).await,
     }
 }
@@ -370,7 +412,7 @@ async fn run_tap(mut tap: tap::Tap, mut rx: mpsc::Receiver<SendRequest>) {
             counters::add(&COUNTERS.messages_delivered, req.msgs.len() as u64);
             counters::add(&COUNTERS.bytes_delivered, req.msgs.byte_len() as u64);
         }
-        let _ = req.ack.send(result.map(|()| req.msgs));
+        let _ = req.ack.send(result.map(|()| Done::Delivered(req.msgs)));
         drop(req.permit);
     }
     tap.flush().await;
@@ -390,37 +432,52 @@ async fn run_tap(mut tap: tap::Tap, mut rx: mpsc::Receiver<SendRequest>) {
 /// `submit` or `progress` wait in the sink's reconnect loop, no permit comes
 /// back and the shards stop reading.
 ///
+/// With `pipeline.when_blocked = "drop"` (`blocked.rs`) that wait is cut
+/// once the receiver has been unreachable for `drop_after`: the batches the
+/// sink holds are answered as dropped, and so is every batch handed over
+/// until the sink connects again. Returns what was dropped.
+///
 /// On `abort` everything not yet delivered is abandoned: its answer is
 /// dropped, which the shard reads as "not delivered" (never committed).
-async fn run_sink(mut sink: Sink, mut rx: mpsc::Receiver<SendRequest>, abort: CancellationToken) {
+async fn run_sink(
+    mut sink: Sink,
+    mut rx: mpsc::Receiver<SendRequest>,
+    abort: CancellationToken,
+    policy: blocked::Policy,
+) -> blocked::Dropped {
     // Each answer with the batch's budget permit: the bytes count until the
-    // sink gives the batch back (or it is abandoned).
-    let mut waiting: VecDeque<(
-        oneshot::Sender<Result<Messages, sink::Error>>,
-        budget::Permit,
-    )> = VecDeque::new();
+    // sink gives the batch back (or it is abandoned or dropped).
+    let mut waiting: VecDeque<(oneshot::Sender<Answer>, budget::Permit)> = VecDeque::new();
     let mut open = true;
+    // The drop policy's clock; only stream sinks wait for a receiver.
+    let mut unreachable = match policy {
+        blocked::Policy::Drop { after } => sink.blocked_watch().map(|w| (w, after)),
+        blocked::Policy::Wait => None,
+    };
+    let mut incident: Option<blocked::Incident> = None;
+    let mut total = blocked::Dropped::default();
     let aborted = loop {
-        while let Some(msgs) = sink.take_safe() {
-            counters::add(&COUNTERS.messages_delivered, msgs.len() as u64);
-            counters::add(&COUNTERS.bytes_delivered, msgs.byte_len() as u64);
-            if let Some((ack, permit)) = waiting.pop_front() {
-                let _ = ack.send(Ok(msgs));
-                drop(permit);
-            }
-        }
+        answer_delivered(&mut sink, &mut waiting, &mut incident, &mut total);
         if !open && waiting.is_empty() {
             break false;
         }
+        // What the drop policy cancels; a child of `abort`, so it follows it.
+        let cut = if unreachable.is_some() {
+            abort.child_token()
+        } else {
+            abort.clone()
+        };
         let due = sink.next_check();
         let step = tokio::select! {
             biased;
             () = abort.cancelled() => break true,
-            () = sleep_until_some(due), if due.is_some() => sink.progress(&abort).await,
+            () = sleep_until_some(due), if due.is_some() => {
+                bounded(sink.progress(&cut), &cut, unreachable.as_mut()).await
+            }
             req = rx.recv(), if open => match req {
                 Some(req) => {
                     waiting.push_back((req.ack, req.permit));
-                    sink.submit(req.msgs, &abort).await
+                    bounded(sink.submit(req.msgs, &cut), &cut, unreachable.as_mut()).await
                 }
                 None => {
                     open = false;
@@ -430,7 +487,29 @@ async fn run_sink(mut sink: Sink, mut rx: mpsc::Receiver<SendRequest>, abort: Ca
         };
         match step {
             Ok(()) => {}
-            Err(sink::Error::Cancelled) => break true,
+            Err(sink::Error::Cancelled) if abort.is_cancelled() => break true,
+            Err(sink::Error::Cancelled) => {
+                // Only the drop policy cuts a call without `abort`: the
+                // receiver has been unreachable for `drop_after`.
+                let Some((watch, after)) = unreachable.as_mut() else {
+                    break true;
+                };
+                // Batches that became safe during the call go first.
+                answer_delivered(&mut sink, &mut waiting, &mut incident, &mut total);
+                let since = *watch.borrow();
+                let incident = incident.get_or_insert_with(|| {
+                    blocked::Incident::start(since, *after, sink.stats().last_error.as_deref())
+                });
+                for msgs in sink.discard_held() {
+                    answer_dropped(&mut waiting, incident, msgs);
+                }
+                if drop_until_connected(&mut sink, &mut rx, &abort, incident, &mut open)
+                    .await
+                    .is_err()
+                {
+                    break true;
+                }
+            }
             Err(e) => {
                 // Only `stdout` fails for good: answer every batch with
                 // the cause; the shards stop and commit what was delivered.
@@ -446,6 +525,9 @@ async fn run_sink(mut sink: Sink, mut rx: mpsc::Receiver<SendRequest>, abort: Ca
             }
         }
     };
+    if let Some(i) = incident.take() {
+        total.merge(i.end(false));
+    }
     if aborted {
         if !waiting.is_empty() {
             tracing::warn!(
@@ -456,9 +538,114 @@ async fn run_sink(mut sink: Sink, mut rx: mpsc::Receiver<SendRequest>, abort: Ca
         // Dropping the answers tells the shards; a graceful close could
         // wait on a dead receiver, and the abort means now.
         drop(waiting);
-        return;
+        return total;
     }
     sink.close().await;
+    total
+}
+
+/// Answer the batches the sink reports delivered, oldest first; the first
+/// one ends a drop incident.
+fn answer_delivered(
+    sink: &mut Sink,
+    waiting: &mut VecDeque<(oneshot::Sender<Answer>, budget::Permit)>,
+    incident: &mut Option<blocked::Incident>,
+    total: &mut blocked::Dropped,
+) {
+    while let Some(msgs) = sink.take_safe() {
+        counters::add(&COUNTERS.messages_delivered, msgs.len() as u64);
+        counters::add(&COUNTERS.bytes_delivered, msgs.byte_len() as u64);
+        if let Some(i) = incident.take() {
+            total.merge(i.end(true));
+        }
+        if let Some((ack, permit)) = waiting.pop_front() {
+            let _ = ack.send(Ok(Done::Delivered(msgs)));
+            drop(permit);
+        }
+    }
+}
+
+/// Answer the oldest waiting batch as dropped, counted once.
+fn answer_dropped(
+    waiting: &mut VecDeque<(oneshot::Sender<Answer>, budget::Permit)>,
+    incident: &mut blocked::Incident,
+    msgs: Messages,
+) {
+    incident.add(&msgs);
+    if let Some((ack, permit)) = waiting.pop_front() {
+        let _ = ack.send(Ok(Done::Dropped(msgs)));
+        drop(permit);
+    }
+}
+
+/// Run one sink call; under the drop policy, cut it through `cut` once the
+/// receiver has been unreachable for `drop_after` (the call then returns
+/// `Cancelled` with its batches still held).
+async fn bounded(
+    call: impl std::future::Future<Output = Result<(), sink::Error>>,
+    cut: &CancellationToken,
+    unreachable: Option<&mut (
+        tokio::sync::watch::Receiver<Option<tokio::time::Instant>>,
+        Duration,
+    )>,
+) -> Result<(), sink::Error> {
+    let Some((watch, after)) = unreachable else {
+        return call.await;
+    };
+    tokio::pin!(call);
+    tokio::select! {
+        biased;
+        r = &mut call => r,
+        () = blocked::unreachable_for(watch, *after) => {
+            cut.cancel();
+            call.await
+        }
+    }
+}
+
+/// Dropping: every batch handed over is answered as dropped at once, while
+/// the sink tries to connect again (with its backoff). Returns once it is
+/// connected, or once no batch can come any more (every shard ended).
+///
+/// # Errors
+/// `Cancelled` on `abort`.
+async fn drop_until_connected(
+    sink: &mut Sink,
+    rx: &mut mpsc::Receiver<SendRequest>,
+    abort: &CancellationToken,
+    incident: &mut blocked::Incident,
+    open: &mut bool,
+) -> Result<(), sink::Error> {
+    if !*open {
+        return Ok(());
+    }
+    // Kept across the batches that arrive meanwhile: a connect attempt is
+    // never restarted because a batch came.
+    let reconnect = async {
+        loop {
+            if sink.reconnect_once(abort).await? {
+                return Ok(());
+            }
+        }
+    };
+    tokio::pin!(reconnect);
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut reconnect => return r,
+            req = rx.recv() => match req {
+                Some(req) => {
+                    incident.add(&req.msgs);
+                    let _ = req.ack.send(Ok(Done::Dropped(req.msgs)));
+                    drop(req.permit);
+                }
+                None => {
+                    *open = false;
+                    return Ok(());
+                }
+            },
+        }
+    }
 }
 
 /// Sleep until `due`; pending forever for `None` (the branch is disabled
@@ -467,5 +654,294 @@ async fn sleep_until_some(due: Option<tokio::time::Instant>) {
     match due {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::net::TcpListener;
+    use tokio::sync::{mpsc, oneshot};
+    use tokio_util::sync::CancellationToken;
+
+    use super::blocked::{Dropped, Policy};
+    use super::budget::Budget;
+    use super::{run_sink, Answer, Done, SendRequest};
+    use crate::sink::testutil::{batch, config, framed, read_all};
+    use crate::sink::{Framing, Messages, Sink, Transport};
+
+    /// A port nobody listens on (for now).
+    async fn closed_port() -> String {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        drop(l);
+        addr
+    }
+
+    /// Hand `msgs` to the output task; the answer comes on the receiver.
+    async fn hand_over(
+        tx: &mpsc::Sender<SendRequest>,
+        budget: &Budget,
+        msgs: Messages,
+    ) -> oneshot::Receiver<Answer> {
+        let permit = budget.acquire(msgs.byte_len()).await;
+        let (ack, rx) = oneshot::channel();
+        assert!(tx.send(SendRequest { msgs, ack, permit }).await.is_ok());
+        rx
+    }
+
+    async fn answer(rx: oneshot::Receiver<Answer>) -> Done {
+        match tokio::time::timeout(Duration::from_secs(10), rx).await {
+            Ok(Ok(Ok(done))) => done,
+            other => panic!("no answer within 10s: {other:?}"),
+        }
+    }
+
+    fn numbered(i: usize) -> Messages {
+        batch(&[format!("<14>1 m{i}a"), format!("<14>1 m{i}b")])
+    }
+
+    #[tokio::test]
+    async fn drop_policy_drops_once_unreachable_for_drop_after_then_resumes() {
+        let addr = closed_port().await;
+        let sink = Sink::build(&config(Transport::Tcp, &addr)).expect("sink");
+        let after = Duration::from_millis(300);
+        let (tx, rx) = mpsc::channel(64);
+        let budget = Budget::new(1 << 20);
+        let output = tokio::spawn(run_sink(
+            sink,
+            rx,
+            CancellationToken::new(),
+            Policy::Drop { after },
+        ));
+
+        // The first batch waits for `after`, held, then is dropped.
+        let started = tokio::time::Instant::now();
+        let first = hand_over(&tx, &budget, numbered(0)).await;
+        assert!(matches!(answer(first).await, Done::Dropped(m) if m.len() == 2));
+        assert!(started.elapsed() >= after, "{:?}", started.elapsed());
+        // While the receiver stays away, the next batch goes at once.
+        let second = hand_over(&tx, &budget, numbered(1)).await;
+        assert!(matches!(answer(second).await, Done::Dropped(_)));
+
+        // The receiver comes back: batches are delivered again.
+        let l = TcpListener::bind(&addr).await.expect("rebind the port");
+        let (accepted_tx, accepted) = oneshot::channel();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            let _ = accepted_tx.send(());
+            read_all(&mut s).await
+        });
+        // The sink connects again after its backoff; batches handed over
+        // meanwhile are dropped.
+        tokio::time::timeout(Duration::from_secs(10), accepted)
+            .await
+            .expect("reconnected within 10s")
+            .expect("accepted");
+        let mut answers = Vec::new();
+        let mut sent = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        for i in 2.. {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never delivered again"
+            );
+            let msgs = numbered(i);
+            sent.push(msgs.clone());
+            let done = answer(hand_over(&tx, &budget, msgs).await).await;
+            let delivered = matches!(done, Done::Delivered(_));
+            answers.push(done);
+            if delivered {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        // One more, on the healthy connection.
+        let last = numbered(9999);
+        sent.push(last.clone());
+        answers.push(answer(hand_over(&tx, &budget, last).await).await);
+        drop(tx);
+        let dropped = output.await.expect("output task");
+        let received = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("server")
+            .expect("server task");
+
+        // Dropped ones first, then only delivered ones; exactly the
+        // delivered ones reached the receiver.
+        let first_delivered = answers
+            .iter()
+            .position(|d| matches!(d, Done::Delivered(_)))
+            .expect("delivered");
+        assert!(answers[first_delivered..]
+            .iter()
+            .all(|d| matches!(d, Done::Delivered(_))));
+        let expected: Vec<u8> = sent[first_delivered..]
+            .iter()
+            .flat_map(|m| framed(m, Framing::OctetCounting))
+            .collect();
+        assert_eq!(
+            String::from_utf8_lossy(&received),
+            String::from_utf8_lossy(&expected)
+        );
+        // Every dropped record counted once: the two batches before the
+        // receiver came back and those dropped while it connected.
+        let batches = 2 + first_delivered as u64;
+        let bytes = [numbered(0), numbered(1)]
+            .iter()
+            .chain(&sent[..first_delivered])
+            .map(|m| m.byte_len() as u64)
+            .sum();
+        assert_eq!(
+            dropped,
+            Dropped {
+                records: 2 * batches,
+                bytes,
+                batches,
+            }
+        );
+        // The log lines (one as dropping starts, one as it ends) are
+        // checked on the real process in tests/delivery_drop.rs: here other
+        // tests reach the same callsites from other threads at the same
+        // time, which races tracing's per-callsite interest cache.
+    }
+
+    #[tokio::test]
+    async fn wait_policy_holds_a_batch_for_as_long_as_the_receiver_is_away() {
+        let addr = closed_port().await;
+        let sink = Sink::build(&config(Transport::Tcp, &addr)).expect("sink");
+        let (tx, rx) = mpsc::channel(64);
+        let budget = Budget::new(1 << 20);
+        let output = tokio::spawn(run_sink(sink, rx, CancellationToken::new(), Policy::Wait));
+        let mut first = hand_over(&tx, &budget, numbered(0)).await;
+        // Well past any drop_after a test would use: still waiting.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(500), &mut first)
+                .await
+                .is_err(),
+            "answered while the receiver was away"
+        );
+        let l = TcpListener::bind(&addr).await.expect("rebind the port");
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            read_all(&mut s).await
+        });
+        assert!(matches!(answer(first).await, Done::Delivered(_)));
+        drop(tx);
+        assert_eq!(output.await.expect("output task"), Dropped::default());
+        let received = server.await.expect("server task");
+        assert_eq!(received, framed(&numbered(0), Framing::OctetCounting));
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_stops_reading_is_dropped_for_once_the_stall_is_seen() {
+        // Connected, but nothing is read: the sink sees a stall after
+        // `sink.write_timeout`; from then on the incident's clock runs.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("rcvbuf");
+        socket
+            .bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        let l = socket.listen(8).expect("listen");
+        let addr = l.local_addr().expect("addr").to_string();
+        let holder = tokio::spawn(async move {
+            // Accept and keep every connection, never reading.
+            let mut kept = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                kept.push(s);
+            }
+        });
+        let mut cfg = config(Transport::Tcp, &addr);
+        cfg.write_timeout = crate::config::units::HumanDuration(Duration::from_millis(200));
+        let sink = Sink::build(&cfg).expect("sink");
+        let (tx, rx) = mpsc::channel(64);
+        let budget = Budget::new(16 << 20);
+        let output = tokio::spawn(run_sink(
+            sink,
+            rx,
+            CancellationToken::new(),
+            Policy::Drop {
+                after: Duration::from_millis(200),
+            },
+        ));
+        // Far more than the path holds.
+        let big = crate::sink::testutil::big_batch(4096, 1000);
+        let started = tokio::time::Instant::now();
+        match answer(hand_over(&tx, &budget, big).await).await {
+            Done::Dropped(m) => assert_eq!(m.len(), 4096),
+            Done::Delivered(_) => panic!("delivered to a receiver that reads nothing"),
+        }
+        // The stall had to be seen first, then last `drop_after`.
+        assert!(
+            started.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(tx);
+        let totals = output.await.expect("output task");
+        holder.abort();
+        assert_eq!((totals.records, totals.batches), (4096, 1));
+    }
+
+    #[test]
+    fn drop_after_without_the_drop_policy_is_refused_with_its_key() {
+        let p = crate::config::PipelineConfig {
+            drop_after: Some(crate::config::units::HumanDuration(Duration::from_secs(5))),
+            ..crate::config::PipelineConfig::default()
+        };
+        let e = super::check_settings(&p).map(|()| "accepted".to_owned());
+        let e = e.unwrap_or_else(|e| e.to_string());
+        assert!(e.starts_with("pipeline.drop_after: is set, but"), "{e}");
+        let p = crate::config::PipelineConfig {
+            when_blocked: crate::config::WhenBlocked::Drop,
+            drop_after: Some(crate::config::units::HumanDuration(Duration::ZERO)),
+            ..crate::config::PipelineConfig::default()
+        };
+        let e = super::check_settings(&p).map(|()| "accepted".to_owned());
+        let e = e.unwrap_or_else(|e| e.to_string());
+        assert!(
+            e.starts_with("pipeline.drop_after: must be longer than 0"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_accepts_and_closes_counts_as_unreachable() {
+        // A load balancer without a backend: every connect succeeds, no
+        // byte is ever taken. The incident runs across the reconnects.
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        let closer = tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                socket2::SockRef::from(&s)
+                    .set_linger(Some(Duration::ZERO))
+                    .expect("linger");
+                drop(s);
+            }
+        });
+        let sink = Sink::build(&config(Transport::Tcp, &addr)).expect("sink");
+        let (tx, rx) = mpsc::channel(64);
+        let budget = Budget::new(1 << 20);
+        let output = tokio::spawn(run_sink(
+            sink,
+            rx,
+            CancellationToken::new(),
+            Policy::Drop {
+                after: Duration::from_millis(200),
+            },
+        ));
+        let mut dropped_records = 0;
+        for i in 0..5 {
+            match answer(hand_over(&tx, &budget, numbered(i)).await).await {
+                Done::Dropped(m) => dropped_records += m.len() as u64,
+                Done::Delivered(_) => panic!("delivered to a receiver that takes nothing"),
+            }
+        }
+        drop(tx);
+        let totals = output.await.expect("output task");
+        closer.abort();
+        assert_eq!(totals.records, dropped_records);
+        assert_eq!(totals.batches, 5);
     }
 }

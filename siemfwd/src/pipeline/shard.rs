@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::budget::Budget;
 use super::tracker::{Ticket, Tracker};
-use super::{Error, SendRequest};
+use super::{Done, Error, SendRequest};
 use crate::config::PipelineConfig;
 use crate::format::{self, Formatter};
 use crate::sink::{self, Messages};
@@ -40,6 +40,9 @@ pub(super) struct ShardContext {
 #[derive(Debug, Default)]
 pub(super) struct ShardSummary {
     pub messages: u64,
+    /// Records dropped by `pipeline.when_blocked = "drop"` (their positions
+    /// count as done).
+    pub dropped: u64,
     /// Why a batch was not delivered when the shard stopped because of it
     /// (abort, or an output that failed for good such as a closed stdout).
     pub undelivered: Option<sink::Error>,
@@ -48,7 +51,7 @@ pub(super) struct ShardSummary {
 /// Answered batch buffers a shard keeps for reuse (see `run`).
 const SPARE_BUFFERS: usize = 1;
 
-type Answer = oneshot::Receiver<Result<Messages, sink::Error>>;
+type Answer = oneshot::Receiver<super::Answer>;
 
 /// Read, format and send one batch. `Ok(None)`: the shard ended.
 async fn next_batch<R: ShardReader>(
@@ -90,9 +93,7 @@ async fn next_batch<R: ShardReader>(
 }
 
 /// Wait for the answer to the oldest batch in flight.
-async fn oldest(
-    in_flight: &mut VecDeque<(Ticket, Answer)>,
-) -> (Ticket, Result<Messages, sink::Error>) {
+async fn oldest(in_flight: &mut VecDeque<(Ticket, Answer)>) -> (Ticket, super::Answer) {
     match in_flight.front_mut() {
         Some((ticket, rx)) => {
             let ticket = *ticket;
@@ -145,8 +146,17 @@ pub(super) async fn run<R: ShardReader>(
             (ticket, answer) = oldest(&mut in_flight), if !in_flight.is_empty() => {
                 spare.push(msgs);
                 match answer {
-                    Ok(done) => {
+                    Ok(Done::Delivered(done)) => {
                         summary.messages += done.len() as u64;
+                        tracker.delivered(ticket);
+                        uncommitted = true;
+                        spare.push(done);
+                    }
+                    // Dropped by the policy and counted by the output
+                    // task: done, so the checkpoint moves past it and the
+                    // shard stays current.
+                    Ok(Done::Dropped(done)) => {
+                        summary.dropped += done.len() as u64;
                         tracker.delivered(ticket);
                         uncommitted = true;
                         spare.push(done);
@@ -307,14 +317,102 @@ mod tests {
         // ...but the budget is held by the first, so it is not handed over.
         assert!(rx.try_recv().is_err());
         // Answering the first gives its bytes back.
-        let _ = first.ack.send(Ok(first.msgs));
+        let _ = first.ack.send(Ok(Done::Delivered(first.msgs)));
         drop(first.permit);
         let second = within_deadline("second batch handed over", rx.recv()).await;
-        let _ = second.ack.send(Ok(second.msgs));
+        let _ = second.ack.send(Ok(Done::Delivered(second.msgs)));
         drop(second.permit);
         match task.await {
             Ok(Ok(summary)) => assert_eq!(summary.messages, 2),
             other => panic!("shard task: {other:?}"),
         }
+    }
+
+    /// `batches` batches of one record each at positions 1, 2, …; reports
+    /// every commit.
+    struct Committing {
+        next: u64,
+        batches: u64,
+        commits: mpsc::UnboundedSender<u64>,
+    }
+
+    impl ShardReader for Committing {
+        type Position = u64;
+
+        fn name(&self) -> &str {
+            "test"
+        }
+
+        async fn read_batch(
+            &mut self,
+            visit: &mut (dyn FnMut(&Record<'_>) -> Flow + Send),
+        ) -> Result<Option<BatchEnd<u64>>, source::Error> {
+            if self.next == self.batches {
+                return Ok(None);
+            }
+            self.next += 1;
+            let record = Record {
+                time: LogTime::new(1_700_028_800, 0).unwrap_or_default(),
+                fields: vec![Field::borrowed(b"k", b"v")],
+            };
+            visit(&record);
+            Ok(Some(BatchEnd {
+                position: self.next,
+                records: 1,
+                stop: None,
+            }))
+        }
+
+        async fn commit(&mut self, cp: &Checkpoint<u64>) -> Result<(), source::Error> {
+            let _ = self.commits.send(*cp.position());
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_batch_counts_as_done_for_the_checkpoint() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let (commits_tx, mut commits) = mpsc::unbounded_channel();
+        let formatter = match Formatter::build(
+            &FormatConfig::default(),
+            Constraints {
+                newline_terminated: true,
+            },
+        ) {
+            Ok(f) => f,
+            Err(e) => panic!("default format: {e}"),
+        };
+        let ctx = ShardContext {
+            tx,
+            budget: Budget::new(1 << 20),
+            settings: PipelineConfig::default(),
+            stop: CancellationToken::new(),
+            commit: true,
+        };
+        let reader = Committing {
+            next: 0,
+            batches: 3,
+            commits: commits_tx,
+        };
+        let task = tokio::spawn(run(reader, formatter, ctx));
+        // Dropped, delivered, dropped: every one of them is done.
+        for dropped in [true, false, true] {
+            let req = within_deadline("batch handed over", rx.recv()).await;
+            let done = if dropped {
+                Done::Dropped(req.msgs)
+            } else {
+                Done::Delivered(req.msgs)
+            };
+            let _ = req.ack.send(Ok(done));
+        }
+        match task.await {
+            Ok(Ok(summary)) => assert_eq!((summary.messages, summary.dropped), (1, 2)),
+            other => panic!("shard task: {other:?}"),
+        }
+        let mut last = None;
+        while let Ok(p) = commits.try_recv() {
+            last = Some(p);
+        }
+        assert_eq!(last, Some(3), "the checkpoint passed the dropped batches");
     }
 }

@@ -75,8 +75,9 @@ impl<P: Clone> Tracker<P> {
         Ticket(ticket)
     }
 
-    /// The batch of `ticket` was delivered. Unknown or repeated tickets are
-    /// ignored.
+    /// The batch of `ticket` was delivered, or dropped and counted by the
+    /// `pipeline.when_blocked = "drop"` policy: either way it is done, and
+    /// the checkpoint may pass it. Unknown or repeated tickets are ignored.
     pub fn delivered(&mut self, ticket: Ticket) {
         if let Some(b) = self.in_flight.iter_mut().find(|b| b.ticket == ticket.0) {
             b.delivered = true;

@@ -73,7 +73,7 @@ mod stdout;
 mod stream;
 mod tcp;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 mod tls;
 mod udp;
 
@@ -483,6 +483,46 @@ impl Sink {
         match &mut self.inner {
             Inner::Stream(s) => s.progress(cancel).await,
             Inner::Udp(_) | Inner::Stdout(_) => Ok(()),
+        }
+    }
+
+    /// TCP/TLS: follow whether the receiver is unreachable, readable while
+    /// another call waits in the reconnect loop. The value is `Some(since)`
+    /// while no connection is up, `since` being when the current incident
+    /// began (nothing became safe after it), and `None` while connected.
+    /// `None` for `udp` and `stdout`, which never wait for a receiver.
+    pub fn blocked_watch(
+        &self,
+    ) -> Option<tokio::sync::watch::Receiver<Option<tokio::time::Instant>>> {
+        match &self.inner {
+            Inner::Stream(s) => Some(s.blocked_watch()),
+            Inner::Udp(_) | Inner::Stdout(_) => None,
+        }
+    }
+
+    /// Give up every batch submitted and not yet delivered, and return
+    /// them oldest first (`pipeline.when_blocked = "drop"`). Batches already
+    /// delivered stay for [`Sink::take_safe`] and come first.
+    pub fn discard_held(&mut self) -> Vec<Messages> {
+        match &mut self.inner {
+            Inner::Stream(s) => s.discard_held(),
+            Inner::Udp(_) | Inner::Stdout(_) => Vec::new(),
+        }
+    }
+
+    /// With nothing held (after [`Sink::discard_held`]): wait the backoff
+    /// delay if the incident already failed more than once, then try once
+    /// to connect. `Ok(true)` once connected (always for `udp`, `stdout`).
+    ///
+    /// # Errors
+    /// [`Error::Cancelled`] if `cancel` fired first.
+    pub async fn reconnect_once(
+        &mut self,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<bool, Error> {
+        match &mut self.inner {
+            Inner::Stream(s) => s.reconnect_once(cancel).await,
+            Inner::Udp(_) | Inner::Stdout(_) => Ok(true),
         }
     }
 

@@ -68,6 +68,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 use tokio_util::sync::CancellationToken;
@@ -366,6 +367,11 @@ pub(crate) struct StreamSink {
     ack_moved_at: Instant,
     last_check: Instant,
     stats: Stats,
+    /// Since when no connection has been up during the current incident
+    /// (its start), `None` while connected or healthy: readable through
+    /// [`StreamSink::blocked_watch`] while a call is stuck reconnecting, for
+    /// the pipeline's drop policy.
+    blocked: watch::Sender<Option<Instant>>,
 }
 
 impl std::fmt::Debug for StreamSink {
@@ -407,6 +413,7 @@ impl StreamSink {
             ack_moved_at: Instant::now(),
             last_check: Instant::now(),
             stats: Stats::default(),
+            blocked: watch::channel(None).0,
         }
     }
 
@@ -488,6 +495,7 @@ impl StreamSink {
         self.acked = 0;
         self.ack_moved_at = Instant::now();
         self.conn = Some(conn);
+        self.blocked.send_if_modified(|b| b.take().is_some());
     }
 
     /// Write one framed batch; each write must make progress within
@@ -541,6 +549,9 @@ impl StreamSink {
             }
         }
         self.stats.last_error = Some(cause);
+        let since = self.outage.as_ref().map(|o| o.started);
+        self.blocked
+            .send_if_modified(|b| std::mem::replace(b, since) != since);
     }
 
     /// Hand a batch to the sink: it is written now (after reconnecting and
@@ -749,6 +760,57 @@ impl StreamSink {
     /// Batches submitted and not yet safe.
     pub(crate) fn held(&self) -> usize {
         self.held.len()
+    }
+
+    /// Follow the `blocked` field: `Some(since)` while no connection is
+    /// up, `since` being when the incident began (nothing became safe
+    /// since); `None` while connected.
+    pub(crate) fn blocked_watch(&self) -> watch::Receiver<Option<Instant>> {
+        self.blocked.subscribe()
+    }
+
+    /// Give up every held batch, oldest first: the pipeline's drop policy
+    /// after the receiver was unreachable for too long. Batches already
+    /// safe stay for [`StreamSink::take_safe`].
+    pub(crate) fn discard_held(&mut self) -> Vec<Messages> {
+        self.held.drain(..).map(|h| h.msgs).collect()
+    }
+
+    /// One step back to a connection while nothing is held (the drop
+    /// policy discarded it, so [`StreamSink::write_held`] has nothing to
+    /// reconnect for): the backoff delay when the incident already failed
+    /// more than once, then one attempt, with the incident's bookkeeping.
+    /// `Ok(true)` once connected.
+    pub(crate) async fn reconnect_once(
+        &mut self,
+        cancel: &CancellationToken,
+    ) -> Result<bool, Error> {
+        if self.conn.is_some() {
+            return Ok(true);
+        }
+        if self.outage.as_ref().is_some_and(|o| o.failures > 1) {
+            let delay = self.backoff.next_delay();
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(Error::Cancelled),
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+        let attempt = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(Error::Cancelled),
+            r = self.connect() => r,
+        };
+        match attempt {
+            Ok(conn) => {
+                self.attach(conn);
+                Ok(true)
+            }
+            Err(cause) => {
+                self.fail(cause);
+                Ok(false)
+            }
+        }
     }
 
     /// Submit `msgs` and wait until it (and everything held before it) is
