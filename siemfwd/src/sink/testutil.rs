@@ -16,7 +16,7 @@ use rustls::{RootCertStore, ServerConfig};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_rustls::TlsAcceptor;
 
-use super::{framing, Framing, Messages, SinkConfig, TlsConfig, Transport};
+use super::{Framing, Messages, SinkConfig, TlsConfig, Transport};
 use crate::config::units::{ByteSize, HumanDuration};
 
 /// Anything a test waits for must happen within this.
@@ -51,10 +51,33 @@ pub(crate) fn big_batch(n: usize, size: usize) -> Messages {
     m
 }
 
-pub(crate) fn framed(msgs: &Messages, framing_: Framing) -> Vec<u8> {
+/// The framing rules of RFC 6587 §3.4 written out plainly, one message at
+/// a time: the model the framed bytes of [`Messages`] must match.
+pub(crate) fn frame_model<'a>(
+    msgs: impl IntoIterator<Item = &'a [u8]>,
+    framing: Option<Framing>,
+) -> Vec<u8> {
     let mut out = Vec::new();
-    framing::frame_batch(&mut out, msgs, framing_);
+    for m in msgs {
+        match framing {
+            None => out.extend_from_slice(m),
+            Some(Framing::OctetCounting) => {
+                out.extend_from_slice(m.len().to_string().as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(m);
+            }
+            Some(Framing::Lf) => {
+                out.extend_from_slice(m);
+                out.push(b'\n');
+            }
+        }
+    }
     out
+}
+
+/// What `msgs` looks like on a stream framed with `framing`.
+pub(crate) fn framed(msgs: &Messages, framing: Framing) -> Vec<u8> {
+    frame_model(msgs.iter(), Some(framing))
 }
 
 /// A config for `address` with timeouts and backoff short enough for tests.
