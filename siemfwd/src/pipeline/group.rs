@@ -67,6 +67,7 @@ pub(super) async fn run<G: GroupSource>(
     // here, before anything else starts.
     source.join().await?;
     let dry_run = matches!(parts.output, Output::Tap(_));
+    let framing = parts.output.batch_framing();
     let window = parts.settings.in_flight_batches.max(1);
     let (tx, rx) = mpsc::channel::<SendRequest>(window * CHANNEL_SLOTS);
     let sink_task = tokio::spawn(run_output(
@@ -174,6 +175,7 @@ pub(super) async fn run<G: GroupSource>(
                     settings: parts.settings.clone(),
                     stop: token.clone(),
                     commit: !dry_run,
+                    framing,
                 };
                 tracing::info!(shard = id, "shard assigned; starting it");
                 tasks.spawn(async move { (id, shard::run(reader, formatter, ctx).await) });

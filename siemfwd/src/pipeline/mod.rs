@@ -104,6 +104,16 @@ pub enum Output {
     Tap(tap::Tap),
 }
 
+impl Output {
+    /// How batches should be framed to go out as they are.
+    fn batch_framing(&self) -> Option<Framing> {
+        match self {
+            Output::Sink(s) => s.batch_framing(),
+            Output::Tap(t) => t.batch_framing(),
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -272,6 +282,7 @@ async fn run_files(
         let window = settings.in_flight_batches.max(1);
         let (tx, rx) = mpsc::channel::<SendRequest>(window * inputs.len());
         let dry_run = matches!(output, Output::Tap(_));
+        let framing = output.batch_framing();
         let sink_task = tokio::spawn(run_output(
             output,
             rx,
@@ -292,6 +303,7 @@ async fn run_files(
                 settings: settings.clone(),
                 stop: shutdown.stop.clone(),
                 commit: !dry_run,
+                framing,
             };
             tasks.spawn(shard::run(reader, formatter, ctx));
         }

@@ -34,6 +34,8 @@ pub(super) struct ShardContext {
     pub stop: CancellationToken,
     /// False in dry-run mode: nothing is committed.
     pub commit: bool,
+    /// How the output wants batches framed (`Output::batch_framing`).
+    pub framing: Option<sink::Framing>,
 }
 
 /// What one shard did.
@@ -139,7 +141,9 @@ pub(super) async fn run<R: ShardReader>(
         // kept here are outside the shared budget, and a shard that once
         // used the whole budget must not hold on to it while idle.
         spare.truncate(SPARE_BUFFERS);
-        let mut msgs = spare.pop().unwrap_or_default();
+        let mut msgs = spare
+            .pop()
+            .unwrap_or_else(|| Messages::with_framing(ctx.framing));
         msgs.clear();
         tokio::select! {
             biased;
@@ -303,6 +307,7 @@ mod tests {
             settings,
             stop: CancellationToken::new(),
             commit: false,
+            framing: None,
         };
         let reader = OneByOne {
             left: 2,
@@ -388,6 +393,7 @@ mod tests {
             settings: PipelineConfig::default(),
             stop: CancellationToken::new(),
             commit: true,
+            framing: None,
         };
         let reader = Committing {
             next: 0,

@@ -8,7 +8,6 @@
 
 use tokio::io::AsyncWriteExt;
 
-use crate::sink::framing::frame_batch;
 use crate::sink::{self, Framing, Messages, SinkConfig, Transport};
 
 /// Writes framed messages to stdout.
@@ -16,7 +15,8 @@ use crate::sink::{self, Framing, Messages, SinkConfig, Transport};
 pub struct Tap {
     framing: Framing,
     out: tokio::io::Stdout,
-    buf: Vec<u8>,
+    /// A batch not built with [`Tap::batch_framing`], framed again.
+    buf: Messages,
 }
 
 impl Tap {
@@ -30,8 +30,13 @@ impl Tap {
         Self {
             framing,
             out: tokio::io::stdout(),
-            buf: Vec::new(),
+            buf: Messages::with_framing(Some(framing)),
         }
+    }
+
+    /// How batches for the tap should be framed ([`Messages::with_framing`]).
+    pub fn batch_framing(&self) -> Option<Framing> {
+        Some(self.framing)
     }
 
     /// Write one batch.
@@ -39,10 +44,15 @@ impl Tap {
     /// # Errors
     /// Writing to stdout failed (closed pipe).
     pub async fn write(&mut self, msgs: &Messages) -> Result<(), sink::Error> {
-        self.buf.clear();
-        frame_batch(&mut self.buf, msgs, self.framing);
+        let bytes = if msgs.framing() == Some(self.framing) {
+            msgs.framed()
+        } else {
+            self.buf.clear();
+            self.buf.extend_from(msgs);
+            self.buf.framed()
+        };
         self.out
-            .write_all(&self.buf)
+            .write_all(bytes)
             .await
             .map_err(|e| sink::Error::Connection(format!("writing to stdout: {e}")))
     }

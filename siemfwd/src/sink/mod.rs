@@ -1,8 +1,8 @@
 //! Sinks: connections to the SIEM.
 //!
 //! A sink takes a batch of complete syslog messages ([`Messages`], made by
-//! `format`) and delivers them: it frames them for its transport, writes many
-//! per system call, and reconnects with exponential backoff and jitter when
+//! `format`, already framed for the sink: see [`Sink::batch_framing`]) and
+//! delivers them: it writes many per system call, and reconnects with exponential backoff and jitter when
 //! the receiver goes away. It knows nothing about consumer groups or records;
 //! it reports only whether a whole batch was delivered.
 //!
@@ -53,9 +53,8 @@
 //! and the dispatching [`Sink`] here; `udp.rs`, `tcp.rs` (resolve and
 //! connect), `tls.rs` (rustls client configuration and readable TLS errors),
 //! `stream.rs` (the connected stream shared by tcp and tls: replay queue and
-//! safe point, writes with timeout, health check, reconnect), `framing.rs`,
-//! `backoff.rs`,
-//! `stdout.rs`.
+//! safe point, writes with timeout, health check, reconnect), `messages.rs`
+//! (the batch, framed as it is written), `backoff.rs`, `stdout.rs`.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -67,8 +66,10 @@ use serde::Deserialize;
 
 use crate::config::units::HumanDuration;
 
+pub use messages::Messages;
+
 mod backoff;
-pub(crate) mod framing;
+mod messages;
 mod stdout;
 mod stream;
 mod tcp;
@@ -76,69 +77,6 @@ mod tcp;
 pub(crate) mod testutil;
 mod tls;
 mod udp;
-
-/// A batch of complete syslog messages, stored back to back in one buffer so
-/// formatting allocates nothing per message.
-#[derive(Debug, Default, Clone)]
-pub struct Messages {
-    buf: Vec<u8>,
-    ends: Vec<usize>,
-}
-
-impl Messages {
-    /// An empty batch.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Forget every message but keep the memory.
-    pub fn clear(&mut self) {
-        self.buf.clear();
-        self.ends.clear();
-    }
-
-    /// The buffer to append the next message to; call [`Messages::commit`]
-    /// after writing it, or [`Messages::rollback`] to discard a partial write.
-    pub fn buffer(&mut self) -> &mut Vec<u8> {
-        &mut self.buf
-    }
-
-    /// End the message written since the previous commit.
-    pub fn commit(&mut self) {
-        self.ends.push(self.buf.len());
-    }
-
-    /// Drop whatever was written since the previous commit.
-    pub fn rollback(&mut self) {
-        let start = self.ends.last().copied().unwrap_or(0);
-        self.buf.truncate(start);
-    }
-
-    /// Number of messages.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// True when there is no message.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// Total bytes of all messages (without framing).
-    pub fn byte_len(&self) -> usize {
-        self.ends.last().copied().unwrap_or(0)
-    }
-
-    /// The messages in order.
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let mut start = 0;
-        self.ends.iter().map(move |&end| {
-            let m = &self.buf[start..end];
-            start = end;
-            m
-        })
-    }
-}
 
 /// How messages are delimited on a stream (RFC 6587 §3.4).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -366,6 +304,18 @@ impl Sink {
             Inner::Stream(s) if s.is_tls() => Transport::Tls,
             Inner::Stream(_) => Transport::Tcp,
             Inner::Stdout(_) => Transport::Stdout,
+        }
+    }
+
+    /// How batches for this sink should be framed
+    /// ([`Messages::with_framing`]): built that way they go on the wire as
+    /// they are; any other batch is framed again, one more copy, when
+    /// submitted. `udp` keeps messages apart in datagrams: unframed.
+    pub fn batch_framing(&self) -> Option<Framing> {
+        match &self.inner {
+            Inner::Udp(_) => None,
+            Inner::Stream(s) => Some(s.framing()),
+            Inner::Stdout(_) => Some(Framing::Lf),
         }
     }
 

@@ -11,13 +11,15 @@
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{describe_io, Error, Messages, Stats};
+use super::{describe_io, Error, Framing, Messages, Stats};
 
 /// The `stdout` sink.
 #[derive(Debug)]
 pub(crate) struct StdoutSink {
     out: tokio::io::Stdout,
-    buf: Vec<u8>,
+    /// A batch not built LF-framed ([`super::Sink::batch_framing`]),
+    /// framed again.
+    buf: Messages,
     stats: Stats,
 }
 
@@ -25,7 +27,7 @@ impl StdoutSink {
     pub(crate) fn new() -> Self {
         Self {
             out: tokio::io::stdout(),
-            buf: Vec::new(),
+            buf: Messages::with_framing(Some(Framing::Lf)),
             stats: Stats::default(),
         }
     }
@@ -39,13 +41,20 @@ impl StdoutSink {
         msgs: &Messages,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
-        super::framing::frame_batch(&mut self.buf, msgs, super::Framing::Lf);
+        let bytes = if msgs.framing() == Some(Framing::Lf) {
+            msgs.framed()
+        } else {
+            self.buf.clear();
+            self.buf.extend_from(msgs);
+            self.buf.framed()
+        };
+        let out = &mut self.out;
         let written = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(Error::Cancelled),
             r = async {
-                self.out.write_all(&self.buf).await?;
-                self.out.flush().await
+                out.write_all(bytes).await?;
+                out.flush().await
             } => r,
         };
         written.map_err(|e| {

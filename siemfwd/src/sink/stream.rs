@@ -75,9 +75,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::tls::TlsSettings;
-use super::{
-    describe_io, framing, human, tcp, Endpoint, Error, Framing, Messages, SinkConfig, Stats,
-};
+use super::{describe_io, human, tcp, Endpoint, Error, Framing, Messages, SinkConfig, Stats};
 use crate::counters::{self, COUNTERS};
 
 /// How long a fresh TLS 1.3 connection waits for the receiver's verdict on
@@ -330,6 +328,8 @@ struct Outage {
 
 /// A batch written (or to be written) and not yet safe.
 struct Held {
+    /// Framed for this sink: its bytes go on the wire as they are, on
+    /// every connection.
     msgs: Messages,
     /// Where the batch ends in the bytes written on the current connection;
     /// `None`: not written on it yet (a new connection resets every batch).
@@ -352,8 +352,6 @@ pub(crate) struct StreamSink {
     poll: Duration,
     backoff: Backoff,
     conn: Option<Conn>,
-    /// The framed batch; reused across batches and across resends.
-    pub(super) buf: Vec<u8>,
     /// Written-but-unsafe batches, oldest first.
     held: VecDeque<Held>,
     /// Batches that became safe, oldest first, waiting for the caller.
@@ -405,7 +403,6 @@ impl StreamSink {
             poll: (settle / 4).clamp(POLL_MIN, POLL_MAX),
             backoff: Backoff::new(config.backoff_initial.0, config.backoff_max.0),
             conn: None,
-            buf: Vec::new(),
             held: VecDeque::new(),
             safe: VecDeque::new(),
             outage: None,
@@ -419,6 +416,11 @@ impl StreamSink {
 
     pub(crate) fn is_tls(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// The stream framing, which submitted batches should already have.
+    pub(crate) fn framing(&self) -> Framing {
+        self.framing
     }
 
     pub(crate) fn stats(&self) -> &Stats {
@@ -498,8 +500,8 @@ impl StreamSink {
         self.blocked.send_if_modified(|b| b.take().is_some());
     }
 
-    /// Write one framed batch; each write must make progress within
-    /// `write_timeout`.
+    /// Write one framed batch (many messages per system call); each write
+    /// must make progress within `write_timeout`.
     async fn write_batch(conn: &mut Conn, buf: &[u8], limit: Duration) -> Result<(), WriteFailure> {
         let mut off = 0;
         while off < buf.len() {
@@ -556,12 +558,13 @@ impl StreamSink {
 
     /// Hand a batch to the sink: it is written now (after reconnecting and
     /// writing the held batches again, if the connection is gone) and held
-    /// until safe.
+    /// until safe. A batch not framed for this sink is framed here, once.
     pub(crate) async fn submit(
         &mut self,
-        msgs: Messages,
+        mut msgs: Messages,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
+        msgs.reframe(Some(self.framing));
         self.held.push_back(Held {
             msgs,
             end: None,
@@ -631,14 +634,14 @@ impl StreamSink {
                 self.ack_moved_at = Instant::now();
             }
             for i in first..self.held.len() {
-                framing::frame_batch(&mut self.buf, &self.held[i].msgs, self.framing);
                 self.held[i].writes += 1;
+                let bytes = self.held[i].msgs.framed();
                 let written = tokio::select! {
                     biased;
                     // A frame may be half written: the connection is
                     // dropped, and everything held goes again on the next.
                     _ = cancel.cancelled() => return Err(Error::Cancelled),
-                    r = Self::write_batch(&mut conn, &self.buf, self.write_timeout) => r,
+                    r = Self::write_batch(&mut conn, bytes, self.write_timeout) => r,
                 };
                 match written {
                     Ok(()) => {
@@ -946,27 +949,63 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tcp_frames_the_whole_batch_into_one_buffer() {
+    async fn tcp_writes_a_batch_framed_for_it_without_copying() {
         let (l, addr) = listener().await;
         let server = tokio::spawn(async move {
             let (mut s, _) = l.accept().await.expect("accept");
             read_all(&mut s).await
         });
         let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
-        let msgs = big_batch(1000, 40);
-        within("send", sink.send(&msgs, &CancellationToken::new()))
-            .await
-            .expect("send");
+        let mut msgs = Messages::with_framing(sink.batch_framing());
+        for i in 0..1000 {
+            msgs.buffer()
+                .extend_from_slice(format!("<14>1 - h app - m{i} - {}", "x".repeat(40)).as_bytes());
+            msgs.commit();
+        }
         let expected = framed(&msgs, Framing::OctetCounting);
-        // Every frame of the batch sits in the one buffer handed to
-        // `write_all`: one write per batch, not per message.
+        let at = msgs.framed().as_ptr();
+        let cancel = CancellationToken::new();
+        within("submit", sink.submit(msgs, &cancel))
+            .await
+            .expect("submit");
+        // The batch's own buffer, framed as it was formatted, is what went
+        // to the socket: held as it is, not framed again.
         let super::super::Inner::Stream(stream) = &sink.inner else {
             panic!("not a stream sink")
         };
-        assert_eq!(stream.buf, expected);
+        let held = &stream.held[0].msgs;
+        assert_eq!(held.framed().as_ptr(), at);
+        assert_eq!(held.framed(), expected);
+        let safe = within("drain", drain(&mut sink)).await;
+        assert_eq!(safe.len(), 1);
+        assert_eq!(safe[0].framed().as_ptr(), at, "the buffer comes back");
         sink.close().await;
         let got = within("server", server).await.expect("server task");
         assert_eq!(got, expected);
+    }
+
+    #[tokio::test]
+    async fn tcp_unframed_batch_is_framed_once_at_submit() {
+        let (l, addr) = listener().await;
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            read_all(&mut s).await
+        });
+        let mut cfg = config(Transport::Tcp, &addr);
+        cfg.framing = Framing::Lf;
+        let mut sink = Sink::build(&cfg).expect("build");
+        let msgs = batch(&["<14>1 a", "<14>1 b"]);
+        assert_eq!(msgs.framing(), None);
+        let cancel = CancellationToken::new();
+        within("submit", sink.submit(msgs, &cancel))
+            .await
+            .expect("submit");
+        let safe = within("drain", drain(&mut sink)).await;
+        assert_eq!(safe[0].framing(), Some(Framing::Lf));
+        assert_eq!(safe[0].iter().collect::<Vec<_>>(), [b"<14>1 a", b"<14>1 b"]);
+        sink.close().await;
+        let got = within("server", server).await.expect("server task");
+        assert_eq!(got, b"<14>1 a\n<14>1 b\n");
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use rustls::{RootCertStore, ServerConfig};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_rustls::TlsAcceptor;
 
-use super::{framing, Framing, Messages, SinkConfig, TlsConfig, Transport};
+use super::{Framing, Messages, SinkConfig, TlsConfig, Transport};
 use crate::config::units::{ByteSize, HumanDuration};
 
 /// Anything a test waits for must happen within this.
@@ -51,10 +51,33 @@ pub(crate) fn big_batch(n: usize, size: usize) -> Messages {
     m
 }
 
-pub(crate) fn framed(msgs: &Messages, framing_: Framing) -> Vec<u8> {
+/// The framing rules of RFC 6587 §3.4 written out plainly, one message at
+/// a time: the model the framed bytes of [`Messages`] must match.
+pub(crate) fn frame_model<'a>(
+    msgs: impl IntoIterator<Item = &'a [u8]>,
+    framing: Option<Framing>,
+) -> Vec<u8> {
     let mut out = Vec::new();
-    framing::frame_batch(&mut out, msgs, framing_);
+    for m in msgs {
+        match framing {
+            None => out.extend_from_slice(m),
+            Some(Framing::OctetCounting) => {
+                out.extend_from_slice(m.len().to_string().as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(m);
+            }
+            Some(Framing::Lf) => {
+                out.extend_from_slice(m);
+                out.push(b'\n');
+            }
+        }
+    }
     out
+}
+
+/// What `msgs` looks like on a stream framed with `framing`.
+pub(crate) fn framed(msgs: &Messages, framing: Framing) -> Vec<u8> {
+    frame_model(msgs.iter(), Some(framing))
 }
 
 /// A config for `address` with timeouts and backoff short enough for tests.
@@ -226,18 +249,65 @@ impl Pki {
 
 /// Captures the log lines emitted on this thread while the guard lives
 /// (use a current-thread runtime so the sink runs on it).
+///
+/// Why one global subscriber that writes to a per-thread capture, rather
+/// than a scoped subscriber per test: tracing caches each call site's
+/// interest across all subscribers, and with scoped subscribers coming and
+/// going on parallel test threads a call site could be cached as disabled
+/// and its line lost (seen: a test missing its one `info` line now and
+/// then). One global subscriber, always at DEBUG, has no such race.
 #[derive(Clone, Default)]
 pub(crate) struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
 
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<LogCapture>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Stops capturing on this thread when dropped.
+pub(crate) struct CaptureGuard(());
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| c.borrow_mut().take());
+    }
+}
+
+/// The global subscriber's writer: this thread's capture, if any.
+struct ThreadCapture;
+
+impl std::io::Write for ThreadCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|c| {
+            if let Some(cap) = c.borrow().as_ref() {
+                if let Ok(mut b) = cap.0.lock() {
+                    b.extend_from_slice(buf);
+                }
+            }
+        });
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl LogCapture {
-    pub(crate) fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let sink = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
+    pub(crate) fn install(&self) -> CaptureGuard {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .with_writer(|| ThreadCapture)
+                .finish();
+            if tracing::subscriber::set_global_default(subscriber).is_err() {
+                panic!("a global tracing subscriber was already set in this test binary");
+            }
+        });
+        CAPTURE.with(|c| *c.borrow_mut() = Some(self.clone()));
+        CaptureGuard(())
     }
 
     pub(crate) fn lines(&self) -> Vec<String> {

@@ -232,7 +232,7 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::super::testutil::{batch, config, within};
-    use super::super::{Sink, Transport};
+    use super::super::{Framing, Messages, Sink, Transport};
     use crate::config::units::ByteSize;
 
     async fn receiver() -> (UdpSocket, String) {
@@ -259,6 +259,27 @@ mod tests {
         assert_eq!(recv(&rx).await, b"<14>1 - h a - - - one");
         assert_eq!(recv(&rx).await, b"<14>1 - h a - - - two\nlines");
         assert_eq!(recv(&rx).await, b"");
+    }
+
+    #[tokio::test]
+    async fn udp_sends_bare_messages_of_a_framed_batch() {
+        // A batch framed for a stream (say, a tap's) still goes out one
+        // bare message per datagram: no MSG-LEN, no LF.
+        let (rx, addr) = receiver().await;
+        let mut sink = Sink::build(&config(Transport::Udp, &addr)).expect("build");
+        assert_eq!(sink.batch_framing(), None);
+        for framing in [Framing::OctetCounting, Framing::Lf] {
+            let mut msgs = Messages::with_framing(Some(framing));
+            for m in ["<14>1 - h a - - - one", "<14>1 - h a - - - two"] {
+                msgs.buffer().extend_from_slice(m.as_bytes());
+                msgs.commit();
+            }
+            within("send", sink.send(&msgs, &CancellationToken::new()))
+                .await
+                .expect("send");
+            assert_eq!(recv(&rx).await, b"<14>1 - h a - - - one", "{framing:?}");
+            assert_eq!(recv(&rx).await, b"<14>1 - h a - - - two", "{framing:?}");
+        }
     }
 
     #[tokio::test]
