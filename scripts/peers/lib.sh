@@ -144,14 +144,15 @@ pid_alive() {
   [ "$state" != Z ] && [ "$state" != X ]
 }
 
-# stop_pidfile PIDFILE : SIGTERM the pid in PIDFILE (only that pid), wait up to 5 s, then SIGKILL.
+# stop_pidfile PIDFILE [SECONDS] : SIGTERM the pid in PIDFILE (only that pid), wait up to
+# SECONDS (default 5), then SIGKILL.
 stop_pidfile() {
-  local f=$1 pid i
+  local f=$1 secs=${2:-5} pid i
   [ -s "$f" ] || return 0
   pid=$(cat "$f")
   if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    for ((i = 0; i < secs * 20; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
     if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$f"

@@ -187,6 +187,27 @@ pub struct Received {
     /// again shows here too).
     pub late: usize,
     highest: Vec<Option<usize>>,
+    /// Every message read, with rsyslog's reception time, once
+    /// [`Received::recording_arrivals`] asked for them.
+    arrivals: Option<Vec<Arrival>>,
+}
+
+/// One message as rsyslog received it: which line, and when.
+#[derive(Clone, Copy, Debug)]
+pub struct Arrival {
+    /// Input file number.
+    pub file: usize,
+    /// Line number in that file.
+    pub seq: usize,
+    /// rsyslog's reception time (`timegenerated`, the `received` key of
+    /// scripts/peers/rsyslog.sh's output), microseconds since the epoch.
+    pub at_us: i64,
+}
+
+/// Now, in microseconds since the epoch: the clock rsyslog stamps its
+/// reception times with, so the two compare.
+pub fn now_us() -> i64 {
+    jiff::Timestamp::now().as_microsecond()
 }
 
 impl Received {
@@ -204,7 +225,20 @@ impl Received {
             unique: 0,
             late: 0,
             highest: vec![None; files],
+            arrivals: None,
         }
+    }
+
+    /// Also keep every message's reception time ([`Received::arrivals`]).
+    pub fn recording_arrivals(mut self) -> Self {
+        self.arrivals = Some(Vec::new());
+        self
+    }
+
+    /// Every message read so far, in the order rsyslog wrote them out;
+    /// empty unless [`Received::recording_arrivals`].
+    pub fn arrivals(&self) -> &[Arrival] {
+        self.arrivals.as_deref().unwrap_or(&[])
     }
 
     /// Read what was appended since the last call.
@@ -225,6 +259,14 @@ impl Received {
         let complete: Vec<u8> = self.partial.drain(..=end).collect();
         for line in complete.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let (file, seq) = parse(line);
+            if let Some(arrivals) = &mut self.arrivals {
+                let check = arrivals.len() % 10_000 == 0;
+                arrivals.push(Arrival {
+                    file,
+                    seq,
+                    at_us: received_us(line, check),
+                });
+            }
             self.messages += 1;
             let slot = &mut self.counts[file][seq];
             if *slot == 0 {
@@ -236,6 +278,11 @@ impl Received {
             }
             *slot = slot.saturating_add(1);
         }
+    }
+
+    /// Per input file, the highest line received so far.
+    pub fn highest(&self) -> &[Option<usize>] {
+        &self.highest
     }
 
     pub fn total_expected(&self) -> usize {
@@ -320,6 +367,100 @@ fn parse(line: &[u8]) -> (usize, usize) {
             .unwrap_or_else(|_| panic!("bad {k} in {text}"))
     };
     (field("f"), field("s"))
+}
+
+/// rsyslog's reception time of one line of its JSON output, in
+/// microseconds since the epoch. `check` also parses it with jiff and
+/// compares (jiff is slow in a debug build, so only now and then).
+fn received_us(line: &[u8], check: bool) -> i64 {
+    let text = std::str::from_utf8(line).expect("UTF-8 output line");
+    let stamp = text
+        .rsplit_once("\"received\":\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(stamp, _)| stamp)
+        .unwrap_or_else(|| panic!("no reception time in {text}"));
+    let us = rfc3339_us(stamp).unwrap_or_else(|| panic!("bad reception time in {text}"));
+    if check {
+        match stamp.parse::<jiff::Timestamp>() {
+            Ok(t) => assert_eq!(us, t.as_microsecond(), "{stamp}"),
+            Err(e) => panic!("bad reception time {stamp:?} ({e}) in {text}"),
+        }
+    }
+    us
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` in microseconds since the
+/// epoch (fraction digits past the sixth are dropped).
+fn rfc3339_us(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let digits = b.get(from..from + len)?;
+        digits.iter().try_fold(0i64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (h, mi, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let mut i = 19;
+    let mut micros = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let mut scale = 100_000;
+        while let Some(dg) = b.get(i).filter(|c| c.is_ascii_digit()) {
+            micros += i64::from(dg - b'0') * scale;
+            scale /= 10;
+            i += 1;
+        }
+    }
+    let offset = match b.get(i)? {
+        b'Z' => 0,
+        sign @ (b'+' | b'-') => {
+            let o = num(i + 1, 2)? * 3600 + num(i + 4, 2)? * 60;
+            if *sign == b'-' {
+                -o
+            } else {
+                o
+            }
+        }
+        _ => return None,
+    };
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec - offset) * 1_000_000) + micros)
+}
+
+/// The committed position of each input file of `dir` (checkpoints in
+/// `state/`, as [`write_config`] sets it up): how many of its lines lie
+/// before the checkpoint, `None` while it has none. A checkpoint being
+/// replaced reads as the old one (the store renames a complete file into
+/// place).
+pub fn committed_lines(dir: &Path, files: usize) -> Vec<Option<u64>> {
+    let mut out = vec![None; files];
+    let Ok(entries) = std::fs::read_dir(dir.join("state")) else {
+        return out;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        if !path.to_string_lossy().ends_with(".checkpoint.json") {
+            continue;
+        }
+        let Ok(text) = std::fs::read(&path) else {
+            continue;
+        };
+        let value: serde_json::Value = serde_json::from_slice(&text)
+            .unwrap_or_else(|e| panic!("checkpoint {} is not JSON: {e}", path.display()));
+        let input = value["path"].as_str().unwrap_or_default();
+        let name = Path::new(input).file_name().and_then(|n| n.to_str());
+        if let Some(i) = (0..files).find(|i| name == Some(file_name(*i).as_str())) {
+            out[i] = value["line"].as_u64();
+        }
+    }
+    out
 }
 
 /// A number of the environment, or `default`.
