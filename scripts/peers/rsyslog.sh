@@ -31,11 +31,14 @@
 #                            deadline (tests/support/peers.rs gives rsyslogd 30 s)
 #   QUEUE_WORKERS=1          main queue worker threads; 1 writes messages out in the order they were
 #                            received (more workers write batches in parallel and reorder them)
+#   OUTPUT=full|slim         slim writes only input, msg and received: a fifth of the bytes, for
+#                            tests that send a million messages and look at their bodies only
 # Output, one JSON object per line and per received message (fields are strings):
 #   WORKDIR/out/<input>.jsonl  input (udp tcp tls mtls relp relptls relpmtls), fromhost_ip, pri,
 #                              facility, severity, version, timestamp, hostname, app_name, procid,
 #                              msgid, structured_data, msg, raw (the message without framing),
-#                              received (rsyslog's reception time, RFC 3339 with microseconds)
+#                              received (rsyslog's reception time, RFC 3339 with microseconds);
+#                              OUTPUT=slim: input, msg, received only
 #   WORKDIR/internal.log       rsyslogd's own messages (TLS errors, truncation warnings...)
 # Exit codes: see lib.sh (3 = not installed, 4 = a port is taken).
 set -euo pipefail
@@ -75,10 +78,12 @@ MAX_MSG=${MAX_MSG:-256k}
 ESCAPE_CC=${ESCAPE_CC:-off}
 QUEUE_SHUTDOWN_MS=${QUEUE_SHUTDOWN_MS:-20000}
 QUEUE_WORKERS=${QUEUE_WORKERS:-1}
+OUTPUT=${OUTPUT:-full}
 case "$SERVER_CERT" in server|expired-server|wrong-host-server) ;; *) die "$EXIT_USAGE" "SERVER_CERT=$SERVER_CERT: want server, expired-server or wrong-host-server" ;; esac
 case "$TLS_DRIVER" in gtls|ossl) ;; *) die "$EXIT_USAGE" "TLS_DRIVER=$TLS_DRIVER: want gtls or ossl" ;; esac
 case "$ESCAPE_CC" in on|off) ;; *) die "$EXIT_USAGE" "ESCAPE_CC=$ESCAPE_CC: want on or off" ;; esac
 [[ "$QUEUE_SHUTDOWN_MS" =~ ^[0-9]+$ ]] || die "$EXIT_USAGE" "QUEUE_SHUTDOWN_MS=$QUEUE_SHUTDOWN_MS: want milliseconds"
+case "$OUTPUT" in full|slim) ;; *) die "$EXIT_USAGE" "OUTPUT=$OUTPUT: want full or slim" ;; esac
 [[ "$QUEUE_WORKERS" =~ ^[1-9][0-9]*$ ]] || die "$EXIT_USAGE" "QUEUE_WORKERS=$QUEUE_WORKERS: want a count >= 1"
 
 command -v rsyslogd >/dev/null 2>&1 || not_installed rsyslog
@@ -136,6 +141,17 @@ main_queue(
   queue.timeoutShutdown="$QUEUE_SHUTDOWN_MS"
   queue.timeoutActionCompletion="$QUEUE_SHUTDOWN_MS"
 )
+CFG
+if [ "$OUTPUT" = slim ]; then
+cat <<CFG
+template(name="json" type="list" option.jsonf="on") {
+  property(outname="input" name="inputname" format="jsonf")
+  property(outname="msg" name="msg" format="jsonf")
+  property(outname="received" name="timegenerated" dateFormat="rfc3339" format="jsonf")
+}
+CFG
+else
+cat <<CFG
 template(name="json" type="list" option.jsonf="on") {
   property(outname="input" name="inputname" format="jsonf")
   property(outname="fromhost_ip" name="fromhost-ip" format="jsonf")
@@ -153,6 +169,9 @@ template(name="json" type="list" option.jsonf="on") {
   property(outname="raw" name="rawmsg" format="jsonf")
   property(outname="received" name="timegenerated" dateFormat="rfc3339" format="jsonf")
 }
+CFG
+fi
+cat <<CFG
 template(name="perInput" type="string" string="$WORK/out/%inputname%.jsonl")
 ruleset(name="recv") {
   action(type="omfile" dynaFile="perInput" template="json" flushOnTXEnd="on" asyncWriting="off")

@@ -75,6 +75,7 @@ struct KillCost {
 fn siemfwd_sigkilled_10_times_loses_nothing_and_repeats_little() {
     let Some(rs) = require(Rsyslog::start(RsyslogOpts {
         inputs: vec![Input::Tcp],
+        slim_output: true,
         ..RsyslogOpts::default()
     })) else {
         return;
