@@ -134,13 +134,18 @@ wait_bound() {
 
 # pid_alive PIDFILE : true if the pid in PIDFILE is a live process
 pid_alive() {
-  local pid state
   [ -s "$1" ] || return 1
-  pid=$(cat "$1")
-  kill -0 "$pid" 2>/dev/null || return 1
+  pid_running "$(cat "$1")"
+}
+
+# pid_running PID : true if PID is a live process, not a zombie
+pid_running() {
+  local state
+  kill -0 "$1" 2>/dev/null || return 1
   # A stopped daemon whose new parent has not reaped it yet is a zombie: kill -0 still
-  # succeeds on it, but it is not running (a restart must not mistake it for "already up").
-  state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
+  # succeeds on it, but it is not running (a restart must not mistake it for "already up",
+  # a stop need not wait the second or two its reaping can take here).
+  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
   [ "$state" != Z ] && [ "$state" != X ]
 }
 
@@ -152,8 +157,8 @@ stop_pidfile() {
   pid=$(cat "$f")
   if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < secs * 20; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    for ((i = 0; i < secs * 20; i++)); do pid_running "$pid" || break; sleep 0.05; done
+    if pid_running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$f"
 }

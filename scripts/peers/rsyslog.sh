@@ -201,6 +201,9 @@ rm -f "$RS_PIDFILE"   # stale: pid_alive said our rsyslogd is not running
 # -n: stay in the foreground of this background job; -i/-f: private pidfile and config
 nohup rsyslogd -n -f "$CONF" -i "$RS_PIDFILE" > "$WORK/rsyslogd.stdout" 2>&1 < /dev/null &
 PID=$!
+# Whatever fails from here on (even a write on a full disk), the caller gets no PID to stop:
+# stop the daemon we started before exiting.
+trap 'rc=$?; [ $rc = 0 ] || kill -TERM "$PID" 2>/dev/null || true' EXIT
 echo "$PID" > "$PIDFILE"
 
 fail() { # code
