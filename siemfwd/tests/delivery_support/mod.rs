@@ -183,8 +183,8 @@ pub struct Received {
     /// Lines received at least once.
     pub unique: usize,
     /// Lines whose first copy arrived after a later line of their file
-    /// (rsyslog's threads reorder; a receiver that lost a line and got it
-    /// again shows here too).
+    /// (a receiver that lost a line and got it again; the peers' rsyslog
+    /// writes out in arrival order, with one queue worker).
     pub late: usize,
     highest: Vec<Option<usize>>,
     /// Every message read, with rsyslog's reception time, once
