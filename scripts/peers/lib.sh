@@ -134,25 +134,31 @@ wait_bound() {
 
 # pid_alive PIDFILE : true if the pid in PIDFILE is a live process
 pid_alive() {
-  local pid state
   [ -s "$1" ] || return 1
-  pid=$(cat "$1")
-  kill -0 "$pid" 2>/dev/null || return 1
+  pid_running "$(cat "$1")"
+}
+
+# pid_running PID : true if PID is a live process, not a zombie
+pid_running() {
+  local state
+  kill -0 "$1" 2>/dev/null || return 1
   # A stopped daemon whose new parent has not reaped it yet is a zombie: kill -0 still
-  # succeeds on it, but it is not running (a restart must not mistake it for "already up").
-  state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
+  # succeeds on it, but it is not running (a restart must not mistake it for "already up",
+  # a stop need not wait the second or two its reaping can take here).
+  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
   [ "$state" != Z ] && [ "$state" != X ]
 }
 
-# stop_pidfile PIDFILE : SIGTERM the pid in PIDFILE (only that pid), wait up to 5 s, then SIGKILL.
+# stop_pidfile PIDFILE [SECONDS] : SIGTERM the pid in PIDFILE (only that pid), wait up to
+# SECONDS (default 5), then SIGKILL.
 stop_pidfile() {
-  local f=$1 pid i
+  local f=$1 secs=${2:-5} pid i
   [ -s "$f" ] || return 0
   pid=$(cat "$f")
   if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    for ((i = 0; i < secs * 20; i++)); do pid_running "$pid" || break; sleep 0.05; done
+    if pid_running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$f"
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # rsyslog.sh WORKDIR start : start a private rsyslogd in the background; print its PID on stdout
-# rsyslog.sh WORKDIR stop  : stop it (SIGTERM, then SIGKILL after 5 s; only the PID in WORKDIR/rsyslog.pid)
+# rsyslog.sh WORKDIR stop  : stop it (SIGTERM, then SIGKILL after 30 s, once it had time to write out
+#                            its queue; only the PID in WORKDIR/rsyslog.pid)
 #
 # Ports come from the caller (0 or unset = listener disabled; at least one must be set).
 # Every listener binds $BIND (default 127.0.0.1; only loopback is accepted):
@@ -24,10 +25,20 @@
 #   MAX_MSG=256k             global maxMessageSize (rsyslog's default 8k TRUNCATES longer messages)
 #   ESCAPE_CC=off            parser.escapeControlCharactersOnReceive; rsyslog's default "on" turns
 #                            LF into "#012" -- off keeps received == sent; "on" mimics a stock SIEM box
+#   QUEUE_SHUTDOWN_MS=20000  main queue's timeoutShutdown: how long a stopping rsyslogd keeps writing
+#                            out what it accepted. rsyslog's default, 1500, DISCARDS the rest (lines
+#                            it read, so no TCP sender can notice); stay below the caller's SIGKILL
+#                            deadline (tests/support/peers.rs gives rsyslogd 30 s)
+#   QUEUE_WORKERS=1          main queue worker threads; 1 writes messages out in the order they were
+#                            received (more workers write batches in parallel and reorder them)
+#   OUTPUT=full|slim         slim writes only input, msg and received: a fifth of the bytes, for
+#                            tests that send a million messages and look at their bodies only
 # Output, one JSON object per line and per received message (fields are strings):
 #   WORKDIR/out/<input>.jsonl  input (udp tcp tls mtls relp relptls relpmtls), fromhost_ip, pri,
 #                              facility, severity, version, timestamp, hostname, app_name, procid,
-#                              msgid, structured_data, msg, raw (the message without framing)
+#                              msgid, structured_data, msg, raw (the message without framing),
+#                              received (rsyslog's reception time, RFC 3339 with microseconds);
+#                              OUTPUT=slim: input, msg, received only
 #   WORKDIR/internal.log       rsyslogd's own messages (TLS errors, truncation warnings...)
 # Exit codes: see lib.sh (3 = not installed, 4 = a port is taken).
 set -euo pipefail
@@ -42,7 +53,7 @@ WORK=$(cd "$1" && pwd)
 PIDFILE=$WORK/rsyslog.pid          # ours: the PID we started, used by stop
 RS_PIDFILE=$WORK/rsyslogd.self.pid  # rsyslogd's own -i file (it refuses to start if that file exists)
 case "$2" in
-  stop) stop_pidfile "$PIDFILE"; exit 0 ;;
+  stop) stop_pidfile "$PIDFILE" 30; exit 0 ;;
   start) ;;
   *) die "$EXIT_USAGE" "$usage" ;;
 esac
@@ -65,9 +76,15 @@ TLS_DRIVER=${TLS_DRIVER:-gtls}
 RELP_TLSLIB=${RELP_TLSLIB:-openssl}
 MAX_MSG=${MAX_MSG:-256k}
 ESCAPE_CC=${ESCAPE_CC:-off}
+QUEUE_SHUTDOWN_MS=${QUEUE_SHUTDOWN_MS:-20000}
+QUEUE_WORKERS=${QUEUE_WORKERS:-1}
+OUTPUT=${OUTPUT:-full}
 case "$SERVER_CERT" in server|expired-server|wrong-host-server) ;; *) die "$EXIT_USAGE" "SERVER_CERT=$SERVER_CERT: want server, expired-server or wrong-host-server" ;; esac
 case "$TLS_DRIVER" in gtls|ossl) ;; *) die "$EXIT_USAGE" "TLS_DRIVER=$TLS_DRIVER: want gtls or ossl" ;; esac
 case "$ESCAPE_CC" in on|off) ;; *) die "$EXIT_USAGE" "ESCAPE_CC=$ESCAPE_CC: want on or off" ;; esac
+[[ "$QUEUE_SHUTDOWN_MS" =~ ^[0-9]+$ ]] || die "$EXIT_USAGE" "QUEUE_SHUTDOWN_MS=$QUEUE_SHUTDOWN_MS: want milliseconds"
+case "$OUTPUT" in full|slim) ;; *) die "$EXIT_USAGE" "OUTPUT=$OUTPUT: want full or slim" ;; esac
+[[ "$QUEUE_WORKERS" =~ ^[1-9][0-9]*$ ]] || die "$EXIT_USAGE" "QUEUE_WORKERS=$QUEUE_WORKERS: want a count >= 1"
 
 command -v rsyslogd >/dev/null 2>&1 || not_installed rsyslog
 rsys_mods=$(dirname "$(dpkg -L rsyslog 2>/dev/null | grep -m1 '/imtcp.so$' || echo /usr/lib/x86_64-linux-gnu/rsyslog/imtcp.so)")
@@ -115,6 +132,26 @@ global(
   net.enableDNS="off"
   processInternalMessages="on"
 )
+# Every input's ruleset has no queue of its own, so this queue holds everything read and not yet
+# written. On SIGTERM rsyslog stops its inputs, then gives this queue timeoutShutdown to drain
+# and timeoutActionCompletion to finish the action under way; what is left is discarded (no
+# saveOnShutdown: that needs a disk queue). One worker keeps the received order in the output.
+main_queue(
+  queue.workerThreads="$QUEUE_WORKERS"
+  queue.timeoutShutdown="$QUEUE_SHUTDOWN_MS"
+  queue.timeoutActionCompletion="$QUEUE_SHUTDOWN_MS"
+)
+CFG
+if [ "$OUTPUT" = slim ]; then
+cat <<CFG
+template(name="json" type="list" option.jsonf="on") {
+  property(outname="input" name="inputname" format="jsonf")
+  property(outname="msg" name="msg" format="jsonf")
+  property(outname="received" name="timegenerated" dateFormat="rfc3339" format="jsonf")
+}
+CFG
+else
+cat <<CFG
 template(name="json" type="list" option.jsonf="on") {
   property(outname="input" name="inputname" format="jsonf")
   property(outname="fromhost_ip" name="fromhost-ip" format="jsonf")
@@ -130,7 +167,11 @@ template(name="json" type="list" option.jsonf="on") {
   property(outname="structured_data" name="structured-data" format="jsonf")
   property(outname="msg" name="msg" format="jsonf")
   property(outname="raw" name="rawmsg" format="jsonf")
+  property(outname="received" name="timegenerated" dateFormat="rfc3339" format="jsonf")
 }
+CFG
+fi
+cat <<CFG
 template(name="perInput" type="string" string="$WORK/out/%inputname%.jsonl")
 ruleset(name="recv") {
   action(type="omfile" dynaFile="perInput" template="json" flushOnTXEnd="on" asyncWriting="off")
@@ -160,6 +201,9 @@ rm -f "$RS_PIDFILE"   # stale: pid_alive said our rsyslogd is not running
 # -n: stay in the foreground of this background job; -i/-f: private pidfile and config
 nohup rsyslogd -n -f "$CONF" -i "$RS_PIDFILE" > "$WORK/rsyslogd.stdout" 2>&1 < /dev/null &
 PID=$!
+# Whatever fails from here on (even a write on a full disk), the caller gets no PID to stop:
+# stop the daemon we started before exiting.
+trap 'rc=$?; [ $rc = 0 ] || kill -TERM "$PID" 2>/dev/null || true' EXIT
 echo "$PID" > "$PIDFILE"
 
 fail() { # code

@@ -14,6 +14,10 @@
 //!   that the peer's own PID holds each socket);
 //! - reads what the peer received: one JSON object per line in `WORKDIR/out/<input>.jsonl`;
 //! - stops the peer by its PID (SIGTERM, then SIGKILL after a deadline), also on `Drop`.
+//!   rsyslog is configured (`scripts/peers/rsyslog.sh`) to write out everything it accepted
+//!   before it exits, in the order it received it, and stamps each message with its reception
+//!   time (`received`): a restarted receiver loses nothing it read, and tests can tell when a
+//!   message arrived.
 //!
 //! A peer that is not installed makes the test fail with "run scripts/peers/install.sh",
 //! unless `SIEMFWD_SKIP_PEERS=1`, where [`require`] prints `SKIPPED: <reason>` and the test
@@ -40,6 +44,10 @@ use tempfile::TempDir;
 const START_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a peer gets to exit after SIGTERM before it is killed.
 const STOP_DEADLINE: Duration = Duration::from_secs(5);
+/// The same for rsyslogd, which first writes out everything its main queue holds (up to
+/// `QUEUE_SHUTDOWN_MS`, 20 s, in `scripts/peers/rsyslog.sh`): killing it earlier would lose
+/// lines it had read, which no sender can notice.
+const RSYSLOG_STOP_DEADLINE: Duration = Duration::from_secs(30);
 /// Poll interval while waiting for a condition; short, because it is not a synchronisation sleep.
 const POLL: Duration = Duration::from_millis(20);
 /// Attempts with fresh ports when a picked port was taken before the peer could bind it.
@@ -303,6 +311,9 @@ pub struct RsyslogOpts {
     pub escape_control_chars: bool,
     /// `maxMessageSize` (e.g. `"8k"` to mimic rsyslog's default); `None` = the script's 256k.
     pub max_message_size: Option<String>,
+    /// Write only `input`, `msg` and `received` per message (`OUTPUT=slim`): a fifth of the
+    /// bytes, for tests that send a million messages and look at their bodies only.
+    pub slim_output: bool,
 }
 
 impl Default for RsyslogOpts {
@@ -313,6 +324,7 @@ impl Default for RsyslogOpts {
             tls_driver: TlsDriver::Gtls,
             escape_control_chars: false,
             max_message_size: None,
+            slim_output: false,
         }
     }
 }
@@ -359,6 +371,13 @@ impl Kind {
         match self {
             Kind::Rsyslog => "rsyslogd",
             Kind::SyslogNg => "syslog-ng",
+        }
+    }
+    /// How long the daemon gets between SIGTERM and SIGKILL.
+    fn stop_deadline(self) -> Duration {
+        match self {
+            Kind::Rsyslog => RSYSLOG_STOP_DEADLINE,
+            Kind::SyslogNg => STOP_DEADLINE,
         }
     }
     /// Inputs whose port the peer picks itself and reports (rsyslog imtcp `listenPortFileName`),
@@ -415,6 +434,9 @@ impl Rsyslog {
                 .to_owned(),
             ),
         ];
+        if opts.slim_output {
+            env.push(("OUTPUT", "slim".to_owned()));
+        }
         if let Some(size) = opts.max_message_size {
             env.push(("MAX_MSG", size));
         }
@@ -739,15 +761,17 @@ impl Peer {
         out
     }
 
-    /// Stops the daemon: SIGTERM, then SIGKILL if it is still alive after [`STOP_DEADLINE`].
-    /// Only the PID this peer started is signalled, and only while it is still that program.
+    /// Stops the daemon: SIGTERM, then SIGKILL if it is still alive after its deadline
+    /// ([`STOP_DEADLINE`]; rsyslogd, which writes out what it accepted first,
+    /// [`RSYSLOG_STOP_DEADLINE`]). Only the PID this peer started is signalled, and only while
+    /// it is still that program.
     pub fn stop(&mut self) {
         let Some(pid) = self.pid.take() else { return };
         if !self.is_ours(pid) {
             return;
         }
         signal(pid, "TERM");
-        let deadline = Instant::now() + STOP_DEADLINE;
+        let deadline = Instant::now() + self.kind.stop_deadline();
         while self.is_ours(pid) {
             if Instant::now() >= deadline {
                 signal(pid, "KILL");
