@@ -48,12 +48,6 @@ pub(super) struct ShardSummary {
 /// Answered batch buffers a shard keeps for reuse (see `run`).
 const SPARE_BUFFERS: usize = 1;
 
-/// The most a new batch buffer reserves up front; a larger `batch_bytes`
-/// grows past it as usual.
-const BATCH_ROOM_MAX: usize = 8 << 20;
-/// Reserved on top of `batch_bytes` for the record that crosses it.
-const BATCH_ROOM_SLACK: usize = 64 << 10;
-
 type Answer = oneshot::Receiver<Result<Messages, sink::Error>>;
 
 /// Read, format and send one batch. `Ok(None)`: the shard ended.
@@ -68,14 +62,6 @@ async fn next_batch<R: ShardReader>(
     let name = reader.name().to_owned();
     let mut refused = 0u64;
     let mut last_refusal: Option<format::Error> = None;
-    // A buffer grown by doubling copies itself again at every step
-    // (`realloc`, ~5% of the CPU with the default settings): give a new
-    // one a batch's room at once. Pages are touched only as they are
-    // written, so this costs no memory that doubling would not.
-    let room = max_bytes.min(BATCH_ROOM_MAX) + BATCH_ROOM_SLACK;
-    if msgs.is_empty() && msgs.buffer().capacity() < room {
-        *msgs.buffer() = Vec::with_capacity(room);
-    }
     let end = reader
         .read_batch(&mut |record| {
             match formatter.encode(record, msgs.buffer()) {
