@@ -265,15 +265,14 @@ impl UtcClock {
         } else {
             out.extend_from_slice(&self.prefix);
         }
-        out.push(b'.');
+        // `.ffffffZ` rendered on the stack and appended once.
+        let mut fraction = *b".000000Z";
         let mut micros = time.nanos() / 1000;
-        let mut digits = [b'0'; 6];
-        for d in digits.iter_mut().rev() {
+        for d in fraction[1..7].iter_mut().rev() {
             *d = b'0' + (micros % 10) as u8;
             micros /= 10;
         }
-        out.extend_from_slice(&digits);
-        out.push(b'Z');
+        out.extend_from_slice(&fraction);
     }
 }
 
@@ -282,7 +281,9 @@ impl UtcClock {
 pub(crate) struct Rfc5424 {
     /// `<PRI>1 `.
     pri_version: Vec<u8>,
-    /// ` HOSTNAME APP-NAME PROCID MSGID ` (both spaces included).
+    /// ` HOSTNAME APP-NAME PROCID MSGID ` (both spaces included), and the
+    /// NILVALUE STRUCTURED-DATA when none is configured: the whole
+    /// constant part after the timestamp in one copy.
     fields: Vec<u8>,
     sd: Option<StructuredData>,
     clock: UtcClock,
@@ -319,6 +320,9 @@ impl Rfc5424 {
             fields.extend_from_slice(f);
         }
         fields.push(b' ');
+        if sd.is_none() {
+            fields.extend_from_slice(NILVALUE);
+        }
         Ok(Self {
             pri_version,
             fields,
@@ -341,10 +345,8 @@ impl Rfc5424 {
         out.extend_from_slice(&self.fields);
         match &self.sd {
             Some(sd) => sd.write(record, out, newline, tally),
-            None => {
-                out.extend_from_slice(NILVALUE);
-                Ok(())
-            }
+            // The NILVALUE STRUCTURED-DATA is already in `fields`.
+            None => Ok(()),
         }
     }
 }

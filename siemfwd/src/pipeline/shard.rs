@@ -148,7 +148,6 @@ pub(super) async fn run<R: ShardReader>(
         tokio::select! {
             biased;
             (ticket, answer) = oldest(&mut in_flight), if !in_flight.is_empty() => {
-                spare.push(msgs);
                 match answer {
                     Ok(Done::Delivered(done)) => {
                         summary.messages += done.len() as u64;
@@ -172,6 +171,10 @@ pub(super) async fn run<R: ShardReader>(
                         summary.undelivered.get_or_insert(e);
                     }
                 }
+                // After the answered buffer: the spare kept is the one with
+                // a batch's room, not an empty one taken at the top (which
+                // made most batches grow from nothing by `realloc`).
+                spare.push(msgs);
             }
             () = ctx.stop.cancelled(), if reading => spare.push(msgs),
             // The top of the loop commits.
@@ -420,5 +423,50 @@ mod tests {
             last = Some(p);
         }
         assert_eq!(last, Some(3), "the checkpoint passed the dropped batches");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_answered_buffer_is_kept_for_the_next_batch() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let (read_tx, _read) = mpsc::unbounded_channel();
+        let settings = PipelineConfig {
+            in_flight_batches: 2,
+            ..PipelineConfig::default()
+        };
+        let formatter = match Formatter::build(&FormatConfig::default(), Constraints::default()) {
+            Ok(f) => f,
+            Err(e) => panic!("default format: {e}"),
+        };
+        let ctx = ShardContext {
+            tx,
+            budget: Budget::new(1 << 20),
+            settings,
+            stop: CancellationToken::new(),
+            commit: false,
+            framing: None,
+        };
+        let reader = OneByOne {
+            left: 3,
+            read: read_tx,
+        };
+        let task = tokio::spawn(run(reader, formatter, ctx));
+        let first = within_deadline("first batch", rx.recv()).await;
+        let second = within_deadline("second batch", rx.recv()).await;
+        // The window is full; the first answer comes back with a room no
+        // batch grown from nothing has.
+        let mut answered = first.msgs;
+        answered.buffer().reserve(1 << 20);
+        let _ = first.ack.send(Ok(Done::Delivered(answered)));
+        drop(first.permit);
+        let mut third = within_deadline("third batch", rx.recv()).await;
+        assert!(third.msgs.buffer().capacity() >= 1 << 20);
+        for b in [second, third] {
+            let _ = b.ack.send(Ok(Done::Delivered(b.msgs)));
+            drop(b.permit);
+        }
+        match task.await {
+            Ok(Ok(summary)) => assert_eq!(summary.messages, 3),
+            other => panic!("shard task: {other:?}"),
+        }
     }
 }
