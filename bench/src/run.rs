@@ -347,6 +347,8 @@ pub async fn throughput(
     let pid = child.id();
     let mut perf = match (&ctx.perf, program) {
         (Some(dir), Program::Siemfwd) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the --perf directory {}", dir.display()))?;
             let out = dir.join(format!("perf-{}-{}.data", program.name(), transport.name()));
             eprintln!("bench: {label}: perf record -> {}", out.display());
             Some(
