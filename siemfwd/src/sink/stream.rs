@@ -599,29 +599,9 @@ impl StreamSink {
                     }
                 },
                 None => {
-                    if self.outage.as_ref().is_some_and(|o| o.failures > 1) {
-                        let delay = self.backoff.next_delay();
-                        tokio::select! {
-                            biased;
-                            _ = cancel.cancelled() => return Err(Error::Cancelled),
-                            _ = tokio::time::sleep(delay) => {}
-                        }
-                    }
-                    let attempt = tokio::select! {
-                        biased;
-                        _ = cancel.cancelled() => return Err(Error::Cancelled),
-                        r = self.connect() => r,
-                    };
-                    match attempt {
-                        Ok(conn) => {
-                            self.attach(conn);
-                            continue;
-                        }
-                        Err(cause) => {
-                            self.fail(cause);
-                            continue;
-                        }
-                    }
+                    // Connected or not, the loop looks again.
+                    self.reconnect_once(cancel).await?;
+                    continue;
                 }
             };
             let Some(first) = self.held.iter().position(|h| h.end.is_none()) else {
@@ -779,11 +759,11 @@ impl StreamSink {
         self.held.drain(..).map(|h| h.msgs).collect()
     }
 
-    /// One step back to a connection while nothing is held (the drop
-    /// policy discarded it, so [`StreamSink::write_held`] has nothing to
-    /// reconnect for): the backoff delay when the incident already failed
-    /// more than once, then one attempt, with the incident's bookkeeping.
-    /// `Ok(true)` once connected.
+    /// One step back to a connection: the backoff delay when the incident
+    /// already failed more than once, then one attempt, with the incident's
+    /// bookkeeping. [`StreamSink::write_held`] loops on it; the drop policy
+    /// calls it directly while nothing is held (it discarded everything, so
+    /// `write_held` has nothing to reconnect for). `Ok(true)` once connected.
     pub(crate) async fn reconnect_once(
         &mut self,
         cancel: &CancellationToken,
