@@ -237,14 +237,38 @@ mod tests {
     use crate::record::{Field, LogTime, Record};
     use crate::source;
 
-    /// One record per batch, `left` batches, then the end; tells `read`
-    /// after each batch it returned.
-    struct OneByOne {
-        left: u64,
+    /// `batches` batches of one record each at positions 1, 2, …, then
+    /// the end; after each batch it tells `read` how many are left, and it
+    /// tells `commits` every position committed.
+    struct Scripted {
+        done: u64,
+        batches: u64,
         read: mpsc::UnboundedSender<u64>,
+        commits: mpsc::UnboundedSender<u64>,
     }
 
-    impl ShardReader for OneByOne {
+    impl Scripted {
+        /// The reader, and the receiving ends of `read` and `commits`.
+        fn new(
+            batches: u64,
+        ) -> (
+            Self,
+            mpsc::UnboundedReceiver<u64>,
+            mpsc::UnboundedReceiver<u64>,
+        ) {
+            let (read, read_rx) = mpsc::unbounded_channel();
+            let (commits, commits_rx) = mpsc::unbounded_channel();
+            let reader = Self {
+                done: 0,
+                batches,
+                read,
+                commits,
+            };
+            (reader, read_rx, commits_rx)
+        }
+    }
+
+    impl ShardReader for Scripted {
         type Position = u64;
 
         fn name(&self) -> &str {
@@ -255,25 +279,38 @@ mod tests {
             &mut self,
             visit: &mut (dyn FnMut(&Record<'_>) -> Flow + Send),
         ) -> Result<Option<BatchEnd<u64>>, source::Error> {
-            if self.left == 0 {
+            if self.done == self.batches {
                 return Ok(None);
             }
-            self.left -= 1;
+            self.done += 1;
             let record = Record {
                 time: LogTime::new(1_700_028_800, 0).unwrap_or_default(),
                 fields: vec![Field::borrowed(b"k", b"v")],
             };
             visit(&record);
-            let _ = self.read.send(self.left);
+            let _ = self.read.send(self.batches - self.done);
             Ok(Some(BatchEnd {
-                position: self.left,
+                position: self.done,
                 records: 1,
                 stop: None,
             }))
         }
 
-        async fn commit(&mut self, _: &Checkpoint<u64>) -> Result<(), source::Error> {
+        async fn commit(&mut self, cp: &Checkpoint<u64>) -> Result<(), source::Error> {
+            let _ = self.commits.send(*cp.position());
             Ok(())
+        }
+    }
+
+    fn formatter() -> Formatter {
+        match Formatter::build(
+            &FormatConfig::default(),
+            Constraints {
+                newline_terminated: true,
+            },
+        ) {
+            Ok(f) => f,
+            Err(e) => panic!("default format: {e}"),
         }
     }
 
@@ -290,20 +327,12 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_shard_waits_for_the_shared_budget_before_handing_a_batch_over() {
         let (tx, mut rx) = mpsc::channel(64);
-        let (read_tx, mut read) = mpsc::unbounded_channel();
+        let (reader, mut read, _commits) = Scripted::new(2);
         // Room for one batch only, though the shard's window allows 32.
         let budget = Budget::new(1024);
         let settings = PipelineConfig::default();
         assert!(settings.in_flight_batches > 1);
-        let formatter = match Formatter::build(
-            &FormatConfig::default(),
-            Constraints {
-                newline_terminated: true,
-            },
-        ) {
-            Ok(f) => f,
-            Err(e) => panic!("default format: {e}"),
-        };
+        let formatter = formatter();
         let ctx = ShardContext {
             tx,
             budget,
@@ -311,10 +340,6 @@ mod tests {
             stop: CancellationToken::new(),
             commit: false,
             framing: None,
-        };
-        let reader = OneByOne {
-            left: 2,
-            read: read_tx,
         };
         let task = tokio::spawn(run(reader, formatter, ctx));
 
@@ -336,60 +361,11 @@ mod tests {
         }
     }
 
-    /// `batches` batches of one record each at positions 1, 2, …; reports
-    /// every commit.
-    struct Committing {
-        next: u64,
-        batches: u64,
-        commits: mpsc::UnboundedSender<u64>,
-    }
-
-    impl ShardReader for Committing {
-        type Position = u64;
-
-        fn name(&self) -> &str {
-            "test"
-        }
-
-        async fn read_batch(
-            &mut self,
-            visit: &mut (dyn FnMut(&Record<'_>) -> Flow + Send),
-        ) -> Result<Option<BatchEnd<u64>>, source::Error> {
-            if self.next == self.batches {
-                return Ok(None);
-            }
-            self.next += 1;
-            let record = Record {
-                time: LogTime::new(1_700_028_800, 0).unwrap_or_default(),
-                fields: vec![Field::borrowed(b"k", b"v")],
-            };
-            visit(&record);
-            Ok(Some(BatchEnd {
-                position: self.next,
-                records: 1,
-                stop: None,
-            }))
-        }
-
-        async fn commit(&mut self, cp: &Checkpoint<u64>) -> Result<(), source::Error> {
-            let _ = self.commits.send(*cp.position());
-            Ok(())
-        }
-    }
-
     #[tokio::test]
     async fn a_dropped_batch_counts_as_done_for_the_checkpoint() {
         let (tx, mut rx) = mpsc::channel(64);
-        let (commits_tx, mut commits) = mpsc::unbounded_channel();
-        let formatter = match Formatter::build(
-            &FormatConfig::default(),
-            Constraints {
-                newline_terminated: true,
-            },
-        ) {
-            Ok(f) => f,
-            Err(e) => panic!("default format: {e}"),
-        };
+        let (reader, _read, mut commits) = Scripted::new(3);
+        let formatter = formatter();
         let ctx = ShardContext {
             tx,
             budget: Budget::new(1 << 20),
@@ -397,11 +373,6 @@ mod tests {
             stop: CancellationToken::new(),
             commit: true,
             framing: None,
-        };
-        let reader = Committing {
-            next: 0,
-            batches: 3,
-            commits: commits_tx,
         };
         let task = tokio::spawn(run(reader, formatter, ctx));
         // Dropped, delivered, dropped: every one of them is done.
@@ -428,15 +399,12 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn an_answered_buffer_is_kept_for_the_next_batch() {
         let (tx, mut rx) = mpsc::channel(64);
-        let (read_tx, _read) = mpsc::unbounded_channel();
+        let (reader, _read, _commits) = Scripted::new(3);
         let settings = PipelineConfig {
             in_flight_batches: 2,
             ..PipelineConfig::default()
         };
-        let formatter = match Formatter::build(&FormatConfig::default(), Constraints::default()) {
-            Ok(f) => f,
-            Err(e) => panic!("default format: {e}"),
-        };
+        let formatter = formatter();
         let ctx = ShardContext {
             tx,
             budget: Budget::new(1 << 20),
@@ -444,10 +412,6 @@ mod tests {
             stop: CancellationToken::new(),
             commit: false,
             framing: None,
-        };
-        let reader = OneByOne {
-            left: 3,
-            read: read_tx,
         };
         let task = tokio::spawn(run(reader, formatter, ctx));
         let first = within_deadline("first batch", rx.recv()).await;
