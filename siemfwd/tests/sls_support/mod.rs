@@ -428,8 +428,7 @@ impl SeqCounter {
 
     /// How many logs of `shard` arrived without a gap from log 0.
     pub fn prefix(&self, shard: u32) -> u64 {
-        let from = (u64::from(shard) * self.per_shard) as usize;
-        self.counts[from..from + self.per_shard as usize]
+        self.shard_counts(shard)
             .iter()
             .take_while(|c| c.load(std::sync::atomic::Ordering::Relaxed) > 0)
             .count() as u64
@@ -437,23 +436,14 @@ impl SeqCounter {
 
     /// Receptions beyond the first of each log.
     pub fn duplicates(&self) -> u64 {
-        self.counts
-            .iter()
-            .map(|c| {
-                u64::from(
-                    c.load(std::sync::atomic::Ordering::Relaxed)
-                        .saturating_sub(1),
-                )
-            })
-            .sum()
+        self.duplicates_by_shard().iter().sum()
     }
 
     /// Duplicates per shard.
     pub fn duplicates_by_shard(&self) -> Vec<u64> {
         (0..self.shards)
             .map(|s| {
-                let from = (u64::from(s) * self.per_shard) as usize;
-                self.counts[from..from + self.per_shard as usize]
+                self.shard_counts(s)
                     .iter()
                     .map(|c| {
                         u64::from(
@@ -464,6 +454,12 @@ impl SeqCounter {
                     .sum()
             })
             .collect()
+    }
+
+    /// The reception counts of `shard`'s logs, log 0 first.
+    fn shard_counts(&self, shard: u32) -> &[std::sync::atomic::AtomicU32] {
+        let from = (u64::from(shard) * self.per_shard) as usize;
+        &self.counts[from..from + self.per_shard as usize]
     }
 
     /// Lines that carried no seq in range (the first few).
