@@ -3,7 +3,11 @@
 //!
 //! Each request draws once: a connection reset (the connection is dropped without a
 //! response), then a 5xx (`500 InternalServerError`, which every SDK retries), then — for
-//! PullLogs only — a `403 ReadQuotaExceed`, and for PutLogs a `403 WriteQuotaExceed`.
+//! PullLogs only — a `403 ReadQuotaExceed`, and for PutLogs a `403 WriteQuotaExceed`. A
+//! PullLogs served normally may then be *short* (`short_pull_rate`): half the log groups it
+//! found (at least one) though more are there, as a server that caps the size of an
+//! answer does. Every SDK simply continues from `x-log-cursor`; a client that guesses where
+//! a pull ends (siemfwd's pulls ahead) must notice that it guessed wrong.
 //! Latency is added before anything else: the fixed `latency` plus up to `latency_jitter` on
 //! every request, and `slow` more on a `slow_rate` share of them. Why a share: a fixed delay
 //! of seconds on every request is a different test (a distant region); a few slow answers
@@ -37,6 +41,8 @@ pub struct FaultConfig {
     pub write_throttle_rate: f64,
     /// Probability of dropping the connection without an answer.
     pub reset_rate: f64,
+    /// Probability that a PullLogs returns half the log groups it found (at least one).
+    pub short_pull_rate: f64,
 }
 
 /// What a request should suffer.
@@ -76,6 +82,8 @@ pub struct FaultCounts {
     pub read_throttles: u64,
     /// `403 WriteQuotaExceed` answers (PutLogs).
     pub write_throttles: u64,
+    /// PullLogs answered with fewer log groups than asked for and available.
+    pub short_pulls: u64,
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +93,7 @@ struct Counters {
     server_errors: AtomicU64,
     read_throttles: AtomicU64,
     write_throttles: AtomicU64,
+    short_pulls: AtomicU64,
 }
 
 /// Shared, run-time adjustable fault settings, and counts of the faults that fired.
@@ -148,6 +157,7 @@ impl Faults {
             server_errors: f.server_errors.load(Ordering::Relaxed),
             read_throttles: f.read_throttles.load(Ordering::Relaxed),
             write_throttles: f.write_throttles.load(Ordering::Relaxed),
+            short_pulls: f.short_pulls.load(Ordering::Relaxed),
         }
     }
 
@@ -169,6 +179,21 @@ impl Faults {
     /// Sets the connection reset rate.
     pub fn set_reset_rate(&self, rate: f64) {
         self.lock().reset_rate = rate;
+    }
+
+    /// Sets the share of short PullLogs answers.
+    pub fn set_short_pull_rate(&self, rate: f64) {
+        self.lock().short_pull_rate = rate;
+    }
+
+    /// How many of the `groups` log groups a PullLogs found to return: half (at least
+    /// one) on the `short_pull_rate` share of pulls, counted when that is fewer.
+    pub fn pull_keep(&self, groups: usize) -> usize {
+        if groups > 1 && hit(self.lock().short_pull_rate) {
+            self.fired.short_pulls.fetch_add(1, Ordering::Relaxed);
+            return groups / 2;
+        }
+        groups
     }
 
     /// The delay for one request: the fixed latency, the jitter, and `slow` for the
@@ -297,8 +322,21 @@ mod tests {
                 server_errors: 1,
                 read_throttles: 1,
                 write_throttles: 2,
+                short_pulls: 0,
             },
             "clear() keeps the counts"
         );
+    }
+
+    #[test]
+    fn short_pulls_halve_the_count_and_are_counted() {
+        let f = Faults::default();
+        assert_eq!(f.pull_keep(10), 10);
+        f.set_short_pull_rate(1.0);
+        assert_eq!(f.pull_keep(10), 5);
+        assert_eq!(f.pull_keep(3), 1);
+        assert_eq!(f.pull_keep(1), 1, "one group cannot be shorter");
+        assert_eq!(f.pull_keep(0), 0);
+        assert_eq!(f.counts().short_pulls, 2);
     }
 }

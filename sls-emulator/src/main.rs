@@ -125,6 +125,10 @@ struct FaultFlags {
     /// Probability of dropping the connection without an answer.
     #[arg(long, default_value_t = 0.0)]
     fault_reset_rate: f64,
+    /// Probability that a PullLogs returns half the log groups it found (as a server
+    /// capping its answers' size would).
+    #[arg(long, default_value_t = 0.0)]
+    fault_short_pull_rate: f64,
 }
 
 fn range(s: &str, what: &str) -> anyhow::Result<(usize, usize)> {
@@ -223,6 +227,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 read_throttle_rate: faults.fault_read_throttle_rate,
                 write_throttle_rate: faults.fault_write_throttle_rate,
                 reset_rate: faults.fault_reset_rate,
+                short_pull_rate: faults.fault_short_pull_rate,
             };
             let emu = sls_emulator::start(cfg)
                 .await

@@ -589,17 +589,26 @@ async fn sdk_bare_ip_endpoint_reaches_the_emulator_on_port_80_of_its_own_loopbac
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sdk_consumer_rides_out_injected_server_errors_and_resets() {
+async fn sdk_consumer_rides_out_injected_server_errors_resets_and_short_pulls() {
     let Some(py) = python() else { return };
     let emu = start_emulator().await;
+    // Ten logs a group: fifty groups, so a pull finds many and a short one returns fewer.
     run_ok(
-        sdk(&py, &emu, "proj", "store", &["put", "--logs", "500"]),
+        sdk(
+            &py,
+            &emu,
+            "proj",
+            "store",
+            &["put", "--logs", "500", "--batch", "10"],
+        ),
         "SDK put_logs",
     )
     .await;
     // Faults are drawn before a request is processed, so the SDK's retries never duplicate.
     emu.faults().set_server_error_rate(0.05);
     emu.faults().set_reset_rate(0.05);
+    // The SDK continues from `x-log-cursor`, whatever came back.
+    emu.faults().set_short_pull_rate(0.5);
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("f.out");
     let consumer = sdk(
@@ -626,6 +635,11 @@ async fn sdk_consumer_rides_out_injected_server_errors_and_resets() {
     )
     .await;
     emu.faults().clear();
+    assert!(
+        emu.faults().counts().short_pulls > 0,
+        "no short pull happened, so the run shows nothing about them: {:?}",
+        emu.faults().counts()
+    );
     stop(consumer, "consumer f").await;
     let seen = recorded(&out);
     let seqs: BTreeSet<u64> = seen.iter().map(|(_, s)| *s).collect();

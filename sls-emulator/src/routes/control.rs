@@ -53,12 +53,14 @@ fn faults_json(shared: &Shared) -> Value {
         "read_throttle_rate": f.read_throttle_rate,
         "write_throttle_rate": f.write_throttle_rate,
         "reset_rate": f.reset_rate,
+        "short_pull_rate": f.short_pull_rate,
         "fired": {
             "slowed": n.slowed,
             "resets": n.resets,
             "server_errors": n.server_errors,
             "read_throttles": n.read_throttles,
             "write_throttles": n.write_throttles,
+            "short_pulls": n.short_pulls,
         },
     })
 }
@@ -159,6 +161,7 @@ pub(crate) fn control(shared: &Shared, req: &Req) -> Result<Reply, ApiError> {
             f.read_throttle_rate = rate(&body, "read_throttle_rate", f.read_throttle_rate)?;
             f.write_throttle_rate = rate(&body, "write_throttle_rate", f.write_throttle_rate)?;
             f.reset_rate = rate(&body, "reset_rate", f.reset_rate)?;
+            f.short_pull_rate = rate(&body, "short_pull_rate", f.short_pull_rate)?;
             shared.faults.set(f);
             Ok(Reply::json(&faults_json(shared)))
         }

@@ -91,10 +91,19 @@ pub(super) fn pull_logs(shared: &Shared, req: &Req, ls: &str, id: u32) -> Result
         .q("end_cursor")
         .or_else(|| req.q("endCursor"))
         .filter(|s| !s.is_empty());
-    let Pulled { groups, next, end } = with_logstore(shared, req, ls, |l| {
+    let Pulled {
+        mut groups,
+        mut next,
+        end,
+    } = with_logstore(shared, req, ls, |l| {
         l.shard_mut(id, shared.config.ttl)?
             .pull(c, count, end_cursor)
     })?;
+    let keep = shared.faults.pull_keep(groups.len());
+    if keep < groups.len() {
+        next -= (groups.len() - keep) as i64;
+        groups.truncate(keep);
+    }
     // Build and compress outside the store lock.
     let mut raw = Vec::with_capacity(groups.iter().map(|g| g.len() + 6).sum());
     for g in &groups {
