@@ -59,6 +59,12 @@ counters! {
     records_dropped,
     /// Bytes of the messages counted in `records_dropped` (without framing).
     bytes_dropped,
+    /// PullLogs a lagging Log Service shard started at a guessed cursor, ahead
+    /// of the answer that would give it (`source/sls/prefetch.rs`).
+    sls_pulls_ahead,
+    /// Of those, the ones not used: the pull before ended elsewhere, the
+    /// guess failed, or the shard caught up or stopped first.
+    sls_pulls_ahead_unused,
 }
 
 /// Add `n` to a counter.

@@ -263,10 +263,13 @@ pub struct SlsSourceConfig {
     /// The group's timeout: a consumer silent this long loses its shards.
     /// Unset: twice `heartbeat_interval`, as Alibaba's Python consumer sets it.
     pub heartbeat_timeout: Option<HumanDuration>,
-    /// Longest wait between two pulls of a shard that has no new data (the
-    /// wait starts at 200ms and doubles up to this). A shard with data is
-    /// pulled again at once.
+    /// Longest wait between two pulls of a shard that has no new data: a
+    /// shard quiet for a while is pulled every `poll_interval` at first, then
+    /// the wait doubles up to this. A shard with data is pulled again at once.
     pub fetch_interval: HumanDuration,
+    /// Wait between two pulls of a shard that had data recently and has
+    /// nothing new now: the floor of the delay from write to SIEM.
+    pub poll_interval: HumanDuration,
     /// Most log groups asked for per PullLogs (1–1000); the count actually
     /// asked for adapts to `fetch_bytes`.
     pub max_fetch_log_groups: u32,
@@ -275,6 +278,11 @@ pub struct SlsSourceConfig {
     /// group size; each shard holds about one pull decompressed and the next
     /// compressed, so this × shards is the source's share of memory.
     pub fetch_bytes: ByteSize,
+    /// Decompressed bytes of PullLogs a process keeps in flight ahead of the
+    /// one pull every shard has, shared by all its shards: what lets a shard
+    /// read from far away keep pace (`source/sls/prefetch.rs`). 0: never
+    /// more than one pull per shard.
+    pub prefetch_bytes: ByteSize,
     /// Where a shard without a checkpoint starts.
     pub start_position: StartPosition,
     /// With `start_position = "time"`: RFC 3339 time or Unix seconds.
@@ -305,8 +313,10 @@ impl Default for SlsSourceConfig {
             heartbeat_interval: HumanDuration(std::time::Duration::from_secs(20)),
             heartbeat_timeout: None,
             fetch_interval: HumanDuration(std::time::Duration::from_secs(1)),
+            poll_interval: HumanDuration(std::time::Duration::from_millis(100)),
             max_fetch_log_groups: 1000,
             fetch_bytes: ByteSize(256 << 10),
+            prefetch_bytes: ByteSize(4 << 20),
             start_position: StartPosition::Begin,
             start_time: String::new(),
             compression: crate::source::sls::Compression::Lz4,

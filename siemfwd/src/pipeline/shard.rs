@@ -220,6 +220,7 @@ pub(super) async fn run<R: ShardReader>(
         if let Some(cp) = tracker.committable() {
             reader.commit(&cp).await?;
         }
+        reader.flush().await?;
     }
     match stop_error {
         Some(e) => Err(e),

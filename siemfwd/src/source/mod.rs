@@ -99,11 +99,20 @@ pub trait ShardReader: Send {
     ) -> impl Future<Output = Result<Option<BatchEnd<Self::Position>>, Error>> + Send;
 
     /// Save a checkpoint: a position whose every earlier record was delivered
-    /// (only the pipeline's tracker can make a [`Checkpoint`]).
+    /// (only the pipeline's tracker can make a [`Checkpoint`]). A reader may
+    /// return before the checkpoint is stored (a remote one, so that reading
+    /// does not stop for a round trip); [`ShardReader::flush`] waits for it.
+    /// Checkpoints are stored in the order they are given.
     fn commit(
         &mut self,
         checkpoint: &Checkpoint<Self::Position>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Wait until every checkpoint given to [`ShardReader::commit`] is stored
+    /// (or refused). Called before a shard is given up and before exit.
+    fn flush(&mut self) -> impl Future<Output = Result<(), Error>> + Send {
+        std::future::ready(Ok(()))
+    }
 }
 
 /// A source whose shards are handed out from outside and change while it

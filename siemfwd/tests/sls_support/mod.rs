@@ -352,6 +352,10 @@ pub struct SeqCounter {
     per_shard: u64,
     counts: Arc<Vec<std::sync::atomic::AtomicU32>>,
     lines: Arc<std::sync::atomic::AtomicU64>,
+    /// Per shard, one more than the highest n received.
+    high: Arc<Vec<std::sync::atomic::AtomicU64>>,
+    /// Logs that arrived for the first time after a later log of their shard.
+    reordered: Arc<std::sync::atomic::AtomicU64>,
     /// Lines without a seq in range, e.g. `["3:x", …]` (the first few).
     strays: Arc<Mutex<Vec<String>>>,
 }
@@ -365,12 +369,15 @@ impl SeqCounter {
         let counts: Arc<Vec<AtomicU32>> = Arc::new((0..n).map(|_| AtomicU32::new(0)).collect());
         let lines = Arc::new(AtomicU64::new(0));
         let strays = Arc::new(Mutex::new(Vec::new()));
+        let high = Arc::new((0..shards).map(|_| AtomicU64::new(0)).collect());
         let me = Self {
             addr,
             shards,
             per_shard,
             counts,
             lines,
+            high,
+            reordered: Arc::new(AtomicU64::new(0)),
             strays,
         };
         let shared = me.clone();
@@ -388,8 +395,13 @@ impl SeqCounter {
                             .filter(|(s, n)| *s < me.shards && *n < me.per_shard)
                         {
                             Some((s, n)) => {
-                                me.counts[(u64::from(s) * me.per_shard + n) as usize]
-                                    .fetch_add(1, Ordering::Relaxed);
+                                let first = me.counts[(u64::from(s) * me.per_shard + n) as usize]
+                                    .fetch_add(1, Ordering::Relaxed)
+                                    == 0;
+                                let high = me.high[s as usize].fetch_max(n + 1, Ordering::Relaxed);
+                                if first && n + 1 < high {
+                                    me.reordered.fetch_add(1, Ordering::Relaxed);
+                                }
                             }
                             None => {
                                 let mut st = me.strays.lock().unwrap();
@@ -432,6 +444,13 @@ impl SeqCounter {
             .iter()
             .take_while(|c| c.load(std::sync::atomic::Ordering::Relaxed) > 0)
             .count() as u64
+    }
+
+    /// Logs that arrived for the first time after a later log of their shard
+    /// (an order violation; a resent log arriving again is a duplicate, not
+    /// this).
+    pub fn reordered(&self) -> u64 {
+        self.reordered.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Receptions beyond the first of each log.

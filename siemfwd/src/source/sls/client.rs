@@ -219,6 +219,9 @@ pub struct Pulled {
     pub compress_type: String,
     /// `x-log-bodyrawsize`.
     pub raw_size: usize,
+    /// `x-log-end-of-cursor: 1`: the pull reached the shard's end (an
+    /// optional header; absent means "not said").
+    pub at_end: bool,
     /// The body.
     pub body: Bytes,
 }
@@ -578,11 +581,15 @@ impl Client {
                 .unwrap_or_default()
                 .to_ascii_lowercase()
         };
+        let at_end = headers
+            .get("x-log-end-of-cursor")
+            .is_some_and(|v| v.as_bytes().trim_ascii() == b"1");
         Ok(Pulled {
             next,
             count,
             compress_type,
             raw_size,
+            at_end,
             body,
         })
     }
