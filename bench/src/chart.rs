@@ -1,7 +1,9 @@
-//! A bar chart of the throughput runs, drawn by hand into an RGB buffer (see `report`).
+//! Bar charts of the throughput runs (`latest.png`) and of the distance runs
+//! (`distance.png`), drawn by hand into an RGB buffer (see `report`).
 
 use std::path::Path;
 
+use crate::distance::DistanceReport;
 use crate::report::Report;
 use crate::run::{Program, Throughput};
 
@@ -128,6 +130,129 @@ fn panel(
     }
 }
 
+/// Bars grouped by round trip: siemfwd and the seed program side by side.
+fn grouped_panel(c: &mut Canvas, x0: usize, title: &str, groups: &[(String, Vec<(Program, f64)>)]) {
+    let (top, bottom, width) = (150, H - 70, 440);
+    c.text(
+        x0 + (width - Canvas::text_w(title, 2).min(width)) / 2,
+        top - 40,
+        2,
+        title,
+        BLACK,
+    );
+    let max = groups
+        .iter()
+        .flat_map(|(_, bars)| bars.iter().map(|b| b.1))
+        .fold(0.0_f64, f64::max)
+        .max(1e-9);
+    c.rect(x0, bottom, x0 + width, bottom + 2, BLACK);
+    for q in 1..=4 {
+        let y = bottom - (bottom - top) * q / 4;
+        c.rect(x0, y, x0 + width, y + 1, GREY);
+    }
+    let slot = width / groups.len().max(1);
+    for (g, (label, bars)) in groups.iter().enumerate() {
+        let gx = x0 + g * slot;
+        let bw = (slot * 3 / 4) / bars.len().max(1);
+        for (i, (program, v)) in bars.iter().enumerate() {
+            let h = ((bottom - top) as f64 * v / max) as usize;
+            let bx = gx + slot / 8 + i * bw;
+            let color = if *program == Program::Siemfwd {
+                SIEMFWD
+            } else {
+                SEED
+            };
+            c.rect(bx + 2, bottom - h.max(1), bx + bw - 2, bottom, color);
+            let text = if *v >= 100.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.1}")
+            };
+            let tw = Canvas::text_w(&text, 1);
+            c.text(
+                (bx + bw / 2).saturating_sub(tw / 2),
+                bottom - h - 12,
+                1,
+                &text,
+                BLACK,
+            );
+        }
+        let lw = Canvas::text_w(label, 1);
+        c.text(
+            (gx + slot / 2).saturating_sub(lw / 2),
+            bottom + 10,
+            1,
+            label,
+            BLACK,
+        );
+    }
+}
+
+fn legend(c: &mut Canvas) {
+    c.rect(20, H - 30, 34, H - 16, SIEMFWD);
+    c.text(40, H - 27, 1, "siemfwd", BLACK);
+    c.rect(120, H - 30, 134, H - 16, SEED);
+    c.text(
+        140,
+        H - 27,
+        1,
+        "seed program (aliyun-log-python-sdk)",
+        BLACK,
+    );
+}
+
+fn save(c: &Canvas, path: &Path) -> anyhow::Result<()> {
+    let file = std::fs::File::create(path)?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), W as u32, H as u32);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()?.write_image_data(&c.px)?;
+    Ok(())
+}
+
+/// Draws the distance chart into `path`: raw MB/s by round trip, one shard and many.
+pub fn draw_distance(report: &DistanceReport, path: &Path) -> anyhow::Result<()> {
+    let mut c = Canvas::new();
+    c.rect(0, 0, W, H, WHITE);
+    c.text(
+        20,
+        16,
+        2,
+        "Log Service read from afar: raw MB/s by round trip",
+        BLACK,
+    );
+    let mut y = 44;
+    for line in [&report.one_shard_set, &report.many_shard_set]
+        .into_iter()
+        .chain(report.machine.iter().take(1))
+    {
+        c.text(20, y, 1, &line.chars().take(120).collect::<String>(), BLACK);
+        y += 12;
+    }
+    let groups = |shards: u32| -> Vec<(String, Vec<(Program, f64)>)> {
+        report
+            .rtts()
+            .into_iter()
+            .map(|rtt| {
+                let bars = [Program::Siemfwd, Program::Seed]
+                    .into_iter()
+                    .filter_map(|p| report.find(p, shards, rtt).map(|t| (p, t.mb_s())))
+                    .collect();
+                (format!("{rtt} ms"), bars)
+            })
+            .collect()
+    };
+    grouped_panel(&mut c, 30, "one shard", &groups(1));
+    grouped_panel(
+        &mut c,
+        530,
+        &format!("{} shards", report.many_shards),
+        &groups(report.many_shards),
+    );
+    legend(&mut c);
+    save(&c, path)
+}
+
 /// Draws the chart into `path`.
 pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
     let mut c = Canvas::new();
@@ -152,20 +277,6 @@ pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
         t.mb_per_cpu_s()
     });
     panel(&mut c, 530, "raw MB per second", &runs, |t| t.mb_s());
-    c.rect(20, H - 30, 34, H - 16, SIEMFWD);
-    c.text(40, H - 27, 1, "siemfwd", BLACK);
-    c.rect(120, H - 30, 134, H - 16, SEED);
-    c.text(
-        140,
-        H - 27,
-        1,
-        "seed program (aliyun-log-python-sdk)",
-        BLACK,
-    );
-    let file = std::fs::File::create(path)?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), W as u32, H as u32);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.write_header()?.write_image_data(&c.px)?;
-    Ok(())
+    legend(&mut c);
+    save(&c, path)
 }

@@ -5,15 +5,17 @@
 //! cargo run --release -p siemfwd-bench --                 # 200 MB, sls source, TCP + TLS
 //! cargo run --release -p siemfwd-bench -- --size 2GB      # the full run quoted in the README
 //! cargo run --release -p siemfwd-bench -- --source file --no-seed
+//! cargo run --release -p siemfwd-bench -- --distance 0,50,100,300   # Log Service far away
 //! ```
 //!
 //! Everything runs on this machine: an in-process emulator serving a cached, seeded data set,
 //! an in-process receiver (siemfwd's `listen` code), and the program under test as a child
 //! process whose CPU time and peak RSS are read from procfs. Results go to
-//! `bench/results/latest.{md,json,png}`.
+//! `bench/results/latest.{md,json,png}`, or with `--distance` to `distance.{md,json,png}`.
 
 mod chart;
 mod dataset;
+mod distance;
 mod measure;
 mod pki;
 mod receiver;
@@ -71,6 +73,17 @@ struct Args {
     /// Skip the seed program.
     #[arg(long)]
     no_seed: bool,
+    /// Round trip added by the emulator to every request of the throughput runs,
+    /// milliseconds (Log Service read from afar).
+    #[arg(long, default_value_t = 0)]
+    sls_latency_ms: u64,
+    /// Instead of the main runs: one shard and all shards at each of these round trips
+    /// (ms), both programs, latency included; writes distance.{md,json,png}.
+    #[arg(long, value_delimiter = ',', value_name = "MS,...")]
+    distance: Vec<u64>,
+    /// Raw size of the one-shard data set of --distance.
+    #[arg(long, default_value = "100MB")]
+    distance_shard_size: String,
     /// Skip the latency runs.
     #[arg(long)]
     no_latency: bool,
@@ -214,9 +227,15 @@ fn env_overrides(set: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 async fn bench(args: Args) -> anyhow::Result<()> {
     if let Some(json) = &args.rerender {
         let text = std::fs::read(json).with_context(|| format!("reading {}", json.display()))?;
-        let rep: report::Report = serde_json::from_slice(&text)?;
         let out = json.parent().unwrap_or(Path::new("."));
-        rep.write(out, &args.name)?;
+        match serde_json::from_slice::<report::Report>(&text) {
+            Ok(rep) => rep.write(out, &args.name)?,
+            Err(_) => {
+                let rep: distance::DistanceReport = serde_json::from_slice(&text)
+                    .with_context(|| format!("{}: not a bench result", json.display()))?;
+                rep.write(out, &args.name)?;
+            }
+        }
         eprintln!("bench: redrew {}/{}.{{md,png}}", out.display(), args.name);
         return Ok(());
     }
@@ -278,6 +297,10 @@ async fn bench(args: Args) -> anyhow::Result<()> {
                 .data_dir(ds.emu_dir())
                 .access_key(AK_ID, AK_SECRET)
                 .group_quota(100_000)
+                .faults(sls_emulator::FaultConfig {
+                    latency: std::time::Duration::from_millis(args.sls_latency_ms),
+                    ..Default::default()
+                })
                 .start()
                 .await
                 .context("starting the emulator")?,
@@ -295,6 +318,40 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             dir: ds.ndjson_dir(),
         },
     };
+    if !args.distance.is_empty() {
+        if let Some(e) = emu {
+            e.shutdown().await;
+        }
+        let one_spec = DataSpec {
+            bytes: parse_size(&args.distance_shard_size)?,
+            shards: 1,
+            ..spec.clone()
+        };
+        let one = dataset::prepare(&data_root, &one_spec, true, false).await?;
+        let plan = distance::Plan {
+            rtts: &args.distance,
+            one: (&one, &one_spec),
+            many: (&ds, &spec),
+            transport: args.transport.first().copied().unwrap_or(Transport::Tcp),
+            seed,
+            latency: (!args.no_latency).then_some((args.latency_rate, args.latency_secs)),
+        };
+        let mut rep = distance::measure(&ctx, &plan).await?;
+        rep.settings = args.set.clone();
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| workspace().join("bench/results"));
+        let name = if args.name == "latest" {
+            "distance"
+        } else {
+            &args.name
+        };
+        rep.write(&out, name)?;
+        println!("{}", rep.markdown());
+        eprintln!("bench: wrote {}/{name}.{{md,json,png}}", out.display());
+        return Ok(());
+    }
     let mut throughput = Vec::new();
     for &t in &args.transport {
         // siemfwd's runs are short, so repeating them is cheap; the median (by MB per

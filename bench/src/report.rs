@@ -105,7 +105,7 @@ impl Report {
         let rate = self.latency.first().map(|l| l.rate);
         let _ = writeln!(
             m,
-            "| program | transport | raw MB/s | records/s | CPU-seconds | raw MB per CPU-second | peak RSS (MiB) | latency p50 / p99 (ms){} |",
+            "| program | transport | raw MB/s | records/s | CPU-seconds | raw MB per CPU-second | peak RSS (MiB) | latency p50 / p99 / p99.9 (ms){} |",
             rate.map_or(String::new(), |r| format!(" at {r} logs/s"))
         );
         let _ = writeln!(m, "|---|---|---:|---:|---:|---:|---:|---:|");
@@ -117,9 +117,10 @@ impl Report {
                     String::new()
                 };
                 format!(
-                    "{} / {}{lost}",
+                    "{} / {} / {}{lost}",
                     l.p50_ms.map_or("—".into(), f1),
-                    l.p99_ms.map_or("—".into(), f1)
+                    l.p99_ms.map_or("—".into(), f1),
+                    l.p999_ms.map_or("—".into(), f1)
                 )
             });
             let _ = writeln!(
@@ -320,6 +321,7 @@ mod tests {
                 received: 7,
                 p50_ms: Some(5.0),
                 p99_ms: Some(9.0),
+                p999_ms: Some(9.5),
             }],
             settings: Vec::new(),
         }
@@ -360,7 +362,10 @@ mod tests {
     #[test]
     fn lost_latency_messages_are_reported() {
         let md = report().markdown();
-        assert!(md.contains("5.0 / 9.0 (3 of 10 never arrived)"), "{md}");
+        assert!(
+            md.contains("5.0 / 9.0 / 9.5 (3 of 10 never arrived)"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -169,6 +169,9 @@ pub struct Latency {
     pub p50_ms: Option<f64>,
     /// 99th percentile, ms.
     pub p99_ms: Option<f64>,
+    /// 99.9th percentile, ms (absent in results of older versions).
+    #[serde(default)]
+    pub p999_ms: Option<f64>,
 }
 
 static RUN: AtomicU32 = AtomicU32::new(0);
@@ -641,13 +644,16 @@ pub async fn latency(
         received: v.len() as u64,
         p50_ms: ms(measure::percentile(&v, 50.0)),
         p99_ms: ms(measure::percentile(&v, 99.0)),
+        p999_ms: ms(measure::percentile(&v, 99.9)),
     };
+    let show = |x: Option<f64>| x.map_or("-".into(), |x| format!("{x:.1}"));
     eprintln!(
-        "bench: {label}: {}/{} received, p50 {} ms, p99 {} ms",
+        "bench: {label}: {}/{} received, p50 {} ms, p99 {} ms, p99.9 {} ms",
         l.received,
         l.sent,
-        l.p50_ms.map_or("-".into(), |x| format!("{x:.1}")),
-        l.p99_ms.map_or("-".into(), |x| format!("{x:.1}"))
+        show(l.p50_ms),
+        show(l.p99_ms),
+        show(l.p999_ms)
     );
     Ok(l)
 }
