@@ -531,6 +531,8 @@ pub struct SlsShard {
     /// The next pull goes no earlier than this (an idle wait or a backoff
     /// in progress).
     not_before: Option<Instant>,
+    /// When the last answered pull was sent.
+    last_pull_sent: Option<Instant>,
 }
 
 /// A PullLogs request running as its own task.
@@ -631,6 +633,7 @@ impl SlsShard {
             last_taken: None,
             committing: None,
             not_before: None,
+            last_pull_sent: None,
         }
     }
 
@@ -706,20 +709,24 @@ impl SlsShard {
         e.explain(&s.project, &s.logstore, &s.group).into()
     }
 
-    /// How long to wait before the next pull: a backoff after failures, the
-    /// idle wait after an empty pull, else none.
-    fn wait_before_pull(&self) -> Duration {
+    /// When the next pull may start: after a backoff from now after
+    /// failures; after an empty pull, the idle wait from the *start* of that
+    /// pull (so a shard far away is not polled once per round trip plus
+    /// the wait: 100 ms away, pulls go back to back); else now.
+    fn next_pull_at(&self) -> Instant {
+        let now = Instant::now();
         if self.failures > 0 {
-            backoff(Duration::from_millis(500), self.failures)
+            now + backoff(Duration::from_millis(500), self.failures)
         } else if self.empty_pulls > 0 {
-            idle_wait(
+            let wait = idle_wait(
                 self.settings.poll_interval,
                 self.settings.fetch_interval,
                 self.last_data.elapsed(),
                 self.quiet_pulls,
-            )
+            );
+            self.last_pull_sent.map_or(now, |t| t + wait)
         } else {
-            Duration::ZERO
+            now
         }
     }
 
@@ -899,9 +906,7 @@ impl ShardReader for SlsShard {
                 // with a 100 ms poll).
                 let not_before = match self.not_before {
                     Some(t) => t,
-                    None => *self
-                        .not_before
-                        .insert(Instant::now() + self.wait_before_pull()),
+                    None => *self.not_before.insert(self.next_pull_at()),
                 };
                 tokio::time::sleep_until(not_before.into()).await;
                 self.not_before = None;
@@ -929,6 +934,7 @@ impl ShardReader for SlsShard {
                 ),
             };
             let round_trip = answered.saturating_duration_since(head.sent);
+            self.last_pull_sent = Some(head.sent);
             // The reader's own time since it took the last answer with data
             // (set again below only for an answer with data: an idle wait
             // is not the reader's pace).
