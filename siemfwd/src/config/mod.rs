@@ -338,7 +338,8 @@ pub struct PipelineConfig {
     /// (written but not yet safe, see `sink.settle_time`): a per-shard cap
     /// (positions tracked, duplicates after a crash); memory is bounded by
     /// `max_in_flight_bytes`. Large enough by default that one busy shard
-    /// can use the whole byte budget.
+    /// can use the whole byte budget with batches of one Log Service pull
+    /// (~250 KB), not only with full `batch_bytes` ones.
     pub in_flight_batches: usize,
     /// Message bytes of every shard's in-flight batches together, held until
     /// the sink answers them: the memory bound that does not grow with the
@@ -380,8 +381,8 @@ impl Default for PipelineConfig {
         Self {
             batch_records: 1000,
             batch_bytes: ByteSize(1 << 20),
-            in_flight_batches: 32,
-            max_in_flight_bytes: ByteSize(16 << 20),
+            in_flight_batches: 128,
+            max_in_flight_bytes: ByteSize(20 << 20),
             checkpoint_interval: HumanDuration(std::time::Duration::from_secs(3)),
             drain_timeout: HumanDuration(std::time::Duration::from_secs(10)),
             when_blocked: WhenBlocked::Wait,

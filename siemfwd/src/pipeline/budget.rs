@@ -2,8 +2,8 @@
 //!
 //! Why a shared budget and not only a per-shard window: memory held by
 //! batches on their way to the SIEM is what grows with the shard count.
-//! With a window of `in_flight_batches` per shard alone, 16 shards × 32
-//! batches × 1 MiB may hold 512 MiB while the sink waits for its safe point
+//! With a window of `in_flight_batches` per shard alone, 16 shards × 128
+//! batches × 1 MiB may hold 2 GiB while the sink waits for its safe point
 //! (`sink.settle_time`). The budget bounds the sum for any number of shards,
 //! and a single busy shard can still use all of it, so a shard is not
 //! throttled to `window / (settle_time + RTT)` just because other shards
