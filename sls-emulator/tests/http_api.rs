@@ -740,15 +740,38 @@ async fn injected_faults_fire_and_clear() {
     assert_eq!(pull().send(a).await.expect("resp").status, 200);
     assert!(t.elapsed() >= Duration::from_millis(300));
     emu.faults().clear();
+    // A short pull (set over the control API): half of the four groups
+    // there, and the cursor right after them.
+    emu.append(
+        "proj",
+        "store",
+        0,
+        &[group(1), group(2), group(3), group(4)],
+    )
+    .expect("append");
+    let r = Request::new("PUT", "/_emulator/faults")
+        .json(serde_json::json!({"short_pull_rate": 1.0}))
+        .send(a)
+        .await
+        .expect("resp");
+    assert_eq!(r.status, 200);
+    let r = pull().q("count", "10").send(a).await.expect("resp");
+    assert_eq!(r.h("x-log-count"), "2", "a short pull returns half");
+    let b = cursor::decode(&begin).expect("begin");
+    assert_eq!(r.h("x-log-cursor"), cursor::encode(b + 2));
+    emu.faults().clear();
+    let r = pull().q("count", "10").send(a).await.expect("resp");
+    assert_eq!(r.h("x-log-count"), "4", "cleared: all four");
     let fired = emu.faults().counts();
     assert_eq!(
         (
             fired.read_throttles,
             fired.server_errors,
             fired.resets,
-            fired.slowed
+            fired.slowed,
+            fired.short_pulls
         ),
-        (1, 1, 1, 1),
+        (1, 1, 1, 1, 1),
         "each fault that fired was counted once"
     );
     let faults = Request::new("GET", "/_emulator/faults")
@@ -758,7 +781,7 @@ async fn injected_faults_fire_and_clear() {
         .json();
     assert_eq!(
         faults["fired"],
-        serde_json::json!({"slowed": 1, "resets": 1, "server_errors": 1, "read_throttles": 1, "write_throttles": 0})
+        serde_json::json!({"slowed": 1, "resets": 1, "server_errors": 1, "read_throttles": 1, "write_throttles": 0, "short_pulls": 1})
     );
 
     // Cursor expiry: the old begin cursor becomes invalid and begin moves forward.

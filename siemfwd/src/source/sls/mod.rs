@@ -674,8 +674,9 @@ impl SlsShard {
     }
 
     /// After an answer with data that ends at `next`: keep the pulls in
-    /// flight that continue from there, and start more up to the depth.
-    fn pull_ahead(&mut self, next: &Cursor, lagging: bool) {
+    /// flight that continue from there, and start more up to the depth,
+    /// each expected to bring `expected` decompressed bytes.
+    fn pull_ahead(&mut self, next: &Cursor, lagging: bool, expected: u64) {
         if self
             .pulls
             .front()
@@ -692,7 +693,6 @@ impl SlsShard {
         if !lagging {
             return;
         }
-        let expected = (self.settings.fetch_bytes as u64).max(1);
         while self.pulls.len() < self.depth.pulls() {
             let Some(start) = self.pulls.back().and_then(|l| l.start.plus(l.count)) else {
                 break;
@@ -1014,8 +1014,13 @@ impl ShardReader for SlsShard {
                         self.settings.fetch_bytes,
                         self.settings.max_fetch_log_groups,
                     );
-                    // The next pulls run while this one is formatted and sent.
-                    self.pull_ahead(&p.next, lagging);
+                    // The next pulls run while this one is formatted and sent;
+                    // one of `count` groups is expected to be as large as this
+                    // one's groups were (one group may be bigger than
+                    // `fetch_bytes`).
+                    let per_group = p.raw_size as u64 / p.count.max(1);
+                    let expected = per_group.saturating_mul(u64::from(self.count)).max(1);
+                    self.pull_ahead(&p.next, lagging, expected);
                     self.pending = Some(Pending {
                         start: cursor,
                         next: p.next,
