@@ -316,7 +316,7 @@ impl Default for SlsSourceConfig {
             poll_interval: HumanDuration(std::time::Duration::from_millis(100)),
             max_fetch_log_groups: 1000,
             fetch_bytes: ByteSize(256 << 10),
-            prefetch_bytes: ByteSize(4 << 20),
+            prefetch_bytes: ByteSize(8 << 20),
             start_position: StartPosition::Begin,
             start_time: String::new(),
             compression: crate::source::sls::Compression::Lz4,

@@ -104,7 +104,7 @@ pub const KEYS: &[Key] = &[
     key("source.sls.poll_interval", Str, r#""100ms""#),
     key("source.sls.max_fetch_log_groups", Int, "1000"),
     key("source.sls.fetch_bytes", Str, r#""256KiB""#),
-    key("source.sls.prefetch_bytes", Str, r#""4MiB""#),
+    key("source.sls.prefetch_bytes", Str, r#""8MiB""#),
     key("source.sls.start_position", Str, r#""begin""#),
     key(
         "source.sls.start_time",

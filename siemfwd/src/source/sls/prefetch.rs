@@ -111,12 +111,14 @@ impl Share {
         }
     }
 
-    /// Take `bytes` for one guessed pull, if they fit in the budget and in
-    /// this shard's equal share of it.
+    /// Take `bytes` for one guessed pull, if they fit in the budget and this
+    /// shard holds less than its equal share of it (so it may pass its share
+    /// by one pull: with pulls about as large as a share, "must fit in the
+    /// share" made one byte decide between one pull ahead and two).
     pub fn try_lease(&self, bytes: u64) -> Option<Lease> {
         let sharing = u64::from(self.inner.wanting.load(Ordering::Relaxed).max(1));
         let fair = self.inner.total / sharing;
-        if self.held.load(Ordering::Relaxed).saturating_add(bytes) > fair {
+        if self.held.load(Ordering::Relaxed) >= fair {
             return None;
         }
         self.inner
@@ -375,16 +377,41 @@ mod tests {
     }
 
     #[test]
+    fn a_share_may_be_passed_by_one_pull_but_never_the_budget() {
+        let budget = Budget::new(1000);
+        let mut a = budget.share();
+        let mut b = budget.share();
+        a.want(true);
+        b.want(true);
+        // Shares of 500; pulls of 300: the second passes a's share...
+        let a1 = a.try_lease(300);
+        let a2 = a.try_lease(300);
+        assert!(a1.is_some() && a2.is_some());
+        // ...and a third would not start while a is over it.
+        assert!(a.try_lease(300).is_none());
+        // b gets one; a second would pass the budget itself (600 + 600).
+        let b1 = b.try_lease(300);
+        assert!(b1.is_some());
+        assert!(b.try_lease(300).is_none(), "never past the whole budget");
+        assert_eq!(budget.used(), 900);
+    }
+
+    #[test]
     fn a_dropped_share_stops_wanting() {
         let budget = Budget::new(200);
         let mut a = budget.share();
-        {
+        let held = {
             let mut b = budget.share();
             b.want(true);
             a.want(true);
-            assert!(a.try_lease(200).is_none(), "half each while b wants");
-        }
-        assert!(a.try_lease(200).is_some());
+            let first = a.try_lease(100);
+            assert!(first.is_some());
+            assert!(a.try_lease(100).is_none(), "half each while b wants");
+            first
+        };
+        // b is gone: a may have the whole budget.
+        assert!(a.try_lease(100).is_some());
+        drop(held);
     }
 
     #[test]
