@@ -256,6 +256,20 @@ struct ErrorBody {
     message: String,
 }
 
+/// Largest body read from a JSON answer (group, shard and checkpoint lists):
+/// far above any real one, and what a broken endpoint can make us hold.
+const MAX_JSON_BODY: usize = 16 << 20;
+
+/// Largest log group Log Service accepts: 5 MB documented, with room for
+/// the list's framing.
+pub const MAX_LOG_GROUP: usize = 6 << 20;
+
+/// The most a compressed body of `raw` decompressed bytes can take: lz4's
+/// and zstd's worst cases (incompressible input) are a little above it.
+fn compressed_bound(raw: usize) -> usize {
+    raw.saturating_add(raw / 128).saturating_add(4096)
+}
+
 struct Request<'a> {
     what: String,
     method: reqwest::Method,
@@ -263,6 +277,8 @@ struct Request<'a> {
     query: Vec<(&'a str, String)>,
     body: Option<Vec<u8>>,
     accept_encoding: Option<&'static str>,
+    /// The largest answer body read; a longer one is an error.
+    max_body: usize,
 }
 
 impl Client {
@@ -418,10 +434,35 @@ impl Client {
             what: req.what.clone(),
             cause: super::error::chain(&e),
         };
-        let resp = b.send().await.map_err(net)?;
+        let mut resp = b.send().await.map_err(net)?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(net)?;
+        let too_large = |size: u64, by: &'static str| Error::TooLarge {
+            what: req.what.clone(),
+            size,
+            by,
+            limit: req.max_body as u64,
+        };
+        // Never `bytes()`: it buffers whatever the peer sends (an endpoint
+        // announcing gigabytes took the process to 8 GB).
+        if let Some(n) = resp.content_length().filter(|n| *n > req.max_body as u64) {
+            return Err(too_large(n, "Content-Length"));
+        }
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut len = 0usize;
+        while let Some(chunk) = resp.chunk().await.map_err(net)? {
+            len = len.saturating_add(chunk.len());
+            if len > req.max_body {
+                return Err(too_large(len as u64, "the body read so far"));
+            }
+            chunks.push(chunk);
+        }
+        // One chunk (the common case) is the body as hyper read it.
+        let body = match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks.swap_remove(0),
+            _ => Bytes::from(chunks.concat()),
+        };
         if status == 200 {
             return Ok((headers, body));
         }
@@ -461,6 +502,7 @@ impl Client {
             query,
             body: None,
             accept_encoding: None,
+            max_body: MAX_JSON_BODY,
         }
     }
 
@@ -527,7 +569,10 @@ impl Client {
         Ok(Self::json::<R>(&what, &body)?.cursor_time)
     }
 
-    /// PullLogs: up to `count` log groups from `cursor`.
+    /// PullLogs: up to `count` log groups from `cursor`, at most `max_raw`
+    /// bytes decompressed (`x-log-bodyrawsize`, and a compressed body that
+    /// could hold them): a larger answer is [`Error::TooLarge`], and nothing
+    /// is allocated for what a header claims beyond it.
     ///
     /// # Errors
     /// [`Error`]; `InvalidCursor` comes back as [`Error::Api`].
@@ -537,6 +582,7 @@ impl Client {
         cursor: &Cursor,
         count: u32,
         compression: Compression,
+        max_raw: usize,
     ) -> Result<Pulled, Error> {
         let what = format!("PullLogs shard {shard}");
         let mut req = Self::get(
@@ -552,6 +598,7 @@ impl Client {
             Compression::Lz4 => "lz4",
             Compression::Zstd => "zstd",
         });
+        req.max_body = compressed_bound(max_raw);
         let (headers, body) = self.send(req).await?;
         let header = |name: &str| -> Result<&str, Error> {
             headers
@@ -569,7 +616,16 @@ impl Client {
             })
         };
         let count = number("x-log-count")?;
-        let raw_size = usize::try_from(number("x-log-bodyrawsize")?).unwrap_or(usize::MAX);
+        let claimed = number("x-log-bodyrawsize")?;
+        if claimed > max_raw as u64 {
+            return Err(Error::TooLarge {
+                what,
+                size: claimed,
+                by: "x-log-bodyrawsize",
+                limit: max_raw as u64,
+            });
+        }
+        let raw_size = usize::try_from(claimed).unwrap_or(usize::MAX);
         // An empty `x-log-cursor` means "no move" (the SDKs keep the old one).
         let next = Cursor::new(header("x-log-cursor")?.trim()).unwrap_or_else(|| cursor.clone());
         let compress_type = if raw_size == 0 {
@@ -626,6 +682,7 @@ impl Client {
             query: vec![],
             body: Some(body.to_string().into_bytes()),
             accept_encoding: None,
+            max_body: MAX_JSON_BODY,
         })
         .await
         .map(drop)
@@ -644,6 +701,7 @@ impl Client {
             query: vec![],
             body: Some(body.to_string().into_bytes()),
             accept_encoding: None,
+            max_body: MAX_JSON_BODY,
         })
         .await
         .map(drop)
@@ -669,6 +727,7 @@ impl Client {
                 query: vec![("type", "heartbeat".into()), ("consumer", consumer.into())],
                 body: Some(body),
                 accept_encoding: None,
+                max_body: MAX_JSON_BODY,
             })
             .await?;
         let ids: Vec<u32> = Self::json("HeartBeat", &body)?;
@@ -701,6 +760,7 @@ impl Client {
             ],
             body: Some(body.to_string().into_bytes()),
             accept_encoding: None,
+            max_body: MAX_JSON_BODY,
         })
         .await
         .map(drop)

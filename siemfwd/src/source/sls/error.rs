@@ -56,6 +56,20 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
+    /// The answer is larger than siemfwd accepts for the call: a broken or
+    /// hostile endpoint, or a pull that asked for more than it should.
+    #[error("SLS {what}: answer of {size} bytes (by {by}) is over the {limit}-byte limit")]
+    TooLarge {
+        /// The API call.
+        what: String,
+        /// What the answer said or brought.
+        size: u64,
+        /// Where the size came from (`Content-Length`, `x-log-bodyrawsize`,
+        /// the body read so far).
+        by: &'static str,
+        /// The limit for this call.
+        limit: u64,
+    },
     /// A setting is wrong.
     #[error("{key}: {problem}")]
     Config {
@@ -106,7 +120,9 @@ impl Error {
     /// Retry or stop.
     pub fn class(&self) -> Class {
         match self {
-            Error::Network { .. } | Error::Protocol { .. } => Class::Retryable,
+            Error::Network { .. } | Error::Protocol { .. } | Error::TooLarge { .. } => {
+                Class::Retryable
+            }
             Error::Api { code, status, .. } => {
                 if FATAL_CODES.contains(&code.as_str()) || *status == 401 {
                     Class::Fatal

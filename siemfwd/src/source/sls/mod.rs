@@ -637,13 +637,47 @@ impl SlsShard {
         }
     }
 
-    /// Start a pull at `start` (behind the ones in flight).
-    fn spawn_pull(&mut self, start: Cursor, guessed: bool, lease: Option<prefetch::Lease>) {
+    /// The most one pull may bring decompressed: what the pull size asks
+    /// for, with room for groups that grew (8 × `fetch_bytes`), and never
+    /// less than one log group of the largest size Log Service accepts. A
+    /// larger answer is refused before anything is allocated for it, and
+    /// the next pull asks for fewer groups.
+    fn pull_limit(&self) -> usize {
+        self.pull_target()
+            .saturating_mul(8)
+            .max(client::MAX_LOG_GROUP)
+    }
+
+    /// Decompressed bytes the next pull aims at: `fetch_bytes`, larger while
+    /// a far-away shard lags ([`prefetch::Depth::scale`]).
+    fn pull_target(&self) -> usize {
+        self.settings
+            .fetch_bytes
+            .saturating_mul(self.depth.scale() as usize)
+    }
+
+    /// Start a pull at `start` (behind the ones in flight); `guess` is the
+    /// lease of a pull at a guessed cursor and the bytes it is expected to
+    /// bring.
+    fn spawn_pull(&mut self, start: Cursor, guess: Option<(prefetch::Lease, u64)>) {
         let client = self.client.clone();
         let (shard, count, compression) = (self.shard, self.count, self.settings.compression);
+        // A guessed pull may bring about what its lease holds: one that
+        // would bring far more is refused, and pulled again as a head pull.
+        let max_raw = match &guess {
+            Some((_, expected)) => usize::try_from(expected.saturating_mul(2))
+                .unwrap_or(usize::MAX)
+                .max(64 << 10)
+                .min(self.pull_limit()),
+            None => self.pull_limit(),
+        };
+        let guessed = guess.is_some();
+        let lease = guess.map(|(lease, _)| lease);
         let c = start.clone();
         let task = tokio::spawn(async move {
-            let r = client.pull_logs(shard, &c, count, compression).await;
+            let r = client
+                .pull_logs(shard, &c, count, compression, max_raw)
+                .await;
             (Instant::now(), r)
         });
         if guessed {
@@ -688,7 +722,7 @@ impl SlsShard {
             self.drop_pulls();
         }
         if self.pulls.is_empty() {
-            self.spawn_pull(next.clone(), false, None);
+            self.spawn_pull(next.clone(), None);
         }
         if !lagging {
             return;
@@ -700,7 +734,7 @@ impl SlsShard {
             let Some(lease) = self.share.try_lease(expected) else {
                 break;
             };
-            self.spawn_pull(start, true, Some(lease));
+            self.spawn_pull(start, Some((lease, expected)));
         }
     }
 
@@ -910,7 +944,7 @@ impl ShardReader for SlsShard {
                 };
                 tokio::time::sleep_until(not_before.into()).await;
                 self.not_before = None;
-                self.spawn_pull(cursor.clone(), false, None);
+                self.spawn_pull(cursor.clone(), None);
             }
             let Some(head) = self.pulls.front_mut() else {
                 continue;
@@ -1004,14 +1038,16 @@ impl ShardReader for SlsShard {
                         lagging,
                         round_trip,
                         busy,
+                        in_flight: self.pulls.len() + 1,
                     });
                     self.share.want(self.depth.wants_more());
                     tracing::trace!(shard = %self.shard, lagging, ?round_trip, ?busy,
-                        pulls = self.depth.pulls(), groups = p.count, "pull answered");
+                        pulls = self.depth.pulls(), scale = self.depth.scale(), groups = p.count,
+                        "pull answered");
                     self.count = pull_count(
                         p.raw_size,
                         p.count,
-                        self.settings.fetch_bytes,
+                        self.pull_target(),
                         self.settings.max_fetch_log_groups,
                     );
                     // The next pulls run while this one is formatted and sent;
@@ -1037,6 +1073,14 @@ impl ShardReader for SlsShard {
                         Err(e) if e.class() == Class::Fatal => return Err(self.fatal(e)),
                         Err(_) => self.failures += 1,
                     }
+                }
+                Err(e @ Error::TooLarge { .. }) if self.count > 1 => {
+                    // Groups grew, or the server is broken: ask for fewer.
+                    self.stop_pulling_ahead();
+                    let fewer = (self.count / 4).max(1);
+                    tracing::warn!(shard = %self.shard, error = %e, groups = fewer,
+                        "PullLogs answer refused as too large; asking for fewer log groups");
+                    self.count = fewer;
                 }
                 Err(e) if e.class() == Class::Fatal => return Err(self.fatal(e)),
                 Err(e) => {

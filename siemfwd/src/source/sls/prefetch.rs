@@ -158,9 +158,11 @@ impl Drop for Lease {
     }
 }
 
-/// How many pulls a shard keeps in flight while it reads one (see the
-/// module docs): Little's law, pulls in flight = round trip × the rate at
-/// which the reader takes answers, from moving averages of both.
+/// How many pulls a shard keeps in flight while it reads one, and how large
+/// they are (see the module docs): Little's law, pulls in flight = round
+/// trip × the rate at which the reader takes answers, from moving averages
+/// of both; pulls twice as large when the round trip holds more pulls than
+/// a shard may keep.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Depth {
     /// Moving average of a pull's round trip (request to answer), seconds.
@@ -170,6 +172,8 @@ pub struct Depth {
     /// `None` until the reader took two answers in a row.
     busy: Option<f64>,
     pulls: usize,
+    /// Pull size as a multiple of `fetch_bytes`: 1, 2, 4, … [`MAX_SCALE`].
+    scale: u32,
 }
 
 impl Default for Depth {
@@ -178,9 +182,15 @@ impl Default for Depth {
             round_trip: None,
             busy: None,
             pulls: 1,
+            scale: 1,
         }
     }
 }
+
+/// Largest pull, as a multiple of `source.sls.fetch_bytes` (4 MiB with the
+/// default 256 KiB). In practice the prefetch budget stops growth earlier:
+/// a shard reaches [`MAX_PULLS`] in flight only while its leases fit.
+pub const MAX_SCALE: u32 = 16;
 
 /// What the reader saw when it took an answer with data.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -193,6 +203,8 @@ pub struct Taken {
     /// it then waited for this one; `None` for the first answer (after a
     /// start, an idle spell or a failure), which has no previous one.
     pub busy: Option<Duration>,
+    /// Pulls the shard had in flight, this one included.
+    pub in_flight: usize,
 }
 
 /// Weight of a new sample in the moving averages: about the last eight
@@ -215,6 +227,11 @@ impl Depth {
         self.pulls > 1
     }
 
+    /// Pull size as a multiple of `fetch_bytes`.
+    pub fn scale(self) -> u32 {
+        self.scale
+    }
+
     /// Adapt to an answer with data.
     pub fn taken(&mut self, t: Taken) {
         let mix = |avg: Option<f64>, x: f64| Some(avg.map_or(x, |a| a + WEIGHT * (x - a)));
@@ -224,24 +241,38 @@ impl Depth {
         }
         // Without the reader's pace there is nothing to divide by yet.
         let (true, Some(round_trip), Some(busy)) = (t.lagging, self.round_trip, self.busy) else {
-            self.pulls = 1;
+            self.reset();
             return;
         };
         // As many as the round trip holds at the reader's pace, plus the one
         // every shard has, so the next answer is there when the reader is
         // done with this one.
         let ahead = (round_trip / busy.max(MIN_BUSY)).round();
-        self.pulls = if ahead.is_finite() {
-            (ahead as usize).saturating_add(1).clamp(1, MAX_PULLS)
+        let wanted = if ahead.is_finite() {
+            (ahead as usize).saturating_add(1)
         } else {
-            MAX_PULLS
+            usize::MAX
         };
+        self.pulls = wanted.clamp(1, MAX_PULLS);
+        // The round trip holds more pulls than a shard may keep, and it keeps
+        // them all (the prefetch budget allows): make each pull larger. The
+        // reader's time per answer grows with it, so its average is scaled
+        // too, or every answer until it caught up would double the size again.
+        // Back down with room to spare (a quarter), so the two do not fight.
+        if wanted > MAX_PULLS && t.in_flight >= MAX_PULLS && self.scale < MAX_SCALE {
+            self.scale *= 2;
+            self.busy = Some(busy * 2.0);
+        } else if wanted <= MAX_PULLS / 4 && self.scale > 1 {
+            self.scale /= 2;
+            self.busy = Some(busy / 2.0);
+        }
     }
 
-    /// Back to one pull: the shard caught up, or a pull failed. The
-    /// averages stay: they describe the path, not this moment.
+    /// Back to one pull of the base size: the shard caught up, or a pull
+    /// failed. The averages stay: they describe the path, not this moment.
     pub fn reset(&mut self) {
         self.pulls = 1;
+        self.scale = 1;
     }
 }
 
@@ -258,6 +289,7 @@ mod tests {
             lagging: true,
             round_trip,
             busy: Some(busy),
+            in_flight: 1,
         }
     }
 
@@ -268,6 +300,7 @@ mod tests {
             lagging: true,
             round_trip: ms(300),
             busy: None,
+            in_flight: 1,
         });
         assert_eq!(d.pulls(), 1, "the reader's pace is not known yet");
         d.taken(lagging(ms(300), ms(1)));
@@ -288,6 +321,52 @@ mod tests {
             d.taken(lagging(ms(100), ms(20)));
         }
         assert_eq!(d.pulls(), 6);
+    }
+
+    #[test]
+    fn pulls_grow_when_the_round_trip_holds_more_than_a_shard_may_keep() {
+        let mut d = Depth::default();
+        let full = |busy| Taken {
+            lagging: true,
+            round_trip: ms(300),
+            busy: Some(busy),
+            in_flight: MAX_PULLS,
+        };
+        // 300 ms away at 1 ms per answer: 300 pulls wanted, 16 allowed.
+        d.taken(full(ms(1)));
+        assert_eq!((d.pulls(), d.scale()), (MAX_PULLS, 2));
+        // The reader's average doubled with the size: the next answer at the
+        // old pace does not double it again at once.
+        d.taken(full(ms(2)));
+        assert_eq!(d.scale(), 4, "still 150 wanted");
+        for _ in 0..20 {
+            d.taken(full(ms(2 * u64::from(d.scale()))));
+        }
+        assert_eq!(d.scale(), MAX_SCALE, "and so on, up to the cap");
+        // Near again: answers take longer than the round trip; back down.
+        for _ in 0..40 {
+            d.taken(lagging(ms(5), ms(10)));
+        }
+        assert_eq!(d.scale(), 1);
+    }
+
+    #[test]
+    fn pulls_grow_only_when_the_shard_holds_all_it_may() {
+        let mut d = Depth::default();
+        // The prefetch budget let it keep 3 of the 16 it wants: larger pulls
+        // would only take larger leases from the same budget.
+        for _ in 0..10 {
+            d.taken(Taken {
+                lagging: true,
+                round_trip: ms(300),
+                busy: Some(ms(1)),
+                in_flight: 3,
+            });
+        }
+        assert_eq!((d.pulls(), d.scale()), (MAX_PULLS, 1));
+        // Caught up: back to the base size.
+        d.reset();
+        assert_eq!((d.pulls(), d.scale()), (1, 1));
     }
 
     #[test]
@@ -338,6 +417,7 @@ mod tests {
             lagging: false,
             round_trip: ms(100),
             busy: Some(ms(10)),
+            in_flight: 1,
         });
         assert_eq!(d.pulls(), 1);
         assert!(!d.wants_more());
