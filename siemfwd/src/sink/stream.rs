@@ -277,6 +277,17 @@ fn peek_kernel(tcp: &TcpStream) -> io::Result<Option<usize>> {
 /// may need a reactor turn to see bytes the kernel already has); the caller
 /// bounds it with a timeout.
 async fn idle_check(conn: &mut Conn) -> io::Result<()> {
+    // The common case first, in one system call: the receiver sent nothing.
+    // Going through the TLS layer every time (to find nothing) cost ~8 % of
+    // the CPU per byte over TLS once checks ran every 10 ms. Nothing the
+    // peer sent can wait inside the TLS layer unprocessed: whatever it read
+    // was decoded by the read of an earlier check, which reads until the
+    // kernel has nothing left.
+    match peek_kernel(conn.tcp())? {
+        None => return Ok(()),
+        Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+        Some(_) => {}
+    }
     let mut scratch = [0u8; 1024];
     let mut rounds = 0;
     poll_fn(|cx| loop {
