@@ -102,11 +102,20 @@ const POLL_MAX: Duration = Duration::from_millis(25);
 pub(crate) struct Counted {
     tcp: TcpStream,
     written: u64,
+    /// The last health check stopped draining unsolicited bytes before the
+    /// TLS layer ran dry ([`IDLE_DRAIN_ROUNDS`]): what it still holds (an
+    /// alert, a close) is read by the next check even if the kernel has
+    /// nothing new.
+    undrained: bool,
 }
 
 impl Counted {
     fn new(tcp: TcpStream) -> Self {
-        Self { tcp, written: 0 }
+        Self {
+            tcp,
+            written: 0,
+            undrained: false,
+        }
     }
 }
 
@@ -215,6 +224,13 @@ impl Conn {
         }
     }
 
+    fn counted_mut(&mut self) -> &mut Counted {
+        match self {
+            Conn::Tcp(s) => s,
+            Conn::Tls(s) => s.get_mut().0,
+        }
+    }
+
     fn tcp(&self) -> &TcpStream {
         &self.counted().tcp
     }
@@ -280,14 +296,17 @@ async fn idle_check(conn: &mut Conn) -> io::Result<()> {
     // The common case first, in one system call: the receiver sent nothing.
     // Going through the TLS layer every time (to find nothing) cost ~8 % of
     // the CPU per byte over TLS once checks ran every 10 ms. Nothing the
-    // peer sent can wait inside the TLS layer unprocessed: whatever it read
-    // was decoded by the read of an earlier check, which reads until the
-    // kernel has nothing left.
-    match peek_kernel(conn.tcp())? {
-        None => return Ok(()),
-        Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-        Some(_) => {}
+    // peer sent waits inside the TLS layer unprocessed: whatever it read was
+    // decoded by the read of an earlier check, which reads until the kernel
+    // has nothing left — unless it stopped at its round limit.
+    if !conn.counted().undrained {
+        match peek_kernel(conn.tcp())? {
+            None => return Ok(()),
+            Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Some(_) => {}
+        }
     }
+    conn.counted_mut().undrained = false;
     let mut scratch = [0u8; 1024];
     let mut rounds = 0;
     poll_fn(|cx| loop {
@@ -304,6 +323,7 @@ async fn idle_check(conn: &mut Conn) -> io::Result<()> {
                 );
                 rounds += 1;
                 if rounds >= IDLE_DRAIN_ROUNDS {
+                    conn.counted_mut().undrained = true;
                     return Poll::Ready(Ok(()));
                 }
             }

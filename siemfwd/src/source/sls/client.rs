@@ -260,6 +260,10 @@ struct ErrorBody {
 /// far above any real one, and what a broken endpoint can make us hold.
 const MAX_JSON_BODY: usize = 16 << 20;
 
+/// Most of an error answer's body read: the error code and message are at
+/// its start, and a large 5xx page must not count as "too large" data.
+const MAX_ERROR_BODY: usize = 64 << 10;
+
 /// Largest log group Log Service accepts: 5 MB documented, with room for
 /// the list's framing.
 pub const MAX_LOG_GROUP: usize = 6 << 20;
@@ -444,14 +448,23 @@ impl Client {
             limit: req.max_body as u64,
         };
         // Never `bytes()`: it buffers whatever the peer sends (an endpoint
-        // announcing gigabytes took the process to 8 GB).
-        if let Some(n) = resp.content_length().filter(|n| *n > req.max_body as u64) {
+        // announcing gigabytes took the process to 8 GB). An error answer is
+        // read up to its first bytes, which say what went wrong.
+        let ok = status == 200;
+        if let Some(n) = resp
+            .content_length()
+            .filter(|n| ok && *n > req.max_body as u64)
+        {
             return Err(too_large(n, "Content-Length"));
         }
         let mut chunks: Vec<Bytes> = Vec::new();
         let mut len = 0usize;
         while let Some(chunk) = resp.chunk().await.map_err(net)? {
             len = len.saturating_add(chunk.len());
+            if !ok && len >= MAX_ERROR_BODY {
+                chunks.push(chunk);
+                break;
+            }
             if len > req.max_body {
                 return Err(too_large(len as u64, "the body read so far"));
             }

@@ -533,7 +533,17 @@ pub struct SlsShard {
     not_before: Option<Instant>,
     /// When the last answered pull was sent.
     last_pull_sent: Option<Instant>,
+    /// Pulls ahead in a row that were of no use (did not line up, failed).
+    ahead_misses: u32,
+    /// No pulls ahead before this (after [`AHEAD_MISSES`] misses in a row).
+    ahead_paused_until: Option<Instant>,
 }
+
+/// Pulls ahead in a row that may go unused before a shard stops pulling
+/// ahead for a while (backing off from 10 s): a server whose cursors do not
+/// have the documented shape, or that keeps refusing the guesses, costs a
+/// few requests, not a stream of them.
+const AHEAD_MISSES: u32 = 3;
 
 /// A PullLogs request running as its own task.
 #[derive(Debug)]
@@ -634,6 +644,8 @@ impl SlsShard {
             committing: None,
             not_before: None,
             last_pull_sent: None,
+            ahead_misses: 0,
+            ahead_paused_until: None,
         }
     }
 
@@ -700,11 +712,27 @@ impl SlsShard {
         self.pulls.clear();
     }
 
-    /// Stop pulling ahead: abandon every pull in flight, back to one pull.
+    /// Stop pulling ahead: abandon every pull in flight, back to one pull
+    /// of the base size.
     fn stop_pulling_ahead(&mut self) {
         self.drop_pulls();
+        self.count = (self.count / self.depth.scale()).max(1);
         self.depth.reset();
         self.share.want(false);
+    }
+
+    /// A pull ahead was of no use; after [`AHEAD_MISSES`] in a row, none for
+    /// a while.
+    fn ahead_missed(&mut self) {
+        self.ahead_misses = self.ahead_misses.saturating_add(1);
+        if self.ahead_misses >= AHEAD_MISSES {
+            let pause = backoff(
+                Duration::from_secs(10),
+                self.ahead_misses - AHEAD_MISSES + 1,
+            );
+            tracing::debug!(shard = %self.shard, ?pause, "pulls ahead keep missing; pausing them");
+            self.ahead_paused_until = Some(Instant::now() + pause);
+        }
     }
 
     /// After an answer with data that ends at `next`: keep the pulls in
@@ -720,11 +748,12 @@ impl SlsShard {
             // another shape): what was pulled behind it is of no use.
             tracing::debug!(shard = %self.shard, "pulls ahead did not line up; pulling from the server's cursor");
             self.drop_pulls();
+            self.ahead_missed();
         }
         if self.pulls.is_empty() {
             self.spawn_pull(next.clone(), None);
         }
-        if !lagging {
+        if !lagging || self.ahead_paused_until.is_some_and(|t| Instant::now() < t) {
             return;
         }
         while self.pulls.len() < self.depth.pulls() {
@@ -752,11 +781,13 @@ impl SlsShard {
         if self.failures > 0 {
             now + backoff(Duration::from_millis(500), self.failures)
         } else if self.empty_pulls > 0 {
+            // `quiet_pulls` counts this empty pull already: the first wait
+            // once quiet is one `poll_interval`.
             let wait = idle_wait(
                 self.settings.poll_interval,
                 self.settings.fetch_interval,
                 self.last_data.elapsed(),
-                self.quiet_pulls,
+                self.quiet_pulls.saturating_sub(1),
             );
             self.last_pull_sent.map_or(now, |t| t + wait)
         } else {
@@ -920,6 +951,8 @@ impl ShardReader for SlsShard {
                     Err(e) => {
                         self.failures += 1;
                         tracing::warn!(shard = %self.shard, error = %e, "cannot find where to start; retrying");
+                        tokio::time::sleep(backoff(Duration::from_millis(500), self.failures))
+                            .await;
                         continue;
                     }
                 },
@@ -976,18 +1009,38 @@ impl ShardReader for SlsShard {
                 .last_taken
                 .take()
                 .map(|t| asked.saturating_duration_since(t));
-            if head.guessed && pulled.is_err() {
+            if let (true, Err(e)) = (head.guessed, &pulled) {
                 // Sent before its start was known to exist: the error says
-                // nothing about the cursor the server gave. Pull it again.
-                tracing::debug!(shard = %self.shard, "a pull ahead failed; pulling from the server's cursor");
+                // nothing about the cursor the server gave. Pull it again —
+                // after the usual wait if the server asked for less.
+                tracing::debug!(shard = %self.shard, error = %e, "a pull ahead failed; pulling from the server's cursor");
+                if e.is_throttle() {
+                    self.failures = self.failures.max(3);
+                }
                 counters::add(&COUNTERS.sls_pulls_ahead_unused, 1);
+                self.ahead_missed();
                 self.stop_pulling_ahead();
                 continue;
             }
             let requested = head.count;
+            let guessed = head.guessed;
             drop(head);
             match pulled {
-                Ok(p) if p.count == 0 || p.raw_size == 0 => {
+                Ok(p) if p.count > 0 && p.raw_size == 0 => {
+                    // Log groups without a byte: not something to skip past.
+                    // (With an SPL query a pull the filter emptied may look
+                    // like this; query mode must decide when it comes.)
+                    self.stop_pulling_ahead();
+                    self.failures += 1;
+                    tracing::warn!(shard = %self.shard, groups = p.count,
+                        "PullLogs answered log groups with x-log-bodyrawsize 0; pulling them again");
+                }
+                Ok(mut p) if p.count == 0 => {
+                    if guessed && p.next.same_position(&cursor) {
+                        // An empty answer echoes the request's cursor, here
+                        // one we built: keep the server's text for it.
+                        p.next = cursor.clone();
+                    }
                     self.failures = 0;
                     self.stop_pulling_ahead();
                     if self.last_data.elapsed() >= QUIET_AFTER {
@@ -1031,6 +1084,9 @@ impl ShardReader for SlsShard {
                     self.failures = 0;
                     self.empty_pulls = 0;
                     self.quiet_pulls = 0;
+                    if guessed {
+                        self.ahead_misses = 0;
+                    }
                     self.last_data = Instant::now();
                     self.last_taken = Some(self.last_data);
                     let lagging = p.count >= u64::from(requested) && !p.at_end;
@@ -1039,6 +1095,7 @@ impl ShardReader for SlsShard {
                         round_trip,
                         busy,
                         in_flight: self.pulls.len() + 1,
+                        can_grow: self.count < self.settings.max_fetch_log_groups,
                     });
                     self.share.want(self.depth.wants_more());
                     tracing::trace!(shard = %self.shard, lagging, ?round_trip, ?busy,

@@ -205,6 +205,9 @@ pub struct Taken {
     pub busy: Option<Duration>,
     /// Pulls the shard had in flight, this one included.
     pub in_flight: usize,
+    /// A larger pull target would make a larger pull (the count of log
+    /// groups is not at its cap already).
+    pub can_grow: bool,
 }
 
 /// Weight of a new sample in the moving averages: about the last eight
@@ -259,7 +262,7 @@ impl Depth {
         // reader's time per answer grows with it, so its average is scaled
         // too, or every answer until it caught up would double the size again.
         // Back down with room to spare (a quarter), so the two do not fight.
-        if wanted > MAX_PULLS && t.in_flight >= MAX_PULLS && self.scale < MAX_SCALE {
+        if wanted > MAX_PULLS && t.in_flight >= MAX_PULLS && t.can_grow && self.scale < MAX_SCALE {
             self.scale *= 2;
             self.busy = Some(busy * 2.0);
         } else if wanted <= MAX_PULLS / 4 && self.scale > 1 {
@@ -269,9 +272,13 @@ impl Depth {
     }
 
     /// Back to one pull of the base size: the shard caught up, or a pull
-    /// failed. The averages stay: they describe the path, not this moment.
+    /// failed. The averages stay (they describe the path, not this moment),
+    /// the reader's time per answer brought back to the base size.
     pub fn reset(&mut self) {
         self.pulls = 1;
+        if let Some(busy) = self.busy.as_mut() {
+            *busy /= f64::from(self.scale);
+        }
         self.scale = 1;
     }
 }
@@ -290,6 +297,7 @@ mod tests {
             round_trip,
             busy: Some(busy),
             in_flight: 1,
+            can_grow: true,
         }
     }
 
@@ -301,6 +309,7 @@ mod tests {
             round_trip: ms(300),
             busy: None,
             in_flight: 1,
+            can_grow: true,
         });
         assert_eq!(d.pulls(), 1, "the reader's pace is not known yet");
         d.taken(lagging(ms(300), ms(1)));
@@ -331,6 +340,7 @@ mod tests {
             round_trip: ms(300),
             busy: Some(busy),
             in_flight: MAX_PULLS,
+            can_grow: true,
         };
         // 300 ms away at 1 ms per answer: 300 pulls wanted, 16 allowed.
         d.taken(full(ms(1)));
@@ -361,12 +371,39 @@ mod tests {
                 round_trip: ms(300),
                 busy: Some(ms(1)),
                 in_flight: 3,
+                can_grow: true,
             });
         }
         assert_eq!((d.pulls(), d.scale()), (MAX_PULLS, 1));
-        // Caught up: back to the base size.
+        // Nor when the pull could not grow (its count of groups is capped).
+        d.taken(Taken {
+            lagging: true,
+            round_trip: ms(300),
+            busy: Some(ms(1)),
+            in_flight: MAX_PULLS,
+            can_grow: false,
+        });
+        assert_eq!(d.scale(), 1);
+    }
+
+    #[test]
+    fn a_reset_brings_the_pace_back_to_the_base_size() {
+        let mut d = Depth::default();
+        let full = |busy| Taken {
+            lagging: true,
+            round_trip: ms(100),
+            busy: Some(busy),
+            in_flight: MAX_PULLS,
+            can_grow: true,
+        };
+        d.taken(full(ms(1)));
+        assert_eq!(d.scale(), 2);
         d.reset();
         assert_eq!((d.pulls(), d.scale()), (1, 1));
+        // The next answer at the base size's pace finds the depth for it,
+        // not one for pulls twice as large.
+        d.taken(lagging(ms(100), ms(1)));
+        assert_eq!(d.pulls(), MAX_PULLS);
     }
 
     #[test]
@@ -418,6 +455,7 @@ mod tests {
             round_trip: ms(100),
             busy: Some(ms(10)),
             in_flight: 1,
+            can_grow: true,
         });
         assert_eq!(d.pulls(), 1);
         assert!(!d.wants_more());
