@@ -422,7 +422,7 @@ impl Config {
     pub fn from_toml(text: &str, name: &str, env: EnvLookup<'_>) -> Result<Self, Error> {
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::Syntax {
             path: name.to_owned(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            message: syntax_message(text, &e),
         })?;
         reference::overlay_env(&mut table, env)?;
         let de = toml::Value::Table(table);
@@ -437,6 +437,22 @@ impl Config {
                 problem: e.into_inner().message().to_owned(),
             }
         })
+    }
+}
+
+/// The parser's message with its line and column, without the excerpt of
+/// the file that `toml`'s own `Display` prints: that line may be
+/// `access_key_secret = "…` with the quote missing.
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("TOML syntax error at line {line}, column {column}: {message}")
+        }
+        None => format!("TOML syntax error: {message}"),
     }
 }
 
@@ -486,6 +502,35 @@ mod tests {
             .to_string();
         assert!(e.starts_with("my.toml: "), "{e}");
         assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn a_syntax_error_never_echoes_the_line_it_is_on() {
+        // The quote is missing: toml's own message prints the line.
+        let text = "[source.sls]\naccess_key_secret = \"hunter2\n";
+        let e = Config::from_toml(text, "my.toml", &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.starts_with("my.toml: TOML syntax error at line 2"), "{e}");
+        let e = Config::from_toml("token = \"abc\" extra\n", "t", &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("abc"), "{e}");
+        assert!(e.contains("line 1, column "), "{e}");
+    }
+
+    #[test]
+    fn facility_and_severity_may_be_numbers() {
+        let c = Config::from_toml("[format]\nfacility = 3\nseverity = 6\n", "t", &no_env).unwrap();
+        assert_eq!(
+            (c.format.facility.as_str(), c.format.severity.as_str()),
+            ("3", "6")
+        );
+        let e = Config::from_toml("[format]\nfacility = -1\n", "t", &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("format.facility: "), "{e}");
     }
 
     #[test]

@@ -119,15 +119,43 @@ pub struct StructuredDataConfig {
     pub fields: Vec<String>,
 }
 
+/// A name or a number, as text: `facility = "local3"` and `facility = 19`
+/// both read (the number is checked with the names, at build).
+fn name_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a name or a number")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            u64::try_from(v)
+                .map(|v| v.to_string())
+                .map_err(|_| E::custom(format!("{v} is not a name or a number from 0")))
+        }
+    }
+    d.deserialize_any(V)
+}
+
 /// The `[format]` table as the user wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FormatConfig {
     /// Header: `rfc5424` (default) or `rfc3164`.
     pub rfc: Rfc,
-    /// Facility: a name (`user`, `auth`, `local0`…`local7`, …) or 0–23.
+    /// Facility: a name (`user`, `auth`, `local0`…`local7`, …) or 0–23
+    /// (as text or a TOML integer).
+    #[serde(deserialize_with = "name_or_number")]
     pub facility: String,
-    /// Severity: a name (`emerg` … `debug`, `info`) or 0–7.
+    /// Severity: a name (`emerg` … `debug`, `info`) or 0–7 (as text or a
+    /// TOML integer).
+    #[serde(deserialize_with = "name_or_number")]
     pub severity: String,
     /// HOSTNAME; default: this host's name.
     pub hostname: Option<String>,
