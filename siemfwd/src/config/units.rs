@@ -13,6 +13,16 @@ use serde::{de, Deserialize, Deserializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct HumanDuration(pub Duration);
 
+/// The longest duration any key accepts. Every duration is added to clock
+/// readings and multiplied (a timeout is twice an interval, backoffs
+/// double): `18446744073709551615s` passed `check` and then panicked. No
+/// setting needs more than this.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The largest size any key accepts, for the same reason (sizes are
+/// multiplied and added).
+pub const MAX_SIZE: u64 = 1 << 40;
+
 impl HumanDuration {
     /// Parse the text form.
     ///
@@ -20,12 +30,17 @@ impl HumanDuration {
     /// A message saying what is allowed.
     pub fn parse(s: &str) -> Result<Self, String> {
         let t = s.trim();
-        if let Ok(secs) = t.parse::<u64>() {
-            return Ok(Self(Duration::from_secs(secs)));
-        }
-        humantime::parse_duration(t).map(Self).map_err(|e| {
-            format!("{s:?} is not a duration ({e}); write e.g. \"10s\", \"250ms\", \"1m\"")
-        })
+        let d = match t.parse::<u64>() {
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => humantime::parse_duration(t).map_err(|e| {
+                format!("{s:?} is not a duration ({e}); write e.g. \"10s\", \"250ms\", \"1m\"")
+            })?,
+        };
+        Self::bounded(d).map_err(|()| format!("{s:?} is longer than a year (365d)"))
+    }
+
+    fn bounded(d: Duration) -> Result<Self, ()> {
+        (d <= MAX_DURATION).then_some(Self(d)).ok_or(())
     }
 }
 
@@ -44,12 +59,12 @@ impl<'de> Deserialize<'de> for HumanDuration {
                 f.write_str("a duration such as \"10s\", \"250ms\" or a number of seconds")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(HumanDuration(Duration::from_secs(v)))
+                HumanDuration::bounded(Duration::from_secs(v))
+                    .map_err(|()| E::custom(format!("{v} seconds is longer than a year (365d)")))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                u64::try_from(v)
-                    .map(|v| HumanDuration(Duration::from_secs(v)))
-                    .map_err(|_| E::custom("a duration cannot be negative"))
+                let v = u64::try_from(v).map_err(|_| E::custom("a duration cannot be negative"))?;
+                self.visit_u64(v)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 HumanDuration::parse(v).map_err(E::custom)
@@ -81,14 +96,17 @@ impl ByteSize {
             "k" | "kib" => 1 << 10,
             "m" | "mib" => 1 << 20,
             "g" | "gib" => 1 << 30,
+            "t" | "tib" => 1 << 40,
             "kb" => 1_000,
             "mb" => 1_000_000,
             "gb" => 1_000_000_000,
+            "tb" => 1_000_000_000_000,
             _ => return Err(bad()),
         };
         n.checked_mul(mult)
+            .filter(|b| *b <= MAX_SIZE)
             .map(Self)
-            .ok_or_else(|| format!("{s:?} is too large"))
+            .ok_or_else(|| format!("{s:?} is larger than 1TiB"))
     }
 }
 
@@ -107,12 +125,13 @@ impl<'de> Deserialize<'de> for ByteSize {
                 f.write_str("a size such as \"64KiB\" or a number of bytes")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(ByteSize(v))
+                (v <= MAX_SIZE)
+                    .then_some(ByteSize(v))
+                    .ok_or_else(|| E::custom(format!("{v} bytes is larger than 1TiB")))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom("a size cannot be negative"))
+                let v = u64::try_from(v).map_err(|_| E::custom("a size cannot be negative"))?;
+                self.visit_u64(v)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 ByteSize::parse(v).map_err(E::custom)
@@ -125,6 +144,36 @@ impl<'de> Deserialize<'de> for ByteSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_and_sizes_that_would_overflow_are_refused() {
+        for text in [
+            "18446744073709551615s",
+            "18446744073709551615",
+            "366d",
+            "400days",
+        ] {
+            let e = HumanDuration::parse(text).unwrap_err();
+            assert!(e.contains("longer than a year"), "{text}: {e}");
+        }
+        assert!(HumanDuration::parse("365d").is_ok());
+        for text in ["100000TiB", "2TiB", "18446744073709551615"] {
+            let e = ByteSize::parse(text).unwrap_err();
+            assert!(e.contains("larger than 1TiB"), "{text}: {e}");
+        }
+        assert_eq!(ByteSize::parse("1TiB").unwrap().0, 1 << 40);
+        // As TOML integers too.
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)] // only whether it deserializes matters
+        struct T {
+            d: HumanDuration,
+            b: ByteSize,
+        }
+        let e = toml::from_str::<T>("d = 9223372036854775807\nb = 1").unwrap_err();
+        assert!(e.message().contains("longer than a year"), "{e}");
+        let e = toml::from_str::<T>("d = 1\nb = 9223372036854775807").unwrap_err();
+        assert!(e.message().contains("larger than 1TiB"), "{e}");
+    }
 
     #[test]
     fn durations_in_human_form_and_bare_seconds() {
