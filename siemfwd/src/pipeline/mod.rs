@@ -319,6 +319,13 @@ async fn run_files(
                 Ok(Ok(s)) => {
                     summary.messages += s.messages;
                     summary.dropped += s.dropped;
+                    // Not delivered without a stop: the output failed for
+                    // good (stdout on a full disk or a closed pipe). That is
+                    // a failed run, not a clean end (it exited 0).
+                    if let Some(e) = s.undelivered.filter(|_| !shutdown.stop.is_cancelled()) {
+                        shutdown.stop.cancel();
+                        first_error.get_or_insert(Error::Sink(e));
+                    }
                 }
                 Ok(Err(e)) => {
                     // Stop the other shards too: they drain and commit.
