@@ -188,30 +188,65 @@ fn describe_sink(sink: &siemfwd::sink::SinkConfig) -> String {
 }
 
 /// First SIGINT/SIGTERM: stop and drain. Second: abandon in-flight batches.
-async fn watch_signals(shutdown: Shutdown) {
+/// SIGHUP, SIGUSR1 and SIGUSR2 are noted and otherwise ignored: their default
+/// action ends the process at once, without draining or committing (a
+/// `logrotate` postrotate or a systemd `ExecReload` sending HUP meant
+/// duplicates on the next start). The handlers are in place when this
+/// returns (before "siemfwd started" is logged); the future does the rest.
+fn watch_signals(shutdown: Shutdown) -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot listen for signals; stop siemfwd with SIGKILL");
-        return;
-    };
-    for seen in 1.. {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        if seen == 1 {
-            tracing::info!("stopping: no new reads; delivering what is in flight (signal again to stop at once)");
-            shutdown.stop.cancel();
-        } else {
-            tracing::warn!(
-                "stopping now: batches in flight are abandoned and will be sent again next run"
-            );
-            shutdown.stop.cancel();
-            shutdown.abort.cancel();
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    let mut hup = signal(SignalKind::hangup()).ok();
+    let mut usr1 = signal(SignalKind::user_defined1()).ok();
+    let mut usr2 = signal(SignalKind::user_defined2()).ok();
+    async move {
+        let (Ok(mut term), Ok(mut int)) = (term, int) else {
+            tracing::warn!("cannot listen for signals; stop siemfwd with SIGKILL");
             return;
+        };
+        async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        let mut seen = 0;
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+                () = next(&mut hup) => {
+                    tracing::info!(
+                        "SIGHUP: nothing to reload (the configuration is read at start: restart with \
+                         SIGTERM, which drains and commits, to change it; a --log-file rotates daily \
+                         by itself)"
+                    );
+                    continue;
+                }
+                () = next(&mut usr1) => {
+                    tracing::info!("SIGUSR1 ignored");
+                    continue;
+                }
+                () = next(&mut usr2) => {
+                    tracing::info!("SIGUSR2 ignored");
+                    continue;
+                }
+            }
+            seen += 1;
+            if seen == 1 {
+                tracing::info!("stopping: no new reads; delivering what is in flight (signal again to stop at once)");
+                shutdown.stop.cancel();
+            } else {
+                tracing::warn!(
+                    "stopping now: batches in flight are abandoned and will be sent again next run"
+                );
+                shutdown.stop.cancel();
+                shutdown.abort.cancel();
+                return;
+            }
         }
     }
 }
