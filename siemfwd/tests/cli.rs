@@ -41,6 +41,24 @@ fn check_names_the_key_and_the_problem() {
         ),
         ("[source.file]\npaths = [\"nope.ndjson\"]\n", "source.file.paths"),
         ("[sink\n", "line 1"),
+        // Issue 12: overflowing values were accepted and then panicked.
+        (
+            "[pipeline]\ncheckpoint_interval = \"18446744073709551615s\"\n",
+            "pipeline.checkpoint_interval: \"18446744073709551615s\" is longer than a year",
+        ),
+        (
+            "[source.sls]\nheartbeat_interval = \"18446744073709551615s\"\n",
+            "source.sls.heartbeat_interval: ",
+        ),
+        (
+            "[pipeline]\nmax_in_flight_bytes = \"100000TiB\"\n",
+            "pipeline.max_in_flight_bytes: \"100000TiB\" is larger than 1TiB",
+        ),
+        // A syntax error says where, never what the line holds (a secret).
+        (
+            "[source.sls]\naccess_key_secret = \"hunter2\n",
+            "TOML syntax error at line 2",
+        ),
     ];
     std::fs::create_dir_all(dir.path().join("logs")).unwrap();
     for (config, expected) in cases {
@@ -53,6 +71,7 @@ fn check_names_the_key_and_the_problem() {
             "{config}: expected {expected:?} in\n{err}"
         );
         assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(!err.contains("hunter2"), "a secret in an error: {err}");
     }
 }
 
@@ -294,4 +313,107 @@ fn more_worker_threads_forward_the_same_bytes() {
         one.iter().map(Vec::len).collect::<Vec<_>>()
     );
     assert_eq!(one, four);
+}
+
+#[test]
+fn run_to_a_stdout_that_fails_for_good_exits_1_and_commits_nothing() {
+    // Issue 12: stdout on a full disk (or a closed pipe) ended with exit 0,
+    // no error line and nothing delivered.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.ndjson"),
+        "{\"a\":\"1\"}\n{\"a\":\"2\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[source.file]\npaths = [\"a.ndjson\"]\nstate_dir = \"st\"\n[sink]\ntype = \"stdout\"\n",
+    )
+    .unwrap();
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("SKIPPED: no /dev/full on this system");
+        return;
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+        .args(["run", "-c", "c.toml"])
+        .current_dir(dir.path())
+        .env_remove("SIEMFWD_CONFIG")
+        .env_remove("SLS_ENDPOINT")
+        .stdout(full)
+        .output()
+        .expect("siemfwd runs");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("siemfwd: error: writing to standard output: No space left on device"),
+        "{err}"
+    );
+    // Nothing was delivered, so nothing is committed: a second run with a
+    // working stdout sends both lines.
+    let out = siemfwd(dir.path(), &["run", "-c", "c.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+}
+
+#[test]
+fn hup_and_usr_signals_do_not_kill_a_run() {
+    // Issue 12: SIGHUP (logrotate, systemd ExecReload) and SIGUSR1 ended the
+    // process at once, without draining or committing.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.ndjson"), "{\"a\":\"1\"}\n").unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[source.file]\npaths = [\"a.ndjson\"]\nstate_dir = \"st\"\nfollow = true\n\
+         [sink]\ntype = \"stdout\"\n[pipeline]\ncheckpoint_interval = \"100ms\"\n",
+    )
+    .unwrap();
+    let log = dir.path().join("err.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+        .args(["run", "-c", "c.toml"])
+        .current_dir(dir.path())
+        .env_remove("SIEMFWD_CONFIG")
+        .env_remove("SLS_ENDPOINT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("siemfwd starts");
+    let pid = child.id().to_string();
+    let wait_for = |what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains(what)
+            {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    };
+    assert!(wait_for("siemfwd started"), "never started");
+    let kill = |sig: &str| {
+        Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+    };
+    for sig in ["-HUP", "-USR1", "-USR2"] {
+        kill(sig);
+    }
+    assert!(
+        wait_for("SIGUSR2 ignored"),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "a signal ended the run"
+    );
+    kill("-TERM");
+    let status = child.wait().expect("wait");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(text.contains("SIGHUP: nothing to reload"), "{text}");
+    assert!(text.contains("SIGUSR1 ignored"), "{text}");
 }
