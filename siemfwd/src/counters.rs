@@ -39,6 +39,10 @@ counters! {
     bytes_delivered,
     /// UDP messages cut to fit the datagram cap.
     udp_truncated,
+    /// TCP/TLS messages cut to `sink.max_message`.
+    stream_truncated,
+    /// Bytes removed from them.
+    stream_truncated_bytes,
     /// Bytes removed by UDP truncation.
     udp_truncated_bytes,
     /// CR, LF and NUL escaped for LF framing.

@@ -242,7 +242,7 @@ fn every_example_config_parses_and_builds_its_formatter() {
         let config =
             siemfwd::config::Config::from_toml(&text, &path.display().to_string(), &|_| None)
                 .unwrap_or_else(|e| panic!("{e}"));
-        let c = siemfwd::pipeline::constraints_for(config.sink.transport, config.sink.framing);
+        let c = siemfwd::pipeline::constraints_for(&config.sink);
         siemfwd::format::Formatter::build(&config.format, c)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
@@ -416,4 +416,83 @@ fn hup_and_usr_signals_do_not_kill_a_run() {
     assert_eq!(status.code(), Some(0), "{text}");
     assert!(text.contains("SIGHUP: nothing to reload"), "{text}");
     assert!(text.contains("SIGUSR1 ignored"), "{text}");
+}
+
+#[test]
+fn a_record_over_max_message_is_cut_not_resent_forever() {
+    // Issue 12: a 60 MB record to a receiver that closes the connection on
+    // an oversized frame was sent again after every reconnect, forever.
+    // This receiver closes on any octet-counted frame over 64 KiB.
+    use std::io::{BufRead as _, Read as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<usize>();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let mut r = std::io::BufReader::new(conn);
+            loop {
+                let mut len = Vec::new();
+                if r.read_until(b' ', &mut len).unwrap_or(0) == 0 {
+                    break;
+                }
+                let Ok(n) = String::from_utf8_lossy(&len).trim().parse::<usize>() else {
+                    break;
+                };
+                if n > 64 << 10 {
+                    break; // oversized: drop the connection
+                }
+                let mut msg = vec![0; n];
+                if r.read_exact(&mut msg).is_err() {
+                    break;
+                }
+                let _ = tx.send(n);
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let big = "x".repeat(1 << 20);
+    std::fs::write(
+        dir.path().join("a.ndjson"),
+        format!("{{\"big\":\"{big}\"}}\n{{\"small\":\"ok\"}}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!(
+            "[source.file]\npaths = [\"a.ndjson\"]\nstate_dir = \"st\"\n\
+             [sink]\ntype = \"tcp\"\naddress = \"{addr}\"\nsettle_time = \"50ms\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+        .args(["run", "-c", "c.toml"])
+        .current_dir(dir.path())
+        .env_remove("SIEMFWD_CONFIG")
+        .env_remove("SLS_ENDPOINT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("siemfwd starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(status.is_some(), "never finished (resent forever?):\n{err}");
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
+    let sizes: Vec<usize> = rx.try_iter().collect();
+    assert_eq!(sizes.len(), 2, "both records, once each: {sizes:?}");
+    assert_eq!(sizes[0], 64 << 10, "the big one cut to sink.max_message");
+    assert!(err.contains("stream_truncated=1"), "{err}");
 }

@@ -142,6 +142,7 @@ pub const KEYS: &[Key] = &[
     key("sink.backoff_max", Str, r#""30s""#),
     key("sink.settle_time", Str, r#""200ms""#),
     key("sink.max_datagram", Str, r#""2048""#),
+    key("sink.max_message", Str, r#""64KiB""#),
     key("sink.tls.ca_file", Str, r#""/etc/siemfwd/ca.pem""#),
     key("sink.tls.cert_file", Str, r#""/etc/siemfwd/client.pem""#),
     key("sink.tls.key_file", Str, r#""/etc/siemfwd/client.key""#),

@@ -215,6 +215,8 @@ pub struct Formatter {
     exclude: Vec<Box<[u8]>>,
     /// `Some(policy)` when the message will be LF-framed.
     newline: Option<NewlinePolicy>,
+    /// [`Constraints::max_message`].
+    max_message: Option<usize>,
 }
 
 /// The header, chosen at build time (enum dispatch, no `Box<dyn>`).
@@ -282,6 +284,7 @@ impl Formatter {
                 .map(|f| f.as_bytes().into())
                 .collect(),
             newline,
+            max_message: constraints.max_message,
         })
     }
 
@@ -304,6 +307,18 @@ impl Formatter {
         match self.encode_into(record, out, &mut tally) {
             Ok(()) => {
                 tally.commit();
+                if let Some(max) = self.max_message {
+                    let len = out.len() - start;
+                    if len > max {
+                        let keep = truncate_utf8(&out[start..], max);
+                        out.truncate(start + keep);
+                        counters::add(&counters::COUNTERS.stream_truncated, 1);
+                        counters::add(
+                            &counters::COUNTERS.stream_truncated_bytes,
+                            (len - keep) as u64,
+                        );
+                    }
+                }
                 Ok(())
             }
             Err(e) => {
@@ -442,6 +457,12 @@ pub struct Constraints {
     /// framing): every CR and LF inside it must be escaped (or the record
     /// refused, per config) so one log never becomes two.
     pub newline_terminated: bool,
+    /// The longest message the sink sends, in bytes (`sink.max_message` for
+    /// TCP and TLS): a longer one is cut on a UTF-8 boundary and counted. A
+    /// receiver that closes the connection on an oversized frame would
+    /// otherwise get the same batch again forever. `None`: no limit here
+    /// (UDP cuts to its datagram size itself; stdout has no limit).
+    pub max_message: Option<usize>,
 }
 
 /// Why a record could not be formatted.
@@ -473,7 +494,38 @@ mod tests {
 
     const LF: Constraints = Constraints {
         newline_terminated: true,
+        max_message: None,
     };
+
+    #[test]
+    fn a_message_over_max_message_is_cut_on_a_utf8_boundary_and_counted() {
+        let constraints = Constraints {
+            newline_terminated: false,
+            max_message: Some(100),
+        };
+        let mut f = Formatter::build(&config(), constraints).expect("valid");
+        let long = "é".repeat(200);
+        let r = Record {
+            time: LogTime::new(1_700_028_800, 0).unwrap_or_default(),
+            fields: vec![crate::record::Field::borrowed(b"k", long.as_bytes())],
+        };
+        let before = counters::COUNTERS.stream_truncated.load(Ordering::Relaxed);
+        let mut out = b"kept".to_vec();
+        f.encode(&r, &mut out).expect("formatted");
+        let msg = &out[4..];
+        assert!(msg.len() <= 100 && msg.len() >= 99, "{}", msg.len());
+        assert!(std::str::from_utf8(msg).is_ok(), "cut inside a character");
+        assert!(out.starts_with(b"kept"), "earlier bytes untouched");
+        assert!(counters::COUNTERS.stream_truncated.load(Ordering::Relaxed) > before);
+        // A short one is left alone.
+        let short = Record {
+            time: r.time,
+            fields: vec![crate::record::Field::borrowed(b"k", b"v")],
+        };
+        let mut out = Vec::new();
+        f.encode(&short, &mut out).expect("formatted");
+        assert!(out.ends_with(b"k=v"), "{}", String::from_utf8_lossy(&out));
+    }
 
     /// 2023-11-15T06:13:20Z, the seed's verified example time.
     fn seed_record() -> Record<'static> {

@@ -152,14 +152,16 @@ enum Plan {
     Sls(Box<sls::SlsSource>),
 }
 
-/// The formatter constraints a transport and framing impose.
-pub fn constraints_for(transport: Transport, framing: Framing) -> Constraints {
+/// The formatter constraints a sink imposes.
+pub fn constraints_for(sink: &sink::SinkConfig) -> Constraints {
+    let stream = matches!(sink.transport, Transport::Tcp | Transport::Tls);
     Constraints {
-        newline_terminated: match transport {
+        newline_terminated: match sink.transport {
             Transport::Stdout => true,
-            Transport::Tcp | Transport::Tls => framing == Framing::Lf,
+            Transport::Tcp | Transport::Tls => sink.framing == Framing::Lf,
             Transport::Udp => false,
         },
+        max_message: stream.then(|| usize::try_from(sink.max_message.0).unwrap_or(usize::MAX)),
     }
 }
 
@@ -171,7 +173,7 @@ impl Pipeline {
     /// [`Error`] naming the key and the problem.
     pub fn build(config: &Config, dry_run: bool) -> Result<Self, Error> {
         check_settings(&config.pipeline)?;
-        let constraints = constraints_for(config.sink.transport, config.sink.framing);
+        let constraints = constraints_for(&config.sink);
         // Build once to validate; each shard builds its own below.
         Formatter::build(&config.format, constraints)?;
         let output = if dry_run {

@@ -308,6 +308,7 @@ mod tests {
             &FormatConfig::default(),
             Constraints {
                 newline_terminated: true,
+                max_message: None,
             },
         ) {
             Ok(f) => f,

@@ -152,6 +152,9 @@ pub struct SinkConfig {
     /// UDP: the largest datagram sent, in bytes; longer messages are cut on a
     /// UTF-8 boundary and counted.
     pub max_datagram: crate::config::units::ByteSize,
+    /// TCP/TLS: the longest message sent, in bytes; a longer one is cut on a
+    /// UTF-8 boundary and counted (`pipeline::constraints_for`).
+    pub max_message: crate::config::units::ByteSize,
     /// TLS settings (`type = "tls"` only).
     pub tls: TlsConfig,
 }
@@ -168,6 +171,7 @@ impl Default for SinkConfig {
             backoff_max: HumanDuration(Duration::from_secs(30)),
             settle_time: HumanDuration(DEFAULT_SETTLE_TIME),
             max_datagram: crate::config::units::ByteSize(2048),
+            max_message: crate::config::units::ByteSize(DEFAULT_MAX_MESSAGE),
             tls: TlsConfig::default(),
         }
     }
@@ -183,6 +187,13 @@ impl Default for SinkConfig {
 /// duplicates after a crash of siemfwd; shorter widens the window in which
 /// a dying receiver can lose an acknowledged batch.
 pub const DEFAULT_SETTLE_TIME: Duration = Duration::from_millis(200);
+
+/// Default of `sink.max_message`: syslog-ng's default `log-msg-size`
+/// (64 KiB). rsyslog's `maxMessageSize` is 8 KiB by default and IBM QRadar
+/// keeps 4 KiB unless raised; both cut longer messages themselves rather
+/// than close the connection, so a larger default would only help
+/// receivers that take more.
+pub const DEFAULT_MAX_MESSAGE: u64 = 64 << 10;
 
 /// The longest `sink.settle_time` accepted.
 const MAX_SETTLE_TIME: Duration = Duration::from_secs(60);
@@ -268,6 +279,16 @@ impl Sink {
                     human(config.settle_time.0),
                     human(MAX_SETTLE_TIME),
                     human(DEFAULT_SETTLE_TIME)
+                ),
+            });
+        }
+        // RFC 5424 §6.1: every receiver takes 480 bytes.
+        if config.max_message.0 < 480 {
+            return Err(Error::Config {
+                key: "sink.max_message".to_owned(),
+                problem: format!(
+                    "{} bytes is below the 480 every syslog receiver must take (default {})",
+                    config.max_message.0, DEFAULT_MAX_MESSAGE
                 ),
             });
         }

@@ -92,6 +92,7 @@ pub(crate) fn config(transport: Transport, address: &str) -> SinkConfig {
         backoff_max: HumanDuration(Duration::from_millis(50)),
         settle_time: HumanDuration(Duration::from_millis(20)),
         max_datagram: ByteSize(2048),
+        max_message: ByteSize(super::DEFAULT_MAX_MESSAGE),
         tls: TlsConfig::default(),
     }
 }
