@@ -13,6 +13,7 @@
 //! - [`config`] reads and checks the settings.
 #![deny(missing_docs)]
 
+mod backoff;
 pub mod config;
 pub mod counters;
 pub mod format;

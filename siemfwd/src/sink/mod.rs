@@ -68,7 +68,6 @@ use crate::config::units::HumanDuration;
 
 pub use messages::Messages;
 
-mod backoff;
 mod messages;
 mod stdout;
 mod stream;

@@ -73,9 +73,9 @@ use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::Backoff;
 use super::tls::TlsSettings;
 use super::{describe_io, human, tcp, Endpoint, Error, Framing, Messages, SinkConfig, Stats};
+use crate::backoff::Backoff;
 use crate::counters::{self, COUNTERS};
 
 /// How long a fresh TLS 1.3 connection waits for the receiver's verdict on

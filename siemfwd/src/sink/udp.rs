@@ -27,8 +27,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::Backoff;
 use super::{describe_io, Endpoint, Error, Messages, SinkConfig, Stats};
+use crate::backoff::Backoff;
 use crate::counters::{self, COUNTERS};
 use crate::format::truncate_utf8;
 

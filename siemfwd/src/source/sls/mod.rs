@@ -102,13 +102,13 @@ pub struct Settings {
     pub compression: Compression,
 }
 
-/// A jittered exponential back-off: `base × 2^(attempt-1)`, capped at 30s,
-/// then scaled by a random factor in [0.5, 1) so many shards (or many
-/// processes) that failed together do not retry together.
-pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(8));
-    exp.min(Duration::from_secs(30))
-        .mul_f64(0.5 + fastrand::f64() / 2.0)
+/// The longest wait between two attempts at a Log Service request.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+
+/// The wait before retry `attempt` of a Log Service request, from `base`
+/// (the program's one backoff rule, `crate::backoff`).
+pub(crate) fn backoff(base: Duration, attempt: u32) -> Duration {
+    crate::backoff::delay(base, MAX_RETRY_WAIT, attempt)
 }
 
 fn config_error(key: &str, problem: impl Into<String>) -> Error {
