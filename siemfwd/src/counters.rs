@@ -53,6 +53,9 @@ counters! {
     invalid_utf8_values,
     /// Records the formatter refused.
     records_refused,
+    /// Records a transform step dropped (done: their positions are
+    /// committed, and a restart does not send them).
+    records_filtered,
     /// Malformed input lines skipped by a source.
     malformed_skipped,
     /// Reconnects of stream sinks.

@@ -22,3 +22,4 @@ pub mod pipeline;
 pub mod record;
 pub mod sink;
 pub mod source;
+pub mod transform;

@@ -77,6 +77,17 @@ impl<'a> Field<'a> {
     }
 }
 
+/// An empty vector with `v`'s allocation and another borrow lifetime:
+/// fields borrow a buffer that changes from one record (or log group) to
+/// the next, so a vector of them cannot keep its type across, but its
+/// memory can (the in-place `collect` of an emptied `IntoIter` into an
+/// element type of the same size reuses the buffer).
+pub fn recycle<'b>(mut v: Vec<Field<'_>>) -> Vec<Field<'b>> {
+    v.clear();
+    // The closure never runs: the vector is empty.
+    v.into_iter().map(|_| Field::borrowed(b"", b"")).collect()
+}
+
 /// Reserved field names shared by every source (Log Service's own names).
 pub mod reserved {
     /// The log group's topic.
@@ -136,6 +147,103 @@ impl<'a> Record<'a> {
     }
 }
 
+/// A syslog facility, 0–23 (RFC 5424 §6.2.1): only valid codes exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Facility(u8);
+
+impl Facility {
+    /// The largest code (local7).
+    pub const MAX: u8 = 23;
+
+    /// The facility with this code; `None` above [`Self::MAX`].
+    pub const fn new(code: u8) -> Option<Self> {
+        if code <= Self::MAX {
+            Some(Self(code))
+        } else {
+            None
+        }
+    }
+
+    /// The numeric code.
+    pub const fn code(self) -> u8 {
+        self.0
+    }
+}
+
+/// A syslog severity, 0 (emergency) to 7 (debug): only valid codes exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Severity(u8);
+
+impl Severity {
+    /// The largest code (debug).
+    pub const MAX: u8 = 7;
+
+    /// The severity with this code; `None` above [`Self::MAX`].
+    pub const fn new(code: u8) -> Option<Self> {
+        if code <= Self::MAX {
+            Some(Self(code))
+        } else {
+            None
+        }
+    }
+
+    /// The numeric code.
+    pub const fn code(self) -> u8 {
+        self.0
+    }
+}
+
+/// What the transform stage decided about one record's message, carried to
+/// the encoder beside the record. Every part is optional: `None` means "as
+/// configured in `[format]`", so a record no step touched is encoded exactly
+/// as before and the encoder's pre-rendered parts stay valid.
+///
+/// Header overrides are bytes as a step produced them; the header encoder
+/// makes them fit its field (printable ASCII, the RFC's length) and counts
+/// any change in `header_fields_sanitized`, since they come from data, not
+/// from a config a user could be asked to fix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// The record's facility.
+    pub facility: Option<Facility>,
+    /// The record's severity (also what CEF and LEEF severities derive from).
+    pub severity: Option<Severity>,
+    /// HOSTNAME.
+    pub hostname: Option<Vec<u8>>,
+    /// APP-NAME (RFC 5424) or TAG (RFC 3164).
+    pub app_name: Option<Vec<u8>>,
+    /// PROCID.
+    pub procid: Option<Vec<u8>>,
+    /// MSGID (RFC 5424 only; RFC 3164 has no place for it).
+    pub msgid: Option<Vec<u8>>,
+}
+
+impl Meta {
+    /// Nothing decided: every part as configured.
+    pub const NONE: Meta = Meta {
+        facility: None,
+        severity: None,
+        hostname: None,
+        app_name: None,
+        procid: None,
+        msgid: None,
+    };
+
+    /// True when a header field is overridden (PRI aside): the encoder's
+    /// pre-rendered fields cannot be used as they are.
+    pub fn overrides_fields(&self) -> bool {
+        self.hostname.is_some()
+            || self.app_name.is_some()
+            || self.procid.is_some()
+            || self.msgid.is_some()
+    }
+
+    /// Back to [`Meta::NONE`], keeping nothing.
+    pub fn clear(&mut self) {
+        *self = Meta::NONE;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +263,23 @@ mod tests {
         assert_eq!(r.get(b"k"), Some(&b"1"[..]));
         assert_eq!(r.get(b"x"), None);
         assert_eq!(r.raw_len(), 4);
+    }
+
+    #[test]
+    fn facility_and_severity_exist_only_within_their_ranges() {
+        assert_eq!(Facility::new(23).map(Facility::code), Some(23));
+        assert_eq!(Facility::new(24), None);
+        assert_eq!(Severity::new(7).map(Severity::code), Some(7));
+        assert_eq!(Severity::new(8), None);
+    }
+
+    #[test]
+    fn meta_none_overrides_nothing() {
+        let mut m = Meta::NONE;
+        assert!(!m.overrides_fields());
+        m.msgid = Some(b"x".to_vec());
+        assert!(m.overrides_fields());
+        m.clear();
+        assert_eq!(m, Meta::default());
     }
 }

@@ -283,7 +283,7 @@ fn library_messages(cfg_text: &str, lines: &[Vec<u8>]) -> Vec<Vec<u8>> {
                 .unwrap_or_else(|e| panic!("corpus line does not parse: {e}"));
             let mut out = Vec::new();
             formatter
-                .encode(&record, &mut out)
+                .encode(&record, &siemfwd::record::Meta::NONE, &mut out)
                 .unwrap_or_else(|e| panic!("formatter refused a corpus record: {e}"));
             out
         })

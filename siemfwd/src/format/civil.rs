@@ -79,6 +79,52 @@ pub(crate) fn push2(out: &mut Vec<u8>, n: u8) {
     out.push(b'0' + n % 10);
 }
 
+/// The rendering of the last second written, reused while records share a
+/// second: both headers print a timestamp per record, most records of a
+/// batch share their second, and the calendar (and for RFC 3164 the zone
+/// lookup) is the costly part. `N` is the rendering's fixed length.
+#[derive(Debug)]
+pub(crate) struct SecondCache<const N: usize> {
+    secs: i64,
+    bytes: [u8; N],
+    valid: bool,
+}
+
+impl<const N: usize> SecondCache<N> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            secs: 0,
+            bytes: [0; N],
+            valid: false,
+        }
+    }
+
+    /// Append the rendering of `secs`: the cached one, or what `render`
+    /// appends, kept for the next records when it is `N` bytes long.
+    #[inline]
+    pub(crate) fn write(
+        &mut self,
+        secs: i64,
+        out: &mut Vec<u8>,
+        render: impl FnOnce(&mut Vec<u8>),
+    ) {
+        if self.valid && self.secs == secs {
+            out.extend_from_slice(&self.bytes);
+            return;
+        }
+        // Render straight into `out`, then keep a copy.
+        let start = out.len();
+        render(out);
+        let rendered = &out[start..];
+        debug_assert_eq!(rendered.len(), N, "a second's rendering has a fixed length");
+        self.valid = rendered.len() == N;
+        if self.valid {
+            self.bytes.copy_from_slice(rendered);
+            self.secs = secs;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +180,20 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn second_cache_renders_once_per_second() {
+        let mut cache = SecondCache::<2>::new();
+        let mut renders = 0;
+        let mut out = Vec::new();
+        for secs in [5, 5, 6, 6, 5] {
+            cache.write(secs, &mut out, |o| {
+                renders += 1;
+                push2(o, (secs % 100) as u8);
+            });
+        }
+        assert_eq!(out, b"0505060605");
+        assert_eq!(renders, 3);
     }
 }

@@ -10,11 +10,36 @@
 //! is.
 
 use super::escape::write_json_string;
-use super::Tally;
-use crate::record::Field;
+use super::{Body, Context, Error, Fields, Tally};
+use crate::record::{Field, Meta, Record};
+
+/// The `json` body.
+#[derive(Debug)]
+pub(crate) struct Json;
+
+impl Body for Json {
+    fn write(
+        &self,
+        fields: Fields<'_, '_>,
+        _record: &Record<'_>,
+        _meta: &Meta,
+        cx: &mut Context<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        match fields.unfiltered() {
+            Some(all) => write_fields(all.iter(), out, cx.tally),
+            None => write_fields(fields, out, cx.tally),
+        }
+        Ok(())
+    }
+
+    fn always_utf8(&self) -> bool {
+        true
+    }
+}
 
 /// Append the JSON object for `fields`.
-pub(crate) fn write<'f, 'a: 'f>(
+pub(crate) fn write_fields<'f, 'a: 'f>(
     fields: impl Iterator<Item = &'f Field<'a>>,
     out: &mut Vec<u8>,
     tally: &mut Tally,
@@ -42,7 +67,7 @@ mod tests {
     fn body(fields: &[Field<'_>]) -> (Vec<u8>, Tally) {
         let mut out = Vec::new();
         let mut tally = Tally::default();
-        write(fields.iter(), &mut out, &mut tally);
+        write_fields(fields.iter(), &mut out, &mut tally);
         (out, tally)
     }
 

@@ -12,8 +12,8 @@
 //! caller then leaves out the BOM, which may only announce a UTF-8 MSG.
 
 use super::escape::{escape_newlines, NewlineRefused};
-use super::{refused, Error, NewlinePolicy, Tally};
-use crate::record::Field;
+use super::{refused, Body, Context, Error, Fields, NewlinePolicy, Tally};
+use crate::record::{Field, Meta, Record};
 
 /// The `kv` body with its separator pre-rendered.
 #[derive(Debug)]
@@ -46,7 +46,7 @@ impl Kv {
     }
 
     /// Append the body for `fields`.
-    pub(crate) fn write<'f, 'a: 'f>(
+    pub(crate) fn write_fields<'f, 'a: 'f>(
         &self,
         fields: impl Iterator<Item = &'f Field<'a>>,
         out: &mut Vec<u8>,
@@ -92,6 +92,22 @@ impl Kv {
     }
 }
 
+impl Body for Kv {
+    fn write(
+        &self,
+        fields: Fields<'_, '_>,
+        _record: &Record<'_>,
+        _meta: &Meta,
+        cx: &mut Context<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        match fields.unfiltered() {
+            Some(all) => self.write_fields(all.iter(), out, cx.newline, cx.tally),
+            None => self.write_fields(fields, out, cx.newline, cx.tally),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,7 +121,7 @@ mod tests {
     ) -> Result<Vec<u8>, Error> {
         let kv = Kv::build(sep, newline)?;
         let mut out = Vec::new();
-        kv.write(fields.iter(), &mut out, newline, &mut Tally::default())?;
+        kv.write_fields(fields.iter(), &mut out, newline, &mut Tally::default())?;
         Ok(out)
     }
 
@@ -145,7 +161,7 @@ mod tests {
         let mut tally = Tally::default();
         let kv = Kv::build("||", Some(NewlinePolicy::Escape)).expect("valid");
         let mut out = Vec::new();
-        kv.write(
+        kv.write_fields(
             fields.iter(),
             &mut out,
             Some(NewlinePolicy::Escape),

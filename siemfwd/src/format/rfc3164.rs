@@ -24,10 +24,14 @@
 
 use jiff::tz::TimeZone;
 
-use super::civil::{push2, Civil};
-use super::rfc5424::{check_printusascii, header_field, HOSTNAME_MAX, PROCID_MAX};
-use super::{pri, Error, FormatConfig};
-use crate::record::Record;
+use super::civil::{push2, Civil, SecondCache};
+use super::escape::is_printusascii;
+use super::pri::Pri;
+use super::rfc5424::{
+    check_printusascii, fit_printusascii, header_field, HOSTNAME_MAX, PROCID_MAX,
+};
+use super::{Context, Error, FormatConfig, Header, Tally};
+use crate::record::{Meta, Record};
 
 /// RFC 3164 §4.1.3: TAG is at most 32 alphanumeric characters.
 pub(crate) const TAG_MAX: usize = 32;
@@ -65,54 +69,42 @@ pub(crate) fn strip_domain(host: &[u8]) -> &[u8] {
     }
 }
 
-/// `Mmm dd hh:mm:ss` of the last second written, reused while records share
-/// a second (the zone lookup is the costly part).
-#[derive(Debug)]
-struct LocalClock {
-    zone: TimeZone,
-    secs: i64,
-    stamp: [u8; 15],
-    valid: bool,
-}
-
-impl LocalClock {
-    fn write(&mut self, secs: i64, out: &mut Vec<u8>) {
-        if !self.valid || self.secs != secs {
-            // A time jiff cannot represent (beyond ±9999 years) gets offset 0:
-            // the year is not printed anyway.
-            let offset = jiff::Timestamp::from_second(secs)
-                .map(|ts| i64::from(self.zone.to_offset(ts).seconds()))
-                .unwrap_or(0);
-            let c = Civil::from_unix(secs.saturating_add(offset));
-            // Render straight into `out`, keep a copy for this second.
-            let start = out.len();
-            out.extend_from_slice(MONTHS[usize::from(c.month - 1)]);
+/// Append `Mmm dd hh:mm:ss` in `zone`; within a second it comes from `cache`
+/// (the zone lookup is the costly part).
+fn write_timestamp(cache: &mut SecondCache<15>, zone: &TimeZone, secs: i64, out: &mut Vec<u8>) {
+    cache.write(secs, out, |out| {
+        // A time jiff cannot represent (beyond ±9999 years) gets offset 0:
+        // the year is not printed anyway.
+        let offset = jiff::Timestamp::from_second(secs)
+            .map(|ts| i64::from(zone.to_offset(ts).seconds()))
+            .unwrap_or(0);
+        let c = Civil::from_unix(secs.saturating_add(offset));
+        out.extend_from_slice(MONTHS[usize::from(c.month - 1)]);
+        out.push(b' ');
+        if c.day < 10 {
             out.push(b' ');
-            if c.day < 10 {
-                out.push(b' ');
-                out.push(b'0' + c.day);
-            } else {
-                push2(out, c.day);
-            }
-            out.push(b' ');
-            c.push_clock(out);
-            self.stamp.copy_from_slice(&out[start..]);
-            self.secs = secs;
-            self.valid = true;
+            out.push(b'0' + c.day);
         } else {
-            out.extend_from_slice(&self.stamp);
+            push2(out, c.day);
         }
-    }
+        out.push(b' ');
+        c.push_clock(out);
+    });
 }
 
 /// The RFC 3164 header with its constant parts pre-rendered.
 #[derive(Debug)]
 pub(crate) struct Rfc3164 {
-    /// `<PRI>`.
-    pri: Vec<u8>,
+    pri: Pri,
     /// ` HOSTNAME TAG[PROCID]:`.
     host_tag: Vec<u8>,
-    clock: LocalClock,
+    /// The configured HOSTNAME, TAG and PROCID (empty when unset), for a
+    /// record whose metadata overrides some of them.
+    hostname: Vec<u8>,
+    tag: Vec<u8>,
+    procid: Vec<u8>,
+    zone: TimeZone,
+    clock: SecondCache<15>,
 }
 
 impl Rfc3164 {
@@ -120,8 +112,7 @@ impl Rfc3164 {
     /// `config.hostname` is unset (already sanitized by the caller).
     pub(crate) fn build(
         config: &FormatConfig,
-        facility: u8,
-        severity: u8,
+        pri: Pri,
         default_hostname: impl FnOnce() -> Vec<u8>,
     ) -> Result<Self, Error> {
         // Keys that mean nothing in RFC 3164: refuse rather than ignore, so
@@ -163,6 +154,7 @@ impl Rfc3164 {
         host_tag.extend_from_slice(&hostname);
         host_tag.push(b' ');
         host_tag.extend_from_slice(app.as_bytes());
+        let mut procid_bytes = Vec::new();
         if let Some(procid) = config.procid.as_deref().filter(|p| !p.is_empty()) {
             check_printusascii("format.procid", procid)?;
             if procid.len() > PROCID_MAX || procid.contains(['[', ']']) {
@@ -178,28 +170,96 @@ impl Rfc3164 {
             host_tag.push(b'[');
             host_tag.extend_from_slice(procid.as_bytes());
             host_tag.push(b']');
+            procid_bytes = procid.as_bytes().to_vec();
         }
         host_tag.push(b':');
 
-        let mut pri_bytes = Vec::with_capacity(5);
-        pri::write_pri(facility, severity, &mut pri_bytes);
         Ok(Self {
-            pri: pri_bytes,
+            pri,
             host_tag,
-            clock: LocalClock {
-                zone: zone(config.timezone.as_deref())?,
-                secs: 0,
-                stamp: [0; 15],
-                valid: false,
-            },
+            hostname,
+            tag: app.as_bytes().to_vec(),
+            procid: procid_bytes,
+            zone: zone(config.timezone.as_deref())?,
+            clock: SecondCache::new(),
         })
     }
 
+    /// ` HOSTNAME TAG[PROCID]:` with the record's overrides made to fit
+    /// (HOSTNAME: printable ASCII up to 255; TAG: letters and digits up to
+    /// 32, the configured TAG if none is left; PROCID: printable ASCII
+    /// without brackets up to 128, left out if none is left), counted when
+    /// that changed them. A MSGID has no place in RFC 3164 and is not
+    /// written.
+    fn write_overridden(&self, meta: &Meta, out: &mut Vec<u8>, tally: &mut Tally) {
+        out.push(b' ');
+        match &meta.hostname {
+            Some(h) => {
+                tally.header_fields_sanitized += u64::from(fit_printusascii(h, HOSTNAME_MAX, out));
+            }
+            None => out.extend_from_slice(&self.hostname),
+        }
+        out.push(b' ');
+        match &meta.app_name {
+            Some(t) => {
+                let start = out.len();
+                out.extend(
+                    t.iter()
+                        .copied()
+                        .filter(u8::is_ascii_alphanumeric)
+                        .take(TAG_MAX),
+                );
+                if out.len() == start {
+                    out.extend_from_slice(&self.tag);
+                }
+                tally.header_fields_sanitized += u64::from(out[start..] != t[..]);
+            }
+            None => out.extend_from_slice(&self.tag),
+        }
+        let start = out.len();
+        match &meta.procid {
+            Some(p) => {
+                out.push(b'[');
+                out.extend(
+                    p.iter()
+                        .copied()
+                        .filter(|&b| is_printusascii(b) && b != b'[' && b != b']')
+                        .take(PROCID_MAX),
+                );
+                tally.header_fields_sanitized += u64::from(out[start + 1..] != p[..]);
+            }
+            None => {
+                out.push(b'[');
+                out.extend_from_slice(&self.procid);
+            }
+        }
+        if out.len() == start + 1 {
+            // No PROCID: no brackets.
+            out.truncate(start);
+        } else {
+            out.push(b']');
+        }
+        out.push(b':');
+    }
+}
+
+impl Header for Rfc3164 {
     /// Append `<PRI>Mmm dd hh:mm:ss HOSTNAME TAG:` (no trailing space).
-    pub(crate) fn write(&mut self, record: &Record<'_>, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.pri);
-        self.clock.write(record.time.secs(), out);
-        out.extend_from_slice(&self.host_tag);
+    fn write(
+        &mut self,
+        record: &Record<'_>,
+        meta: &Meta,
+        cx: &mut Context<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        self.pri.write(meta, out);
+        write_timestamp(&mut self.clock, &self.zone, record.time.secs(), out);
+        if meta.overrides_fields() {
+            self.write_overridden(meta, out, cx.tally);
+        } else {
+            out.extend_from_slice(&self.host_tag);
+        }
+        Ok(())
     }
 }
 
@@ -207,7 +267,7 @@ impl Rfc3164 {
 mod tests {
     use super::*;
     use crate::format::Rfc;
-    use crate::record::LogTime;
+    use crate::record::{Facility, LogTime, Severity};
 
     fn config(tz: &str) -> FormatConfig {
         FormatConfig {
@@ -217,18 +277,67 @@ mod tests {
         }
     }
 
-    fn render(h: &mut Rfc3164, secs: i64) -> String {
+    fn render_with(h: &mut Rfc3164, secs: i64, meta: &Meta) -> (String, Tally) {
         let mut out = Vec::new();
         let r = Record {
             time: LogTime::new(secs, 0).expect("valid time"),
             fields: Vec::new(),
         };
-        h.write(&r, &mut out);
-        String::from_utf8(out).expect("ASCII header")
+        let mut tally = Tally::default();
+        let mut cx = Context {
+            newline: None,
+            tally: &mut tally,
+        };
+        h.write(&r, meta, &mut cx, &mut out).expect("written");
+        (String::from_utf8(out).expect("ASCII header"), tally)
+    }
+
+    fn render(h: &mut Rfc3164, secs: i64) -> String {
+        render_with(h, secs, &Meta::NONE).0
     }
 
     fn build(c: &FormatConfig) -> Result<Rfc3164, Error> {
-        Rfc3164::build(c, 1, 6, || b"web01.example.com".to_vec())
+        let pri = Pri::new(
+            Facility::new(1).expect("user"),
+            Severity::new(6).expect("info"),
+        );
+        Rfc3164::build(c, pri, || b"web01.example.com".to_vec())
+    }
+
+    #[test]
+    fn rfc3164_record_metadata_sets_pri_and_fields_made_to_fit() {
+        let mut h = build(&FormatConfig {
+            procid: Some("42".to_owned()),
+            ..config("UTC")
+        })
+        .expect("valid");
+        let meta = Meta {
+            facility: Facility::new(4),
+            severity: Severity::new(5),
+            hostname: Some(b"10.0.0.1".to_vec()),
+            app_name: Some(b"Action-Trail".to_vec()),
+            procid: Some(b"[7]".to_vec()),
+            msgid: Some(b"ignored".to_vec()),
+        };
+        let (text, tally) = render_with(&mut h, 1_700_028_800, &meta);
+        assert_eq!(text, "<37>Nov 15 06:13:20 10.0.0.1 ActionTrail[7]:");
+        assert_eq!(tally.header_fields_sanitized, 2, "TAG and PROCID cleaned");
+        // Nothing left of a TAG: the configured one; of a PROCID: none.
+        let empty = Meta {
+            app_name: Some(b"--".to_vec()),
+            procid: Some(b"[]".to_vec()),
+            ..Meta::NONE
+        };
+        let (text, _) = render_with(&mut h, 1_700_028_800, &empty);
+        assert_eq!(text, "<14>Nov 15 06:13:20 web01 siemfwd:");
+        // Only the hostname: the configured TAG[PROCID] stays.
+        let host = Meta {
+            hostname: Some(b"db1".to_vec()),
+            ..Meta::NONE
+        };
+        let (text, tally) = render_with(&mut h, 1_700_028_800, &host);
+        assert_eq!(text, "<14>Nov 15 06:13:20 db1 siemfwd[42]:");
+        assert_eq!(tally.header_fields_sanitized, 0);
     }
 
     fn key_of(e: Result<Rfc3164, Error>) -> String {

@@ -25,10 +25,13 @@
 //!   of that name; fields absent from a record are left out, and an element
 //!   with no parameter at all is left out too, giving `-`.
 
-use super::civil::{push2, Civil};
+use super::civil::{push2, Civil, SecondCache};
 use super::escape::{escape_sd_value, is_printusascii};
-use super::{pri, refused, Error, FormatConfig, NewlinePolicy, StructuredDataConfig, Tally};
-use crate::record::{LogTime, Record};
+use super::pri::Pri;
+use super::{
+    refused, Context, Error, FormatConfig, Header, NewlinePolicy, StructuredDataConfig, Tally,
+};
+use crate::record::{LogTime, Meta, Record};
 
 /// RFC 5424 §6.2.4: HOSTNAME is at most 255 PRINTUSASCII.
 pub(crate) const HOSTNAME_MAX: usize = 255;
@@ -218,84 +221,62 @@ impl StructuredData {
     }
 }
 
-/// `YYYY-MM-DDThh:mm:ss` of the last second written, reused while records
-/// share a second.
-#[derive(Debug)]
-struct UtcClock {
-    secs: i64,
-    prefix: [u8; 19],
-    valid: bool,
-}
-
-impl UtcClock {
-    fn new() -> Self {
-        Self {
-            secs: 0,
-            prefix: [0; 19],
-            valid: false,
-        }
+/// Append `YYYY-MM-DDThh:mm:ss.ffffffZ`, or NILVALUE outside years
+/// 0000–9999; the part before the fraction comes from `cache` within a second.
+fn write_timestamp(cache: &mut SecondCache<19>, time: LogTime, out: &mut Vec<u8>) {
+    let secs = time.secs();
+    if !(FIRST_4_DIGIT_YEAR_SEC..=LAST_4_DIGIT_YEAR_SEC).contains(&secs) {
+        out.extend_from_slice(NILVALUE);
+        return;
     }
-
-    /// Append `YYYY-MM-DDThh:mm:ss.ffffffZ`, or NILVALUE outside years
-    /// 0000–9999.
-    fn write(&mut self, time: LogTime, out: &mut Vec<u8>) {
-        let secs = time.secs();
-        if !(FIRST_4_DIGIT_YEAR_SEC..=LAST_4_DIGIT_YEAR_SEC).contains(&secs) {
-            out.extend_from_slice(NILVALUE);
-            return;
-        }
-        if !self.valid || self.secs != secs {
-            // Render straight into `out`, then keep a copy for the next
-            // records of this second.
-            let start = out.len();
-            let c = Civil::from_unix(secs);
-            // 0 ≤ year ≤ 9999 here, so both halves fit two digits.
-            let year = c.year as u16;
-            push2(out, (year / 100) as u8);
-            push2(out, (year % 100) as u8);
-            out.push(b'-');
-            push2(out, c.month);
-            out.push(b'-');
-            push2(out, c.day);
-            out.push(b'T');
-            c.push_clock(out);
-            self.prefix.copy_from_slice(&out[start..]);
-            self.secs = secs;
-            self.valid = true;
-        } else {
-            out.extend_from_slice(&self.prefix);
-        }
-        // `.ffffffZ` rendered on the stack and appended once.
-        let mut fraction = *b".000000Z";
-        let mut micros = time.nanos() / 1000;
-        for d in fraction[1..7].iter_mut().rev() {
-            *d = b'0' + (micros % 10) as u8;
-            micros /= 10;
-        }
-        out.extend_from_slice(&fraction);
+    cache.write(secs, out, |out| {
+        let c = Civil::from_unix(secs);
+        // 0 ≤ year ≤ 9999 here, so both halves fit two digits.
+        let year = c.year as u16;
+        push2(out, (year / 100) as u8);
+        push2(out, (year % 100) as u8);
+        out.push(b'-');
+        push2(out, c.month);
+        out.push(b'-');
+        push2(out, c.day);
+        out.push(b'T');
+        c.push_clock(out);
+    });
+    // `.ffffffZ` rendered on the stack and appended once.
+    let mut fraction = *b".000000Z";
+    let mut micros = time.nanos() / 1000;
+    for d in fraction[1..7].iter_mut().rev() {
+        *d = b'0' + (micros % 10) as u8;
+        micros /= 10;
     }
+    out.extend_from_slice(&fraction);
 }
 
 /// The RFC 5424 header with its constant parts pre-rendered.
 #[derive(Debug)]
 pub(crate) struct Rfc5424 {
-    /// `<PRI>1 `.
-    pri_version: Vec<u8>,
+    pri: Pri,
     /// ` HOSTNAME APP-NAME PROCID MSGID ` (both spaces included), and the
     /// NILVALUE STRUCTURED-DATA when none is configured: the whole
     /// constant part after the timestamp in one copy.
     fields: Vec<u8>,
+    /// The configured HOSTNAME, APP-NAME, PROCID and MSGID (NILVALUE when
+    /// unset), for a record whose metadata overrides some of them.
+    configured: [Vec<u8>; 4],
     sd: Option<StructuredData>,
-    clock: UtcClock,
+    clock: SecondCache<19>,
 }
+
+/// The length limits of HOSTNAME, APP-NAME, PROCID and MSGID, in
+/// `Rfc5424::configured` order.
+const FIELD_MAX: [usize; 4] = [HOSTNAME_MAX, APP_NAME_MAX, PROCID_MAX, MSGID_MAX];
 
 impl Rfc5424 {
     /// Validate the header settings; `default_hostname` is used when
     /// `config.hostname` is unset (already sanitized by the caller).
     pub(crate) fn build(
         config: &FormatConfig,
-        facility: u8,
-        severity: u8,
+        pri: Pri,
         default_hostname: impl FnOnce() -> Vec<u8>,
     ) -> Result<Self, Error> {
         let hostname = match config.hostname.as_deref() {
@@ -311,11 +292,9 @@ impl Rfc5424 {
             .map(StructuredData::build)
             .transpose()?;
 
-        let mut pri_version = Vec::with_capacity(8);
-        pri::write_pri(facility, severity, &mut pri_version);
-        pri_version.extend_from_slice(b"1 ");
+        let configured = [hostname, app, procid, msgid];
         let mut fields = Vec::new();
-        for f in [&hostname, &app, &procid, &msgid] {
+        for f in &configured {
             fields.push(b' ');
             fields.extend_from_slice(f);
         }
@@ -324,28 +303,71 @@ impl Rfc5424 {
             fields.extend_from_slice(NILVALUE);
         }
         Ok(Self {
-            pri_version,
+            pri: pri.followed_by(b"1 "),
             fields,
+            configured,
             sd,
-            clock: UtcClock::new(),
+            clock: SecondCache::new(),
         })
     }
 
+    /// ` HOSTNAME APP-NAME PROCID MSGID ` with the record's overrides, each
+    /// made to fit its field (printable ASCII, the RFC's length; NILVALUE
+    /// if nothing is left) and counted when that changed it.
+    fn write_overridden(&self, meta: &Meta, out: &mut Vec<u8>, tally: &mut Tally) {
+        let overrides = [&meta.hostname, &meta.app_name, &meta.procid, &meta.msgid];
+        for ((configured, over), max) in self.configured.iter().zip(overrides).zip(FIELD_MAX) {
+            out.push(b' ');
+            match over {
+                None => out.extend_from_slice(configured),
+                Some(v) => {
+                    if fit_printusascii(v, max, out) {
+                        tally.header_fields_sanitized += 1;
+                    }
+                }
+            }
+        }
+        out.push(b' ');
+        if self.sd.is_none() {
+            out.extend_from_slice(NILVALUE);
+        }
+    }
+}
+
+/// Append the PRINTUSASCII bytes of `v`, at most `max` of them, or NILVALUE
+/// if none; true when what was written differs from `v`.
+pub(crate) fn fit_printusascii(v: &[u8], max: usize, out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    out.extend(v.iter().copied().filter(|&b| is_printusascii(b)).take(max));
+    let written = out.len() - start;
+    let changed = written != v.len();
+    if written == 0 {
+        out.extend_from_slice(NILVALUE);
+    }
+    changed
+}
+
+impl Header for Rfc5424 {
     /// Append the header up to and including STRUCTURED-DATA (no trailing
     /// space).
-    pub(crate) fn write(
+    fn write(
         &mut self,
         record: &Record<'_>,
+        meta: &Meta,
+        cx: &mut Context<'_>,
         out: &mut Vec<u8>,
-        newline: Option<NewlinePolicy>,
-        tally: &mut Tally,
     ) -> Result<(), Error> {
-        out.extend_from_slice(&self.pri_version);
-        self.clock.write(record.time, out);
-        out.extend_from_slice(&self.fields);
+        // `<PRI>1 `: PRI and VERSION.
+        self.pri.write(meta, out);
+        write_timestamp(&mut self.clock, record.time, out);
+        if meta.overrides_fields() {
+            self.write_overridden(meta, out, cx.tally);
+        } else {
+            out.extend_from_slice(&self.fields);
+        }
         match &self.sd {
-            Some(sd) => sd.write(record, out, newline, tally),
-            // The NILVALUE STRUCTURED-DATA is already in `fields`.
+            Some(sd) => sd.write(record, out, cx.newline, cx.tally),
+            // The NILVALUE STRUCTURED-DATA is already written.
             None => Ok(()),
         }
     }
@@ -355,18 +377,71 @@ impl Rfc5424 {
 mod tests {
     use super::*;
     use crate::format::escape::unescape_sd_value;
-    use crate::record::Field;
+    use crate::record::{Facility, Field, Severity};
     use proptest::prelude::*;
 
     fn header(config: &FormatConfig) -> Result<Rfc5424, Error> {
-        Rfc5424::build(config, 1, 6, || b"host".to_vec())
+        let pri = Pri::new(
+            Facility::new(1).expect("user"),
+            Severity::new(6).expect("info"),
+        );
+        Rfc5424::build(config, pri, || b"host".to_vec())
+    }
+
+    fn render_with(
+        h: &mut Rfc5424,
+        record: &Record<'_>,
+        meta: &Meta,
+        newline: Option<NewlinePolicy>,
+    ) -> (Vec<u8>, Tally) {
+        let mut out = Vec::new();
+        let mut tally = Tally::default();
+        let mut cx = Context {
+            newline,
+            tally: &mut tally,
+        };
+        assert!(h.write(record, meta, &mut cx, &mut out).is_ok());
+        (out, tally)
     }
 
     fn render(h: &mut Rfc5424, record: &Record<'_>, newline: Option<NewlinePolicy>) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut tally = Tally::default();
-        assert!(h.write(record, &mut out, newline, &mut tally).is_ok());
-        out
+        render_with(h, record, &Meta::NONE, newline).0
+    }
+
+    #[test]
+    fn record_metadata_sets_pri_and_header_fields_made_to_fit() {
+        let mut h = header(&FormatConfig::default()).expect("valid config");
+        let meta = Meta {
+            severity: Severity::new(2),
+            hostname: Some(b"web 01".to_vec()),
+            msgid: Some(b"ConsoleSignin".to_vec()),
+            app_name: Some("é".repeat(3).into_bytes()),
+            ..Meta::NONE
+        };
+        let (out, tally) = render_with(&mut h, &at(1_700_028_800, 0), &meta, None);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<10>1 2023-11-15T06:13:20.000000Z web01 - - ConsoleSignin -"
+        );
+        // The hostname lost a space, the APP-NAME everything (so NILVALUE).
+        assert_eq!(tally.header_fields_sanitized, 2);
+        let long = Meta {
+            msgid: Some(vec![b'm'; 40]),
+            ..Meta::NONE
+        };
+        let (out, tally) = render_with(&mut h, &at(1_700_028_800, 0), &long, None);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with(&format!(" {} -", "m".repeat(MSGID_MAX))),
+            "{text}"
+        );
+        assert_eq!(tally.header_fields_sanitized, 1);
+        // A record without metadata is written exactly as configured.
+        let plain = render(&mut h, &at(1_700_028_800, 0), None);
+        assert_eq!(
+            plain,
+            b"<14>1 2023-11-15T06:13:20.000000Z host siemfwd - - -"
+        );
     }
 
     fn at(secs: i64, nanos: u32) -> Record<'static> {
@@ -472,7 +547,11 @@ mod tests {
             facility: "local4".into(),
             ..FormatConfig::default()
         };
-        let mut h = Rfc5424::build(&config, 20, 3, || b"unused".to_vec()).expect("valid config");
+        let pri = Pri::new(
+            Facility::new(20).expect("local4"),
+            Severity::new(3).expect("err"),
+        );
+        let mut h = Rfc5424::build(&config, pri, || b"unused".to_vec()).expect("valid config");
         let out = render(&mut h, &at(0, 0), None);
         assert_eq!(
             out,
@@ -604,10 +683,8 @@ mod tests {
     #[test]
     fn sd_value_invalid_utf8_becomes_replacement_character() {
         let mut h = header(&with_sd("x@1", &["a"])).expect("valid config");
-        let mut out = Vec::new();
-        let mut tally = Tally::default();
         let r = record_with(&[(b"a", b"\xff")]);
-        assert!(h.write(&r, &mut out, None, &mut tally).is_ok());
+        let (out, tally) = render_with(&mut h, &r, &Meta::NONE, None);
         assert!(out.ends_with("[x@1 a=\"\u{FFFD}\"]".as_bytes()));
         assert_eq!(tally.invalid_utf8_values, 1);
     }
@@ -619,12 +696,12 @@ mod tests {
         let out = render(&mut h, &r, Some(NewlinePolicy::Escape));
         assert!(out.ends_with(br#"[x@1 a="1\n2"]"#));
         let mut out = Vec::new();
-        let res = h.write(
-            &r,
-            &mut out,
-            Some(NewlinePolicy::Refuse),
-            &mut Tally::default(),
-        );
+        let mut tally = Tally::default();
+        let mut cx = Context {
+            newline: Some(NewlinePolicy::Refuse),
+            tally: &mut tally,
+        };
+        let res = h.write(&r, &Meta::NONE, &mut cx, &mut out);
         assert!(matches!(res, Err(Error::Refused(_))));
     }
 

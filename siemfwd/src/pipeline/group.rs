@@ -38,6 +38,7 @@ use crate::config::PipelineConfig;
 use crate::counters::COUNTERS;
 use crate::format::{Constraints, FormatConfig, Formatter};
 use crate::source::GroupSource;
+use crate::transform::Chain;
 
 /// Channel slots per expected shard (the channel is shared; memory is
 /// bounded by the byte budget a batch holds before it enters the channel).
@@ -178,7 +179,12 @@ pub(super) async fn run<G: GroupSource>(
                     framing,
                 };
                 tracing::info!(shard = id, "shard assigned; starting it");
-                tasks.spawn(async move { (id, shard::run(reader, formatter, ctx).await) });
+                tasks.spawn(async move {
+                    (
+                        id,
+                        shard::run(reader, Chain::default(), formatter, ctx).await,
+                    )
+                });
                 running.insert(id, token);
                 seen.insert(id);
             }

@@ -60,6 +60,7 @@ use crate::counters::{self, COUNTERS};
 use crate::format::{self, Constraints, FormatConfig, Formatter};
 use crate::sink::{self, Framing, Messages, Sink, Transport};
 use crate::source::{self, file, sls};
+use crate::transform::Chain;
 
 /// Why the pipeline could not be built or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -307,7 +308,7 @@ async fn run_files(
                 commit: !dry_run,
                 framing,
             };
-            tasks.spawn(shard::run(reader, formatter, ctx));
+            tasks.spawn(shard::run(reader, Chain::default(), formatter, ctx));
         }
         drop(tx);
 

@@ -23,6 +23,7 @@ use crate::config::PipelineConfig;
 use crate::format::{self, Formatter};
 use crate::sink::{self, Messages};
 use crate::source::{BatchEnd, Flow, ShardReader};
+use crate::transform::Chain;
 
 /// What a shard task needs besides its reader and formatter.
 #[derive(Debug)]
@@ -58,6 +59,7 @@ type Answer = oneshot::Receiver<super::Answer>;
 /// Read, format and send one batch. `Ok(None)`: the shard ended.
 async fn next_batch<R: ShardReader>(
     reader: &mut R,
+    transforms: &mut Chain,
     formatter: &mut Formatter,
     msgs: &mut Messages,
     settings: &PipelineConfig,
@@ -69,13 +71,18 @@ async fn next_batch<R: ShardReader>(
     let mut last_refusal: Option<format::Error> = None;
     let end = reader
         .read_batch(&mut |record| {
-            match formatter.encode(record, msgs.buffer()) {
-                Ok(()) => msgs.commit(),
-                Err(e) => {
+            let encoded = transforms.run(record, |record, meta| {
+                formatter.encode(record, meta, msgs.buffer())
+            });
+            match encoded {
+                Some(Ok(())) => msgs.commit(),
+                Some(Err(e)) => {
                     msgs.rollback();
                     refused += 1;
                     last_refusal = Some(e);
                 }
+                // Filtered: done, nothing to send (counted by the chain).
+                None => {}
             }
             if msgs.len() >= max_records || msgs.byte_len() >= max_bytes {
                 Flow::Full
@@ -109,6 +116,7 @@ async fn oldest(in_flight: &mut VecDeque<(Ticket, Answer)>) -> (Ticket, super::A
 
 pub(super) async fn run<R: ShardReader>(
     mut reader: R,
+    mut transforms: Chain,
     mut formatter: Formatter,
     ctx: ShardContext,
 ) -> Result<ShardSummary, Error> {
@@ -180,7 +188,7 @@ pub(super) async fn run<R: ShardReader>(
             // The top of the loop commits.
             () = tokio::time::sleep_until((last_commit + ctx.settings.checkpoint_interval.0).into()),
                 if ctx.commit && uncommitted => spare.push(msgs),
-            batch = next_batch(&mut reader, &mut formatter, &mut msgs, &ctx.settings),
+            batch = next_batch(&mut reader, &mut transforms, &mut formatter, &mut msgs, &ctx.settings),
                 if reading && in_flight.len() < window =>
             {
                 match batch? {
@@ -235,8 +243,9 @@ mod tests {
     use super::*;
     use crate::format::{Constraints, FormatConfig};
     use crate::pipeline::tracker::Checkpoint;
-    use crate::record::{Field, LogTime, Record};
+    use crate::record::{Field, LogTime, Record, Severity};
     use crate::source;
+    use crate::transform::testing::{DropWhere, Mark};
 
     /// `batches` batches of one record each at positions 1, 2, …, then
     /// the end; after each batch it tells `read` how many are left, and it
@@ -343,7 +352,7 @@ mod tests {
             commit: false,
             framing: None,
         };
-        let task = tokio::spawn(run(reader, formatter, ctx));
+        let task = tokio::spawn(run(reader, Chain::default(), formatter, ctx));
 
         let first = within_deadline("first batch handed over", rx.recv()).await;
         assert_eq!(within_deadline("first batch read", read.recv()).await, 1);
@@ -376,7 +385,7 @@ mod tests {
             commit: true,
             framing: None,
         };
-        let task = tokio::spawn(run(reader, formatter, ctx));
+        let task = tokio::spawn(run(reader, Chain::default(), formatter, ctx));
         // Dropped, delivered, dropped: every one of them is done.
         for dropped in [true, false, true] {
             let req = within_deadline("batch handed over", rx.recv()).await;
@@ -415,7 +424,7 @@ mod tests {
             commit: false,
             framing: None,
         };
-        let task = tokio::spawn(run(reader, formatter, ctx));
+        let task = tokio::spawn(run(reader, Chain::default(), formatter, ctx));
         let first = within_deadline("first batch", rx.recv()).await;
         let second = within_deadline("second batch", rx.recv()).await;
         // The window is full; the first answer comes back with a room no
@@ -432,6 +441,67 @@ mod tests {
         }
         match task.await {
             Ok(Ok(summary)) => assert_eq!(summary.messages, 3),
+            other => panic!("shard task: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn records_a_transform_drops_are_done_without_a_message() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let (reader, _read, mut commits) = Scripted::new(3);
+        let ctx = ShardContext {
+            tx,
+            budget: Budget::new(1 << 20),
+            settings: PipelineConfig::default(),
+            stop: CancellationToken::new(),
+            commit: true,
+            framing: None,
+        };
+        let drop_all = Chain::new(vec![Box::new(DropWhere {
+            key: b"k",
+            value: b"v",
+        })]);
+        let task = tokio::spawn(run(reader, drop_all, formatter(), ctx));
+        match task.await {
+            Ok(Ok(summary)) => assert_eq!(summary.messages, 0),
+            other => panic!("shard task: {other:?}"),
+        }
+        assert!(rx.try_recv().is_err(), "nothing was handed to the output");
+        let mut last = None;
+        while let Ok(p) = commits.try_recv() {
+            last = Some(p);
+        }
+        assert_eq!(last, Some(3), "the checkpoint passed the filtered records");
+    }
+
+    #[tokio::test]
+    async fn a_transform_sets_the_severity_of_the_message() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let (reader, _read, _commits) = Scripted::new(1);
+        let ctx = ShardContext {
+            tx,
+            budget: Budget::new(1 << 20),
+            settings: PipelineConfig::default(),
+            stop: CancellationToken::new(),
+            commit: false,
+            framing: None,
+        };
+        let mark = Chain::new(vec![Box::new(Mark {
+            severity: Severity::new(2).expect("crit"),
+            renamed: b"key",
+        })]);
+        let task = tokio::spawn(run(reader, mark, formatter(), ctx));
+        let req = within_deadline("batch handed over", rx.recv()).await;
+        let messages: Vec<Vec<u8>> = req.msgs.iter().map(<[u8]>::to_vec).collect();
+        let _ = req.ack.send(Ok(Done::Delivered(req.msgs)));
+        drop(req.permit);
+        assert_eq!(messages.len(), 1);
+        let text = String::from_utf8_lossy(&messages[0]).into_owned();
+        // user (1) × 8 + crit (2); the field renamed by the step.
+        assert!(text.starts_with("<10>1 "), "{text}");
+        assert!(text.ends_with(" ||key=changed"), "{text}");
+        match task.await {
+            Ok(Ok(summary)) => assert_eq!(summary.messages, 1),
             other => panic!("shard task: {other:?}"),
         }
     }

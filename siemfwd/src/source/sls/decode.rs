@@ -17,7 +17,7 @@
 
 use std::borrow::Cow;
 
-use crate::record::{reserved, Field, LogTime, Record};
+use crate::record::{recycle, reserved, Field, LogTime, Record};
 use crate::source::Flow;
 
 /// The largest decompressed body accepted: the server caps a pull at 1000 log
@@ -497,17 +497,6 @@ fn decode_log<'a>(log: &'a [u8], base: usize, record: &mut Record<'a>) -> Result
         .or_else(|| LogTime::new(secs, 0))
         .unwrap_or_default();
     Ok(())
-}
-
-/// An empty vector with `v`'s allocation and another borrow lifetime: the
-/// fields of one group borrow that group's tag keys, so the vector cannot
-/// keep its type from group to group, but its memory can (the in-place
-/// `collect` of an emptied `IntoIter` into an element type of the same size
-/// reuses the buffer).
-fn recycle<'b>(mut v: Vec<Field<'_>>) -> Vec<Field<'b>> {
-    v.clear();
-    // The closure never runs: the vector is empty.
-    v.into_iter().map(|_| Field::borrowed(b"", b"")).collect()
 }
 
 /// Visit every log of a decompressed `LogGroupList`, starting at `from`,
