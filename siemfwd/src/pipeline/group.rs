@@ -142,10 +142,7 @@ pub(super) async fn run<G: GroupSource>(
                     Err(join) => {
                         // A panicked task: its shard is unknown here, so stop
                         // everything rather than keep a shard nobody reads.
-                        first_error.get_or_insert(Error::Config {
-                            key: "internal".to_owned(),
-                            problem: format!("a shard task failed: {join}"),
-                        });
+                        first_error.get_or_insert(Error::task_failed(join));
                         shutdown.stop.cancel();
                     }
                 }

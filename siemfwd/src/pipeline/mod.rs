@@ -84,6 +84,28 @@ pub enum Error {
     /// `on_malformed = "stop"`, a checkpoint that cannot be written).
     #[error(transparent)]
     Source(#[from] source::Error),
+    /// A bug: a task panicked. Carries the panic's message.
+    #[error("internal error (a bug in siemfwd; please report it with this line): {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The error for a shard task that did not return: its panic message,
+    /// or that it was cancelled.
+    fn task_failed(join: tokio::task::JoinError) -> Self {
+        let what = if join.is_panic() {
+            let payload = join.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".to_owned());
+            format!("a shard task panicked: {message}")
+        } else {
+            format!("a shard task ended without an answer: {join}")
+        };
+        Error::Internal(what)
+    }
 }
 
 /// The two shutdown triggers; see the module docs.
@@ -337,10 +359,7 @@ async fn run_files(
                 }
                 Err(join) => {
                     shutdown.stop.cancel();
-                    first_error.get_or_insert(Error::Config {
-                        key: "internal".to_owned(),
-                        problem: format!("a shard task failed: {join}"),
-                    });
+                    first_error.get_or_insert(Error::task_failed(join));
                 }
             }
         }
@@ -692,6 +711,25 @@ mod tests {
     use super::{run_sink, Answer, Done, SendRequest};
     use crate::sink::testutil::{batch, config, framed, read_all};
     use crate::sink::{Framing, Messages, Sink, Transport};
+
+    #[tokio::test]
+    async fn a_panicked_task_is_an_internal_error_with_its_message() {
+        let join = tokio::spawn(async {
+            let shard = 3;
+            if shard == 3 {
+                panic!("tracker out of order at shard {shard}");
+            }
+        })
+        .await
+        .expect_err("the task panicked");
+        let e = super::Error::task_failed(join);
+        assert!(matches!(e, super::Error::Internal(_)));
+        let text = e.to_string();
+        assert!(
+            text.contains("tracker out of order at shard 3") && text.contains("a bug"),
+            "{text}"
+        );
+    }
 
     /// A port nobody listens on (for now).
     async fn closed_port() -> String {
