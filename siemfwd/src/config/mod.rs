@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 
 use crate::format::FormatConfig;
-use crate::sink::SinkConfig;
+use crate::sink::{SinkConfig, Transport};
 use units::{ByteSize, HumanDuration};
 
 /// Why a configuration could not be read.
@@ -424,9 +424,13 @@ impl Config {
             path: name.to_owned(),
             message: syntax_message(text, &e),
         })?;
+        // What the file says, before the environment adds to it: only keys
+        // the user wrote are held against the chosen types (an `SLS_*`
+        // variable left in a shell must not break a file-source config).
+        let written = table.clone();
         reference::overlay_env(&mut table, env)?;
         let de = toml::Value::Table(table);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             Error::Key {
                 key: if key == "." {
@@ -436,7 +440,57 @@ impl Config {
                 },
                 problem: e.into_inner().message().to_owned(),
             }
-        })
+        })?;
+        config.refuse_keys_of_other_types(&written)?;
+        Ok(config)
+    }
+
+    /// Refuse a key written for a source or sink type other than the one
+    /// chosen (`[sink.tls]` with `type = "tcp"`, `[source.sls]` with the
+    /// file source): it would be ignored without a word.
+    fn refuse_keys_of_other_types(&self, written: &toml::Table) -> Result<(), Error> {
+        let table =
+            |t: &toml::Table, key: &str| t.get(key).and_then(toml::Value::as_table).cloned();
+        if let Some(source) = table(written, "source") {
+            let chosen = match self.source.kind {
+                SourceKind::File => "file",
+                SourceKind::Sls => "sls",
+            };
+            for other in ["file", "sls"].into_iter().filter(|k| *k != chosen) {
+                if source.contains_key(other) {
+                    return Err(Error::Key {
+                        key: format!("source.{other}"),
+                        problem: format!(
+                            "applies only to source.type = \"{other}\", and the source is \
+                             \"{chosen}\": remove the table or change the type"
+                        ),
+                    });
+                }
+            }
+        }
+        if let Some(sink) = table(written, "sink") {
+            let keys = SinkConfig::keys_of(self.sink.transport);
+            let chosen = self.sink.transport.name();
+            if let Some(key) = sink
+                .keys()
+                .find(|k| k.as_str() != "type" && !keys.contains(&k.as_str()))
+            {
+                let which: Vec<String> = Transport::ALL
+                    .into_iter()
+                    .filter(|t| SinkConfig::keys_of(*t).contains(&key.as_str()))
+                    .map(|t| format!("\"{}\"", t.name()))
+                    .collect();
+                return Err(Error::Key {
+                    key: format!("sink.{key}"),
+                    problem: format!(
+                        "applies only to sink.type = {}, and the sink is \"{chosen}\": remove it \
+                         or change the type",
+                        which.join(" or ")
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -462,6 +516,78 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    fn key_of(r: Result<Config, Error>) -> (String, String) {
+        match r {
+            Err(Error::Key { key, problem }) => (key, problem),
+            other => panic!("expected a key error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn keys_of_another_sink_type_are_refused_with_their_path() {
+        let (key, problem) = key_of(Config::from_toml(
+            "[sink]\ntype = \"tcp\"\n[sink.tls]\nca_file = \"ca.pem\"\n",
+            "t",
+            &no_env,
+        ));
+        assert_eq!(key, "sink.tls");
+        assert!(
+            problem.contains("\"tls\"") && problem.contains("\"tcp\""),
+            "{problem}"
+        );
+        let (key, problem) = key_of(Config::from_toml(
+            "[sink]\nmax_datagram = \"4KiB\"\n",
+            "t",
+            &no_env,
+        ));
+        assert_eq!(key, "sink.max_datagram");
+        assert!(problem.contains("\"udp\""), "{problem}");
+        let (key, _) = key_of(Config::from_toml(
+            "[sink]\ntype = \"udp\"\nsettle_time = \"1s\"\n",
+            "t",
+            &no_env,
+        ));
+        assert_eq!(key, "sink.settle_time");
+        let (key, _) = key_of(Config::from_toml(
+            "[sink]\ntype = \"stdout\"\naddress = \"127.0.0.1:514\"\n",
+            "t",
+            &no_env,
+        ));
+        assert_eq!(key, "sink.address");
+        // Each key with its own type is fine.
+        for ok in [
+            "[sink]\ntype = \"udp\"\naddress = \"127.0.0.1:514\"\nmax_datagram = 4096\n",
+            "[sink]\ntype = \"tls\"\nsettle_time = \"1s\"\n[sink.tls]\nca_file = \"ca.pem\"\n",
+            "[sink]\ntype = \"stdout\"\n",
+        ] {
+            assert!(Config::from_toml(ok, "t", &no_env).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn a_table_of_the_other_source_is_refused_but_not_a_variable_left_in_the_shell() {
+        let (key, problem) = key_of(Config::from_toml(
+            "[source]\ntype = \"file\"\n[source.sls]\nproject = \"p\"\n",
+            "t",
+            &no_env,
+        ));
+        assert_eq!(key, "source.sls");
+        assert!(problem.contains("\"file\""), "{problem}");
+        let (key, _) = key_of(Config::from_toml(
+            "[source]\ntype = \"sls\"\n[source.file]\npaths = [\"a.ndjson\"]\n",
+            "t",
+            &no_env,
+        ));
+        assert_eq!(key, "source.file");
+        let env = |k: &str| (k == "SLS_PROJECT").then(|| "p".to_owned());
+        let c = Config::from_toml(
+            "[source]\ntype = \"file\"\n[source.file]\npaths = [\"a.ndjson\"]\n",
+            "t",
+            &env,
+        );
+        assert!(c.is_ok(), "{c:?}");
     }
 
     #[test]
@@ -536,16 +662,20 @@ mod tests {
     #[test]
     fn secret_never_shows_in_debug_or_errors() {
         let c = Config::from_toml(
-            "[source.sls]\naccess_key_secret = \"hunter2\"\n",
+            "[source]\ntype = \"sls\"\n[source.sls]\naccess_key_secret = \"hunter2\"\n",
             "t",
             &no_env,
         )
         .unwrap();
         assert_eq!(c.source.sls.access_key_secret.expose(), "hunter2");
         assert!(!format!("{c:?}").contains("hunter2"));
-        let e = Config::from_toml("[source.sls]\naccess_key_secret = 12345\n", "t", &no_env)
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml(
+            "[source]\ntype = \"sls\"\n[source.sls]\naccess_key_secret = 12345\n",
+            "t",
+            &no_env,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(!e.contains("12345"), "{e}");
     }
 }

@@ -273,17 +273,53 @@ mod tests {
 
     #[test]
     fn every_key_is_accepted_with_its_example_value() {
-        // All at once: some tables need their siblings (`format.body.type`).
-        // Unknown keys are refused, so a key listed here but missing from the
-        // structs fails this test.
-        let mut table = toml::Table::new();
-        for k in KEYS {
+        // Each key of a source or sink type with that type chosen (a key of
+        // another type is refused), beside every key that belongs to no
+        // type (some tables need their siblings: `format.body.type`).
+        // Unknown keys are refused, so a key listed here but missing from
+        // the structs fails this test.
+        let example = |k: &Key| -> toml::Value {
             let v: toml::Table = toml::from_str(&format!("v = {}", k.example)).unwrap();
-            set(&mut table, k.path, v["v"].clone()).unwrap();
-        }
-        let text = toml::to_string(&table).unwrap();
-        if let Err(e) = Config::from_toml(&text, "t", &|_| None) {
-            panic!("examples refused: {e}\n{text}");
+            v["v"].clone()
+        };
+        let typed = |path: &str| path.starts_with("source.") || path.starts_with("sink.");
+        for k in KEYS {
+            let mut table = toml::Table::new();
+            for other in KEYS.iter().filter(|o| !typed(o.path)) {
+                set(&mut table, other.path, example(other)).unwrap();
+            }
+            set(&mut table, k.path, example(k)).unwrap();
+            let source_type = if k.path.starts_with("source.sls.") {
+                Some("sls")
+            } else if k.path.starts_with("source.file.") {
+                Some("file")
+            } else {
+                None
+            };
+            if let Some(t) = source_type {
+                set(&mut table, "source.type", toml::Value::String(t.into())).unwrap();
+            }
+            if let Some(key) = k
+                .path
+                .strip_prefix("sink.")
+                .filter(|_| k.path != "sink.type")
+            {
+                let key = key.split('.').next().unwrap_or(key);
+                let transport = crate::sink::Transport::ALL
+                    .into_iter()
+                    .find(|t| crate::sink::SinkConfig::keys_of(*t).contains(&key))
+                    .unwrap_or_else(|| panic!("no sink type reads sink.{key}"));
+                set(
+                    &mut table,
+                    "sink.type",
+                    toml::Value::String(transport.name().into()),
+                )
+                .unwrap();
+            }
+            let text = toml::to_string(&table).unwrap();
+            if let Err(e) = Config::from_toml(&text, "t", &|_| None) {
+                panic!("{}: example refused: {e}\n{text}", k.path);
+            }
         }
     }
 

@@ -158,6 +158,61 @@ pub struct SinkConfig {
     pub tls: TlsConfig,
 }
 
+impl Transport {
+    /// Every transport, in the order the docs list them.
+    pub const ALL: [Transport; 4] = [
+        Transport::Udp,
+        Transport::Tcp,
+        Transport::Tls,
+        Transport::Stdout,
+    ];
+
+    /// The name `sink.type` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Stdout => "stdout",
+        }
+    }
+}
+
+impl SinkConfig {
+    /// The `[sink]` keys each transport reads (besides `type`). A key
+    /// written for another transport would be ignored, so the config
+    /// refuses it rather than leave the user believing it applies.
+    pub fn keys_of(transport: Transport) -> &'static [&'static str] {
+        const STREAM: &[&str] = &[
+            "address",
+            "framing",
+            "connect_timeout",
+            "write_timeout",
+            "backoff_initial",
+            "backoff_max",
+            "settle_time",
+            "max_message",
+        ];
+        const TLS: &[&str] = &[
+            "address",
+            "framing",
+            "connect_timeout",
+            "write_timeout",
+            "backoff_initial",
+            "backoff_max",
+            "settle_time",
+            "max_message",
+            "tls",
+        ];
+        match transport {
+            Transport::Udp => &["address", "max_datagram", "backoff_initial", "backoff_max"],
+            Transport::Tcp => STREAM,
+            Transport::Tls => TLS,
+            Transport::Stdout => &[],
+        }
+    }
+}
+
 impl Default for SinkConfig {
     fn default() -> Self {
         Self {
