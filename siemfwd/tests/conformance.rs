@@ -238,17 +238,24 @@ fn config_toml(case: &Case, dir: &Path, port: u16) -> String {
     }
     t.push_str("[sink]\n");
     let (kind, framing) = match case.transport {
-        Transport::Udp => ("udp", "octet_counting"),
-        Transport::TcpOctet => ("tcp", "octet_counting"),
-        Transport::TcpLf => ("tcp", "lf"),
-        Transport::Tls | Transport::Mtls => ("tls", "octet_counting"),
+        Transport::Udp => ("udp", None),
+        Transport::TcpOctet => ("tcp", Some("octet_counting")),
+        Transport::TcpLf => ("tcp", Some("lf")),
+        Transport::Tls | Transport::Mtls => ("tls", Some("octet_counting")),
     };
     t.push_str(&format!(
-        "type = \"{kind}\"\naddress = \"127.0.0.1:{port}\"\nframing = \"{framing}\"\nmax_datagram = {MAX_DATAGRAM}\n"
+        "type = \"{kind}\"\naddress = \"127.0.0.1:{port}\"\n"
     ));
-    // The peers take messages of up to 256 KiB (MAX_MSG in scripts/peers),
-    // more than the 64 KiB default allows for the corpus's 64 KiB value.
-    t.push_str("max_message = \"256KiB\"\n");
+    // Each key only for the transports that read it (others are refused).
+    match framing {
+        None => t.push_str(&format!("max_datagram = {MAX_DATAGRAM}\n")),
+        Some(framing) => {
+            t.push_str(&format!("framing = \"{framing}\"\n"));
+            // The peers take messages of up to 256 KiB (MAX_MSG in scripts/peers),
+            // more than the 64 KiB default allows for the corpus's 64 KiB value.
+            t.push_str("max_message = \"256KiB\"\n");
+        }
+    }
     if matches!(case.transport, Transport::Tls | Transport::Mtls) {
         let pki = certs();
         t.push_str(&format!(
