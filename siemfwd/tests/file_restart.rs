@@ -75,11 +75,16 @@ impl Drop for Siemfwd {
 
 /// Append lines `from..to` to every file.
 fn append(dir: &Path, from: usize, to: usize) {
+    append_to(dir, "", from, to);
+}
+
+/// Append lines `from..to` of every file to `{file}.ndjson{suffix}`.
+fn append_to(dir: &Path, suffix: &str, from: usize, to: usize) {
     for f in FILES {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join(format!("{f}.ndjson")))
+            .open(dir.join(format!("{f}.ndjson{suffix}")))
             .unwrap();
         let mut text = String::new();
         for seq in from..to {
@@ -194,8 +199,19 @@ fn file_source_delivers_every_line_through_restarts_of_siemfwd_and_the_receiver(
     let status = second.terminate();
     assert!(status.success(), "siemfwd exits 0 on SIGTERM: {status:?}");
 
-    // In order per file: each message is the next line or a replay.
     let got = received(&rs);
+    let duplicates = assert_in_order(&got, total);
+    println!(
+        "file_restart: {} lines in {} files, {} messages received, {duplicates} duplicates",
+        total * FILES.len(),
+        FILES.len(),
+        got.len()
+    );
+}
+
+/// In order per file, each message the next line or a replay, and lines
+/// `0..total` of every file all there; the number of replays.
+fn assert_in_order(got: &[(String, usize)], total: usize) -> usize {
     let mut duplicates = 0;
     for f in FILES {
         let mut next = 0usize;
@@ -212,9 +228,96 @@ fn file_source_delivers_every_line_through_restarts_of_siemfwd_and_the_receiver(
         }
         assert_eq!(next, total, "{f}: every line arrived");
     }
+    duplicates
+}
+
+/// Every file's lines `0..upto` have arrived.
+fn all_up_to(got: &[(String, usize)], upto: usize) -> bool {
+    FILES.iter().all(|f| {
+        let mut seen = vec![false; upto];
+        for (_, s) in got.iter().filter(|(g, _)| g == f) {
+            if let Some(b) = seen.get_mut(*s) {
+                *b = true;
+            }
+        }
+        seen.iter().all(|b| *b)
+    })
+}
+
+#[test]
+fn logrotate_by_rename_while_running_and_while_stopped_and_copytruncate_lose_nothing() {
+    let Some(rs) = require(Rsyslog::start(RsyslogOpts {
+        inputs: vec![Input::Tcp],
+        ..RsyslogOpts::default()
+    })) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let paths: Vec<String> = FILES.iter().map(|f| format!("\"{f}.ndjson\"")).collect();
+    std::fs::write(
+        d.join("c.toml"),
+        format!(
+            "[source.file]\npaths = [{}]\nstate_dir = \"state\"\nfollow = true\npoll_interval = \"20ms\"\n\
+             [format]\nhostname = \"h\"\napp_name = \"t\"\n\
+             [sink]\ntype = \"tcp\"\naddress = \"127.0.0.1:{}\"\n\
+             [pipeline]\nbatch_records = 100\ncheckpoint_interval = \"50ms\"\n",
+            paths.join(", "),
+            rs.port(Input::Tcp)
+        ),
+    )
+    .unwrap();
+    let rotate = |suffix: &str| {
+        for f in FILES {
+            std::fs::rename(
+                d.join(format!("{f}.ndjson")),
+                d.join(format!("{f}.ndjson{suffix}")),
+            )
+            .unwrap();
+        }
+    };
+
+    append(d, 0, 10_000);
+    let first = Siemfwd::start(d, 1);
+    wait_until(&rs, "part of the first lines", |got| count(got) >= 3_000);
+    // logrotate `create` while siemfwd reads: rename, the writer appends to
+    // the renamed file until it reopens, then writes to a new file.
+    rotate(".1");
+    append_to(d, ".1", 10_000, 12_000);
+    append(d, 12_000, 20_000);
+    wait_until(&rs, "lines 0..20000 across a rename", |got| {
+        all_up_to(got, 20_000)
+    });
+
+    // Rotated while siemfwd is down: the rest of the old file is found
+    // beside the new one by its inode.
+    drop(first); // SIGKILL
+    append(d, 20_000, 21_000);
+    rotate(".2");
+    append(d, 21_000, 30_000);
+    let second = Siemfwd::start(d, 2);
+    wait_until(&rs, "lines 0..30000 across a rename while stopped", |got| {
+        all_up_to(got, 30_000)
+    });
+
+    // copytruncate, and more written after it than siemfwd had read of the
+    // old content before the next poll.
+    for f in FILES {
+        let path = d.join(format!("{f}.ndjson"));
+        std::fs::copy(&path, d.join(format!("{f}.ndjson.3"))).unwrap();
+        std::fs::File::create(&path).unwrap();
+    }
+    append(d, 30_000, 40_000);
+    wait_until(&rs, "lines 0..40000 across a copytruncate", |got| {
+        all_up_to(got, 40_000)
+    });
+    let status = second.terminate();
+    assert!(status.success(), "siemfwd exits 0 on SIGTERM: {status:?}");
+    let got = received(&rs);
+    let duplicates = assert_in_order(&got, 40_000);
     println!(
-        "file_restart: {} lines in {} files, {} messages received, {duplicates} duplicates",
-        total * FILES.len(),
+        "file_restart (logrotate): {} lines in {} files, {} messages received, {duplicates} duplicates",
+        40_000 * FILES.len(),
         FILES.len(),
         got.len()
     );
