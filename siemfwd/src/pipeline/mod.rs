@@ -214,6 +214,12 @@ impl Pipeline {
                             .to_owned(),
                     });
                 }
+                if config.source.file.max_line.0 < 16 {
+                    return Err(Error::Config {
+                        key: "source.file.max_line".to_owned(),
+                        problem: "must be at least 16 bytes: no log line fits in less".to_owned(),
+                    });
+                }
                 Plan::Files {
                     inputs,
                     source: config.source.file.clone(),
@@ -942,6 +948,23 @@ mod tests {
         let totals = output.await.expect("output task");
         holder.abort();
         assert_eq!((totals.records, totals.batches), (4096, 1));
+    }
+
+    #[test]
+    fn a_max_line_no_line_fits_in_is_refused_with_its_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("a.ndjson");
+        std::fs::write(&input, b"{}\n").expect("input");
+        let mut config = crate::config::Config::default();
+        config.sink.transport = Transport::Stdout;
+        config.source.file.paths = vec![input.display().to_string()];
+        config.source.file.state_dir = dir.path().join("state");
+        config.source.file.max_line = crate::config::units::ByteSize(0);
+        let e = super::Pipeline::build(&config, true).map(|_| "accepted".to_owned());
+        let e = e.unwrap_or_else(|e| e.to_string());
+        assert!(e.starts_with("source.file.max_line: must be at least"), "{e}");
+        config.source.file.max_line = crate::config::units::ByteSize(16);
+        assert!(super::Pipeline::build(&config, true).is_ok());
     }
 
     #[test]

@@ -727,6 +727,18 @@ impl ShardReader for FileShard {
                     None => break,
                 };
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if line.len() > self.max_line {
+                    // A whole line in the buffer is held to the limit too,
+                    // not only one still waiting for its newline.
+                    malformed = Some((
+                        lines,
+                        format!(
+                            "line is longer than source.file.max_line ({} bytes)",
+                            self.max_line
+                        ),
+                    ));
+                    break;
+                }
                 if line.iter().all(u8::is_ascii_whitespace) {
                     used += advance;
                     lines += 1;
@@ -908,6 +920,39 @@ mod tests {
         let mut s = FileShard::open(&f, &cfg, &store).await.unwrap();
         assert_eq!(drain(&mut s).await.0, ["1", "3"]);
         assert_eq!(s.position().line, 3);
+    }
+
+    #[tokio::test]
+    async fn a_complete_line_over_max_line_is_malformed_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.ndjson");
+        let long = format!("{{\"n\":\"{}\"}}\n", "x".repeat(5000));
+        std::fs::write(&f, format!("{{\"n\":\"1\"}}\n{long}{{\"n\":\"3\"}}\n")).unwrap();
+        let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
+        let cfg = FileSourceConfig {
+            max_line: crate::config::units::ByteSize(1024),
+            ..config(OnMalformed::Skip)
+        };
+        let before = COUNTERS
+            .malformed_skipped
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let mut s = FileShard::open(&f, &cfg, &store).await.unwrap();
+        assert_eq!(drain(&mut s).await.0, ["1", "3"]);
+        assert!(
+            COUNTERS
+                .malformed_skipped
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > before
+        );
+        let stop = FileSourceConfig {
+            max_line: crate::config::units::ByteSize(1024),
+            ..config(OnMalformed::Stop)
+        };
+        let mut s = FileShard::open(&f, &stop, &store).await.unwrap();
+        let (seen, e) = drain(&mut s).await;
+        assert_eq!(seen, ["1"]);
+        let e = e.expect("stopped").to_string();
+        assert!(e.contains("a.ndjson:2") && e.contains("max_line"), "{e}");
     }
 
     #[tokio::test]
