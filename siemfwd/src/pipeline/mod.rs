@@ -962,7 +962,10 @@ mod tests {
         config.source.file.max_line = crate::config::units::ByteSize(0);
         let e = super::Pipeline::build(&config, true).map(|_| "accepted".to_owned());
         let e = e.unwrap_or_else(|e| e.to_string());
-        assert!(e.starts_with("source.file.max_line: must be at least"), "{e}");
+        assert!(
+            e.starts_with("source.file.max_line: must be at least"),
+            "{e}"
+        );
         config.source.file.max_line = crate::config::units::ByteSize(16);
         assert!(super::Pipeline::build(&config, true).is_ok());
     }

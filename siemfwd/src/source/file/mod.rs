@@ -26,16 +26,24 @@
 //!   looked for among the path's siblings (`app.log.1`): found, it is
 //!   finished from the checkpoint first; not found, the new file is read
 //!   from its start and a warning says what could not be read.
+//!   The old file is done once it stayed unchanged for a poll interval and
+//!   the new one has been written to (the writer reopened), or after
+//!   `ROTATE_GRACE`.
 //! - *copytruncate, or a file rewritten in place*: the same inode no longer
-//!   starts with the fingerprinted bytes, or is shorter than what was read:
-//!   it is read again from its start. (What the writer wrote between the
-//!   copy and the truncation is in neither: copytruncate can lose lines
-//!   whatever reads the file; rename rotation cannot.)
+//!   starts with the fingerprinted bytes, or is shorter than what was read
+//!   (checked after every read, before the bytes are used). A sibling that
+//!   starts with those bytes and is long enough is the copy: it is finished
+//!   from the position first; then (or without a copy) the file is read
+//!   from its start. (What the writer wrote between the copy and the
+//!   truncation is in neither: copytruncate can lose lines whatever reads
+//!   the file; rename rotation cannot.)
+//! - Not handled: two rotations before the first is noticed (stopped, or a
+//!   reader lagging across both) — the file in the middle is skipped.
 
 mod identity;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use identity::{FileId, Fingerprint};
 
@@ -271,19 +279,45 @@ fn resume(
                     .map_err(io_error(format!("reading {shown}")))?
                     .is_some();
             if same {
-                Ok((f, cp, Rotation::None))
-            } else {
-                tracing::warn!(file = %shown, checkpoint = cp.offset, size = len,
-                    "file was truncated or rewritten since its checkpoint; reading it from the start");
-                Ok((f, from_start, Rotation::None))
+                return Ok((f, cp, Rotation::None));
             }
+            // copytruncate: what came after the checkpoint is in the copy.
+            if let Some((copy, copy_f)) = find_rotated(path, None, cp.fingerprint)
+                .filter(|(_, c)| c.metadata().is_ok_and(|m| m.len() >= cp.offset))
+            {
+                tracing::info!(file = %shown, copy = %copy.display(), checkpoint = cp.offset,
+                    "file was truncated since its checkpoint; finishing its copy first");
+                let meta = copy_f
+                    .metadata()
+                    .map_err(io_error(format!("reading {}", copy.display())))?;
+                let pos = FilePosition {
+                    file: Some(FileId::of(&meta)),
+                    ..cp
+                };
+                let rotation = Rotation::Finishing {
+                    len: meta.len(),
+                    since: Instant::now(),
+                };
+                return Ok((copy_f, pos, rotation));
+            }
+            tracing::warn!(file = %shown, checkpoint = cp.offset, size = len,
+                "file was truncated or rewritten since its checkpoint and no copy of it is \
+                 beside it; reading it from the start");
+            Ok((f, from_start, Rotation::None))
         }
-        Some(cp_id) => match find_rotated(path, cp_id, cp.fingerprint) {
+        Some(cp_id) => match find_rotated(path, Some(cp_id), cp.fingerprint) {
             Some((old, old_f)) if old_f.metadata().is_ok_and(|m| m.len() >= cp.offset) => {
                 tracing::info!(file = %shown, rotated = %old.display(), checkpoint = cp.offset,
                     "file was rotated since its checkpoint; finishing the rotated file first");
                 let len = old_f.metadata().map_or(0, |m| m.len());
-                Ok((old_f, cp, Rotation::Finishing { len }))
+                Ok((
+                    old_f,
+                    cp,
+                    Rotation::Finishing {
+                        len,
+                        since: Instant::now(),
+                    },
+                ))
             }
             _ => {
                 tracing::warn!(file = %shown, checkpoint = cp.offset,
@@ -311,13 +345,24 @@ enum Rotation {
     /// The path names the file being read.
     None,
     /// The path names another file: the open one is read to its end first.
-    /// `len` is its size at the last check, to see it stay unchanged.
-    Finishing { len: u64 },
-    /// The open file stayed unchanged for a poll interval after it was
-    /// replaced: its last line counts without a newline, then the new file
-    /// is opened.
+    /// `len` is its size at the last check, `since` when that size was first
+    /// seen, to tell when it stopped changing.
+    Finishing { len: u64, since: Instant },
+    /// The open file is done (see `check_rotation`): its last line counts
+    /// without a newline, then the file at the path is opened.
     Finished,
 }
+
+/// How long a replaced file that stopped changing is kept open while the
+/// new file at the path is still empty: a writer may append to the renamed
+/// file until it reopens (logrotate's `postrotate` signal can come late).
+/// Nothing is read in that time either way; it only holds the old file.
+const ROTATE_GRACE: Duration = Duration::from_secs(30);
+
+/// The least a fingerprint must cover to look for a file by it alone (a
+/// copy left by copytruncate has another inode): a few bytes could match
+/// an unrelated file.
+const COPY_FINGERPRINT_MIN: u32 = 64;
 
 /// One input file being read.
 #[derive(Debug)]
@@ -347,14 +392,17 @@ fn io_error(what: String) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { what, source }
 }
 
-/// The file at `path`, opened, with its identity and fingerprint.
-fn open_at(path: &Path) -> Result<(std::fs::File, FileId, Fingerprint, u64), Error> {
-    let f = std::fs::File::open(path).map_err(io_error(format!("opening {}", path.display())))?;
-    let meta = f
-        .metadata()
-        .map_err(io_error(format!("reading the size of {}", path.display())))?;
-    let fp = Fingerprint::read(&f).map_err(io_error(format!("reading {}", path.display())))?;
+/// The file at `path`, opened, with its identity, fingerprint and size.
+fn try_open(path: &Path) -> std::io::Result<(std::fs::File, FileId, Fingerprint, u64)> {
+    let f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
+    let fp = Fingerprint::read(&f)?;
     Ok((f, FileId::of(&meta), fp, meta.len()))
+}
+
+/// [`try_open`] with the error saying which file.
+fn open_at(path: &Path) -> Result<(std::fs::File, FileId, Fingerprint, u64), Error> {
+    try_open(path).map_err(io_error(format!("opening {}", path.display())))
 }
 
 /// The directory `path` is in: `app.log` has the parent "", which names
@@ -368,8 +416,17 @@ fn directory_of(path: &Path) -> &Path {
 
 /// A file in `path`'s directory, other than `path`, whose identity is `id`
 /// and which still starts as `fp` says: where a rotated file went
-/// (`app.log.1`, `app.log-20261205`, …).
-fn find_rotated(path: &Path, id: FileId, fp: Fingerprint) -> Option<(PathBuf, std::fs::File)> {
+/// (`app.log.1`, `app.log-20261205`, …). With no `id`, by the fingerprint
+/// alone (a copytruncate copy), and only when it covers enough bytes.
+fn find_rotated(
+    path: &Path,
+    id: Option<FileId>,
+    fp: Fingerprint,
+) -> Option<(PathBuf, std::fs::File)> {
+    if id.is_none() && fp.len < COPY_FINGERPRINT_MIN {
+        return None;
+    }
+    let path_id = std::fs::metadata(path).ok().map(|m| FileId::of(&m));
     let dir = std::fs::read_dir(directory_of(path)).ok()?;
     for entry in dir.filter_map(Result::ok) {
         let candidate = entry.path();
@@ -377,10 +434,16 @@ fn find_rotated(path: &Path, id: FileId, fp: Fingerprint) -> Option<(PathBuf, st
             continue;
         }
         let Ok(meta) = entry.metadata() else { continue };
-        if !meta.is_file() || FileId::of(&meta) != id {
+        let candidate_id = FileId::of(&meta);
+        if !meta.is_file()
+            || id.is_some_and(|id| id != candidate_id)
+            || path_id == Some(candidate_id)
+        {
             continue;
         }
-        let f = std::fs::File::open(&candidate).ok()?;
+        let Ok(f) = std::fs::File::open(&candidate) else {
+            continue;
+        };
         if matches!(fp.check(&f), Ok(Some(_))) {
             return Some((candidate, f));
         }
@@ -505,12 +568,11 @@ impl FileShard {
                 }
             }
             if self.fill().await? {
-                if self.follow {
-                    // Before the new bytes are used: a file truncated and
-                    // written past the offset read so far shows no end, and
-                    // what was just read would be the middle of new content.
-                    self.check_truncation().await?;
-                }
+                // Before the new bytes are used: a file truncated and
+                // written past the offset read so far shows no end, and what
+                // was just read would be the middle of new content. (Also
+                // keeps the fingerprint growing with the file.)
+                self.check_truncation().await?;
                 continue;
             }
             // End of this file.
@@ -522,11 +584,16 @@ impl FileShard {
                     // Its last line, without a newline.
                     return Ok(true);
                 }
-                if self.rotation != Rotation::None {
-                    self.switch_to_path()?;
+                if self.rotation != Rotation::None && self.switch_to_path()? {
                     continue;
                 }
-                return Ok(false);
+                if !self.follow {
+                    return Ok(false);
+                }
+                // Followed, and nothing at the path (deleted, not recreated
+                // yet): go on with the open file; the next checks see a new
+                // one.
+                self.rotation = Rotation::None;
             }
             tokio::time::sleep(self.poll_interval).await;
             self.check_rotation().await?;
@@ -563,13 +630,48 @@ impl FileShard {
                 Ok(false)
             }
             _ => {
+                // copytruncate: what was not read yet is in the copy.
+                let copy = find_rotated(&self.path, None, self.pos.fingerprint)
+                    .filter(|(_, c)| c.metadata().is_ok_and(|m| m.len() >= self.pos.offset));
+                if let Some((copy, copy_f)) = copy {
+                    tracing::info!(file = %self.name, copy = %copy.display(), read = self.pos.offset,
+                        "file was truncated (copytruncate); finishing its copy first");
+                    self.finish_copy(&copy, copy_f)?;
+                    return Ok(true);
+                }
                 tracing::warn!(file = %self.name, read = read_to, size = len,
-                    "file was truncated or rewritten (copytruncate?); reading it again from the start");
+                    "file was truncated or rewritten and no copy of it is beside it; reading it \
+                     again from the start");
                 self.restarting = true;
                 self.restart().await?;
                 Ok(true)
             }
         }
+    }
+
+    /// Go on from the current position in `copy_f` (a copy of the file made
+    /// before it was truncated), then read the file at the path from its
+    /// start. What was read past the position is dropped: it may be the
+    /// truncated file's new content.
+    fn finish_copy(&mut self, copy: &Path, mut copy_f: std::fs::File) -> Result<(), Error> {
+        use std::io::Seek;
+        let what = || format!("reading {}", copy.display());
+        let meta = copy_f.metadata().map_err(io_error(what()))?;
+        // A handle of our own, nothing in flight: a plain seek is enough.
+        copy_f
+            .seek(std::io::SeekFrom::Start(self.pos.offset))
+            .map_err(io_error(what()))?;
+        let tokio_file = tokio::fs::File::from_std(copy_f.try_clone().map_err(io_error(what()))?);
+        self.input = Input::File(tokio_file, copy_f);
+        self.buf.clear();
+        self.pos.file = Some(FileId::of(&meta));
+        self.at_eof = false;
+        self.skipping_long_line = false;
+        self.rotation = Rotation::Finishing {
+            len: meta.len(),
+            since: Instant::now(),
+        };
+        Ok(())
     }
 
     /// Look for rotation of a followed file at the end of what it holds (see
@@ -592,16 +694,30 @@ impl FileShard {
                 Ok(meta) if Some(FileId::of(&meta)) != self.pos.file => {
                     tracing::info!(file = %self.name,
                         "file was rotated (the path names a new file); finishing the old one first");
-                    Rotation::Finishing { len }
+                    Rotation::Finishing {
+                        len,
+                        since: Instant::now(),
+                    }
                 }
                 // The same file, or none at the path yet (deleted, not
                 // recreated): go on with the open one.
                 _ => Rotation::None,
             },
-            Rotation::Finishing { len: before } if self.at_eof && len == before => {
-                Rotation::Finished
+            // Done once it stopped changing for a poll interval and the
+            // writer has moved to the new file (or ROTATE_GRACE passed).
+            Rotation::Finishing { len: before, since } if self.at_eof && len == before => {
+                let idle = since.elapsed();
+                let new_written = std::fs::metadata(&self.path).is_ok_and(|m| m.len() > 0);
+                if idle >= self.poll_interval && (new_written || idle >= ROTATE_GRACE) {
+                    Rotation::Finished
+                } else {
+                    Rotation::Finishing { len, since }
+                }
             }
-            Rotation::Finishing { .. } => Rotation::Finishing { len },
+            Rotation::Finishing { .. } => Rotation::Finishing {
+                len,
+                since: Instant::now(),
+            },
             Rotation::Finished => Rotation::Finished,
         };
         Ok(())
@@ -634,8 +750,13 @@ impl FileShard {
 
     /// Move from the finished old file to the one now at the path, from
     /// its start.
-    fn switch_to_path(&mut self) -> Result<(), Error> {
-        let (f, id, fingerprint, _) = open_at(&self.path)?;
+    fn switch_to_path(&mut self) -> Result<bool, Error> {
+        let (f, id, fingerprint) = match try_open(&self.path) {
+            Ok((f, id, fp, _)) => (f, id, fp),
+            // Deleted and not recreated (yet).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_error(format!("opening {}", self.name))(e)),
+        };
         let tokio_file = tokio::fs::File::from_std(
             f.try_clone()
                 .map_err(io_error(format!("opening {}", self.name)))?,
@@ -652,7 +773,7 @@ impl FileShard {
         };
         self.at_eof = false;
         self.rotation = Rotation::None;
-        Ok(())
+        Ok(true)
     }
 
     /// Drop `n` bytes that ended a line.
@@ -1108,6 +1229,79 @@ mod tests {
         assert_eq!(read_n(&mut s, 1).await, numbers(13..=13));
     }
 
+    /// Lines long enough that a fingerprint of the first ones may find a
+    /// copy by itself (`COPY_FINGERPRINT_MIN`).
+    fn padded(range: std::ops::RangeInclusive<u32>) -> String {
+        range
+            .map(|n| format!("{{\"n\":\"{n}\",\"pad\":\"{}\"}}\n", "p".repeat(40)))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn copytruncate_while_behind_finishes_the_copy_then_the_new_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("app.log");
+        std::fs::write(&f, padded(1..=3)).unwrap();
+        let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
+        let mut s = FileShard::open(&f, &following(), &store).await.unwrap();
+        assert_eq!(read_n(&mut s, 3).await, numbers(1..=3));
+        // Written, copied away and truncated, and new content written past
+        // the old offset, all before the reader gets to it.
+        append(&f, &padded(4..=6));
+        std::fs::copy(&f, dir.path().join("app.log.1")).unwrap();
+        std::fs::File::create(&f).unwrap();
+        append(&f, &padded(100..=120));
+        let mut expected = numbers(4..=6);
+        expected.extend(numbers(100..=120));
+        assert_eq!(read_n(&mut s, expected.len()).await, expected);
+    }
+
+    #[tokio::test]
+    async fn copytruncate_while_stopped_finishes_the_copy_from_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("app.log");
+        std::fs::write(&f, padded(1..=2)).unwrap();
+        let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
+        let cfg = config(OnMalformed::Skip);
+        let mut s = FileShard::open(&f, &cfg, &store).await.unwrap();
+        assert_eq!(drain(&mut s).await.0, numbers(1..=2));
+        s.commit(&checkpoint_at(s.position())).await.unwrap();
+        drop(s);
+        append(&f, &padded(3..=5));
+        std::fs::copy(&f, dir.path().join("app.log.1")).unwrap();
+        std::fs::File::create(&f).unwrap();
+        append(&f, &padded(100..=120));
+        let mut s = FileShard::open(&f, &cfg, &store).await.unwrap();
+        let mut expected = numbers(3..=5);
+        expected.extend(numbers(100..=120));
+        assert_eq!(drain(&mut s).await.0, expected);
+    }
+
+    #[tokio::test]
+    async fn a_renamed_file_is_kept_while_the_new_one_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("app.log");
+        let old = dir.path().join("app.log.1");
+        std::fs::write(&f, lines(1..=3)).unwrap();
+        let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
+        let mut s = FileShard::open(&f, &following(), &store).await.unwrap();
+        assert_eq!(read_n(&mut s, 3).await, numbers(1..=3));
+        // logrotate `create`: renamed, a new empty file, and the writer's
+        // reopen comes late (several poll intervals of silence first).
+        std::fs::rename(&f, &old).unwrap();
+        std::fs::File::create(&f).unwrap();
+        let reader = tokio::spawn(async move {
+            let seen = read_n(&mut s, 4).await;
+            (s, seen)
+        });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        append(&old, &lines(4..=5));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        append(&f, &lines(6..=7));
+        let (_s, seen) = reader.await.unwrap();
+        assert_eq!(seen, numbers(4..=7));
+    }
+
     #[tokio::test]
     async fn delete_and_recreate_while_following_reads_the_new_file_from_its_start() {
         let dir = tempfile::tempdir().unwrap();
@@ -1151,7 +1345,7 @@ mod tests {
         let fp = Fingerprint::read(&f).unwrap();
         std::fs::rename(dir.path().join("app.log"), dir.path().join("app.log.1")).unwrap();
         std::fs::write(dir.path().join("app.log"), lines(3..=4)).unwrap();
-        let found = find_rotated(&dir.path().join("app.log"), id, fp).map(|(p, _)| p);
+        let found = find_rotated(&dir.path().join("app.log"), Some(id), fp).map(|(p, _)| p);
         assert_eq!(found, Some(dir.path().join("app.log.1")));
         // `paths = ["app.log"]`: its siblings are in the working directory.
         assert_eq!(directory_of(Path::new("app.log")), Path::new("."));
