@@ -1,15 +1,20 @@
-//! Process-wide counters of everything the pipeline changed or refused:
-//! truncations, escapes, refusals, drops, deliveries.
+//! Counters of everything a pipeline read, changed, refused, dropped and
+//! delivered: truncations, escapes, refusals, drops, deliveries.
 //!
-//! They are plain atomics so the hot path pays one relaxed add, never a lock
-//! or a log line. `siemfwd` prints them at exit and (later) exports them as
-//! metrics.
+//! One [`Metrics`] handle per pipeline, created when it is built and cloned
+//! into every component that counts (the formatter, the transform chain,
+//! each source reader and sink, the output task): two pipelines in one
+//! process (tests, the benchmark) count apart, the stop summary is the
+//! pipeline's own, and an exporter reads the same handle
+//! (`Pipeline::metrics`). They are plain atomics, so the hot path pays one
+//! relaxed add, never a lock or a log line.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 macro_rules! counters {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
-        /// The counters; one global instance, [`COUNTERS`].
+        /// The counters of one pipeline (see [`Metrics`]).
         #[derive(Debug, Default)]
         pub struct Counters {
             $($(#[$doc])* pub $name: AtomicU64,)*
@@ -21,12 +26,24 @@ macro_rules! counters {
                 vec![$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*]
             }
         }
-
-        /// The process-wide counters.
-        pub static COUNTERS: Counters = Counters {
-            $($name: AtomicU64::new(0),)*
-        };
     };
+}
+
+/// A handle on one pipeline's [`Counters`]; clones share them.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics(Arc<Counters>);
+
+impl std::ops::Deref for Metrics {
+    type Target = Counters;
+
+    fn deref(&self) -> &Counters {
+        &self.0
+    }
+}
+
+/// The current value of a counter.
+pub fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
 }
 
 counters! {
@@ -78,4 +95,22 @@ counters! {
 #[inline]
 pub fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_their_counters_and_handles_count_apart() {
+        let a = Metrics::default();
+        let shared = a.clone();
+        let b = Metrics::default();
+        add(&a.records_in, 2);
+        add(&shared.records_in, 3);
+        add(&b.records_in, 7);
+        assert_eq!(get(&a.records_in), 5);
+        assert_eq!(get(&b.records_in), 7);
+        assert!(a.snapshot().contains(&("records_in", 5)));
+    }
 }

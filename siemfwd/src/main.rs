@@ -13,7 +13,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use siemfwd::config::Config;
-use siemfwd::counters::COUNTERS;
 use siemfwd::pipeline::{Pipeline, Shutdown};
 
 use cli::{Cli, Command};
@@ -107,8 +106,9 @@ async fn forward(args: &cli::ConfigArgs, dry_run: bool) -> Result<u8, Failure> {
         dry_run,
         "siemfwd started"
     );
+    let metrics = pipeline.metrics();
     let result = pipeline.run(shutdown.clone()).await;
-    let counters: Vec<String> = COUNTERS
+    let counters: Vec<String> = metrics
         .snapshot()
         .into_iter()
         .filter(|(_, v)| *v > 0)

@@ -243,8 +243,12 @@ fn every_example_config_parses_and_builds_its_formatter() {
             siemfwd::config::Config::from_toml(&text, &path.display().to_string(), &|_| None)
                 .unwrap_or_else(|e| panic!("{e}"));
         let c = siemfwd::pipeline::constraints_for(&config.sink);
-        siemfwd::format::Formatter::build(&config.format, c)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        siemfwd::format::Formatter::build(
+            &config.format,
+            c,
+            &siemfwd::counters::Metrics::default(),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 }
 

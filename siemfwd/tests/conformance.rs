@@ -279,8 +279,12 @@ fn library_messages(cfg_text: &str, lines: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let cfg = Config::from_toml(cfg_text, "conformance config", &|_| None)
         .unwrap_or_else(|e| panic!("test config invalid: {e}\n{cfg_text}"));
     let constraints = constraints_for(&cfg.sink);
-    let mut formatter = Formatter::build(&cfg.format, constraints)
-        .unwrap_or_else(|e| panic!("formatter refused the test config: {e}"));
+    let mut formatter = Formatter::build(
+        &cfg.format,
+        constraints,
+        &siemfwd::counters::Metrics::default(),
+    )
+    .unwrap_or_else(|e| panic!("formatter refused the test config: {e}"));
     lines
         .iter()
         .map(|line| {

@@ -54,7 +54,7 @@ use serde::Deserialize;
 
 pub use escape::truncate_utf8;
 
-use crate::counters;
+use crate::counters::{self, Metrics};
 use crate::record::{Field, Meta, Record};
 
 /// Which syslog header to write.
@@ -217,6 +217,8 @@ pub struct Formatter {
     newline: Option<NewlinePolicy>,
     /// [`Constraints::max_message`].
     max_message: Option<usize>,
+    /// Where truncations, escapes and refusals are counted.
+    metrics: Metrics,
 }
 
 /// What a header or a body needs besides the record and its metadata.
@@ -304,7 +306,11 @@ impl Formatter {
     ///
     /// # Errors
     /// [`Error::Config`] naming the key (`format.app_name`, …) and the rule.
-    pub fn build(config: &FormatConfig, constraints: Constraints) -> Result<Self, Error> {
+    pub fn build(
+        config: &FormatConfig,
+        constraints: Constraints,
+        metrics: &Metrics,
+    ) -> Result<Self, Error> {
         let pri = pri::Pri::new(
             pri::parse_facility(&config.facility)?,
             pri::parse_severity(&config.severity)?,
@@ -321,8 +327,12 @@ impl Formatter {
         }
         // Headers and bodies: one line each.
         let header: Box<dyn Header> = match config.rfc {
-            Rfc::Rfc5424 => Box::new(rfc5424::Rfc5424::build(config, pri, default_hostname)?),
-            Rfc::Rfc3164 => Box::new(rfc3164::Rfc3164::build(config, pri, default_hostname)?),
+            Rfc::Rfc5424 => Box::new(rfc5424::Rfc5424::build(config, pri, || {
+                default_hostname(metrics)
+            })?),
+            Rfc::Rfc3164 => Box::new(rfc3164::Rfc3164::build(config, pri, || {
+                default_hostname(metrics)
+            })?),
         };
         let body: Box<dyn Body> = match &config.body {
             BodyConfig::Kv { separator } => Box::new(kv::Kv::build(separator, newline)?),
@@ -339,6 +349,7 @@ impl Formatter {
                 .collect(),
             newline,
             max_message: constraints.max_message,
+            metrics: metrics.clone(),
         })
     }
 
@@ -354,8 +365,8 @@ impl Formatter {
     ///
     /// # Errors
     /// [`Error::Refused`] when the record breaks a configured policy; `out`
-    /// is then left as it was. Refusals are counted in
-    /// `counters::COUNTERS.records_refused` here, not by the caller.
+    /// is then left as it was. Refusals are counted in `records_refused`
+    /// here, not by the caller.
     pub fn encode(
         &mut self,
         record: &Record<'_>,
@@ -366,24 +377,21 @@ impl Formatter {
         let mut tally = Tally::default();
         match self.encode_into(record, meta, out, &mut tally) {
             Ok(()) => {
-                tally.commit();
+                tally.commit(&self.metrics);
                 if let Some(max) = self.max_message {
                     let len = out.len() - start;
                     if len > max {
                         let keep = truncate_utf8(&out[start..], max);
                         out.truncate(start + keep);
-                        counters::add(&counters::COUNTERS.stream_truncated, 1);
-                        counters::add(
-                            &counters::COUNTERS.stream_truncated_bytes,
-                            (len - keep) as u64,
-                        );
+                        counters::add(&self.metrics.stream_truncated, 1);
+                        counters::add(&self.metrics.stream_truncated_bytes, (len - keep) as u64);
                     }
                 }
                 Ok(())
             }
             Err(e) => {
                 out.truncate(start);
-                counters::add(&counters::COUNTERS.records_refused, 1);
+                counters::add(&self.metrics.records_refused, 1);
                 Err(e)
             }
         }
@@ -439,19 +447,16 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    fn commit(&self) {
+    fn commit(&self, metrics: &Metrics) {
         if self.newlines_escaped > 0 {
-            counters::add(&counters::COUNTERS.newlines_escaped, self.newlines_escaped);
+            counters::add(&metrics.newlines_escaped, self.newlines_escaped);
         }
         if self.invalid_utf8_values > 0 {
-            counters::add(
-                &counters::COUNTERS.invalid_utf8_values,
-                self.invalid_utf8_values,
-            );
+            counters::add(&metrics.invalid_utf8_values, self.invalid_utf8_values);
         }
         if self.header_fields_sanitized > 0 {
             counters::add(
-                &counters::COUNTERS.header_fields_sanitized,
+                &metrics.header_fields_sanitized,
                 self.header_fields_sanitized,
             );
         }
@@ -472,11 +477,11 @@ pub(crate) fn refused(field: &[u8], part: &str) -> Error {
 /// This host's name as a HOSTNAME: printable ASCII only (RFC 5424 §6.2.4),
 /// at most 255 bytes; NILVALUE if nothing is left. Any change is counted in
 /// `header_fields_sanitized`.
-fn default_hostname() -> Vec<u8> {
+fn default_hostname(metrics: &Metrics) -> Vec<u8> {
     let raw = gethostname::gethostname();
     let (name, changed) = sanitize_hostname(raw.to_string_lossy().as_bytes());
     if changed {
-        counters::add(&counters::COUNTERS.header_fields_sanitized, 1);
+        counters::add(&metrics.header_fields_sanitized, 1);
     }
     name
 }
@@ -533,8 +538,6 @@ pub enum Error {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
-
     use proptest::prelude::*;
 
     use super::*;
@@ -551,20 +554,29 @@ mod tests {
             newline_terminated: false,
             max_message: Some(100),
         };
-        let mut f = Formatter::build(&config(), constraints).expect("valid");
+        let metrics = Metrics::default();
+        let mut f = Formatter::build(&config(), constraints, &metrics).expect("valid");
         let long = "é".repeat(200);
         let r = Record {
             time: LogTime::new(1_700_028_800, 0).unwrap_or_default(),
             fields: vec![crate::record::Field::borrowed(b"k", long.as_bytes())],
         };
-        let before = counters::COUNTERS.stream_truncated.load(Ordering::Relaxed);
         let mut out = b"kept".to_vec();
         f.encode(&r, &Meta::NONE, &mut out).expect("formatted");
         let msg = &out[4..];
         assert!(msg.len() <= 100 && msg.len() >= 99, "{}", msg.len());
         assert!(std::str::from_utf8(msg).is_ok(), "cut inside a character");
         assert!(out.starts_with(b"kept"), "earlier bytes untouched");
-        assert!(counters::COUNTERS.stream_truncated.load(Ordering::Relaxed) > before);
+        assert_eq!(counters::get(&metrics.stream_truncated), 1);
+        let mut whole = Vec::new();
+        Formatter::build(&config(), Constraints::default(), &Metrics::default())
+            .expect("valid")
+            .encode(&r, &Meta::NONE, &mut whole)
+            .expect("formatted");
+        assert_eq!(
+            counters::get(&metrics.stream_truncated_bytes),
+            (whole.len() - msg.len()) as u64
+        );
         // A short one is left alone.
         let short = Record {
             time: r.time,
@@ -596,7 +608,7 @@ mod tests {
     }
 
     fn encode(config: &FormatConfig, c: Constraints, r: &Record<'_>) -> Result<Vec<u8>, Error> {
-        let mut f = Formatter::build(config, c)?;
+        let mut f = Formatter::build(config, c, &Metrics::default())?;
         let mut out = Vec::new();
         f.encode(r, &Meta::NONE, &mut out)?;
         Ok(out)
@@ -739,15 +751,18 @@ mod tests {
             time: LogTime::default(),
             fields: vec![Field::borrowed(b"m", b"line1\nline2\r\\")],
         };
-        let before = counters::COUNTERS.newlines_escaped.load(Ordering::Relaxed);
-        let out = encode(&c, LF, &r).expect("ok");
+        let metrics = Metrics::default();
+        let mut f = Formatter::build(&c, LF, &metrics).expect("valid");
+        let mut out = Vec::new();
+        f.encode(&r, &Meta::NONE, &mut out).expect("ok");
         assert!(
             out.ends_with(br#" - - [x@1 m="line1\nline2\r\\"] ||m=line1\nline2\r\\"#),
             "{}",
             text(&out)
         );
-        let after = counters::COUNTERS.newlines_escaped.load(Ordering::Relaxed);
-        assert!(after - before >= 4, "escapes counted: {}", after - before);
+        // CR and LF in the SD value and in the body; the backslashes are
+        // escaped too but are not newlines.
+        assert_eq!(counters::get(&metrics.newlines_escaped), 4);
     }
 
     #[test]
@@ -766,20 +781,25 @@ mod tests {
             newline: NewlinePolicy::Refuse,
             ..config()
         };
-        let mut f = Formatter::build(&c, LF).expect("valid");
+        let metrics = Metrics::default();
+        let mut f = Formatter::build(&c, LF, &metrics).expect("valid");
         let mut out = b"earlier message".to_vec();
         let r = Record {
             time: LogTime::default(),
             fields: vec![Field::borrowed(b"a", b"ok"), Field::borrowed(b"m", b"a\rb")],
         };
-        let before = counters::COUNTERS.records_refused.load(Ordering::Relaxed);
         let res = f.encode(&r, &Meta::NONE, &mut out);
         assert!(
             matches!(res, Err(Error::Refused(ref why)) if why.contains("\"m\"")),
             "{res:?}"
         );
         assert_eq!(out, b"earlier message");
-        assert!(counters::COUNTERS.records_refused.load(Ordering::Relaxed) > before);
+        assert_eq!(counters::get(&metrics.records_refused), 1);
+        assert_eq!(
+            counters::get(&metrics.newlines_escaped),
+            0,
+            "nothing of a refused record"
+        );
         // The formatter is still usable.
         let r = Record {
             time: LogTime::default(),
@@ -809,7 +829,7 @@ mod tests {
             ..config()
         };
         assert!(matches!(
-            Formatter::build(&c, Constraints::default()),
+            Formatter::build(&c, Constraints::default(), &Metrics::default()),
             Err(Error::Config { ref key, .. }) if key == "format.timezone"
         ));
     }
@@ -820,7 +840,7 @@ mod tests {
             facility: "local8".into(),
             ..config()
         };
-        let err = Formatter::build(&c, Constraints::default());
+        let err = Formatter::build(&c, Constraints::default(), &Metrics::default());
         let Err(e) = err else {
             panic!("local8 must be refused");
         };
@@ -832,7 +852,8 @@ mod tests {
     #[test]
     fn default_hostname_is_printable_ascii_within_255() {
         let c = FormatConfig::default();
-        let mut f = Formatter::build(&c, Constraints::default()).expect("valid");
+        let mut f =
+            Formatter::build(&c, Constraints::default(), &Metrics::default()).expect("valid");
         let mut out = Vec::new();
         f.encode(&seed_record(), &Meta::NONE, &mut out).expect("ok");
         // `<14>1 TIMESTAMP HOSTNAME siemfwd - - - MSG`

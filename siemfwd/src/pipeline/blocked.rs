@@ -32,7 +32,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{PipelineConfig, WhenBlocked, DEFAULT_DROP_AFTER};
-use crate::counters::{self, COUNTERS};
+use crate::counters::{self, Metrics};
 use crate::sink::{human, Messages};
 
 /// The policy, from `pipeline.when_blocked` and `pipeline.drop_after`.
@@ -115,15 +115,15 @@ impl Dropped {
         self.batches += other.batches;
     }
 
-    /// Count `msgs` as dropped, here and in the process-wide counters: the
+    /// Count `msgs` as dropped, here and in the pipeline's counters: the
     /// only place either is counted, so each record is counted once.
-    pub(super) fn add(&mut self, msgs: &Messages) {
+    pub(super) fn add(&mut self, msgs: &Messages, metrics: &Metrics) {
         let (records, bytes) = (msgs.len() as u64, msgs.byte_len() as u64);
         self.records += records;
         self.bytes += bytes;
         self.batches += 1;
-        counters::add(&COUNTERS.records_dropped, records);
-        counters::add(&COUNTERS.bytes_dropped, bytes);
+        counters::add(&metrics.records_dropped, records);
+        counters::add(&metrics.bytes_dropped, bytes);
     }
 }
 
@@ -133,12 +133,18 @@ impl Dropped {
 pub(super) struct Incident {
     started: Instant,
     dropped: Dropped,
+    metrics: Metrics,
 }
 
 impl Incident {
     /// Dropping starts: the receiver has been unreachable since `since`
     /// (about `after` ago) because of `cause`.
-    pub(super) fn start(since: Option<Instant>, after: Duration, cause: Option<&str>) -> Self {
+    pub(super) fn start(
+        since: Option<Instant>,
+        after: Duration,
+        cause: Option<&str>,
+        metrics: &Metrics,
+    ) -> Self {
         let now = Instant::now();
         tracing::warn!(
             unreachable_for = %human(since.map_or(after, |t| now.duration_since(t))),
@@ -150,12 +156,13 @@ impl Incident {
         Self {
             started: now,
             dropped: Dropped::default(),
+            metrics: metrics.clone(),
         }
     }
 
     /// Count a dropped batch.
     pub(super) fn add(&mut self, msgs: &Messages) {
-        self.dropped.add(msgs);
+        self.dropped.add(msgs, &self.metrics);
     }
 
     /// The incident is over: delivery resumed (`resumed`) or siemfwd is
@@ -250,15 +257,8 @@ mod tests {
 
     #[test]
     fn every_dropped_record_is_counted_once() {
-        let before = (
-            COUNTERS
-                .records_dropped
-                .load(std::sync::atomic::Ordering::Relaxed),
-            COUNTERS
-                .bytes_dropped
-                .load(std::sync::atomic::Ordering::Relaxed),
-        );
-        let mut incident = Incident::start(None, Duration::from_secs(1), Some("test"));
+        let metrics = Metrics::default();
+        let mut incident = Incident::start(None, Duration::from_secs(1), Some("test"), &metrics);
         incident.add(&batch(&["abc", "de"]));
         incident.add(&batch(&["f"]));
         let totals = incident.end(true);
@@ -270,17 +270,8 @@ mod tests {
                 batches: 2
             }
         );
-        // Other tests may drop at the same time: the global counters grew
-        // by at least this incident's share.
-        let after = (
-            COUNTERS
-                .records_dropped
-                .load(std::sync::atomic::Ordering::Relaxed),
-            COUNTERS
-                .bytes_dropped
-                .load(std::sync::atomic::Ordering::Relaxed),
-        );
-        assert!(after.0 >= before.0 + 3 && after.1 >= before.1 + 6);
+        assert_eq!(counters::get(&metrics.records_dropped), 3);
+        assert_eq!(counters::get(&metrics.bytes_dropped), 6);
     }
 
     async fn within<F: std::future::Future>(f: F) -> F::Output {

@@ -23,7 +23,6 @@
 //! (a final heartbeat with an empty list), then the sink closes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -33,10 +32,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::budget::Budget;
-use super::{drain_deadline, run_output, shard, Error, Output, SendRequest, Shutdown, Summary};
-use crate::config::PipelineConfig;
-use crate::counters::COUNTERS;
-use crate::format::{Constraints, FormatConfig, Formatter};
+use super::{
+    drain_deadline, run_output, shard, Error, Output, Parts, SendRequest, Shutdown, Summary,
+};
+use crate::counters;
+use crate::format::Formatter;
 use crate::source::GroupSource;
 use crate::transform::Chain;
 
@@ -47,15 +47,6 @@ const CHANNEL_SLOTS: usize = 64;
 /// How long a shard whose reader ended by itself waits before it is started
 /// again (if the group still assigns it).
 pub(super) const RESTART_DELAY: Duration = Duration::from_secs(2);
-
-/// What the pipeline hands over besides the source.
-#[derive(Debug)]
-pub(super) struct Parts {
-    pub format: FormatConfig,
-    pub constraints: Constraints,
-    pub output: Output,
-    pub settings: PipelineConfig,
-}
 
 type Joined = (u32, Result<shard::ShardSummary, Error>);
 
@@ -76,11 +67,11 @@ pub(super) async fn run<G: GroupSource>(
         rx,
         shutdown.abort.clone(),
         super::blocked::Policy::of(&parts.settings),
+        parts.metrics.clone(),
     ));
     let deadline = drain_deadline(&shutdown, parts.settings.drain_timeout.0);
     // One budget for every shard the group ever hands us.
     let budget = Budget::new(parts.settings.max_in_flight_bytes.0);
-    let records_before = COUNTERS.records_in.load(Ordering::Relaxed);
 
     let mut tasks: JoinSet<Joined> = JoinSet::new();
     let mut running: BTreeMap<u32, CancellationToken> = BTreeMap::new();
@@ -166,7 +157,8 @@ pub(super) async fn run<G: GroupSource>(
                 }
                 let token = shutdown.stop.child_token();
                 let reader = source.open(id);
-                let formatter = Formatter::build(&parts.format, parts.constraints)?;
+                let formatter = Formatter::build(&parts.format, parts.constraints, &parts.metrics)?;
+                let transforms = Chain::new(Vec::new(), &parts.metrics);
                 let ctx = shard::ShardContext {
                     tx: tx.clone(),
                     budget: budget.clone(),
@@ -176,12 +168,9 @@ pub(super) async fn run<G: GroupSource>(
                     framing,
                 };
                 tracing::info!(shard = id, "shard assigned; starting it");
-                tasks.spawn(async move {
-                    (
-                        id,
-                        shard::run(reader, Chain::default(), formatter, ctx).await,
-                    )
-                });
+                tasks.spawn(
+                    async move { (id, shard::run(reader, transforms, formatter, ctx).await) },
+                );
                 running.insert(id, token);
                 seen.insert(id);
             }
@@ -194,7 +183,7 @@ pub(super) async fn run<G: GroupSource>(
     let _ = sink_task.await;
     deadline.abort();
     summary.shards = seen.len();
-    summary.records = COUNTERS.records_in.load(Ordering::Relaxed) - records_before;
+    summary.records = counters::get(&parts.metrics.records_in);
     summary.aborted = shutdown.abort.is_cancelled();
     match first_error {
         Some(e) => Err(e),

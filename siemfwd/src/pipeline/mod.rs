@@ -48,7 +48,6 @@ pub mod tracker;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -56,7 +55,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, PipelineConfig, SourceKind};
-use crate::counters::{self, COUNTERS};
+use crate::counters::{self, Metrics};
 use crate::format::{self, Constraints, FormatConfig, Formatter};
 use crate::sink::{self, Framing, Messages, Sink, Transport};
 use crate::source::{self, file, sls};
@@ -156,11 +155,19 @@ pub struct Summary {
 /// A pipeline built from a [`Config`], ready to run.
 #[derive(Debug)]
 pub struct Pipeline {
+    plan: Plan,
+    parts: Parts,
+}
+
+/// What every run loop needs besides its shards.
+#[derive(Debug)]
+struct Parts {
     format: FormatConfig,
     constraints: Constraints,
     output: Output,
-    plan: Plan,
     settings: PipelineConfig,
+    /// This pipeline's counters, shared by every part of it.
+    metrics: Metrics,
 }
 
 /// Which shards to read.
@@ -196,13 +203,15 @@ impl Pipeline {
     /// [`Error`] naming the key and the problem.
     pub fn build(config: &Config, dry_run: bool) -> Result<Self, Error> {
         check_settings(&config.pipeline)?;
+        let metrics = Metrics::default();
         let constraints = constraints_for(&config.sink);
-        // Build once to validate; each shard builds its own below.
-        Formatter::build(&config.format, constraints)?;
+        // Build once to validate (counting into a handle of its own, so the
+        // check counts nothing); each shard builds its own below.
+        Formatter::build(&config.format, constraints, &Metrics::default())?;
         let output = if dry_run {
             Output::Tap(tap::Tap::new(&config.sink))
         } else {
-            Output::Sink(Sink::build(&config.sink)?)
+            Output::Sink(Sink::build(&config.sink, &metrics)?)
         };
         let plan = match config.source.kind {
             SourceKind::File => {
@@ -226,21 +235,30 @@ impl Pipeline {
                 }
             }
             SourceKind::Sls => Plan::Sls(Box::new(
-                sls::SlsSource::build(&config.source.sls).map_err(source::Error::from)?,
+                sls::SlsSource::build(&config.source.sls, &metrics).map_err(source::Error::from)?,
             )),
         };
         Ok(Self {
-            format: config.format.clone(),
-            constraints,
-            output,
             plan,
-            settings: config.pipeline.clone(),
+            parts: Parts {
+                format: config.format.clone(),
+                constraints,
+                output,
+                settings: config.pipeline.clone(),
+                metrics,
+            },
         })
+    }
+
+    /// This pipeline's counters: what `siemfwd` prints when it stops, and
+    /// what an exporter reads while it runs.
+    pub fn metrics(&self) -> Metrics {
+        self.parts.metrics.clone()
     }
 
     /// The sink, for `siemfwd check` (none in dry-run mode).
     pub fn sink_mut(&mut self) -> Option<&mut Sink> {
-        match &mut self.output {
+        match &mut self.parts.output {
             Output::Sink(s) => Some(s),
             Output::Tap(_) => None,
         }
@@ -254,31 +272,8 @@ impl Pipeline {
     /// delivered).
     pub async fn run(self, shutdown: Shutdown) -> Result<Summary, Error> {
         match self.plan {
-            Plan::Files { inputs, source } => {
-                run_files(
-                    inputs,
-                    source,
-                    self.format,
-                    self.constraints,
-                    self.output,
-                    self.settings,
-                    shutdown,
-                )
-                .await
-            }
-            Plan::Sls(src) => {
-                group::run(
-                    *src,
-                    group::Parts {
-                        format: self.format,
-                        constraints: self.constraints,
-                        output: self.output,
-                        settings: self.settings,
-                    },
-                    shutdown,
-                )
-                .await
-            }
+            Plan::Files { inputs, source } => run_files(inputs, source, self.parts, shutdown).await,
+            Plan::Sls(src) => group::run(*src, self.parts, shutdown).await,
         }
     }
 }
@@ -302,12 +297,16 @@ fn drain_deadline(shutdown: &Shutdown, timeout: Duration) -> tokio::task::JoinHa
 async fn run_files(
     inputs: Vec<PathBuf>,
     source: crate::config::FileSourceConfig,
-    format: FormatConfig,
-    constraints: Constraints,
-    output: Output,
-    settings: PipelineConfig,
+    parts: Parts,
     shutdown: Shutdown,
 ) -> Result<Summary, Error> {
+    let Parts {
+        format,
+        constraints,
+        output,
+        settings,
+        metrics,
+    } = parts;
     {
         let store = file::CheckpointStore::open(&source.state_dir)?;
         let window = settings.in_flight_batches.max(1);
@@ -319,15 +318,15 @@ async fn run_files(
             rx,
             shutdown.abort.clone(),
             blocked::Policy::of(&settings),
+            metrics.clone(),
         ));
         let deadline = drain_deadline(&shutdown, settings.drain_timeout.0);
         let budget = budget::Budget::new(settings.max_in_flight_bytes.0);
 
-        let records_before = COUNTERS.records_in.load(Ordering::Relaxed);
         let mut tasks = JoinSet::new();
         for path in &inputs {
-            let reader = file::FileShard::open(path, &source, &store).await?;
-            let formatter = Formatter::build(&format, constraints)?;
+            let reader = file::FileShard::open(path, &source, &store, &metrics).await?;
+            let formatter = Formatter::build(&format, constraints, &metrics)?;
             let ctx = shard::ShardContext {
                 tx: tx.clone(),
                 budget: budget.clone(),
@@ -336,7 +335,8 @@ async fn run_files(
                 commit: !dry_run,
                 framing,
             };
-            tasks.spawn(shard::run(reader, Chain::default(), formatter, ctx));
+            let transforms = Chain::new(Vec::new(), &metrics);
+            tasks.spawn(shard::run(reader, transforms, formatter, ctx));
         }
         drop(tx);
 
@@ -371,7 +371,7 @@ async fn run_files(
         }
         let _ = sink_task.await;
         deadline.abort();
-        summary.records = COUNTERS.records_in.load(Ordering::Relaxed) - records_before;
+        summary.records = counters::get(&metrics.records_in);
         summary.aborted = shutdown.abort.is_cancelled();
         match first_error {
             Some(e) => Err(e),
@@ -442,22 +442,23 @@ async fn run_output(
     rx: mpsc::Receiver<SendRequest>,
     abort: CancellationToken,
     policy: blocked::Policy,
+    metrics: Metrics,
 ) {
     match output {
         Output::Sink(sink) => {
-            run_sink(sink, rx, abort, policy).await;
+            run_sink(sink, rx, abort, policy, metrics).await;
         }
-        Output::Tap(tap) => run_tap(tap, rx).await,
+        Output::Tap(tap) => run_tap(tap, rx, &metrics).await,
     }
 }
 
 /// The tap writes and answers at once: nothing is committed in dry-run.
-async fn run_tap(mut tap: tap::Tap, mut rx: mpsc::Receiver<SendRequest>) {
+async fn run_tap(mut tap: tap::Tap, mut rx: mpsc::Receiver<SendRequest>, metrics: &Metrics) {
     while let Some(req) = rx.recv().await {
         let result = tap.write(&req.msgs).await;
         if result.is_ok() {
-            counters::add(&COUNTERS.messages_delivered, req.msgs.len() as u64);
-            counters::add(&COUNTERS.bytes_delivered, req.msgs.byte_len() as u64);
+            counters::add(&metrics.messages_delivered, req.msgs.len() as u64);
+            counters::add(&metrics.bytes_delivered, req.msgs.byte_len() as u64);
         }
         let _ = req.ack.send(result.map(|()| Done::Delivered(req.msgs)));
         drop(req.permit);
@@ -491,6 +492,7 @@ async fn run_sink(
     mut rx: mpsc::Receiver<SendRequest>,
     abort: CancellationToken,
     policy: blocked::Policy,
+    metrics: Metrics,
 ) -> blocked::Dropped {
     // Each answer with the batch's budget permit: the bytes count until the
     // sink gives the batch back (or it is abandoned or dropped).
@@ -504,7 +506,7 @@ async fn run_sink(
     let mut incident: Option<blocked::Incident> = None;
     let mut total = blocked::Dropped::default();
     let aborted = loop {
-        answer_delivered(&mut sink, &mut waiting, &mut incident, &mut total);
+        answer_delivered(&mut sink, &mut waiting, &mut incident, &mut total, &metrics);
         if !open && waiting.is_empty() {
             break false;
         }
@@ -542,10 +544,15 @@ async fn run_sink(
                     break true;
                 };
                 // Batches that became safe during the call go first.
-                answer_delivered(&mut sink, &mut waiting, &mut incident, &mut total);
+                answer_delivered(&mut sink, &mut waiting, &mut incident, &mut total, &metrics);
                 let since = *watch.borrow();
                 let incident = incident.get_or_insert_with(|| {
-                    blocked::Incident::start(since, *after, sink.stats().last_error.as_deref())
+                    blocked::Incident::start(
+                        since,
+                        *after,
+                        sink.stats().last_error.as_deref(),
+                        &metrics,
+                    )
                 });
                 for msgs in sink.discard_held() {
                     answer_dropped(&mut waiting, incident, msgs);
@@ -598,10 +605,11 @@ fn answer_delivered(
     waiting: &mut VecDeque<(oneshot::Sender<Answer>, budget::Permit)>,
     incident: &mut Option<blocked::Incident>,
     total: &mut blocked::Dropped,
+    metrics: &Metrics,
 ) {
     while let Some(msgs) = sink.take_safe() {
-        counters::add(&COUNTERS.messages_delivered, msgs.len() as u64);
-        counters::add(&COUNTERS.bytes_delivered, msgs.byte_len() as u64);
+        counters::add(&metrics.messages_delivered, msgs.len() as u64);
+        counters::add(&metrics.bytes_delivered, msgs.byte_len() as u64);
         if let Some(i) = incident.take() {
             total.merge(i.end(true));
         }
@@ -714,7 +722,7 @@ mod tests {
 
     use super::blocked::{Dropped, Policy};
     use super::budget::Budget;
-    use super::{run_sink, Answer, Done, SendRequest};
+    use super::{run_sink, Answer, Done, Metrics, SendRequest};
     use crate::sink::testutil::{batch, config, framed, read_all};
     use crate::sink::{Framing, Messages, Sink, Transport};
 
@@ -771,15 +779,21 @@ mod tests {
     #[tokio::test]
     async fn drop_policy_drops_once_unreachable_for_drop_after_then_resumes() {
         let addr = closed_port().await;
-        let sink = Sink::build(&config(Transport::Tcp, &addr)).expect("sink");
+        let sink = Sink::build(
+            &config(Transport::Tcp, &addr),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("sink");
         let after = Duration::from_millis(300);
         let (tx, rx) = mpsc::channel(64);
         let budget = Budget::new(1 << 20);
+        let metrics = Metrics::default();
         let output = tokio::spawn(run_sink(
             sink,
             rx,
             CancellationToken::new(),
             Policy::Drop { after },
+            metrics.clone(),
         ));
 
         // The first batch waits for `after`, held, then is dropped.
@@ -867,6 +881,8 @@ mod tests {
                 batches,
             }
         );
+        assert_eq!(crate::counters::get(&metrics.records_dropped), 2 * batches);
+        assert_eq!(crate::counters::get(&metrics.bytes_dropped), bytes);
         // The log lines (one as dropping starts, one as it ends) are
         // checked on the real process in tests/delivery_drop.rs: here other
         // tests reach the same callsites from other threads at the same
@@ -876,10 +892,20 @@ mod tests {
     #[tokio::test]
     async fn wait_policy_holds_a_batch_for_as_long_as_the_receiver_is_away() {
         let addr = closed_port().await;
-        let sink = Sink::build(&config(Transport::Tcp, &addr)).expect("sink");
+        let sink = Sink::build(
+            &config(Transport::Tcp, &addr),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("sink");
         let (tx, rx) = mpsc::channel(64);
         let budget = Budget::new(1 << 20);
-        let output = tokio::spawn(run_sink(sink, rx, CancellationToken::new(), Policy::Wait));
+        let output = tokio::spawn(run_sink(
+            sink,
+            rx,
+            CancellationToken::new(),
+            Policy::Wait,
+            Metrics::default(),
+        ));
         let mut first = hand_over(&tx, &budget, numbered(0)).await;
         // Well past any drop_after a test would use: still waiting.
         assert!(
@@ -920,7 +946,7 @@ mod tests {
         });
         let mut cfg = config(Transport::Tcp, &addr);
         cfg.write_timeout = crate::config::units::HumanDuration(Duration::from_millis(200));
-        let sink = Sink::build(&cfg).expect("sink");
+        let sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("sink");
         let (tx, rx) = mpsc::channel(64);
         let budget = Budget::new(16 << 20);
         let output = tokio::spawn(run_sink(
@@ -930,6 +956,7 @@ mod tests {
             Policy::Drop {
                 after: Duration::from_millis(200),
             },
+            Metrics::default(),
         ));
         // Far more than the path holds.
         let big = crate::sink::testutil::big_batch(4096, 1000);
@@ -948,6 +975,42 @@ mod tests {
         let totals = output.await.expect("output task");
         holder.abort();
         assert_eq!((totals.records, totals.batches), (4096, 1));
+    }
+
+    #[tokio::test]
+    async fn two_pipelines_in_one_process_count_apart() {
+        // A receiver that reads and discards whatever comes.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut conn, &mut tokio::io::sink()).await;
+                });
+            }
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pipeline = |name: &str, lines: usize| {
+            let input = dir.path().join(format!("{name}.ndjson"));
+            std::fs::write(&input, "{\"k\":\"v\"}\n".repeat(lines)).expect("input");
+            let mut c = crate::config::Config::default();
+            c.sink = config(Transport::Tcp, &addr);
+            c.source.file.paths = vec![input.display().to_string()];
+            c.source.file.state_dir = dir.path().join(format!("state-{name}"));
+            super::Pipeline::build(&c, false).expect("pipeline")
+        };
+        let (a, b) = (pipeline("a", 3), pipeline("b", 5));
+        let (ma, mb) = (a.metrics(), b.metrics());
+        let (ra, rb) = tokio::join!(
+            a.run(super::Shutdown::default()),
+            b.run(super::Shutdown::default())
+        );
+        let (ra, rb) = (ra.expect("a ran"), rb.expect("b ran"));
+        assert_eq!((ra.records, ra.messages), (3, 3));
+        assert_eq!((rb.records, rb.messages), (5, 5));
+        let get = crate::counters::get;
+        assert_eq!((get(&ma.records_in), get(&ma.messages_delivered)), (3, 3));
+        assert_eq!((get(&mb.records_in), get(&mb.messages_delivered)), (5, 5));
     }
 
     #[test]
@@ -1006,7 +1069,11 @@ mod tests {
                 drop(s);
             }
         });
-        let sink = Sink::build(&config(Transport::Tcp, &addr)).expect("sink");
+        let sink = Sink::build(
+            &config(Transport::Tcp, &addr),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("sink");
         let (tx, rx) = mpsc::channel(64);
         let budget = Budget::new(1 << 20);
         let output = tokio::spawn(run_sink(
@@ -1016,6 +1083,7 @@ mod tests {
             Policy::Drop {
                 after: Duration::from_millis(200),
             },
+            Metrics::default(),
         ));
         let mut dropped_records = 0;
         for i in 0..5 {

@@ -319,6 +319,7 @@ mod tests {
                 newline_terminated: true,
                 max_message: None,
             },
+            &crate::counters::Metrics::default(),
         ) {
             Ok(f) => f,
             Err(e) => panic!("default format: {e}"),
@@ -457,10 +458,14 @@ mod tests {
             commit: true,
             framing: None,
         };
-        let drop_all = Chain::new(vec![Box::new(DropWhere {
-            key: b"k",
-            value: b"v",
-        })]);
+        let metrics = crate::counters::Metrics::default();
+        let drop_all = Chain::new(
+            vec![Box::new(DropWhere {
+                key: b"k",
+                value: b"v",
+            })],
+            &metrics,
+        );
         let task = tokio::spawn(run(reader, drop_all, formatter(), ctx));
         match task.await {
             Ok(Ok(summary)) => assert_eq!(summary.messages, 0),
@@ -472,6 +477,7 @@ mod tests {
             last = Some(p);
         }
         assert_eq!(last, Some(3), "the checkpoint passed the filtered records");
+        assert_eq!(crate::counters::get(&metrics.records_filtered), 3);
     }
 
     #[tokio::test]
@@ -486,10 +492,13 @@ mod tests {
             commit: false,
             framing: None,
         };
-        let mark = Chain::new(vec![Box::new(Mark {
-            severity: Severity::new(2).expect("crit"),
-            renamed: b"key",
-        })]);
+        let mark = Chain::new(
+            vec![Box::new(Mark {
+                severity: Severity::new(2).expect("crit"),
+                renamed: b"key",
+            })],
+            &crate::counters::Metrics::default(),
+        );
         let task = tokio::spawn(run(reader, mark, formatter(), ctx));
         let req = within_deadline("batch handed over", rx.recv()).await;
         let messages: Vec<Vec<u8>> = req.msgs.iter().map(<[u8]>::to_vec).collect();

@@ -324,7 +324,7 @@ impl Sink {
     ///
     /// # Errors
     /// [`Error::Config`] naming the key and the problem.
-    pub fn build(config: &SinkConfig) -> Result<Self, Error> {
+    pub fn build(config: &SinkConfig, metrics: &crate::counters::Metrics) -> Result<Self, Error> {
         if config.settle_time.0 > MAX_SETTLE_TIME {
             return Err(Error::Config {
                 key: "sink.settle_time".to_owned(),
@@ -350,11 +350,13 @@ impl Sink {
             Transport::Stdout => Inner::Stdout(stdout::StdoutSink::new()),
             Transport::Udp => {
                 let endpoint = Endpoint::parse(&config.address)?;
-                Inner::Udp(udp::UdpSink::build(config, endpoint)?)
+                Inner::Udp(udp::UdpSink::build(config, endpoint, metrics)?)
             }
             Transport::Tcp => {
                 let endpoint = Endpoint::parse(&config.address)?;
-                Inner::Stream(Box::new(stream::StreamSink::new(config, endpoint, None)))
+                Inner::Stream(Box::new(stream::StreamSink::new(
+                    config, endpoint, None, metrics,
+                )))
             }
             Transport::Tls => {
                 let endpoint = Endpoint::parse(&config.address)?;
@@ -363,6 +365,7 @@ impl Sink {
                     config,
                     endpoint,
                     Some(tls),
+                    metrics,
                 )))
             }
         };
@@ -777,7 +780,8 @@ mod tests {
     fn sink_and_its_futures_are_send() {
         // The pipeline drives the sink from a spawned task.
         fn is_send<T: Send>(_: &T) {}
-        let mut sink = Sink::build(&SinkConfig::default()).unwrap();
+        let mut sink =
+            Sink::build(&SinkConfig::default(), &crate::counters::Metrics::default()).unwrap();
         is_send(&sink);
         let (msgs, cancel) = (Messages::new(), tokio_util::sync::CancellationToken::new());
         is_send(&sink.send(&msgs, &cancel));
@@ -792,7 +796,7 @@ mod tests {
             address: String::new(),
             ..SinkConfig::default()
         };
-        let sink = Sink::build(&config).unwrap();
+        let sink = Sink::build(&config, &crate::counters::Metrics::default()).unwrap();
         assert_eq!(sink.transport(), Transport::Stdout);
     }
 
@@ -802,7 +806,9 @@ mod tests {
             address: "nonsense".into(),
             ..SinkConfig::default()
         };
-        let err = Sink::build(&config).unwrap_err().to_string();
+        let err = Sink::build(&config, &crate::counters::Metrics::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("sink.address: "), "{err}");
     }
 }

@@ -80,7 +80,11 @@ mod tests {
 
     #[tokio::test]
     async fn stdout_writes_a_batch_and_needs_no_connection() {
-        let mut sink = Sink::build(&config(Transport::Stdout, "")).expect("build");
+        let mut sink = Sink::build(
+            &config(Transport::Stdout, ""),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         sink.check().await.expect("check");
         sink.send(
             &batch(&["siemfwd sink stdout test line"]),
@@ -94,7 +98,11 @@ mod tests {
 
     #[tokio::test]
     async fn stdout_cancelled_before_writing_reports_cancelled() {
-        let mut sink = Sink::build(&config(Transport::Stdout, "")).expect("build");
+        let mut sink = Sink::build(
+            &config(Transport::Stdout, ""),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         let cancel = CancellationToken::new();
         cancel.cancel();
         let r = sink.send(&batch(&["never shown"]), &cancel).await;

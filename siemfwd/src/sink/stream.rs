@@ -76,7 +76,7 @@ use tokio_util::sync::CancellationToken;
 use super::tls::TlsSettings;
 use super::{describe_io, human, tcp, Endpoint, Error, Framing, Messages, SinkConfig, Stats};
 use crate::backoff::Backoff;
-use crate::counters::{self, COUNTERS};
+use crate::counters::{self, Metrics};
 
 /// How long a fresh TLS 1.3 connection waits for the receiver's verdict on
 /// our certificate before the first write (see the module docs).
@@ -379,6 +379,8 @@ struct Held {
 
 /// A `tcp` or `tls` sink.
 pub(crate) struct StreamSink {
+    /// Where reconnects are counted.
+    metrics: Metrics,
     endpoint: Endpoint,
     tls: Option<TlsSettings>,
     framing: Framing,
@@ -427,9 +429,15 @@ enum WriteFailure {
 }
 
 impl StreamSink {
-    pub(crate) fn new(config: &SinkConfig, endpoint: Endpoint, tls: Option<TlsSettings>) -> Self {
+    pub(crate) fn new(
+        config: &SinkConfig,
+        endpoint: Endpoint,
+        tls: Option<TlsSettings>,
+        metrics: &Metrics,
+    ) -> Self {
         let settle = config.settle_time.0;
         Self {
+            metrics: metrics.clone(),
             endpoint,
             tls,
             framing: config.framing,
@@ -523,7 +531,7 @@ impl StreamSink {
     fn attach(&mut self, conn: Conn) {
         if self.stats.connects > 0 {
             self.stats.reconnects += 1;
-            counters::add(&COUNTERS.reconnects, 1);
+            counters::add(&self.metrics.reconnects, 1);
         }
         self.stats.connects += 1;
         for h in &mut self.held {
@@ -929,7 +937,11 @@ mod tests {
             let (mut s, _) = l.accept().await.expect("accept");
             read_all(&mut s).await
         });
-        let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
+        let mut sink = Sink::build(
+            &config(Transport::Tcp, &addr),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         let msgs = batch(&[
             "<14>1 - h app - - - one",
             "<14>1 - h app - - - d\u{e9}ux\nlines",
@@ -954,7 +966,7 @@ mod tests {
         });
         let mut cfg = config(Transport::Tcp, &addr);
         cfg.framing = Framing::Lf;
-        let mut sink = Sink::build(&cfg).expect("build");
+        let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let msgs = batch(&["<14>1 a", "<14>1 b"]);
         within("send", sink.send(&msgs, &CancellationToken::new()))
             .await
@@ -971,7 +983,11 @@ mod tests {
             let (mut s, _) = l.accept().await.expect("accept");
             read_all(&mut s).await
         });
-        let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
+        let mut sink = Sink::build(
+            &config(Transport::Tcp, &addr),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         let mut msgs = Messages::with_framing(sink.batch_framing());
         for i in 0..1000 {
             msgs.buffer()
@@ -1009,7 +1025,7 @@ mod tests {
         });
         let mut cfg = config(Transport::Tcp, &addr);
         cfg.framing = Framing::Lf;
-        let mut sink = Sink::build(&cfg).expect("build");
+        let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let msgs = batch(&["<14>1 a", "<14>1 b"]);
         assert_eq!(msgs.framing(), None);
         let cancel = CancellationToken::new();
@@ -1048,7 +1064,11 @@ mod tests {
             let _ = read_all(&mut second).await;
             (head, again)
         });
-        let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
+        let mut sink = Sink::build(
+            &config(Transport::Tcp, &addr),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         within("send", sink.send(&msgs, &CancellationToken::new()))
             .await
             .expect("send");
@@ -1088,7 +1108,11 @@ mod tests {
             let (mut second, _) = within("reconnect", l.accept()).await.expect("accept 2");
             (got1, read_all(&mut second).await)
         });
-        let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
+        let mut sink = Sink::build(
+            &config(Transport::Tcp, &addr),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         let cancel = CancellationToken::new();
         within("send 1", sink.send(&first_batch, &cancel))
             .await
@@ -1137,7 +1161,7 @@ mod tests {
         });
         let mut cfg = config(Transport::Tcp, &addr);
         cfg.settle_time = HumanDuration(Duration::from_millis(500));
-        let mut sink = Sink::build(&cfg).expect("build");
+        let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         within("send", sink.send(&msgs, &CancellationToken::new()))
             .await
             .expect("send");
@@ -1179,7 +1203,7 @@ mod tests {
         });
         let mut cfg = config(Transport::Tcp, &addr);
         cfg.settle_time = HumanDuration(Duration::from_millis(300));
-        let mut sink = Sink::build(&cfg).expect("build");
+        let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let cancel = CancellationToken::new();
         for m in &batches {
             within("submit", sink.submit(m.clone(), &cancel))
@@ -1218,7 +1242,7 @@ mod tests {
         let settle = Duration::from_millis(400);
         let mut cfg = config(Transport::Tcp, &addr);
         cfg.settle_time = HumanDuration(settle);
-        let mut sink = Sink::build(&cfg).expect("build");
+        let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let cancel = CancellationToken::new();
         let started = tokio::time::Instant::now();
         sink.submit(batch(&["<14>1 a"]), &cancel)
@@ -1254,7 +1278,7 @@ mod tests {
         });
         let mut cfg = config(Transport::Tcp, &addr);
         cfg.settle_time = HumanDuration(Duration::from_millis(10));
-        let mut sink = Sink::build(&cfg).expect("build");
+        let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let cancel = CancellationToken::new();
         let msgs = big_batch(16, 1000); // ~16 KiB: more than the receiver's buffer
         let expected = framed(&msgs, Framing::OctetCounting);
@@ -1289,7 +1313,7 @@ mod tests {
         });
         let mut cfg = config(Transport::Tcp, &addr);
         cfg.write_timeout = HumanDuration(Duration::from_millis(300));
-        let mut sink = Sink::build(&cfg).expect("build");
+        let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let msgs = big_batch(16, 1000);
         let expected = framed(&msgs, Framing::OctetCounting);
         within("send", sink.send(&msgs, &CancellationToken::new()))
@@ -1307,7 +1331,7 @@ mod tests {
         let mut cfg = config(Transport::Tcp, &addr);
         cfg.backoff_initial = HumanDuration(Duration::from_secs(30));
         cfg.backoff_max = HumanDuration(Duration::from_secs(30));
-        let mut sink = Sink::build(&cfg).expect("build");
+        let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let cancel = CancellationToken::new();
         let canceller = {
             let cancel = cancel.clone();
@@ -1348,7 +1372,7 @@ mod tests {
         };
         let mut cfg = config(Transport::Tcp, &addr);
         cfg.write_timeout = HumanDuration(Duration::from_millis(300));
-        let mut sink = Sink::build(&cfg).expect("build");
+        let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let r = within("send", sink.send(&big_batch(8 * 1024, 1000), &cancel)).await;
         assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
         within("server", server).await.expect("server task");
@@ -1364,7 +1388,11 @@ mod tests {
         let logs = LogCapture::default();
         let _guard = logs.install();
         let addr = closed_port().await;
-        let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
+        let mut sink = Sink::build(
+            &config(Transport::Tcp, &addr),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         let server = {
             let (logs, addr) = (logs.clone(), addr.clone());
             tokio::spawn(async move {
@@ -1391,7 +1419,11 @@ mod tests {
     #[tokio::test]
     async fn tcp_check_reports_connection_refused_in_one_line() {
         let addr = closed_port().await;
-        let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
+        let mut sink = Sink::build(
+            &config(Transport::Tcp, &addr),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         let err = sink.check().await.expect_err("nobody listens");
         assert_eq!(
             err.to_string(),
@@ -1406,7 +1438,11 @@ mod tests {
             let (mut s, _) = l.accept().await.expect("accept");
             read_all(&mut s).await
         });
-        let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
+        let mut sink = Sink::build(
+            &config(Transport::Tcp, &addr),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         sink.check().await.expect("check");
         within("send", sink.send(&batch(&["m"]), &CancellationToken::new()))
             .await
@@ -1419,7 +1455,11 @@ mod tests {
     #[tokio::test]
     async fn empty_batch_is_delivered_without_connecting() {
         let addr = closed_port().await;
-        let mut sink = Sink::build(&config(Transport::Tcp, &addr)).expect("build");
+        let mut sink = Sink::build(
+            &config(Transport::Tcp, &addr),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         sink.send(&batch::<&str>(&[]), &CancellationToken::new())
             .await
             .expect("empty batch");

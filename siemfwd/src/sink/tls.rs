@@ -492,7 +492,11 @@ mod tests {
     ) -> String {
         let (l, addr) = listener().await;
         let (_, _, server) = serve_counting(l, pki.acceptor(cert, false));
-        let mut sink = Sink::build(&tls_config(&addr, tls)).expect("build");
+        let mut sink = Sink::build(
+            &tls_config(&addr, tls),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         let err = within("check", sink.check())
             .await
             .expect_err("must be refused");
@@ -512,7 +516,11 @@ mod tests {
         let pki = Pki::new();
         let (l, addr) = listener().await;
         let server = serve_one(l, pki.acceptor(&pki.server, false));
-        let mut sink = Sink::build(&tls_config(&addr, pki.tls_config())).expect("build");
+        let mut sink = Sink::build(
+            &tls_config(&addr, pki.tls_config()),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         assert_eq!(sink.transport(), Transport::Tls);
         within(
             "send",
@@ -533,8 +541,11 @@ mod tests {
         let (l, _) = listener().await;
         let port = l.local_addr().expect("addr").port();
         let server = serve_one(l, pki.acceptor(&pki.server, false));
-        let mut sink = Sink::build(&tls_config(&format!("localhost:{port}"), pki.tls_config()))
-            .expect("build");
+        let mut sink = Sink::build(
+            &tls_config(&format!("localhost:{port}"), pki.tls_config()),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         // localhost may resolve to ::1 first; the listener is IPv4 only,
         // so this also exercises trying every resolved address.
         within("check", sink.check()).await.expect("check");
@@ -587,7 +598,11 @@ mod tests {
             server_name: Some("siem.example.com".into()),
             ..TlsConfig::default()
         };
-        let mut sink = Sink::build(&tls_config(&addr, tls)).expect("build");
+        let mut sink = Sink::build(
+            &tls_config(&addr, tls),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         within("send", sink.send(&batch(&["x"]), &CancellationToken::new()))
             .await
             .expect("send");
@@ -605,7 +620,11 @@ mod tests {
             key_file: Some(pki.client_key_file.display().to_string()),
             ..pki.tls_config()
         };
-        let mut sink = Sink::build(&tls_config(&addr, tls)).expect("build");
+        let mut sink = Sink::build(
+            &tls_config(&addr, tls),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         within(
             "send",
             sink.send(&batch(&["<14>1 m"]), &CancellationToken::new()),
@@ -623,7 +642,11 @@ mod tests {
         let pki = Pki::new();
         let (l, addr) = listener().await;
         let (_, _, server) = serve_counting(l, pki.acceptor(&pki.server, true));
-        let mut sink = Sink::build(&tls_config(&addr, pki.tls_config())).expect("build");
+        let mut sink = Sink::build(
+            &tls_config(&addr, pki.tls_config()),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         let err = within("check", sink.check()).await.expect_err("refused");
         server.abort();
         let msg = err.to_string();
@@ -639,7 +662,11 @@ mod tests {
         let pki = Pki::new();
         let (l, addr) = listener().await;
         let (failures, received, server) = serve_counting(l, pki.acceptor(&pki.server, true));
-        let mut sink = Sink::build(&tls_config(&addr, pki.tls_config())).expect("build");
+        let mut sink = Sink::build(
+            &tls_config(&addr, pki.tls_config()),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         let cancel = CancellationToken::new();
         let watcher = {
             let (cancel, failures) = (cancel.clone(), failures.clone());
@@ -688,7 +715,7 @@ mod tests {
         });
         let mut cfg = tls_config(&addr, pki.tls_config());
         cfg.settle_time = HumanDuration(std::time::Duration::from_millis(500));
-        let mut sink = Sink::build(&cfg).expect("build");
+        let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         within("send", sink.send(&msgs, &CancellationToken::new()))
             .await
             .expect("send");
@@ -713,7 +740,11 @@ mod tests {
         let (l, addr) = listener().await;
         let acceptor = pki.acceptor_with_versions(&pki.server, true, &[&rustls::version::TLS12]);
         let (_, _, server) = serve_counting(l, acceptor);
-        let mut sink = Sink::build(&tls_config(&addr, pki.tls_config())).expect("build");
+        let mut sink = Sink::build(
+            &tls_config(&addr, pki.tls_config()),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         let err = within("check", sink.check()).await.expect_err("refused");
         server.abort();
         let msg = err.to_string();
@@ -725,9 +756,12 @@ mod tests {
     }
 
     fn build_error(tls: TlsConfig) -> String {
-        Sink::build(&tls_config("127.0.0.1:6514", tls))
-            .expect_err("must be refused")
-            .to_string()
+        Sink::build(
+            &tls_config("127.0.0.1:6514", tls),
+            &crate::counters::Metrics::default(),
+        )
+        .expect_err("must be refused")
+        .to_string()
     }
 
     #[test]
@@ -801,7 +835,11 @@ mod tests {
     #[test]
     fn tls_server_name_defaults_to_the_address_host() {
         let pki = Pki::new();
-        let sink = Sink::build(&tls_config("[::1]:6514", pki.tls_config())).expect("build");
+        let sink = Sink::build(
+            &tls_config("[::1]:6514", pki.tls_config()),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         let dbg = format!("{sink:?}");
         assert!(dbg.contains("IpAddress"), "{dbg}");
         let bad = build_error(TlsConfig {
@@ -816,14 +854,17 @@ mod tests {
         let pki = Pki::new();
         let key_pem = std::fs::read_to_string(&pki.client_key_file).expect("key");
         let key_body: String = key_pem.lines().nth(1).unwrap_or_default().to_owned();
-        let sink = Sink::build(&tls_config(
-            "127.0.0.1:6514",
-            TlsConfig {
-                cert_file: Some(pki.client_cert_file.display().to_string()),
-                key_file: Some(pki.client_key_file.display().to_string()),
-                ..pki.tls_config()
-            },
-        ))
+        let sink = Sink::build(
+            &tls_config(
+                "127.0.0.1:6514",
+                TlsConfig {
+                    cert_file: Some(pki.client_cert_file.display().to_string()),
+                    key_file: Some(pki.client_key_file.display().to_string()),
+                    ..pki.tls_config()
+                },
+            ),
+            &crate::counters::Metrics::default(),
+        )
         .expect("build");
         let dbg = format!("{sink:?}");
         assert!(

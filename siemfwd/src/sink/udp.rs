@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{describe_io, Endpoint, Error, Messages, SinkConfig, Stats};
 use crate::backoff::Backoff;
-use crate::counters::{self, COUNTERS};
+use crate::counters::{self, Metrics};
 use crate::format::truncate_utf8;
 
 /// Immediate resends of a datagram refused because of an earlier ICMP error.
@@ -50,10 +50,16 @@ pub(crate) struct UdpSink {
     socket: Option<UdpSocket>,
     backoff: Backoff,
     stats: Stats,
+    /// Where cuts to the datagram size are counted.
+    metrics: Metrics,
 }
 
 impl UdpSink {
-    pub(crate) fn build(config: &SinkConfig, endpoint: Endpoint) -> Result<Self, Error> {
+    pub(crate) fn build(
+        config: &SinkConfig,
+        endpoint: Endpoint,
+        metrics: &Metrics,
+    ) -> Result<Self, Error> {
         let max = config.max_datagram.0;
         if !(MIN_DATAGRAM..=MAX_UDP_PAYLOAD).contains(&max) {
             return Err(Error::Config {
@@ -70,6 +76,7 @@ impl UdpSink {
             socket: None,
             backoff: Backoff::new(config.backoff_initial.0, config.backoff_max.0),
             stats: Stats::default(),
+            metrics: metrics.clone(),
         })
     }
 
@@ -120,8 +127,8 @@ impl UdpSink {
         for msg in msgs.iter() {
             let keep = truncate_utf8(msg, self.max_datagram);
             if keep < msg.len() {
-                counters::add(&COUNTERS.udp_truncated, 1);
-                counters::add(&COUNTERS.udp_truncated_bytes, (msg.len() - keep) as u64);
+                counters::add(&self.metrics.udp_truncated, 1);
+                counters::add(&self.metrics.udp_truncated_bytes, (msg.len() - keep) as u64);
             }
             let datagram = &msg[..keep];
             let mut refused = 0;
@@ -251,7 +258,11 @@ mod tests {
     #[tokio::test]
     async fn udp_sends_one_message_per_datagram_without_framing() {
         let (rx, addr) = receiver().await;
-        let mut sink = Sink::build(&config(Transport::Udp, &addr)).expect("build");
+        let mut sink = Sink::build(
+            &config(Transport::Udp, &addr),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         let msgs = batch(&["<14>1 - h a - - - one", "<14>1 - h a - - - two\nlines", ""]);
         within("send", sink.send(&msgs, &CancellationToken::new()))
             .await
@@ -266,7 +277,11 @@ mod tests {
         // A batch framed for a stream (say, a tap's) still goes out one
         // bare message per datagram: no MSG-LEN, no LF.
         let (rx, addr) = receiver().await;
-        let mut sink = Sink::build(&config(Transport::Udp, &addr)).expect("build");
+        let mut sink = Sink::build(
+            &config(Transport::Udp, &addr),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         assert_eq!(sink.batch_framing(), None);
         for framing in [Framing::OctetCounting, Framing::Lf] {
             let mut msgs = Messages::with_framing(Some(framing));
@@ -287,17 +302,12 @@ mod tests {
         let (rx, addr) = receiver().await;
         let mut cfg = config(Transport::Udp, &addr);
         cfg.max_datagram = ByteSize(480);
-        let mut sink = Sink::build(&cfg).expect("build");
+        let metrics = crate::counters::Metrics::default();
+        let mut sink = Sink::build(&cfg, &metrics).expect("build");
         // 478 ASCII bytes then two 3-byte characters: byte 480 falls inside
         // the first euro sign, which must go whole.
         let long = format!("{}\u{20ac}\u{20ac}", "a".repeat(478));
         let fits = "b".repeat(480);
-        let truncated_before = COUNTERS
-            .udp_truncated
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let bytes_before = COUNTERS
-            .udp_truncated_bytes
-            .load(std::sync::atomic::Ordering::Relaxed);
         within(
             "send",
             sink.send(&batch(&[&long, &fits]), &CancellationToken::new()),
@@ -307,16 +317,8 @@ mod tests {
         let got = recv(&rx).await;
         assert_eq!(got, "a".repeat(478).as_bytes());
         assert_eq!(recv(&rx).await, fits.as_bytes());
-        let truncated = COUNTERS
-            .udp_truncated
-            .load(std::sync::atomic::Ordering::Relaxed)
-            - truncated_before;
-        let bytes = COUNTERS
-            .udp_truncated_bytes
-            .load(std::sync::atomic::Ordering::Relaxed)
-            - bytes_before;
-        // Other tests may truncate concurrently; ours adds exactly 1 and 6.
-        assert!(truncated >= 1 && bytes >= 6, "{truncated} {bytes}");
+        assert_eq!(counters::get(&metrics.udp_truncated), 1);
+        assert_eq!(counters::get(&metrics.udp_truncated_bytes), 6);
     }
 
     #[tokio::test]
@@ -327,7 +329,7 @@ mod tests {
         let (rx, addr) = receiver().await;
         let mut cfg = config(Transport::Udp, &addr);
         cfg.max_datagram = ByteSize(480);
-        let mut sink = Sink::build(&cfg).expect("build");
+        let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let mut msgs = Messages::new();
         msgs.buffer().extend_from_slice(b"<14>1 - h a - - - ");
         msgs.buffer().resize(600, 0x80);
@@ -357,7 +359,7 @@ mod tests {
         cfg.backoff_initial =
             crate::config::units::HumanDuration(std::time::Duration::from_secs(30));
         cfg.backoff_max = cfg.backoff_initial;
-        let mut sink = Sink::build(&cfg).expect("build");
+        let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let msgs = batch(&vec!["<14>1 lost"; 200]);
         within("send", sink.send(&msgs, &CancellationToken::new()))
             .await
@@ -368,7 +370,11 @@ mod tests {
     #[tokio::test]
     async fn udp_check_opens_the_socket() {
         let (_rx, addr) = receiver().await;
-        let mut sink = Sink::build(&config(Transport::Udp, &addr)).expect("build");
+        let mut sink = Sink::build(
+            &config(Transport::Udp, &addr),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
         sink.check().await.expect("check");
         assert_eq!(sink.transport(), Transport::Udp);
     }
@@ -378,7 +384,9 @@ mod tests {
         for bad in [100, 70_000] {
             let mut cfg = config(Transport::Udp, "127.0.0.1:514");
             cfg.max_datagram = ByteSize(bad);
-            let msg = Sink::build(&cfg).expect_err("refused").to_string();
+            let msg = Sink::build(&cfg, &crate::counters::Metrics::default())
+                .expect_err("refused")
+                .to_string();
             assert!(msg.starts_with("sink.max_datagram: "), "{msg}");
         }
     }

@@ -22,7 +22,7 @@
 //!
 //! [`Formatter::encode`]: crate::format::Formatter::encode
 
-use crate::counters::{self, COUNTERS};
+use crate::counters::{self, Metrics};
 use crate::record::{recycle, Field, Meta, Record};
 
 /// What a step decided about a record.
@@ -51,15 +51,18 @@ pub struct Chain {
     /// The copy's field vector between records (empty, allocation kept).
     spare: Vec<Field<'static>>,
     meta: Meta,
+    /// Where filtered records are counted.
+    metrics: Metrics,
 }
 
 impl Chain {
-    /// A chain of these steps, in this order.
-    pub fn new(steps: Vec<Box<dyn Step>>) -> Self {
+    /// A chain of these steps, in this order, counting into `metrics`.
+    pub fn new(steps: Vec<Box<dyn Step>>, metrics: &Metrics) -> Self {
         Self {
             steps,
             spare: Vec::new(),
             meta: Meta::NONE,
+            metrics: metrics.clone(),
         }
     }
 
@@ -101,7 +104,7 @@ impl Chain {
         let result = if kept {
             Some(then(&copy, &self.meta))
         } else {
-            counters::add(&COUNTERS.records_filtered, 1);
+            counters::add(&self.metrics.records_filtered, 1);
             None
         };
         self.spare = recycle(copy.fields);
@@ -179,10 +182,13 @@ mod tests {
 
     #[test]
     fn steps_change_a_copy_and_set_metadata_leaving_the_source_record_alone() {
-        let mut chain = Chain::new(vec![Box::new(Mark {
-            severity: Severity::new(2).expect("crit"),
-            renamed: b"topic",
-        })]);
+        let mut chain = Chain::new(
+            vec![Box::new(Mark {
+                severity: Severity::new(2).expect("crit"),
+                renamed: b"topic",
+            })],
+            &Metrics::default(),
+        );
         let r = record();
         for _ in 0..3 {
             let (fields, meta) = chain
@@ -198,28 +204,24 @@ mod tests {
 
     #[test]
     fn a_dropped_record_is_not_encoded_and_is_counted() {
-        let mut chain = Chain::new(vec![
-            Box::new(DropWhere {
-                key: b"__topic__",
-                value: b"audit",
-            }),
-            Box::new(Mark {
-                severity: Severity::new(0).expect("emerg"),
-                renamed: b"x",
-            }),
-        ]);
-        let before = COUNTERS
-            .records_filtered
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let metrics = Metrics::default();
+        let mut chain = Chain::new(
+            vec![
+                Box::new(DropWhere {
+                    key: b"__topic__",
+                    value: b"audit",
+                }),
+                Box::new(Mark {
+                    severity: Severity::new(0).expect("emerg"),
+                    renamed: b"x",
+                }),
+            ],
+            &metrics,
+        );
         let mut called = false;
         assert_eq!(chain.run(&record(), |_, _| called = true), None);
         assert!(!called);
-        assert!(
-            COUNTERS
-                .records_filtered
-                .load(std::sync::atomic::Ordering::Relaxed)
-                > before
-        );
+        assert_eq!(counters::get(&metrics.records_filtered), 1);
         // Metadata does not leak from one record to the next.
         let other = Record {
             fields: vec![Field::borrowed(b"__topic__", b"web")],
@@ -227,10 +229,13 @@ mod tests {
         };
         let meta = chain.run(&other, |_, meta| meta.clone()).expect("kept");
         assert_eq!(meta.severity, Severity::new(0));
-        let mut only_drop = Chain::new(vec![Box::new(DropWhere {
-            key: b"none",
-            value: b"",
-        })]);
+        let mut only_drop = Chain::new(
+            vec![Box::new(DropWhere {
+                key: b"none",
+                value: b"",
+            })],
+            &metrics,
+        );
         let meta = only_drop.run(&other, |_, meta| meta.clone()).expect("kept");
         assert_eq!(meta, Meta::NONE);
     }

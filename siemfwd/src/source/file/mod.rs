@@ -53,7 +53,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use super::ndjson::parse_line;
 use super::{BatchEnd, Error, Flow, ShardReader};
 use crate::config::{FileSourceConfig, OnMalformed};
-use crate::counters::{self, COUNTERS};
+use crate::counters::{self, Metrics};
 use crate::pipeline::tracker::Checkpoint;
 use crate::record::{LogTime, Record};
 
@@ -386,6 +386,8 @@ pub struct FileShard {
     rotation: Rotation,
     /// A restart from the start of the file is under way (see `restart`).
     restarting: bool,
+    /// Where records read and lines skipped are counted.
+    metrics: Metrics,
 }
 
 fn io_error(what: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -461,6 +463,7 @@ impl FileShard {
         path: &Path,
         config: &FileSourceConfig,
         store: &CheckpointStore,
+        metrics: &Metrics,
     ) -> Result<Self, Error> {
         let stdin = path == Path::new("-");
         let (input, store, pos, rotation) = if stdin {
@@ -506,6 +509,7 @@ impl FileShard {
             on_malformed: config.on_malformed,
             rotation,
             restarting: false,
+            metrics: metrics.clone(),
         })
     }
 
@@ -793,7 +797,7 @@ impl FileShard {
         let origin = format!("{}:{}", self.name, self.pos.line + 1);
         match self.on_malformed {
             OnMalformed::Skip => {
-                counters::add(&COUNTERS.malformed_skipped, 1);
+                counters::add(&self.metrics.malformed_skipped, 1);
                 tracing::warn!(at = %origin, problem, "skipping malformed line");
                 Ok(())
             }
@@ -872,7 +876,7 @@ impl ShardReader for FileShard {
                 used += advance;
                 lines += 1;
                 records += 1;
-                counters::add(&COUNTERS.records_in, 1);
+                counters::add(&self.metrics.records_in, 1);
                 if visit(&record) == Flow::Full {
                     break;
                 }
@@ -954,7 +958,7 @@ mod tests {
         let f = dir.path().join("a.ndjson");
         std::fs::write(&f, "{\"n\":\"1\"}\r\n\n{\"n\":\"2\"}\n{\"n\":\"3\"}").unwrap();
         let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
-        let mut s = FileShard::open(&f, &config(OnMalformed::Skip), &store)
+        let mut s = FileShard::open(&f, &config(OnMalformed::Skip), &store, &Metrics::default())
             .await
             .unwrap();
         let (seen, stop) = drain(&mut s).await;
@@ -970,7 +974,9 @@ mod tests {
         std::fs::write(&f, "{\"n\":\"1\"}\n{\"n\":\"2\"}\n{\"n\":\"3\"}\n").unwrap();
         let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
         let cfg = config(OnMalformed::Skip);
-        let mut s = FileShard::open(&f, &cfg, &store).await.unwrap();
+        let mut s = FileShard::open(&f, &cfg, &store, &Metrics::default())
+            .await
+            .unwrap();
         let mut first = None;
         let end = s
             .read_batch(&mut |r: &Record<'_>| {
@@ -985,7 +991,9 @@ mod tests {
         let ticket = t.sent(end.position);
         t.delivered(ticket);
         s.commit(&t.committable().unwrap()).await.unwrap();
-        let mut again = FileShard::open(&f, &cfg, &store).await.unwrap();
+        let mut again = FileShard::open(&f, &cfg, &store, &Metrics::default())
+            .await
+            .unwrap();
         assert_eq!(drain(&mut again).await.0, ["2", "3"]);
     }
 
@@ -995,19 +1003,13 @@ mod tests {
         let f = dir.path().join("a.ndjson");
         std::fs::write(&f, "{\"n\":\"1\"}\nnot json\n{\"n\":\"3\"}\n").unwrap();
         let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
-        let before = COUNTERS
-            .malformed_skipped
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let mut s = FileShard::open(&f, &config(OnMalformed::Skip), &store)
+        let metrics = Metrics::default();
+        let mut s = FileShard::open(&f, &config(OnMalformed::Skip), &store, &metrics)
             .await
             .unwrap();
         assert_eq!(drain(&mut s).await.0, ["1", "3"]);
-        assert!(
-            COUNTERS
-                .malformed_skipped
-                .load(std::sync::atomic::Ordering::Relaxed)
-                > before
-        );
+        assert_eq!(counters::get(&metrics.malformed_skipped), 1);
+        assert_eq!(counters::get(&metrics.records_in), 2);
     }
 
     #[tokio::test]
@@ -1016,7 +1018,7 @@ mod tests {
         let f = dir.path().join("a.ndjson");
         std::fs::write(&f, "{\"n\":\"1\"}\n{\"n\":\"2\"}\n{oops\n{\"n\":\"4\"}\n").unwrap();
         let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
-        let mut s = FileShard::open(&f, &config(OnMalformed::Stop), &store)
+        let mut s = FileShard::open(&f, &config(OnMalformed::Stop), &store, &Metrics::default())
             .await
             .unwrap();
         let (seen, stop) = drain(&mut s).await;
@@ -1038,7 +1040,9 @@ mod tests {
             max_line: crate::config::units::ByteSize(100_000),
             ..config(OnMalformed::Skip)
         };
-        let mut s = FileShard::open(&f, &cfg, &store).await.unwrap();
+        let mut s = FileShard::open(&f, &cfg, &store, &Metrics::default())
+            .await
+            .unwrap();
         assert_eq!(drain(&mut s).await.0, ["1", "3"]);
         assert_eq!(s.position().line, 3);
     }
@@ -1054,22 +1058,17 @@ mod tests {
             max_line: crate::config::units::ByteSize(1024),
             ..config(OnMalformed::Skip)
         };
-        let before = COUNTERS
-            .malformed_skipped
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let mut s = FileShard::open(&f, &cfg, &store).await.unwrap();
+        let metrics = Metrics::default();
+        let mut s = FileShard::open(&f, &cfg, &store, &metrics).await.unwrap();
         assert_eq!(drain(&mut s).await.0, ["1", "3"]);
-        assert!(
-            COUNTERS
-                .malformed_skipped
-                .load(std::sync::atomic::Ordering::Relaxed)
-                > before
-        );
+        assert_eq!(counters::get(&metrics.malformed_skipped), 1);
         let stop = FileSourceConfig {
             max_line: crate::config::units::ByteSize(1024),
             ..config(OnMalformed::Stop)
         };
-        let mut s = FileShard::open(&f, &stop, &store).await.unwrap();
+        let mut s = FileShard::open(&f, &stop, &store, &Metrics::default())
+            .await
+            .unwrap();
         let (seen, e) = drain(&mut s).await;
         assert_eq!(seen, ["1"]);
         let e = e.expect("stopped").to_string();
@@ -1092,7 +1091,7 @@ mod tests {
                 },
             )
             .unwrap();
-        let mut s = FileShard::open(&f, &config(OnMalformed::Skip), &store)
+        let mut s = FileShard::open(&f, &config(OnMalformed::Skip), &store, &Metrics::default())
             .await
             .unwrap();
         assert_eq!(drain(&mut s).await.0, ["1"]);
@@ -1195,7 +1194,9 @@ mod tests {
         let f = dir.path().join("app.log");
         std::fs::write(&f, lines(1..=3)).unwrap();
         let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
-        let mut s = FileShard::open(&f, &following(), &store).await.unwrap();
+        let mut s = FileShard::open(&f, &following(), &store, &Metrics::default())
+            .await
+            .unwrap();
         assert_eq!(read_n(&mut s, 3).await, numbers(1..=3));
         // Copied away, truncated, and written past the old offset before
         // the next poll: the case a size check alone misses.
@@ -1212,7 +1213,9 @@ mod tests {
         let old = dir.path().join("app.log.1");
         std::fs::write(&f, lines(1..=3)).unwrap();
         let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
-        let mut s = FileShard::open(&f, &following(), &store).await.unwrap();
+        let mut s = FileShard::open(&f, &following(), &store, &Metrics::default())
+            .await
+            .unwrap();
         assert_eq!(read_n(&mut s, 3).await, numbers(1..=3));
         append(&f, &lines(4..=5));
         std::fs::rename(&f, &old).unwrap();
@@ -1243,7 +1246,9 @@ mod tests {
         let f = dir.path().join("app.log");
         std::fs::write(&f, padded(1..=3)).unwrap();
         let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
-        let mut s = FileShard::open(&f, &following(), &store).await.unwrap();
+        let mut s = FileShard::open(&f, &following(), &store, &Metrics::default())
+            .await
+            .unwrap();
         assert_eq!(read_n(&mut s, 3).await, numbers(1..=3));
         // Written, copied away and truncated, and new content written past
         // the old offset, all before the reader gets to it.
@@ -1263,7 +1268,9 @@ mod tests {
         std::fs::write(&f, padded(1..=2)).unwrap();
         let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
         let cfg = config(OnMalformed::Skip);
-        let mut s = FileShard::open(&f, &cfg, &store).await.unwrap();
+        let mut s = FileShard::open(&f, &cfg, &store, &Metrics::default())
+            .await
+            .unwrap();
         assert_eq!(drain(&mut s).await.0, numbers(1..=2));
         s.commit(&checkpoint_at(s.position())).await.unwrap();
         drop(s);
@@ -1271,7 +1278,9 @@ mod tests {
         std::fs::copy(&f, dir.path().join("app.log.1")).unwrap();
         std::fs::File::create(&f).unwrap();
         append(&f, &padded(100..=120));
-        let mut s = FileShard::open(&f, &cfg, &store).await.unwrap();
+        let mut s = FileShard::open(&f, &cfg, &store, &Metrics::default())
+            .await
+            .unwrap();
         let mut expected = numbers(3..=5);
         expected.extend(numbers(100..=120));
         assert_eq!(drain(&mut s).await.0, expected);
@@ -1284,7 +1293,9 @@ mod tests {
         let old = dir.path().join("app.log.1");
         std::fs::write(&f, lines(1..=3)).unwrap();
         let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
-        let mut s = FileShard::open(&f, &following(), &store).await.unwrap();
+        let mut s = FileShard::open(&f, &following(), &store, &Metrics::default())
+            .await
+            .unwrap();
         assert_eq!(read_n(&mut s, 3).await, numbers(1..=3));
         // logrotate `create`: renamed, a new empty file, and the writer's
         // reopen comes late (several poll intervals of silence first).
@@ -1308,7 +1319,9 @@ mod tests {
         let f = dir.path().join("app.log");
         std::fs::write(&f, lines(1..=2)).unwrap();
         let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
-        let mut s = FileShard::open(&f, &following(), &store).await.unwrap();
+        let mut s = FileShard::open(&f, &following(), &store, &Metrics::default())
+            .await
+            .unwrap();
         assert_eq!(read_n(&mut s, 2).await, numbers(1..=2));
         std::fs::remove_file(&f).unwrap();
         tokio::time::sleep(Duration::from_millis(60)).await;
@@ -1324,7 +1337,9 @@ mod tests {
         std::fs::write(&f, lines(1..=2)).unwrap();
         let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
         let cfg = config(OnMalformed::Skip);
-        let mut s = FileShard::open(&f, &cfg, &store).await.unwrap();
+        let mut s = FileShard::open(&f, &cfg, &store, &Metrics::default())
+            .await
+            .unwrap();
         assert_eq!(drain(&mut s).await.0, numbers(1..=2));
         s.commit(&checkpoint_at(s.position())).await.unwrap();
         drop(s);
@@ -1332,7 +1347,9 @@ mod tests {
         append(&f, &lines(3..=4));
         std::fs::rename(&f, dir.path().join("app.log.1")).unwrap();
         std::fs::write(&f, lines(5..=40)).unwrap();
-        let mut s = FileShard::open(&f, &cfg, &store).await.unwrap();
+        let mut s = FileShard::open(&f, &cfg, &store, &Metrics::default())
+            .await
+            .unwrap();
         assert_eq!(drain(&mut s).await.0, numbers(3..=40));
     }
 
@@ -1362,20 +1379,26 @@ mod tests {
         std::fs::write(&f, lines(1..=2)).unwrap();
         let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
         let cfg = config(OnMalformed::Skip);
-        let mut s = FileShard::open(&f, &cfg, &store).await.unwrap();
+        let mut s = FileShard::open(&f, &cfg, &store, &Metrics::default())
+            .await
+            .unwrap();
         assert_eq!(drain(&mut s).await.0, numbers(1..=2));
         s.commit(&checkpoint_at(s.position())).await.unwrap();
         drop(s);
         // Rewritten in place, longer than the checkpoint (same inode).
         std::fs::write(&f, lines(50..=80)).unwrap();
-        let mut s = FileShard::open(&f, &cfg, &store).await.unwrap();
+        let mut s = FileShard::open(&f, &cfg, &store, &Metrics::default())
+            .await
+            .unwrap();
         assert_eq!(drain(&mut s).await.0, numbers(50..=80));
         s.commit(&checkpoint_at(s.position())).await.unwrap();
         drop(s);
         // Deleted and recreated (the old one gone), longer again.
         std::fs::remove_file(&f).unwrap();
         std::fs::write(&f, lines(100..=200)).unwrap();
-        let mut s = FileShard::open(&f, &cfg, &store).await.unwrap();
+        let mut s = FileShard::open(&f, &cfg, &store, &Metrics::default())
+            .await
+            .unwrap();
         assert_eq!(drain(&mut s).await.0, numbers(100..=200));
     }
 
@@ -1391,7 +1414,7 @@ mod tests {
             f.display().to_string()
         );
         std::fs::write(store.file_for(&f), old).unwrap();
-        let mut s = FileShard::open(&f, &config(OnMalformed::Skip), &store)
+        let mut s = FileShard::open(&f, &config(OnMalformed::Skip), &store, &Metrics::default())
             .await
             .unwrap();
         assert_eq!(drain(&mut s).await.0, numbers(2..=3));

@@ -58,7 +58,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{AuthVersion, SlsSourceConfig, StartPosition};
-use crate::counters::{self, COUNTERS};
+use crate::counters::{self, Metrics};
 use crate::pipeline::tracker::Checkpoint;
 use crate::record::Record;
 use crate::source::{self, BatchEnd, Flow, GroupSource, ShardReader};
@@ -264,6 +264,8 @@ pub struct SlsSource {
     held: heartbeat::Held,
     rx: Option<watch::Receiver<heartbeat::Assignment>>,
     stop_heartbeat: CancellationToken,
+    /// Handed to every shard reader.
+    metrics: Metrics,
 }
 
 impl SlsSource {
@@ -271,9 +273,10 @@ impl SlsSource {
     ///
     /// # Errors
     /// [`Error::Config`].
-    pub fn build(cfg: &SlsSourceConfig) -> Result<Self, Error> {
+    pub fn build(cfg: &SlsSourceConfig, metrics: &Metrics) -> Result<Self, Error> {
         let (client, settings) = build(cfg)?;
         Ok(Self {
+            metrics: metrics.clone(),
             client,
             prefetch: prefetch::Budget::new(settings.prefetch_bytes),
             settings: Arc::new(settings),
@@ -405,6 +408,7 @@ impl GroupSource for SlsSource {
             self.settings.clone(),
             ShardId(shard),
             self.prefetch.share(),
+            self.metrics.clone(),
         )
     }
 
@@ -518,6 +522,8 @@ pub struct SlsShard {
     depth: prefetch::Depth,
     /// This shard's claim on the budget of pulls ahead.
     share: prefetch::Share,
+    /// Where records read and pulls ahead are counted.
+    metrics: Metrics,
     /// When a pull last brought data (or the shard was opened).
     last_data: Instant,
     /// Empty pulls since the shard went quiet ([`QUIET_AFTER`]).
@@ -617,9 +623,11 @@ impl SlsShard {
         settings: Arc<Settings>,
         shard: ShardId,
         share: prefetch::Share,
+        metrics: Metrics,
     ) -> Self {
         let count = settings.max_fetch_log_groups.min(FIRST_PULL_GROUPS);
         Self {
+            metrics,
             client,
             settings,
             shard,
@@ -693,7 +701,7 @@ impl SlsShard {
             (Instant::now(), r)
         });
         if guessed {
-            counters::add(&COUNTERS.sls_pulls_ahead, 1);
+            counters::add(&self.metrics.sls_pulls_ahead, 1);
         }
         self.pulls.push_back(InFlight {
             start,
@@ -708,7 +716,7 @@ impl SlsShard {
     /// Abandon every pull in flight.
     fn drop_pulls(&mut self) {
         let unused = self.pulls.iter().filter(|p| p.guessed).count();
-        counters::add(&COUNTERS.sls_pulls_ahead_unused, unused as u64);
+        counters::add(&self.metrics.sls_pulls_ahead_unused, unused as u64);
         self.pulls.clear();
     }
 
@@ -885,7 +893,7 @@ impl SlsShard {
         let result = decode::visit_logs(&self.buf, p.resume, &mut |r| visit(r));
         match result {
             Ok(decode::Visit::Done { records }) => {
-                counters::add(&COUNTERS.records_in, records as u64);
+                counters::add(&self.metrics.records_in, records as u64);
                 self.cursor = Some(p.next.clone());
                 Some(BatchEnd {
                     position: p.next,
@@ -894,7 +902,7 @@ impl SlsShard {
                 })
             }
             Ok(decode::Visit::Paused { records, resume }) => {
-                counters::add(&COUNTERS.records_in, records as u64);
+                counters::add(&self.metrics.records_in, records as u64);
                 let position = p.start.clone();
                 self.pending = Some(Pending { resume, ..p });
                 Some(BatchEnd {
@@ -1017,7 +1025,7 @@ impl ShardReader for SlsShard {
                 if e.is_throttle() {
                     self.failures = self.failures.max(3);
                 }
-                counters::add(&COUNTERS.sls_pulls_ahead_unused, 1);
+                counters::add(&self.metrics.sls_pulls_ahead_unused, 1);
                 self.ahead_missed();
                 self.stop_pulling_ahead();
                 continue;
