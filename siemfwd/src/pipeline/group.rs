@@ -80,10 +80,13 @@ pub(super) async fn run<G: GroupSource>(
     let mut not_before: BTreeMap<u32, Instant> = BTreeMap::new();
     let mut summary = Summary::default();
     let mut first_error: Option<Error> = None;
+    // A finite source's run ends when every shard it assigned is done.
+    let finite = source.finite();
+    let mut assigned = false;
 
     loop {
         let stopping = shutdown.stop.is_cancelled();
-        if stopping && tasks.is_empty() {
+        if (stopping || (finite && assigned && wanted.is_empty())) && tasks.is_empty() {
             break;
         }
         let wake = not_before.values().min().copied();
@@ -94,7 +97,10 @@ pub(super) async fn run<G: GroupSource>(
             a = source.assignment(), if !stopping => match a {
                 Ok(shards) => {
                     wanted = shards.into_iter().collect();
-                    tracing::info!(shards = ?wanted, "shard assignment");
+                    assigned = true;
+                    if !finite {
+                        tracing::info!(shards = ?wanted, "shard assignment");
+                    }
                 }
                 Err(e) => {
                     first_error.get_or_insert(e.into());
@@ -106,13 +112,19 @@ pub(super) async fn run<G: GroupSource>(
                     Ok((id, result)) => {
                         let revoked = running.remove(&id).is_some_and(|t| t.is_cancelled());
                         if !revoked {
-                            not_before.insert(id, Instant::now() + RESTART_DELAY);
+                            if source.ended(id) {
+                                wanted.remove(&id);
+                            } else {
+                                not_before.insert(id, Instant::now() + RESTART_DELAY);
+                            }
                         }
                         match result {
                             Ok(s) => {
                                 summary.messages += s.messages;
                                 summary.dropped += s.dropped;
-                                tracing::info!(shard = id, "shard released");
+                                if !finite {
+                                    tracing::info!(shard = id, "shard released");
+                                }
                                 // Not delivered without a stop: the output
                                 // failed for good; restarting the shard
                                 // would only read the same data again.
@@ -150,14 +162,37 @@ pub(super) async fn run<G: GroupSource>(
                     token.cancel();
                 }
             }
-            // New shards (or shards whose old task has ended).
-            for &id in &wanted {
-                if running.contains_key(&id) || not_before.contains_key(&id) {
-                    continue;
+            // New shards (or shards whose old task has ended). All are
+            // opened before any starts: a file that cannot be opened (or
+            // whose checkpoint is unreadable) stops the run before anything
+            // of the others is sent.
+            let new: Vec<u32> = wanted
+                .iter()
+                .copied()
+                .filter(|id| !running.contains_key(id) && !not_before.contains_key(id))
+                .collect();
+            let mut opened = Vec::with_capacity(new.len());
+            for id in new {
+                let started = match source.open(id).await {
+                    Ok(reader) => {
+                        Formatter::build(&parts.format, parts.constraints, &parts.metrics)
+                            .map(|formatter| (id, reader, formatter))
+                            .map_err(Error::from)
+                    }
+                    Err(e) => Err(e.into()),
+                };
+                match started {
+                    Ok(s) => opened.push(s),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        shutdown.stop.cancel();
+                        opened.clear();
+                        break;
+                    }
                 }
+            }
+            for (id, reader, formatter) in opened {
                 let token = shutdown.stop.child_token();
-                let reader = source.open(id);
-                let formatter = Formatter::build(&parts.format, parts.constraints, &parts.metrics)?;
                 let transforms = Chain::new(Vec::new(), &parts.metrics);
                 let ctx = shard::ShardContext {
                     tx: tx.clone(),
@@ -167,7 +202,9 @@ pub(super) async fn run<G: GroupSource>(
                     commit: !dry_run,
                     framing,
                 };
-                tracing::info!(shard = id, "shard assigned; starting it");
+                if !finite {
+                    tracing::info!(shard = id, "shard assigned; starting it");
+                }
                 tasks.spawn(
                     async move { (id, shard::run(reader, transforms, formatter, ctx).await) },
                 );

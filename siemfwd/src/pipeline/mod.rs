@@ -47,11 +47,9 @@ pub mod tap;
 pub mod tracker;
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, PipelineConfig, SourceKind};
@@ -59,7 +57,6 @@ use crate::counters::{self, Metrics};
 use crate::format::{self, Constraints, FormatConfig, Formatter};
 use crate::sink::{self, Framing, Messages, Sink, Transport};
 use crate::source::{self, file, sls};
-use crate::transform::Chain;
 
 /// Why the pipeline could not be built or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -174,10 +171,7 @@ struct Parts {
 #[derive(Debug)]
 enum Plan {
     /// A fixed list of files, one shard each; the run ends when all end.
-    Files {
-        inputs: Vec<PathBuf>,
-        source: crate::config::FileSourceConfig,
-    },
+    Files(file::FileGroup),
     /// A Log Service consumer group: shards come and go with the heartbeat.
     Sls(Box<sls::SlsSource>),
 }
@@ -215,8 +209,8 @@ impl Pipeline {
         };
         let plan = match config.source.kind {
             SourceKind::File => {
-                let inputs = file::expand_paths(&config.source.file)?;
-                if inputs.is_empty() {
+                let files = file::FileGroup::new(&config.source.file, &metrics)?;
+                if files.inputs().is_empty() {
                     return Err(Error::Config {
                         key: "source.file.paths".to_owned(),
                         problem: "no input files; name files or directories (or \"-\" for stdin)"
@@ -229,10 +223,7 @@ impl Pipeline {
                         problem: "must be at least 16 bytes: no log line fits in less".to_owned(),
                     });
                 }
-                Plan::Files {
-                    inputs,
-                    source: config.source.file.clone(),
-                }
+                Plan::Files(files)
             }
             SourceKind::Sls => Plan::Sls(Box::new(
                 sls::SlsSource::build(&config.source.sls, &metrics).map_err(source::Error::from)?,
@@ -272,7 +263,7 @@ impl Pipeline {
     /// delivered).
     pub async fn run(self, shutdown: Shutdown) -> Result<Summary, Error> {
         match self.plan {
-            Plan::Files { inputs, source } => run_files(inputs, source, self.parts, shutdown).await,
+            Plan::Files(files) => group::run(files, self.parts, shutdown).await,
             Plan::Sls(src) => group::run(*src, self.parts, shutdown).await,
         }
     }
@@ -292,92 +283,6 @@ fn drain_deadline(shutdown: &Shutdown, timeout: Duration) -> tokio::task::JoinHa
             () = sd.abort.cancelled() => {}
         }
     })
-}
-
-async fn run_files(
-    inputs: Vec<PathBuf>,
-    source: crate::config::FileSourceConfig,
-    parts: Parts,
-    shutdown: Shutdown,
-) -> Result<Summary, Error> {
-    let Parts {
-        format,
-        constraints,
-        output,
-        settings,
-        metrics,
-    } = parts;
-    {
-        let store = file::CheckpointStore::open(&source.state_dir)?;
-        let window = settings.in_flight_batches.max(1);
-        let (tx, rx) = mpsc::channel::<SendRequest>(window * inputs.len());
-        let dry_run = matches!(output, Output::Tap(_));
-        let framing = output.batch_framing();
-        let sink_task = tokio::spawn(run_output(
-            output,
-            rx,
-            shutdown.abort.clone(),
-            blocked::Policy::of(&settings),
-            metrics.clone(),
-        ));
-        let deadline = drain_deadline(&shutdown, settings.drain_timeout.0);
-        let budget = budget::Budget::new(settings.max_in_flight_bytes.0);
-
-        let mut tasks = JoinSet::new();
-        for path in &inputs {
-            let reader = file::FileShard::open(path, &source, &store, &metrics).await?;
-            let formatter = Formatter::build(&format, constraints, &metrics)?;
-            let ctx = shard::ShardContext {
-                tx: tx.clone(),
-                budget: budget.clone(),
-                settings: settings.clone(),
-                stop: shutdown.stop.clone(),
-                commit: !dry_run,
-                framing,
-            };
-            let transforms = Chain::new(Vec::new(), &metrics);
-            tasks.spawn(shard::run(reader, transforms, formatter, ctx));
-        }
-        drop(tx);
-
-        let mut first_error = None;
-        let mut summary = Summary {
-            shards: inputs.len(),
-            ..Summary::default()
-        };
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Ok(s)) => {
-                    summary.messages += s.messages;
-                    summary.dropped += s.dropped;
-                    // Not delivered without a stop: the output failed for
-                    // good (stdout on a full disk or a closed pipe). That is
-                    // a failed run, not a clean end (it exited 0).
-                    if let Some(e) = s.undelivered.filter(|_| !shutdown.stop.is_cancelled()) {
-                        shutdown.stop.cancel();
-                        first_error.get_or_insert(Error::Sink(e));
-                    }
-                }
-                Ok(Err(e)) => {
-                    // Stop the other shards too: they drain and commit.
-                    shutdown.stop.cancel();
-                    first_error.get_or_insert(e);
-                }
-                Err(join) => {
-                    shutdown.stop.cancel();
-                    first_error.get_or_insert(Error::task_failed(join));
-                }
-            }
-        }
-        let _ = sink_task.await;
-        deadline.abort();
-        summary.records = counters::get(&metrics.records_in);
-        summary.aborted = shutdown.abort.is_cancelled();
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(summary),
-        }
-    }
 }
 
 fn check_settings(p: &PipelineConfig) -> Result<(), Error> {
@@ -993,8 +898,10 @@ mod tests {
         let pipeline = |name: &str, lines: usize| {
             let input = dir.path().join(format!("{name}.ndjson"));
             std::fs::write(&input, "{\"k\":\"v\"}\n".repeat(lines)).expect("input");
-            let mut c = crate::config::Config::default();
-            c.sink = config(Transport::Tcp, &addr);
+            let mut c = crate::config::Config {
+                sink: config(Transport::Tcp, &addr),
+                ..crate::config::Config::default()
+            };
             c.source.file.paths = vec![input.display().to_string()];
             c.source.file.state_dir = dir.path().join(format!("state-{name}"));
             super::Pipeline::build(&c, false).expect("pipeline")

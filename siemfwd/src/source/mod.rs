@@ -115,10 +115,12 @@ pub trait ShardReader: Send {
     }
 }
 
-/// A source whose shards are handed out from outside and change while it
-/// runs: a consumer group (Log Service today, Kafka later). The pipeline
-/// keeps one reader per assigned shard, stops the readers of shards taken
-/// away (drain, commit, drop), and reports which shards it still holds.
+/// A source of shards, run by the pipeline's one run loop
+/// (`pipeline/group.rs`): a consumer group whose shards are handed out from
+/// outside and change while it runs (Log Service today, Kafka later), or a
+/// finite set of shards that end (files). The pipeline keeps one reader per
+/// assigned shard, stops the readers of shards taken away (drain, commit,
+/// drop), and reports which shards it still holds.
 pub trait GroupSource: Send + 'static {
     /// The reader of one shard.
     type Reader: ShardReader + 'static;
@@ -136,8 +138,23 @@ pub trait GroupSource: Send + 'static {
     /// the next heartbeat.
     fn set_held(&self, held: &[u32]);
 
-    /// A reader for a newly assigned shard (it finds its own start position).
-    fn open(&self, shard: u32) -> Self::Reader;
+    /// A reader for a newly assigned shard (it finds its own start
+    /// position).
+    fn open(&self, shard: u32) -> impl Future<Output = Result<Self::Reader, Error>> + Send;
+
+    /// A shard's reader ended by itself (not taken away, not stopped): true
+    /// when the shard is done for good (a file read to its end), false to
+    /// open it again while it is still assigned (a group's shard whose reader
+    /// lost it or finished a read-only shard; the group decides).
+    fn ended(&mut self, _shard: u32) -> bool {
+        false
+    }
+
+    /// True for a source whose run ends once every shard is done (files);
+    /// a consumer group runs until it is stopped.
+    fn finite(&self) -> bool {
+        false
+    }
 
     /// Leave the group after every reader finished.
     fn leave(&mut self) -> impl Future<Output = ()> + Send;

@@ -51,7 +51,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::ndjson::parse_line;
-use super::{BatchEnd, Error, Flow, ShardReader};
+use super::{BatchEnd, Error, Flow, GroupSource, ShardReader};
 use crate::config::{FileSourceConfig, OnMalformed};
 use crate::counters::{self, Metrics};
 use crate::pipeline::tracker::Checkpoint;
@@ -116,6 +116,89 @@ pub fn expand_paths(config: &FileSourceConfig) -> Result<Vec<PathBuf>, Error> {
         }
     }
     Ok(out)
+}
+
+/// The configured files as a finite source: every file is a shard, all
+/// assigned at once, each done when its reader ends (at the end of the file,
+/// or never while following); the run ends when all are.
+#[derive(Debug)]
+pub struct FileGroup {
+    inputs: Vec<PathBuf>,
+    config: FileSourceConfig,
+    /// Opened by `join` (it creates the state directory), not at build:
+    /// `siemfwd check` changes nothing on disk.
+    store: Option<CheckpointStore>,
+    metrics: Metrics,
+    assigned: bool,
+}
+
+impl FileGroup {
+    /// The files of `config` (see [`expand_paths`]), checkpointed in its
+    /// state directory.
+    ///
+    /// # Errors
+    /// A path that does not exist.
+    pub fn new(config: &FileSourceConfig, metrics: &Metrics) -> Result<Self, Error> {
+        Ok(Self {
+            inputs: expand_paths(config)?,
+            config: config.clone(),
+            store: None,
+            metrics: metrics.clone(),
+            assigned: false,
+        })
+    }
+
+    /// The input files, one shard each, in shard order.
+    pub fn inputs(&self) -> &[PathBuf] {
+        &self.inputs
+    }
+}
+
+impl GroupSource for FileGroup {
+    type Reader = FileShard;
+
+    async fn join(&mut self) -> Result<(), Error> {
+        self.store = Some(CheckpointStore::open(&self.config.state_dir)?);
+        Ok(())
+    }
+
+    /// Every file, once; nothing changes afterwards.
+    async fn assignment(&mut self) -> Result<Vec<u32>, Error> {
+        if self.assigned {
+            return std::future::pending().await;
+        }
+        self.assigned = true;
+        Ok((0..self.inputs.len())
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect())
+    }
+
+    fn set_held(&self, _held: &[u32]) {}
+
+    async fn open(&self, shard: u32) -> Result<FileShard, Error> {
+        let path = usize::try_from(shard)
+            .ok()
+            .and_then(|i| self.inputs.get(i))
+            .ok_or_else(|| Error::Io {
+                what: format!("file shard {shard}"),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such input"),
+            })?;
+        let store = self.store.as_ref().ok_or_else(|| Error::Io {
+            what: "file source".to_owned(),
+            source: std::io::Error::other("opened before join"),
+        })?;
+        FileShard::open(path, &self.config, store, &self.metrics).await
+    }
+
+    fn ended(&mut self, _shard: u32) -> bool {
+        true
+    }
+
+    fn finite(&self) -> bool {
+        true
+    }
+
+    async fn leave(&mut self) {}
 }
 
 /// Checkpoints of file shards, one JSON file each in a state directory.

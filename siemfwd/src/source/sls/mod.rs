@@ -402,14 +402,14 @@ impl GroupSource for SlsSource {
         }
     }
 
-    fn open(&self, shard: u32) -> SlsShard {
-        SlsShard::new(
+    async fn open(&self, shard: u32) -> Result<SlsShard, source::Error> {
+        Ok(SlsShard::new(
             self.client.clone(),
             self.settings.clone(),
             ShardId(shard),
             self.prefetch.share(),
             self.metrics.clone(),
-        )
+        ))
     }
 
     async fn leave(&mut self) {
