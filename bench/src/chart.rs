@@ -211,7 +211,7 @@ fn save(c: &Canvas, path: &Path) -> anyhow::Result<()> {
 }
 
 /// Draws the distance chart into `path`: raw MB/s by round trip, one shard and many.
-pub fn draw_distance(report: &DistanceReport, path: &Path) -> anyhow::Result<()> {
+pub(crate) fn draw_distance(report: &DistanceReport, path: &Path) -> anyhow::Result<()> {
     let mut c = Canvas::new();
     c.rect(0, 0, W, H, WHITE);
     c.text(
@@ -254,7 +254,7 @@ pub fn draw_distance(report: &DistanceReport, path: &Path) -> anyhow::Result<()>
 }
 
 /// Draws the chart into `path`.
-pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
+pub(crate) fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
     let mut c = Canvas::new();
     c.rect(0, 0, W, H, WHITE);
     c.text(

@@ -19,9 +19,9 @@ use sls_emulator::proto::{Log, LogGroup};
 use sls_emulator::LoadSpec;
 
 /// Project and logstore the cached set lives in.
-pub const PROJECT: &str = "bench";
+pub(crate) const PROJECT: &str = "bench";
 /// Logstore of the cached set.
-pub const LOGSTORE: &str = "audit";
+pub(crate) const LOGSTORE: &str = "audit";
 
 /// Bump when the emulator's generator (`sls_emulator::load`) or the forms written here
 /// change, so a cached set made by older code is not mistaken for the current one.
@@ -29,7 +29,7 @@ const FORMAT_VERSION: u32 = 1;
 
 /// What to generate.
 #[derive(Debug, Clone)]
-pub struct DataSpec {
+pub(crate) struct DataSpec {
     /// Target raw bytes (the generator stops at the first log group past it).
     pub bytes: u64,
     /// Shards (files for the file source).
@@ -46,7 +46,7 @@ pub struct DataSpec {
 
 impl DataSpec {
     /// The cache directory name: every parameter that changes the bytes.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         format!(
             "v{FORMAT_VERSION}-b{}-s{}-z{}-{}-f{}-{}-g{}-seed{}",
             self.bytes,
@@ -79,7 +79,7 @@ impl DataSpec {
 
 /// Exact figures of a generated set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Logs.
     pub logs: u64,
     /// Raw bytes (keys + values).
@@ -90,7 +90,7 @@ pub struct Summary {
 
 /// A data set on disk.
 #[derive(Debug, Clone)]
-pub struct Dataset {
+pub(crate) struct Dataset {
     /// Its cache directory.
     pub dir: PathBuf,
     /// Its figures.
@@ -99,17 +99,17 @@ pub struct Dataset {
 
 impl Dataset {
     /// The emulator data directory.
-    pub fn emu_dir(&self) -> PathBuf {
+    pub(crate) fn emu_dir(&self) -> PathBuf {
         self.dir.join("emu")
     }
     /// The NDJSON directory (one file per shard).
-    pub fn ndjson_dir(&self) -> PathBuf {
+    pub(crate) fn ndjson_dir(&self) -> PathBuf {
         self.dir.join("ndjson")
     }
 }
 
 /// Raw size of one log, as Log Service counts it.
-pub fn raw_size(log: &Log) -> u64 {
+pub(crate) fn raw_size(log: &Log) -> u64 {
     log.contents
         .iter()
         .map(|c| (c.key.len() + c.value.len()) as u64)
@@ -117,7 +117,7 @@ pub fn raw_size(log: &Log) -> u64 {
 }
 
 /// Makes sure the requested forms exist under `root/<key>/`, generating what is missing.
-pub async fn prepare(
+pub(crate) async fn prepare(
     root: &Path,
     spec: &DataSpec,
     emu: bool,
@@ -207,7 +207,7 @@ fn count(s: &mut Summary, group: &LogGroup) {
 }
 
 /// One log as an NDJSON line in Log Service's export shape.
-pub fn ndjson_line(out: &mut Vec<u8>, group: &LogGroup, log: &Log) -> anyhow::Result<()> {
+pub(crate) fn ndjson_line(out: &mut Vec<u8>, group: &LogGroup, log: &Log) -> anyhow::Result<()> {
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     out.push(b'{');
     write!(out, "\"__time__\":\"{}\"", log.time)?;

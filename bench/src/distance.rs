@@ -18,7 +18,7 @@ use crate::run::{self, Ctx, Latency, LatencySink, Program, Source, Throughput, T
 
 /// One throughput run at one round trip.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Point {
+pub(crate) struct Point {
     /// Round trip added to every request, ms.
     pub rtt_ms: u64,
     /// Shards of the logstore read.
@@ -29,7 +29,7 @@ pub struct Point {
 
 /// One latency run at one round trip.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LatencyPoint {
+pub(crate) struct LatencyPoint {
     /// Round trip added to every request, ms.
     pub rtt_ms: u64,
     /// The run.
@@ -38,7 +38,7 @@ pub struct LatencyPoint {
 
 /// The whole distance report.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct DistanceReport {
+pub(crate) struct DistanceReport {
     /// Machine description lines.
     pub machine: Vec<String>,
     /// The one-shard data set.
@@ -58,7 +58,7 @@ pub struct DistanceReport {
 }
 
 /// What the distance runs need besides [`Ctx`].
-pub struct Plan<'a> {
+pub(crate) struct Plan<'a> {
     /// Round trips, ms.
     pub rtts: &'a [u64],
     /// The one-shard set and its spec.
@@ -94,7 +94,7 @@ async fn emulator(ds: &Dataset) -> anyhow::Result<sls_emulator::RunningEmulator>
 }
 
 /// Runs every round trip of the plan.
-pub async fn measure(ctx: &Ctx, plan: &Plan<'_>) -> anyhow::Result<DistanceReport> {
+pub(crate) async fn measure(ctx: &Ctx, plan: &Plan<'_>) -> anyhow::Result<DistanceReport> {
     let one = emulator(plan.one.0).await?;
     let many = emulator(plan.many.0).await?;
     let lat_emu = sls_emulator::Emulator::builder()
@@ -185,7 +185,7 @@ fn ms(x: Option<f64>) -> String {
 
 impl DistanceReport {
     /// The run of `program` on `shards` shards at `rtt`.
-    pub fn find(&self, program: Program, shards: u32, rtt: u64) -> Option<&Throughput> {
+    pub(crate) fn find(&self, program: Program, shards: u32, rtt: u64) -> Option<&Throughput> {
         self.points
             .iter()
             .find(|p| p.run.program == program && p.shards == shards && p.rtt_ms == rtt)
@@ -193,7 +193,7 @@ impl DistanceReport {
     }
 
     /// Round trips measured, in order.
-    pub fn rtts(&self) -> Vec<u64> {
+    pub(crate) fn rtts(&self) -> Vec<u64> {
         let mut v: Vec<u64> = self.points.iter().map(|p| p.rtt_ms).collect();
         v.dedup();
         v
@@ -212,7 +212,7 @@ impl DistanceReport {
     }
 
     /// The Markdown page.
-    pub fn markdown(&self) -> String {
+    pub(crate) fn markdown(&self) -> String {
         let mut m = String::new();
         let _ = writeln!(m, "# siemfwd benchmark: Log Service read from afar\n");
         let _ = writeln!(m, "- Machine: {}", self.machine.join("; "));
@@ -329,7 +329,7 @@ impl DistanceReport {
     }
 
     /// Writes NAME.md, NAME.json and NAME.png into `dir`.
-    pub fn write(&self, dir: &Path, name: &str) -> anyhow::Result<()> {
+    pub(crate) fn write(&self, dir: &Path, name: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join(format!("{name}.md")), self.markdown())?;
         std::fs::write(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// One reading.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// user + system CPU seconds so far.
     pub cpu_secs: f64,
     /// Peak RSS so far, KiB.
@@ -18,7 +18,7 @@ pub struct Sample {
 }
 
 /// Clock ticks per second for `/proc/PID/stat` (`getconf CLK_TCK`; 100 on Linux).
-pub fn clk_tck() -> f64 {
+pub(crate) fn clk_tck() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -30,7 +30,7 @@ pub fn clk_tck() -> f64 {
 }
 
 /// Reads the process's figures, `None` once it is gone.
-pub fn sample(pid: u32, tck: f64) -> Option<Sample> {
+pub(crate) fn sample(pid: u32, tck: f64) -> Option<Sample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -51,7 +51,7 @@ pub fn sample(pid: u32, tck: f64) -> Option<Sample> {
 }
 
 /// Sends SIGTERM to the child by its PID, waits up to `grace`, then kills it.
-pub fn stop(child: &mut Child, grace: Duration) {
+pub(crate) fn stop(child: &mut Child, grace: Duration) {
     let pid = child.id().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let deadline = Instant::now() + grace;
@@ -66,7 +66,7 @@ pub fn stop(child: &mut Child, grace: Duration) {
 }
 
 /// Percentile (0–100) of sorted values, nearest rank.
-pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
     if sorted.is_empty() {
         return None;
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 
 /// PEM files on disk.
-pub struct Pki {
+pub(crate) struct Pki {
     /// The CA certificate.
     pub ca: PathBuf,
     /// The server certificate chain.
@@ -17,7 +17,7 @@ pub struct Pki {
 }
 
 /// Writes `ca.pem`, `server.pem` and `server.key` into `dir`.
-pub fn make(dir: &Path) -> anyhow::Result<Pki> {
+pub(crate) fn make(dir: &Path) -> anyhow::Result<Pki> {
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

@@ -18,10 +18,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The field that carries the send time, in nanoseconds since the epoch.
-pub const SENT_FIELD: &str = "bench_sent_ns";
+pub(crate) const SENT_FIELD: &str = "bench_sent_ns";
 
 /// A running receiver.
-pub struct Receiver {
+pub(crate) struct Receiver {
     /// TCP address.
     pub tcp: std::net::SocketAddr,
     /// TLS address.
@@ -36,7 +36,7 @@ pub struct Receiver {
 }
 
 /// Nanoseconds since the epoch.
-pub fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -45,7 +45,7 @@ pub fn now_ns() -> u64 {
 
 impl Receiver {
     /// Binds TCP and TLS on ephemeral loopback ports.
-    pub async fn start(cert: &Path, key: &Path, latency: bool) -> anyhow::Result<Self> {
+    pub(crate) async fn start(cert: &Path, key: &Path, latency: bool) -> anyhow::Result<Self> {
         let any = "127.0.0.1:0".parse()?;
         let cfg = ListenConfig {
             tcp: Some(any),
@@ -124,12 +124,12 @@ impl Receiver {
     }
 
     /// Messages received so far.
-    pub fn messages(&self) -> u64 {
+    pub(crate) fn messages(&self) -> u64 {
         self.stats.snapshot().messages
     }
 
     /// Stops it and waits for its tasks.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.cancel.cancel();
         let _ = self.task.await;
         if let Some(r) = self.reader {

@@ -12,7 +12,7 @@ use crate::run::{Latency, Program, Throughput, Transport};
 
 /// Everything a report needs.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// Machine description lines.
     pub machine: Vec<String>,
     /// Data set description.
@@ -30,7 +30,7 @@ pub struct Report {
 }
 
 /// `nproc`, CPU model, kernel, date.
-pub fn machine() -> Vec<String> {
+pub(crate) fn machine() -> Vec<String> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -82,7 +82,7 @@ impl Report {
     }
 
     /// The Markdown page.
-    pub fn markdown(&self) -> String {
+    pub(crate) fn markdown(&self) -> String {
         let mut m = String::new();
         let _ = writeln!(m, "# siemfwd benchmark: latest results\n");
         let _ = writeln!(m, "- Machine: {}", self.machine.join("; "));
@@ -246,7 +246,7 @@ impl Report {
     }
 
     /// Writes NAME.md, NAME.json and NAME.png into `dir`.
-    pub fn write(&self, dir: &Path, name: &str) -> anyhow::Result<()> {
+    pub(crate) fn write(&self, dir: &Path, name: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join(format!("{name}.md")), self.markdown())?;
         std::fs::write(

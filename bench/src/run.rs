@@ -20,14 +20,14 @@ use crate::pki::Pki;
 use crate::receiver::{now_ns, Receiver, SENT_FIELD};
 
 /// The AccessKey the emulator accepts (requests are signed as in production).
-pub const AK_ID: &str = "bench-ak";
+pub(crate) const AK_ID: &str = "bench-ak";
 /// Its secret.
-pub const AK_SECRET: &str = "bench-secret";
+pub(crate) const AK_SECRET: &str = "bench-secret";
 
 /// Which program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Program {
+pub(crate) enum Program {
     /// siemfwd.
     Siemfwd,
     /// Alibaba's sample, rebuilt (bench/seed/).
@@ -36,7 +36,7 @@ pub enum Program {
 
 impl Program {
     /// Its name in tables.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Program::Siemfwd => "siemfwd",
             Program::Seed => "seed (Python)",
@@ -47,7 +47,7 @@ impl Program {
 /// Syslog transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum Transport {
+pub(crate) enum Transport {
     /// Plain TCP.
     Tcp,
     /// TLS.
@@ -56,7 +56,7 @@ pub enum Transport {
 
 impl Transport {
     /// Lower-case name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
@@ -66,7 +66,7 @@ impl Transport {
 
 /// Where the program reads from.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub(crate) enum Source {
     /// A logstore of the emulator.
     Sls {
         /// `http://127.0.0.1:PORT`.
@@ -82,7 +82,7 @@ pub enum Source {
 }
 
 /// What every run shares.
-pub struct Ctx {
+pub(crate) struct Ctx {
     /// siemfwd binary.
     pub siemfwd: PathBuf,
     /// The venv's python, when the seed program runs.
@@ -107,7 +107,7 @@ pub struct Ctx {
 
 /// Throughput figures of one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Throughput {
+pub(crate) struct Throughput {
     /// Program.
     pub program: Program,
     /// Transport.
@@ -139,22 +139,22 @@ pub struct Throughput {
 
 impl Throughput {
     /// Raw MB per wall second.
-    pub fn mb_s(&self) -> f64 {
+    pub(crate) fn mb_s(&self) -> f64 {
         self.raw_bytes as f64 / 1e6 / self.wall_secs.max(1e-9)
     }
     /// Records per wall second.
-    pub fn rec_s(&self) -> f64 {
+    pub(crate) fn rec_s(&self) -> f64 {
         self.records as f64 / self.wall_secs.max(1e-9)
     }
     /// Raw MB per CPU second.
-    pub fn mb_per_cpu_s(&self) -> f64 {
+    pub(crate) fn mb_per_cpu_s(&self) -> f64 {
         self.raw_bytes as f64 / 1e6 / self.cpu_secs.max(1e-9)
     }
 }
 
 /// Latency figures of one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Latency {
+pub(crate) struct Latency {
     /// Program.
     pub program: Program,
     /// Transport.
@@ -178,14 +178,14 @@ static RUN: AtomicU32 = AtomicU32::new(0);
 
 /// A run that received nothing new for this long is over: what arrived is measured and the
 /// shortfall reported (the seed program drops what it fails to send).
-pub const STALL_SECS: u64 = 20;
+pub(crate) const STALL_SECS: u64 = 20;
 
 fn toml_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
 /// siemfwd's configuration for one run: RFC 5424, kv body with `||`, the bench's receiver.
-pub fn siemfwd_config(
+pub(crate) fn siemfwd_config(
     source: &Source,
     group: &str,
     state_dir: &Path,
@@ -326,7 +326,7 @@ fn tail(path: &Path) -> String {
 }
 
 /// Moves the whole data set through `program` and measures it.
-pub async fn throughput(
+pub(crate) async fn throughput(
     ctx: &Ctx,
     program: Program,
     transport: Transport,
@@ -496,7 +496,7 @@ pub async fn throughput(
 }
 
 /// Where latency logs are written while the program runs.
-pub enum LatencySink<'a> {
+pub(crate) enum LatencySink<'a> {
     /// Appended to a logstore of an (in-memory) emulator.
     Emulator(&'a RunningEmulator, String),
     /// Appended to NDJSON files that siemfwd follows.
@@ -506,7 +506,7 @@ pub enum LatencySink<'a> {
 /// Offers `rate` logs/s for `secs` seconds (after a warm-up) and measures how long each
 /// takes from being written into the source to arriving at the receiver.
 #[allow(clippy::too_many_arguments)]
-pub async fn latency(
+pub(crate) async fn latency(
     ctx: &Ctx,
     program: Program,
     transport: Transport,

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// NDJSON files) to a SIEM over syslog: RFC 5424/3164 over UDP, TCP or TLS.
 #[derive(Debug, Parser)]
 #[command(name = "siemfwd", version, about, long_about = None, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
     #[command(flatten)]
@@ -29,7 +29,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Forward: read the source, send to the SIEM, commit checkpoints after
     /// delivery. Stops at the end of the input (files without `follow`) or
     /// on SIGINT/SIGTERM (drains first; a second signal stops at once).
@@ -51,7 +51,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Print JSON instead of a table.
@@ -60,7 +60,7 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     /// The TOML configuration file. Every key can also come from the
     /// environment (SIEMFWD_SINK_ADDRESS, …; SLS_* as in Alibaba's sample).
     #[arg(short, long, env = "SIEMFWD_CONFIG", value_name = "FILE")]
@@ -68,7 +68,7 @@ pub struct ConfigArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Print the wire bytes to stdout instead of sending; commit nothing.
@@ -77,7 +77,7 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// One readable line per event.
     Human,
     /// One JSON object per event.
@@ -85,7 +85,7 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Args)]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     /// Format of siemfwd's own log (on stderr, or in --log-file).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "SIEMFWD_LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -99,7 +99,7 @@ pub struct LogArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ListenOutput {
+pub(crate) enum ListenOutput {
     /// Readable: the header fields, structured data and message.
     Print,
     /// One JSON object per message (fields, parsed SD, raw bytes).
@@ -109,7 +109,7 @@ pub enum ListenOutput {
 }
 
 #[derive(Debug, Args)]
-pub struct ListenArgs {
+pub(crate) struct ListenArgs {
     /// UDP address to listen on, e.g. 127.0.0.1:5514.
     #[arg(long, value_name = "ADDR")]
     pub udp: Option<std::net::SocketAddr>,
@@ -135,7 +135,7 @@ pub struct ListenArgs {
 
 /// `siemfwd listen`: bind, say where (on stderr, so stdout stays the
 /// messages), receive until SIGINT/SIGTERM.
-pub async fn listen(args: ListenArgs) -> anyhow::Result<u8> {
+pub(crate) async fn listen(args: ListenArgs) -> anyhow::Result<u8> {
     use siemfwd::listen::{ListenConfig, Listener, Output};
     use tokio_util::sync::CancellationToken;
 

@@ -4,13 +4,16 @@
 //! command line and maps results to exit codes. A tour of the parts, in the
 //! order data flows through them, is in `docs/architecture.md`:
 //!
-//! - [`source`] reads records (the embedded `file` source; Log Service next),
+//! - [`source`] reads records (NDJSON files, the embedded default, and an
+//!   Alibaba Cloud Log Service consumer group),
 //! - [`record`] is the shape they travel in,
+//! - [`transform`] decides per record: keep or drop, severity, header fields,
 //! - [`format`](mod@format) turns a record into one syslog message,
 //! - [`sink`] delivers messages to the SIEM,
 //! - [`pipeline`] wires them and moves checkpoints only after delivery,
 //! - [`listen`] is a syslog receiver for trying things and for tests,
-//! - [`config`] reads and checks the settings.
+//! - [`config`] reads and checks the settings,
+//! - [`counters`] counts what each pipeline did.
 #![deny(missing_docs)]
 
 mod backoff;

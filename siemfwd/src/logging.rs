@@ -10,7 +10,7 @@ use crate::cli::{LogArgs, LogFormat};
 
 /// Install the global subscriber. Keep the returned guard alive until exit:
 /// it flushes the file writer.
-pub fn init(args: &LogArgs) -> anyhow::Result<Option<WorkerGuard>> {
+pub(crate) fn init(args: &LogArgs) -> anyhow::Result<Option<WorkerGuard>> {
     let filter = EnvFilter::try_new(&args.log_level)
         .with_context(|| format!("--log-level {:?} is not a valid filter", args.log_level))?;
     let (writer, guard) = match &args.log_file {

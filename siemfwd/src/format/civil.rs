@@ -31,7 +31,7 @@ pub(crate) struct Civil {
 impl Civil {
     /// The calendar time `secs` seconds after 1970-01-01T00:00:00 (of
     /// whatever zone `secs` is counted in).
-    pub fn from_unix(secs: i64) -> Self {
+    pub(crate) fn from_unix(secs: i64) -> Self {
         let days = secs.div_euclid(DAY);
         let tod = secs.rem_euclid(DAY);
         let (year, month, day) = civil_from_days(days);
@@ -48,7 +48,7 @@ impl Civil {
 
     /// Append the time of day as `hh:mm:ss`, the part both syslog headers
     /// share.
-    pub fn push_clock(&self, out: &mut Vec<u8>) {
+    pub(crate) fn push_clock(&self, out: &mut Vec<u8>) {
         push2(out, self.hour);
         out.push(b':');
         push2(out, self.minute);

@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 use crate::support::peers::{Input, Rsyslog};
 
 /// A running siemfwd, SIGKILLed on drop if still running.
-pub struct Siemfwd {
+pub(crate) struct Siemfwd {
     child: Child,
     log: PathBuf,
 }
 
 impl Siemfwd {
     /// `siemfwd run -c c.toml` in `dir`, its stderr in `siemfwd-<run>.log`.
-    pub fn start(dir: &Path, run: usize) -> Self {
+    pub(crate) fn start(dir: &Path, run: usize) -> Self {
         let log = dir.join(format!("siemfwd-{run}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
             .args(["run", "-c", "c.toml"])
@@ -37,17 +37,17 @@ impl Siemfwd {
         Self { child, log }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Peak resident set size so far (`VmHWM`), in KiB.
-    pub fn peak_rss_kib(&self) -> u64 {
+    pub(crate) fn peak_rss_kib(&self) -> u64 {
         self.status_kib("VmHWM:")
     }
 
     /// Resident set size now (`VmRSS`), in KiB.
-    pub fn rss_kib(&self) -> u64 {
+    pub(crate) fn rss_kib(&self) -> u64 {
         self.status_kib("VmRSS:")
     }
 
@@ -62,18 +62,18 @@ impl Siemfwd {
     }
 
     /// Still running?
-    pub fn running(&mut self) -> bool {
+    pub(crate) fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGKILL, and reap.
-    pub fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// Send `sig` (e.g. "TERM") to this process only.
-    pub fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{sig}"), &self.pid().to_string()])
             .status()
@@ -83,7 +83,7 @@ impl Siemfwd {
 
     /// Wait for the exit, failing after `limit`; returns the status and the
     /// time it took.
-    pub fn wait(&mut self, limit: Duration) -> (ExitStatus, Duration) {
+    pub(crate) fn wait(&mut self, limit: Duration) -> (ExitStatus, Duration) {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -98,7 +98,7 @@ impl Siemfwd {
         }
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -111,12 +111,12 @@ impl Drop for Siemfwd {
 }
 
 /// Input file `i`'s name.
-pub fn file_name(i: usize) -> String {
+pub(crate) fn file_name(i: usize) -> String {
     format!("in{i}.ndjson")
 }
 
 /// Append lines `from..to` to input file `i` of `dir`.
-pub fn append(dir: &Path, i: usize, from: usize, to: usize) {
+pub(crate) fn append(dir: &Path, i: usize, from: usize, to: usize) {
     let mut text = String::with_capacity((to - from) * 56);
     for seq in from..to {
         text.push_str(&format!(
@@ -134,7 +134,7 @@ pub fn append(dir: &Path, i: usize, from: usize, to: usize) {
 
 /// The config every delivery test starts from: `files` inputs, a receiver
 /// at `sink` (a `[sink]` body), and `extra` appended (more tables).
-pub fn write_config(dir: &Path, files: usize, follow: bool, sink: &str, extra: &str) {
+pub(crate) fn write_config(dir: &Path, files: usize, follow: bool, sink: &str, extra: &str) {
     let paths: Vec<String> = (0..files)
         .map(|i| format!("\"{}\"", file_name(i)))
         .collect();
@@ -151,7 +151,7 @@ pub fn write_config(dir: &Path, files: usize, follow: bool, sink: &str, extra: &
 }
 
 /// The `[sink]` body for rsyslog's `input` (`Input::Tcp` or `Input::Tls`).
-pub fn sink_for(rs: &Rsyslog, input: Input, certs: Option<&Path>) -> String {
+pub(crate) fn sink_for(rs: &Rsyslog, input: Input, certs: Option<&Path>) -> String {
     let port = rs.port(input);
     let mut s = format!(
         "address = \"127.0.0.1:{port}\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"500ms\"\n"
@@ -170,7 +170,7 @@ pub fn sink_for(rs: &Rsyslog, input: Input, certs: Option<&Path>) -> String {
 }
 
 /// What arrived at the receiver, read incrementally from its output file.
-pub struct Received {
+pub(crate) struct Received {
     path: PathBuf,
     offset: u64,
     partial: Vec<u8>,
@@ -194,7 +194,7 @@ pub struct Received {
 
 /// One message as rsyslog received it: which line, and when.
 #[derive(Clone, Copy, Debug)]
-pub struct Arrival {
+pub(crate) struct Arrival {
     /// Input file number.
     pub file: usize,
     /// Line number in that file.
@@ -206,12 +206,12 @@ pub struct Arrival {
 
 /// Now, in microseconds since the epoch: the clock rsyslog stamps its
 /// reception times with, so the two compare.
-pub fn now_us() -> i64 {
+pub(crate) fn now_us() -> i64 {
     jiff::Timestamp::now().as_microsecond()
 }
 
 impl Received {
-    pub fn new(rs: &Rsyslog, input: Input, files: usize, expected: usize) -> Self {
+    pub(crate) fn new(rs: &Rsyslog, input: Input, files: usize, expected: usize) -> Self {
         Self {
             path: rs
                 .workdir()
@@ -230,19 +230,19 @@ impl Received {
     }
 
     /// Also keep every message's reception time ([`Received::arrivals`]).
-    pub fn recording_arrivals(mut self) -> Self {
+    pub(crate) fn recording_arrivals(mut self) -> Self {
         self.arrivals = Some(Vec::new());
         self
     }
 
     /// Every message read so far, in the order rsyslog wrote them out;
     /// empty unless [`Received::recording_arrivals`].
-    pub fn arrivals(&self) -> &[Arrival] {
+    pub(crate) fn arrivals(&self) -> &[Arrival] {
         self.arrivals.as_deref().unwrap_or(&[])
     }
 
     /// Read what was appended since the last call.
-    pub fn update(&mut self) {
+    pub(crate) fn update(&mut self) {
         let Ok(mut f) = File::open(&self.path) else {
             return;
         };
@@ -281,24 +281,24 @@ impl Received {
     }
 
     /// Per input file, the highest line received so far.
-    pub fn highest(&self) -> &[Option<usize>] {
+    pub(crate) fn highest(&self) -> &[Option<usize>] {
         &self.highest
     }
 
-    pub fn total_expected(&self) -> usize {
+    pub(crate) fn total_expected(&self) -> usize {
         self.expected * self.counts.len()
     }
 
-    pub fn missing(&self) -> usize {
+    pub(crate) fn missing(&self) -> usize {
         self.total_expected() - self.unique
     }
 
-    pub fn duplicates(&self) -> usize {
+    pub(crate) fn duplicates(&self) -> usize {
         self.messages - self.unique
     }
 
     /// Wait until `done(self)`, re-reading; panics after `limit` with `what`.
-    pub fn wait_until(
+    pub(crate) fn wait_until(
         &mut self,
         what: &str,
         limit: Duration,
@@ -332,7 +332,7 @@ impl Received {
     }
 
     /// Some of the lines that never arrived, for a failure message.
-    pub fn missing_sample(&self) -> Vec<(usize, usize)> {
+    pub(crate) fn missing_sample(&self) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
         for (f, c) in self.counts.iter().enumerate() {
             for (s, n) in c.iter().enumerate() {
@@ -439,7 +439,7 @@ fn rfc3339_us(s: &str) -> Option<i64> {
 /// before the checkpoint, `None` while it has none. A checkpoint being
 /// replaced reads as the old one (the store renames a complete file into
 /// place).
-pub fn committed_lines(dir: &Path, files: usize) -> Vec<Option<u64>> {
+pub(crate) fn committed_lines(dir: &Path, files: usize) -> Vec<Option<u64>> {
     let mut out = vec![None; files];
     let Ok(entries) = std::fs::read_dir(dir.join("state")) else {
         return out;
@@ -464,7 +464,7 @@ pub fn committed_lines(dir: &Path, files: usize) -> Vec<Option<u64>> {
 }
 
 /// A number of the environment, or `default`.
-pub fn env_usize(name: &str, default: usize) -> usize {
+pub(crate) fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -473,7 +473,7 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 
 /// Append `per_file` lines to each of `files` inputs at about `rate` lines
 /// per second in total, from a thread; `progress` counts lines written.
-pub fn paced_writer(
+pub(crate) fn paced_writer(
     dir: &Path,
     files: usize,
     per_file: usize,
@@ -487,7 +487,7 @@ pub fn paced_writer(
 /// it waits at the gate until the test moves it, then takes up its rate
 /// again from there, without a burst to catch up. Without a gate, the
 /// average rate is kept even when a write was slow.
-pub fn gated_writer(
+pub(crate) fn gated_writer(
     dir: &Path,
     files: usize,
     per_file: usize,
@@ -535,7 +535,13 @@ pub fn gated_writer(
 /// (the writer waits for a restart that is late), so every restart hits a
 /// running transfer. Asserts nothing is missing and each file's first
 /// copies arrived in order, prints the counts.
-pub fn receiver_restarts(input: Input, files: usize, lines: usize, rate: usize, restarts: usize) {
+pub(crate) fn receiver_restarts(
+    input: Input,
+    files: usize,
+    lines: usize,
+    rate: usize,
+    restarts: usize,
+) {
     use crate::support::peers::{certs, require, RsyslogOpts};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;

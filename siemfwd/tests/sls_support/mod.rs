@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use sls_emulator::proto::{Content, Log, LogGroup, LogTag};
 
-pub const PROJECT: &str = "proj";
-pub const LOGSTORE: &str = "store";
-pub const AK_ID: &str = "test-ak";
-pub const AK_SECRET: &str = "test-secret";
+pub(crate) const PROJECT: &str = "proj";
+pub(crate) const LOGSTORE: &str = "store";
+pub(crate) const AK_ID: &str = "test-ak";
+pub(crate) const AK_SECRET: &str = "test-secret";
 
 /// An emulator with signatures checked and `shards` shards.
-pub async fn emulator(shards: u32) -> sls_emulator::RunningEmulator {
+pub(crate) async fn emulator(shards: u32) -> sls_emulator::RunningEmulator {
     sls_emulator::Emulator::builder()
         .access_key(AK_ID, AK_SECRET)
         .logstore(PROJECT, LOGSTORE, shards)
@@ -32,7 +32,7 @@ pub async fn emulator(shards: u32) -> sls_emulator::RunningEmulator {
 /// Append `per_shard` logs to every shard, `per_group` logs a group. Each
 /// log carries `seq=<shard>:<n>` (n counts from `first` within the shard), a
 /// non-ASCII value and a duplicate key.
-pub fn load(
+pub(crate) fn load(
     emu: &sls_emulator::RunningEmulator,
     shards: u32,
     first: u64,
@@ -45,7 +45,7 @@ pub fn load(
 }
 
 /// Append `count` numbered logs (from `first`) to one shard.
-pub fn load_shard(
+pub(crate) fn load_shard(
     emu: &sls_emulator::RunningEmulator,
     shard: u32,
     first: u64,
@@ -105,7 +105,7 @@ pub fn load_shard(
 }
 
 /// `(shard, n)` from a message carrying `seq=<shard>:<n>`.
-pub fn seq_of(msg: &str) -> Option<(u32, u64)> {
+pub(crate) fn seq_of(msg: &str) -> Option<(u32, u64)> {
     let at = msg.find("seq=")? + 4;
     let rest = &msg[at..];
     let end = rest
@@ -116,7 +116,7 @@ pub fn seq_of(msg: &str) -> Option<(u32, u64)> {
 }
 
 /// Write a siemfwd config for the emulator and a TCP sink.
-pub fn config(
+pub(crate) fn config(
     dir: &Path,
     name: &str,
     endpoint: &str,
@@ -168,14 +168,14 @@ drain_timeout = "10s"
 }
 
 /// A siemfwd child process, killed on drop.
-pub struct Siemfwd {
+pub(crate) struct Siemfwd {
     pub child: Child,
     pub log: PathBuf,
 }
 
 impl Siemfwd {
     /// `siemfwd run -c config`, stderr into `dir/<name>.log`.
-    pub fn start(dir: &Path, name: &str, config: &Path) -> Self {
+    pub(crate) fn start(dir: &Path, name: &str, config: &Path) -> Self {
         let log = dir.join(format!("{name}.log"));
         let err = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
@@ -191,19 +191,19 @@ impl Siemfwd {
         Self { child, log }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// SIGTERM, then wait (up to `timeout`) for the exit status.
-    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    pub(crate) fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status();
         self.wait(timeout)
     }
 
-    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    pub(crate) fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(s)) = self.child.try_wait() {
@@ -216,7 +216,7 @@ impl Siemfwd {
         }
     }
 
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -231,7 +231,7 @@ impl Drop for Siemfwd {
 }
 
 /// Poll `f` until it returns `Some` or the deadline passes.
-pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+pub(crate) fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
@@ -247,13 +247,13 @@ pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
 /// An in-process TCP receiver for LF-framed syslog: every line, in arrival
 /// order per connection.
 #[derive(Clone)]
-pub struct Receiver {
+pub(crate) struct Receiver {
     pub addr: SocketAddr,
     pub lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Receiver {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -278,17 +278,21 @@ impl Receiver {
         Self { addr, lines }
     }
 
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.lines.lock().unwrap().len()
     }
 }
 
 /// What [`tally`] found: the missing `(shard, n)`, the number of
 /// duplicates, and how often each was seen.
-pub type Tally = (Vec<(u32, u64)>, u64, BTreeMap<(u32, u64), u32>);
+pub(crate) type Tally = (Vec<(u32, u64)>, u64, BTreeMap<(u32, u64), u32>);
 
 /// Count each `(shard, n)` received; returns (missing, duplicates, counts).
-pub fn tally(seqs: impl IntoIterator<Item = (u32, u64)>, shards: u32, per_shard: u64) -> Tally {
+pub(crate) fn tally(
+    seqs: impl IntoIterator<Item = (u32, u64)>,
+    shards: u32,
+    per_shard: u64,
+) -> Tally {
     let mut seen: BTreeMap<(u32, u64), u32> = BTreeMap::new();
     for s in seqs {
         *seen.entry(s).or_default() += 1;
@@ -306,7 +310,7 @@ pub fn tally(seqs: impl IntoIterator<Item = (u32, u64)>, shards: u32, per_shard:
 }
 
 /// Append to a log for debugging output on failure.
-pub fn note(dir: &Path, text: &str) {
+pub(crate) fn note(dir: &Path, text: &str) {
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -317,7 +321,7 @@ pub fn note(dir: &Path, text: &str) {
 }
 
 /// The emulator's checkpoints equal every shard's end cursor.
-pub fn checkpoints_at_end(emu: &sls_emulator::RunningEmulator, shards: u32) -> bool {
+pub(crate) fn checkpoints_at_end(emu: &sls_emulator::RunningEmulator, shards: u32) -> bool {
     let Some(cps) = emu.checkpoints(PROJECT, LOGSTORE, "cg") else {
         return false;
     };
@@ -328,14 +332,14 @@ pub fn checkpoints_at_end(emu: &sls_emulator::RunningEmulator, shards: u32) -> b
 }
 
 /// Lines in a file (complete ones), counted without parsing them.
-pub fn count_lines(path: &Path) -> usize {
+pub(crate) fn count_lines(path: &Path) -> usize {
     std::fs::read(path)
         .map(|b| b.iter().filter(|&&c| c == b'\n').count())
         .unwrap_or(0)
 }
 
 /// The WARN/ERROR lines of a siemfwd log, for test output.
-pub fn warnings(log: &str) -> Vec<String> {
+pub(crate) fn warnings(log: &str) -> Vec<String> {
     log.lines()
         .filter(|l| l.contains("WARN") || l.contains("ERROR"))
         .map(str::to_owned)
@@ -346,7 +350,7 @@ pub fn warnings(log: &str) -> Vec<String> {
 /// each `seq=<shard>:<n>` arrived (one counter per expected log), so a
 /// million-log run needs a few MB rather than every line.
 #[derive(Clone)]
-pub struct SeqCounter {
+pub(crate) struct SeqCounter {
     pub addr: SocketAddr,
     shards: u32,
     per_shard: u64,
@@ -361,7 +365,7 @@ pub struct SeqCounter {
 }
 
 impl SeqCounter {
-    pub fn start(shards: u32, per_shard: u64) -> Self {
+    pub(crate) fn start(shards: u32, per_shard: u64) -> Self {
         use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -418,12 +422,12 @@ impl SeqCounter {
     }
 
     /// Lines received (with or without a seq).
-    pub fn lines(&self) -> u64 {
+    pub(crate) fn lines(&self) -> u64 {
         self.lines.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Expected logs not received yet, and the first few of them.
-    pub fn missing(&self) -> (u64, Vec<(u32, u64)>) {
+    pub(crate) fn missing(&self) -> (u64, Vec<(u32, u64)>) {
         let mut n = 0;
         let mut first = Vec::new();
         for (i, c) in self.counts.iter().enumerate() {
@@ -439,7 +443,7 @@ impl SeqCounter {
     }
 
     /// How many logs of `shard` arrived without a gap from log 0.
-    pub fn prefix(&self, shard: u32) -> u64 {
+    pub(crate) fn prefix(&self, shard: u32) -> u64 {
         self.shard_counts(shard)
             .iter()
             .take_while(|c| c.load(std::sync::atomic::Ordering::Relaxed) > 0)
@@ -449,17 +453,17 @@ impl SeqCounter {
     /// Logs that arrived for the first time after a later log of their shard
     /// (an order violation; a resent log arriving again is a duplicate, not
     /// this).
-    pub fn reordered(&self) -> u64 {
+    pub(crate) fn reordered(&self) -> u64 {
         self.reordered.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Receptions beyond the first of each log.
-    pub fn duplicates(&self) -> u64 {
+    pub(crate) fn duplicates(&self) -> u64 {
         self.duplicates_by_shard().iter().sum()
     }
 
     /// Duplicates per shard.
-    pub fn duplicates_by_shard(&self) -> Vec<u64> {
+    pub(crate) fn duplicates_by_shard(&self) -> Vec<u64> {
         (0..self.shards)
             .map(|s| {
                 self.shard_counts(s)
@@ -482,7 +486,7 @@ impl SeqCounter {
     }
 
     /// Lines that carried no seq in range (the first few).
-    pub fn strays(&self) -> Vec<String> {
+    pub(crate) fn strays(&self) -> Vec<String> {
         self.strays.lock().unwrap().clone()
     }
 }
@@ -496,14 +500,14 @@ impl SeqCounter {
 /// during the cut reaches the server late (after the partition), which is
 /// exactly when a stale owner's commit must be refused.
 #[derive(Clone)]
-pub struct CutProxy {
+pub(crate) struct CutProxy {
     pub addr: SocketAddr,
     /// `true` while cut; the condvar wakes the pumps on heal.
     gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
 }
 
 impl CutProxy {
-    pub fn start(upstream: SocketAddr) -> Self {
+    pub(crate) fn start(upstream: SocketAddr) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let addr = listener.local_addr().expect("addr");
         let me = Self {
@@ -564,12 +568,12 @@ impl CutProxy {
     }
 
     /// Stop forwarding (hold every connection).
-    pub fn cut(&self) {
+    pub(crate) fn cut(&self) {
         *self.gate.0.lock().unwrap() = true;
     }
 
     /// Forward again, including everything held.
-    pub fn heal(&self) {
+    pub(crate) fn heal(&self) {
         *self.gate.0.lock().unwrap() = false;
         self.gate.1.notify_all();
     }

@@ -16,7 +16,7 @@ use std::path::Path;
 /// A JSON value with strings as raw bytes. Only what the peers write is kept apart:
 /// strings and objects; any other value is its text.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum J {
+pub(crate) enum J {
     /// A string's decoded bytes.
     Str(Vec<u8>),
     /// An object's members in order.
@@ -27,7 +27,7 @@ pub enum J {
 
 impl J {
     /// The member `key` of an object (`None` for other values or a missing key).
-    pub fn get(&self, key: &str) -> Option<&J> {
+    pub(crate) fn get(&self, key: &str) -> Option<&J> {
         match self {
             J::Obj(members) => members
                 .iter()
@@ -38,7 +38,7 @@ impl J {
     }
 
     /// The bytes of the string member `key`.
-    pub fn str(&self, key: &str) -> Option<&[u8]> {
+    pub(crate) fn str(&self, key: &str) -> Option<&[u8]> {
         match self.get(key) {
             Some(J::Str(s)) => Some(s),
             _ => None,
@@ -48,7 +48,7 @@ impl J {
 
 /// Every complete line of `path` parsed as one object; a missing file is no line.
 /// A line still being written (no LF yet) is left out.
-pub fn read(path: &Path) -> io::Result<Vec<J>> {
+pub(crate) fn read(path: &Path) -> io::Result<Vec<J>> {
     let text = match fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -72,7 +72,7 @@ pub fn read(path: &Path) -> io::Result<Vec<J>> {
 }
 
 /// Parses one JSON value that must fill `line` (surrounding whitespace aside).
-pub fn parse(line: &[u8]) -> Result<J, String> {
+pub(crate) fn parse(line: &[u8]) -> Result<J, String> {
     let mut p = P { s: line, i: 0 };
     p.ws();
     let v = p.value()?;

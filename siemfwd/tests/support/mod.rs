@@ -13,7 +13,7 @@
 //! `dead_code` allowance: without it each test file would warn about the parts it skips.
 #![allow(dead_code)]
 
-pub mod jsonl;
-pub mod peers;
-pub mod send;
-pub mod siemfwd;
+pub(crate) mod jsonl;
+pub(crate) mod peers;
+pub(crate) mod send;
+pub(crate) mod siemfwd;

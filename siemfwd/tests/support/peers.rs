@@ -58,7 +58,7 @@ const EXIT_NOT_INSTALLED: i32 = 3;
 const EXIT_PORT_IN_USE: i32 = 4;
 
 /// The repository root: `siemfwd/` is one level below it.
-pub fn repo_root() -> &'static Path {
+pub(crate) fn repo_root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -72,7 +72,7 @@ fn script(name: &str) -> PathBuf {
 
 /// Why a peer could not be used.
 #[derive(Clone, Debug)]
-pub enum PeerError {
+pub(crate) enum PeerError {
     /// The peer program (or openssl) is not installed on this machine.
     NotInstalled(String),
     /// It is installed but did not start or misbehaved; the text carries its logs.
@@ -104,7 +104,7 @@ impl std::error::Error for PeerError {}
 /// `SIEMFWD_SKIP_PEERS=1`: then it prints a loud `SKIPPED: <reason>` and gives `None`, and the
 /// test returns. Any other failure panics. Use as
 /// `let Some(rs) = require(Rsyslog::start(opts)) else { return };`
-pub fn require<T>(started: Result<T, PeerError>) -> Option<T> {
+pub(crate) fn require<T>(started: Result<T, PeerError>) -> Option<T> {
     match started {
         Ok(peer) => Some(peer),
         Err(PeerError::NotInstalled(why)) if skip_requested() => {
@@ -126,7 +126,7 @@ fn skip_requested() -> bool {
 /// `expired-server.{pem,key}`, `wrong-host-server.{pem,key}` (SAN wrong.example).
 ///
 /// Panics (with the install hint) when openssl is missing; use [`try_certs`] to handle that.
-pub fn certs() -> &'static Path {
+pub(crate) fn certs() -> &'static Path {
     match try_certs() {
         Ok(dir) => dir,
         Err(err) => panic!("{err}"),
@@ -139,7 +139,7 @@ pub fn certs() -> &'static Path {
 /// script: every test process reuses it (generating seven RSA keys costs seconds), a changed
 /// script gets a fresh one, and nothing accumulates in `/tmp`. It is generated in a scratch
 /// directory and renamed into place, so concurrent test binaries never see half a PKI.
-pub fn try_certs() -> Result<&'static Path, PeerError> {
+pub(crate) fn try_certs() -> Result<&'static Path, PeerError> {
     static CERTS: OnceLock<Result<PathBuf, PeerError>> = OnceLock::new();
     match CERTS.get_or_init(make_certs) {
         Ok(dir) => Ok(dir.as_path()),
@@ -216,7 +216,7 @@ fn run_script(cmd: &mut Command) -> Result<String, PeerError> {
 /// A listener of a peer: transport, framing and TLS mode. `name()` is the name the peer
 /// scripts use for its port variable and its output file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Input {
+pub(crate) enum Input {
     /// Plain UDP, one message per datagram.
     Udp,
     /// Plain TCP. rsyslog: LF *and* octet-counted framing (auto-detected per frame).
@@ -241,7 +241,7 @@ pub enum Input {
 
 impl Input {
     /// The input's name in the peer scripts and output files (`out/<name>.jsonl`).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Input::Udp => "udp",
             Input::Tcp => "tcp",
@@ -260,14 +260,14 @@ impl Input {
     }
 
     /// True for the one datagram input.
-    pub fn is_udp(self) -> bool {
+    pub(crate) fn is_udp(self) -> bool {
         self == Input::Udp
     }
 }
 
 /// Which certificate the peer's TLS listeners present (all from [`certs`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ServerCert {
+pub(crate) enum ServerCert {
     /// `server.pem`: CN=localhost, valid, signed by the test CA.
     #[default]
     Valid,
@@ -289,7 +289,7 @@ impl ServerCert {
 
 /// rsyslog's netstream driver for the imtcp TLS listeners.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum TlsDriver {
+pub(crate) enum TlsDriver {
     /// GnuTLS (`gtls`), rsyslog's usual default.
     #[default]
     Gtls,
@@ -299,7 +299,7 @@ pub enum TlsDriver {
 
 /// How to start an rsyslog peer.
 #[derive(Clone, Debug)]
-pub struct RsyslogOpts {
+pub(crate) struct RsyslogOpts {
     /// Listeners to open, each on its own ephemeral port.
     pub inputs: Vec<Input>,
     /// Certificate the TLS listeners present.
@@ -331,7 +331,7 @@ impl Default for RsyslogOpts {
 
 /// How to start a syslog-ng peer.
 #[derive(Clone, Debug)]
-pub struct SyslogNgOpts {
+pub(crate) struct SyslogNgOpts {
     /// Listeners to open, each on its own ephemeral port.
     pub inputs: Vec<Input>,
     /// Certificate the TLS listeners present.
@@ -394,7 +394,7 @@ impl Kind {
 }
 
 /// A running receiver process, its work directory and its ports. Stopped on drop.
-pub struct Peer {
+pub(crate) struct Peer {
     kind: Kind,
     pid: Option<u32>,
     ports: BTreeMap<Input, u16>,
@@ -406,15 +406,15 @@ pub struct Peer {
 }
 
 /// A private rsyslogd on loopback (see [`RsyslogOpts`]). Derefs to [`Peer`].
-pub struct Rsyslog(Peer);
+pub(crate) struct Rsyslog(Peer);
 
 /// A private syslog-ng on loopback (see [`SyslogNgOpts`]). Derefs to [`Peer`].
-pub struct SyslogNg(Peer);
+pub(crate) struct SyslogNg(Peer);
 
 impl Rsyslog {
     /// Starts rsyslogd with the listeners in `opts`, each on a free ephemeral port, and waits
     /// until all of them are bound (TCP ones accept a connection).
-    pub fn start(opts: RsyslogOpts) -> Result<Self, PeerError> {
+    pub(crate) fn start(opts: RsyslogOpts) -> Result<Self, PeerError> {
         let mut env = vec![
             ("SERVER_CERT", opts.server_cert.file_stem().to_owned()),
             (
@@ -447,14 +447,14 @@ impl Rsyslog {
 impl SyslogNg {
     /// Starts syslog-ng with the listeners in `opts`, each on a free ephemeral port, and waits
     /// until all of them are bound (TCP ones accept a connection).
-    pub fn start(opts: SyslogNgOpts) -> Result<Self, PeerError> {
+    pub(crate) fn start(opts: SyslogNgOpts) -> Result<Self, PeerError> {
         let env = vec![("SERVER_CERT", opts.server_cert.file_stem().to_owned())];
         Peer::start(Kind::SyslogNg, &opts.inputs, &env).map(SyslogNg)
     }
 
     /// Messages of `input` that failed the strict RFC 5424 check of the raw header
     /// (`out/<input>.invalid.jsonl`); syslog-ng itself would have accepted them.
-    pub fn invalid_messages(&self, input: Input) -> Vec<Value> {
+    pub(crate) fn invalid_messages(&self, input: Input) -> Vec<Value> {
         self.0
             .read_jsonl(&format!("{}.invalid.jsonl", input.name()))
     }
@@ -557,7 +557,7 @@ impl Peer {
 
     /// Stops the daemon and starts it again with the same ports, settings and work directory
     /// (received messages are appended to the same files): a SIEM restarted during a run.
-    pub fn restart(&mut self) -> Result<(), PeerError> {
+    pub(crate) fn restart(&mut self) -> Result<(), PeerError> {
         self.stop();
         let env: Vec<(&str, String)> = self
             .env
@@ -633,12 +633,12 @@ impl Peer {
     }
 
     /// All listeners and their ports.
-    pub fn ports(&self) -> &BTreeMap<Input, u16> {
+    pub(crate) fn ports(&self) -> &BTreeMap<Input, u16> {
         &self.ports
     }
 
     /// The port of `input`. Panics if the peer was started without it (a test bug).
-    pub fn port(&self, input: Input) -> u16 {
+    pub(crate) fn port(&self, input: Input) -> u16 {
         match self.ports.get(&input) {
             Some(port) => *port,
             None => panic!("{:?} was started without {input:?}", self.kind),
@@ -646,17 +646,17 @@ impl Peer {
     }
 
     /// `127.0.0.1:<port of input>`.
-    pub fn addr(&self, input: Input) -> SocketAddr {
+    pub(crate) fn addr(&self, input: Input) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port(input)))
     }
 
     /// The process id of the daemon (`None` once stopped).
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.pid
     }
 
     /// The peer's work directory: config, `internal.log`, `out/`.
-    pub fn workdir(&self) -> &Path {
+    pub(crate) fn workdir(&self) -> &Path {
         match &self.workdir {
             Some(dir) => dir.path(),
             None => Path::new("/nonexistent"),
@@ -665,7 +665,7 @@ impl Peer {
 
     /// Every message received so far on `input`, one JSON object each (all values strings;
     /// see scripts/peers/README.md for the keys). A line still being written is left out.
-    pub fn messages(&self, input: Input) -> Vec<Value> {
+    pub(crate) fn messages(&self, input: Input) -> Vec<Value> {
         self.read_jsonl(&format!("{}.jsonl", input.name()))
     }
 
@@ -697,7 +697,7 @@ impl Peer {
 
     /// Waits until `input` has received at least `n` messages and returns them all.
     /// Panics after `timeout` with what did arrive and the peer's own log.
-    pub fn wait_for(&self, input: Input, n: usize, timeout: Duration) -> Vec<Value> {
+    pub(crate) fn wait_for(&self, input: Input, n: usize, timeout: Duration) -> Vec<Value> {
         match self.try_wait_for(input, n, timeout) {
             Ok(msgs) => msgs,
             Err(got) => panic!(
@@ -710,7 +710,7 @@ impl Peer {
     }
 
     /// [`Peer::wait_for`] without the panic: `Err(what arrived)` on timeout.
-    pub fn try_wait_for(
+    pub(crate) fn try_wait_for(
         &self,
         input: Input,
         n: usize,
@@ -730,12 +730,12 @@ impl Peer {
     }
 
     /// The peer's own log (TLS errors, truncation warnings, dropped frames).
-    pub fn internal_log(&self) -> String {
+    pub(crate) fn internal_log(&self) -> String {
         fs::read_to_string(self.workdir().join("internal.log")).unwrap_or_default()
     }
 
     /// Text to print when a test about this peer fails: its log and every output file.
-    pub fn diagnostics(&self) -> String {
+    pub(crate) fn diagnostics(&self) -> String {
         let mut out = format!(
             "--- {:?} work dir {} ---\n",
             self.kind,
@@ -765,7 +765,7 @@ impl Peer {
     /// ([`STOP_DEADLINE`]; rsyslogd, which writes out what it accepted first,
     /// [`RSYSLOG_STOP_DEADLINE`]). Only the PID this peer started is signalled, and only while
     /// it is still that program.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let Some(pid) = self.pid.take() else { return };
         if !self.is_ours(pid) {
             return;

@@ -19,21 +19,21 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 const TLS_CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// RFC 6587 §3.4.1 octet counting: `MSG-LEN SP SYSLOG-MSG`, where MSG-LEN counts bytes.
-pub fn octet_counted(msg: &[u8]) -> Vec<u8> {
+pub(crate) fn octet_counted(msg: &[u8]) -> Vec<u8> {
     let mut frame = format!("{} ", msg.len()).into_bytes();
     frame.extend_from_slice(msg);
     frame
 }
 
 /// RFC 6587 §3.4.2 non-transparent framing: the message followed by LF.
-pub fn lf(msg: &[u8]) -> Vec<u8> {
+pub(crate) fn lf(msg: &[u8]) -> Vec<u8> {
     let mut frame = msg.to_vec();
     frame.push(b'\n');
     frame
 }
 
 /// Sends one datagram holding `msg` from an ephemeral loopback port.
-pub fn udp(to: SocketAddr, msg: &[u8]) -> io::Result<()> {
+pub(crate) fn udp(to: SocketAddr, msg: &[u8]) -> io::Result<()> {
     let sock = UdpSocket::bind("127.0.0.1:0")?;
     let sent = sock.send_to(msg, to)?;
     if sent != msg.len() {
@@ -46,7 +46,7 @@ pub fn udp(to: SocketAddr, msg: &[u8]) -> io::Result<()> {
 }
 
 /// Connects, writes `bytes` (already framed), and closes the connection.
-pub fn tcp(to: SocketAddr, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn tcp(to: SocketAddr, bytes: &[u8]) -> io::Result<()> {
     let mut stream = TcpStream::connect(to)?;
     stream.write_all(bytes)?;
     stream.flush()?;
@@ -55,7 +55,10 @@ pub fn tcp(to: SocketAddr, bytes: &[u8]) -> io::Result<()> {
 
 /// A rustls client configuration trusting `ca_pem`, presenting `client` (cert chain PEM,
 /// private key PEM) when given.
-pub fn tls_config(ca_pem: &Path, client: Option<(&Path, &Path)>) -> io::Result<Arc<ClientConfig>> {
+pub(crate) fn tls_config(
+    ca_pem: &Path,
+    client: Option<(&Path, &Path)>,
+) -> io::Result<Arc<ClientConfig>> {
     let bad = |what: &Path, e: rustls::pki_types::pem::Error| {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -96,7 +99,7 @@ pub fn tls_config(ca_pem: &Path, client: Option<(&Path, &Path)>) -> io::Result<A
 /// A receiver that refuses our client certificate under TLS 1.3 may only drop the connection
 /// after the handshake looked complete to us: so `Ok` does not prove delivery; the peer's
 /// output does.
-pub fn tls(
+pub(crate) fn tls(
     to: SocketAddr,
     config: Arc<ClientConfig>,
     server_name: &str,
@@ -132,7 +135,7 @@ pub fn tls(
 /// Sends `msgs` over a plain RELP session (open, one `syslog` command each, close) and checks
 /// that the receiver acknowledged every command with `200`. RELP frame:
 /// `TXNR SP COMMAND SP DATALEN [SP DATA] LF` (librelp's `doc/relp.html`).
-pub fn relp(to: SocketAddr, msgs: &[&[u8]]) -> io::Result<()> {
+pub(crate) fn relp(to: SocketAddr, msgs: &[&[u8]]) -> io::Result<()> {
     let mut stream = TcpStream::connect(to)?;
     stream.set_read_timeout(Some(TLS_CLOSE_WAIT))?;
     let mut reader = io::BufReader::new(stream.try_clone()?);

@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 const POLL: Duration = Duration::from_millis(20);
 
 /// The binary Cargo built for this test run.
-pub fn binary() -> &'static str {
+pub(crate) fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_siemfwd")
 }
 
 /// A `siemfwd` command with a clean environment: no `SIEMFWD_*` or `SLS_*` variable of the
 /// caller leaks into the config (both are read as config overrides).
-pub fn command(args: &[&str]) -> Command {
+pub(crate) fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(binary());
     cmd.args(args);
     for (key, _) in std::env::vars_os() {
@@ -41,7 +41,7 @@ pub fn command(args: &[&str]) -> Command {
 }
 
 /// A started siemfwd process with its stdout and stderr being collected.
-pub struct Running {
+pub(crate) struct Running {
     child: Option<Child>,
     pid: u32,
     stdout: Arc<Mutex<Vec<u8>>>,
@@ -70,7 +70,7 @@ fn collect(mut from: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, thread
 
 impl Running {
     /// Starts `cmd` (made by [`command`]).
-    pub fn start(mut cmd: Command) -> Running {
+    pub(crate) fn start(mut cmd: Command) -> Running {
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary()));
@@ -103,25 +103,25 @@ impl Running {
     }
 
     /// The process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
     /// What the process wrote on stderr so far (lossy UTF-8).
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         let b = self.stderr.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8_lossy(&b).into_owned()
     }
 
     /// What the process wrote on stdout so far (lossy UTF-8).
-    pub fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         let b = self.stdout.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8_lossy(&b).into_owned()
     }
 
     /// Waits up to `timeout` for the process to exit; `None` if it is still running.
     /// Once it exited, stdout and stderr are complete.
-    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    pub(crate) fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
         if self.status.is_some() {
             return self.status;
         }
@@ -144,7 +144,7 @@ impl Running {
     }
 
     /// Waits for exit or panics with what the process printed.
-    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         match self.wait_timeout(timeout) {
             Some(s) => s,
             None => panic!(
@@ -156,7 +156,12 @@ impl Running {
     }
 
     /// Waits until `cond(stderr so far)` holds; panics after `timeout` with the stderr.
-    pub fn wait_stderr(&mut self, timeout: Duration, what: &str, cond: impl Fn(&str) -> bool) {
+    pub(crate) fn wait_stderr(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        cond: impl Fn(&str) -> bool,
+    ) {
         let deadline = Instant::now() + timeout;
         loop {
             let text = self.stderr();
@@ -184,7 +189,7 @@ impl Running {
     }
 
     /// Sends `sig` (`TERM`, `INT`, `KILL`) to the process if it has not exited yet.
-    pub fn signal(&mut self, sig: &str) {
+    pub(crate) fn signal(&mut self, sig: &str) {
         if self.wait_timeout(Duration::ZERO).is_some() {
             return;
         }
@@ -211,7 +216,7 @@ impl Drop for Running {
 }
 
 /// Runs `siemfwd args` to completion (bounded by `timeout`): exit status, stdout, stderr.
-pub fn run_to_end(args: &[&str], timeout: Duration) -> (ExitStatus, String, String) {
+pub(crate) fn run_to_end(args: &[&str], timeout: Duration) -> (ExitStatus, String, String) {
     let mut p = Running::start(command(args));
     let status = p.wait_exit(timeout);
     (status, p.stdout(), p.stderr())
@@ -220,7 +225,7 @@ pub fn run_to_end(args: &[&str], timeout: Duration) -> (ExitStatus, String, Stri
 /// The counters of siemfwd's last `siemfwd stopped` line in a JSON-format log
 /// (`--log-format json`), as `name → value`; counters at zero are not printed, so a missing
 /// name means 0.
-pub fn stopped_counters(stderr: &str) -> Option<std::collections::BTreeMap<String, u64>> {
+pub(crate) fn stopped_counters(stderr: &str) -> Option<std::collections::BTreeMap<String, u64>> {
     let line = stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -239,7 +244,7 @@ pub fn stopped_counters(stderr: &str) -> Option<std::collections::BTreeMap<Strin
 /// One NDJSON line (with its LF) holding `fields` in order as JSON strings. Keys and values
 /// are bytes: `"`, `\` and control characters are escaped as JSON requires, every other
 /// byte (including bytes that are not UTF-8) is written raw.
-pub fn ndjson_line(fields: &[(&[u8], &[u8])]) -> Vec<u8> {
+pub(crate) fn ndjson_line(fields: &[(&[u8], &[u8])]) -> Vec<u8> {
     let mut out = vec![b'{'];
     for (i, (k, v)) in fields.iter().enumerate() {
         if i > 0 {
@@ -270,12 +275,12 @@ fn json_string(s: &[u8], out: &mut Vec<u8>) {
 }
 
 /// A TOML basic string for a path (temp dirs are plain, but quote them properly anyway).
-pub fn toml_path(p: &Path) -> String {
+pub(crate) fn toml_path(p: &Path) -> String {
     toml_str(&p.display().to_string())
 }
 
 /// A TOML basic string.
-pub fn toml_str(s: &str) -> String {
+pub(crate) fn toml_str(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -290,7 +295,7 @@ pub fn toml_str(s: &str) -> String {
 }
 
 /// Checkpoint files siemfwd wrote in `state_dir` (`*.checkpoint.json`).
-pub fn checkpoint_files(state_dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn checkpoint_files(state_dir: &Path) -> Vec<PathBuf> {
     match std::fs::read_dir(state_dir) {
         Ok(entries) => entries
             .filter_map(Result::ok)

@@ -34,21 +34,21 @@ pub(crate) struct Req {
 }
 
 impl Req {
-    pub fn q(&self, key: &str) -> Option<&str> {
+    pub(crate) fn q(&self, key: &str) -> Option<&str> {
         self.query
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn project(&self) -> Result<&str, ApiError> {
+    pub(crate) fn project(&self) -> Result<&str, ApiError> {
         self.project.as_deref().ok_or_else(|| {
             ApiError::new(
                 400,
@@ -59,7 +59,7 @@ impl Req {
     }
 
     /// The body as JSON (an empty body reads as `null`).
-    pub fn json(&self) -> Result<serde_json::Value, ApiError> {
+    pub(crate) fn json(&self) -> Result<serde_json::Value, ApiError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(serde_json::Value::Null);
         }
@@ -78,7 +78,7 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Self {
             status: 200,
             content_type: None,
@@ -87,7 +87,7 @@ impl Reply {
         }
     }
 
-    pub fn json(v: &serde_json::Value) -> Self {
+    pub(crate) fn json(v: &serde_json::Value) -> Self {
         Self {
             status: 200,
             content_type: Some("application/json"),
