@@ -17,7 +17,7 @@
 //! back to a default that sends logs somewhere else), and secrets are wrapped
 //! in [`Secret`] so they never reach a log line, an error or `Debug` output.
 
-pub mod reference;
+pub(crate) mod reference;
 pub mod units;
 
 use std::fmt;

@@ -12,7 +12,7 @@ use super::Error;
 
 /// How an environment variable's text becomes a TOML value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Taken as it is.
     Str,
     /// A secret string (never echoed).
@@ -27,12 +27,13 @@ pub enum Kind {
 
 /// One configuration key.
 #[derive(Debug, Clone, Copy)]
-pub struct Key {
+pub(crate) struct Key {
     /// Dotted path in the TOML file.
     pub path: &'static str,
     /// How its environment variable is read.
     pub kind: Kind,
-    /// An example value as TOML (used by the tests and the docs).
+    /// An example value as TOML: the tests hold every key to it.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub example: &'static str,
     /// A seed-program variable that also sets it.
     pub seed_env: Option<&'static str>,
@@ -59,7 +60,7 @@ const fn seed(path: &'static str, kind: Kind, example: &'static str, var: &'stat
 use Kind::{Bool, Int, List, Secret, Str};
 
 /// Every key siemfwd reads.
-pub const KEYS: &[Key] = &[
+pub(crate) const KEYS: &[Key] = &[
     key("source.type", Str, r#""file""#),
     key(
         "source.file.paths",
@@ -159,7 +160,7 @@ pub const KEYS: &[Key] = &[
 ];
 
 /// The environment variable for a key: `SIEMFWD_` + path, upper case, `.` → `_`.
-pub fn env_name(path: &str) -> String {
+pub(crate) fn env_name(path: &str) -> String {
     let mut s = String::from("SIEMFWD_");
     s.extend(path.chars().map(|c| match c {
         '.' => '_',

@@ -36,11 +36,11 @@ use memchr::memchr3;
 use super::NewlinePolicy;
 
 /// The UTF-8 encoding of U+FFFD REPLACEMENT CHARACTER.
-pub const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+pub(crate) const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 
 /// A CR, LF or NUL was found under the `refuse` newline policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NewlineRefused;
+pub(crate) struct NewlineRefused;
 
 /// How many bytes of `msg` to keep so the result is at most `max` bytes and,
 /// when `msg` is valid UTF-8, does not end inside a multi-byte sequence.
@@ -80,7 +80,7 @@ pub fn truncate_utf8(msg: &[u8], max: usize) -> usize {
 }
 
 /// `PRINTUSASCII` of RFC 5424 §6: %d33–126 (no space, no control byte).
-pub fn is_printusascii(b: u8) -> bool {
+pub(crate) fn is_printusascii(b: u8) -> bool {
     (33..=126).contains(&b)
 }
 
@@ -93,7 +93,7 @@ pub fn is_printusascii(b: u8) -> bool {
 /// # Errors
 /// [`NewlineRefused`] under `refuse` when `input` holds a CR, LF or NUL;
 /// nothing is appended then.
-pub fn escape_newlines(
+pub(crate) fn escape_newlines(
     input: &[u8],
     out: &mut Vec<u8>,
     policy: NewlinePolicy,
@@ -137,7 +137,8 @@ pub fn escape_newlines(
 /// Undo [`escape_newlines`] (policy `escape`): `\r` → CR, `\n` → LF, `\0` →
 /// NUL, `\\` → `\`; any other backslash is kept as it is. For receivers and
 /// tests.
-pub fn unescape_newlines(input: &[u8]) -> Vec<u8> {
+#[cfg(test)]
+pub(crate) fn unescape_newlines(input: &[u8]) -> Vec<u8> {
     unescape_backslashes(input, |b| match b {
         b'r' => Some(b'\r'),
         b'0' => Some(0),
@@ -149,7 +150,7 @@ pub fn unescape_newlines(input: &[u8]) -> Vec<u8> {
 
 /// What [`escape_sd_value`] changed, for the counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SdEscapeReport {
+pub(crate) struct SdEscapeReport {
     /// The value was not valid UTF-8 and was rendered lossily.
     pub invalid_utf8: bool,
     /// CR/LF/NUL escaped for LF framing.
@@ -229,7 +230,7 @@ fn for_each_utf8_run<E>(
 /// [`NewlineRefused`] under `Some(NewlinePolicy::Refuse)` when `input` holds
 /// a CR, LF or NUL; `out` may then hold part of the value (the caller rolls the
 /// whole message back).
-pub fn escape_sd_value(
+pub(crate) fn escape_sd_value(
     input: &[u8],
     out: &mut Vec<u8>,
     newline: Option<NewlinePolicy>,
@@ -280,7 +281,8 @@ pub fn escape_sd_value(
 /// Undo [`escape_sd_value`]: `\"`, `\\`, `\]` → the character; with
 /// `newlines` also `\r`, `\n`, `\0` → CR, LF, NUL. Any other backslash is kept
 /// literally, as RFC 5424 §6.3.3 says. For receivers and tests.
-pub fn unescape_sd_value(input: &[u8], newlines: bool) -> Vec<u8> {
+#[cfg(test)]
+pub(crate) fn unescape_sd_value(input: &[u8], newlines: bool) -> Vec<u8> {
     unescape_backslashes(input, |b| match b {
         b'"' | b'\\' | b']' => Some(b),
         b'r' if newlines => Some(b'\r'),
@@ -291,6 +293,7 @@ pub fn unescape_sd_value(input: &[u8], newlines: bool) -> Vec<u8> {
 }
 
 /// Replace `\x` by `map(x)` where it is `Some`, keep everything else.
+#[cfg(test)]
 fn unescape_backslashes(input: &[u8], map: impl Fn(u8) -> Option<u8>) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
@@ -313,7 +316,7 @@ fn unescape_backslashes(input: &[u8], map: impl Fn(u8) -> Option<u8>) -> Vec<u8>
 ///
 /// Returns `true` when `input` was not valid UTF-8 and was rendered lossily
 /// (U+FFFD per invalid sequence).
-pub fn write_json_string(input: &[u8], out: &mut Vec<u8>) -> bool {
+pub(crate) fn write_json_string(input: &[u8], out: &mut Vec<u8>) -> bool {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut invalid = false;
     out.push(b'"');

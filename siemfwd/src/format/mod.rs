@@ -43,10 +43,10 @@
 //!   the whole message); [`truncate_utf8`] gives them a UTF-8-safe length.
 
 mod civil;
-pub mod escape;
+pub(crate) mod escape;
 mod json;
 mod kv;
-pub mod pri;
+pub(crate) mod pri;
 mod rfc3164;
 mod rfc5424;
 

@@ -105,7 +105,7 @@ fn lookup<T>(
 ///
 /// # Errors
 /// [`Error::Config`] listing the allowed names.
-pub fn parse_facility(value: &str) -> Result<Facility, Error> {
+pub(crate) fn parse_facility(value: &str) -> Result<Facility, Error> {
     lookup(
         value,
         FACILITIES,
@@ -119,7 +119,7 @@ pub fn parse_facility(value: &str) -> Result<Facility, Error> {
 ///
 /// # Errors
 /// [`Error::Config`] listing the allowed names.
-pub fn parse_severity(value: &str) -> Result<Severity, Error> {
+pub(crate) fn parse_severity(value: &str) -> Result<Severity, Error> {
     lookup(
         value,
         SEVERITIES,
@@ -130,7 +130,7 @@ pub fn parse_severity(value: &str) -> Result<Severity, Error> {
 }
 
 /// PRIVAL = facility × 8 + severity (RFC 5424 §6.2.1); at most 191.
-pub fn prival(facility: Facility, severity: Severity) -> u8 {
+pub(crate) fn prival(facility: Facility, severity: Severity) -> u8 {
     facility.code() * 8 + severity.code()
 }
 

@@ -34,7 +34,7 @@ const MAX_LEN_DIGITS: usize = 20;
 /// Why the stream cannot be split into frames any more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum FramingError {
+pub(crate) enum FramingError {
     /// MSG-LEN is followed by something other than a digit or SP.
     #[error("invalid octet count: byte 0x{0:02x} where a digit or space was expected")]
     BadLength(u8),
@@ -59,7 +59,7 @@ pub enum FramingError {
 
 /// The read buffer of one connection and the position of the next frame.
 #[derive(Debug)]
-pub struct FrameBuffer {
+pub(crate) struct FrameBuffer {
     buf: Vec<u8>,
     /// Start of the first unconsumed byte.
     pos: usize,
@@ -71,7 +71,7 @@ pub struct FrameBuffer {
 
 impl FrameBuffer {
     /// An empty buffer for messages of at most `max_message` bytes.
-    pub fn new(max_message: usize) -> Self {
+    pub(crate) fn new(max_message: usize) -> Self {
         Self {
             buf: Vec::with_capacity(READ_CHUNK),
             pos: 0,
@@ -82,7 +82,7 @@ impl FrameBuffer {
 
     /// The buffer to read into, with room for at least one read chunk.
     /// Consumed bytes are dropped here, only when room is needed.
-    pub fn read_buf(&mut self) -> &mut Vec<u8> {
+    pub(crate) fn read_buf(&mut self) -> &mut Vec<u8> {
         if self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
@@ -99,18 +99,19 @@ impl FrameBuffer {
         &mut self.buf
     }
 
-    /// Append bytes (for tests and for callers that read elsewhere).
-    pub fn extend(&mut self, bytes: &[u8]) {
+    /// Append bytes (tests feed frames this way).
+    #[cfg(test)]
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
         self.read_buf().extend_from_slice(bytes);
     }
 
     /// The bytes of a frame returned by [`FrameBuffer::next_frame`].
-    pub fn get(&self, frame: Range<usize>) -> &[u8] {
+    pub(crate) fn get(&self, frame: Range<usize>) -> &[u8] {
         &self.buf[frame]
     }
 
     /// Bytes received but not yet part of a complete frame.
-    pub fn pending(&self) -> &[u8] {
+    pub(crate) fn pending(&self) -> &[u8] {
         &self.buf[self.pos..]
     }
 
@@ -121,7 +122,7 @@ impl FrameBuffer {
     ///
     /// [`FramingError`] when the stream is not syslog framing; the
     /// connection should be closed.
-    pub fn next_frame(&mut self) -> Result<Option<Range<usize>>, FramingError> {
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Range<usize>>, FramingError> {
         let len = self.buf.len();
         while self.pos < len && matches!(self.buf[self.pos], b'\n' | b'\r' | 0) {
             self.pos += 1;
@@ -213,7 +214,7 @@ impl FrameBuffer {
     /// trailer (RFC 6587 §3.4.2 allows this; rsyslog accepts it too).
     /// Returns `None` when nothing, or an incomplete octet-counted frame,
     /// is left (see [`FrameBuffer::pending`]).
-    pub fn final_frame(&mut self) -> Option<Range<usize>> {
+    pub(crate) fn final_frame(&mut self) -> Option<Range<usize>> {
         if self.buf.get(self.pos) != Some(&b'<') {
             return None;
         }

@@ -27,9 +27,9 @@
 //! A connection's error (framing, TLS handshake, read) is logged once with
 //! its peer and ends only that connection.
 
-pub mod framing;
+pub(crate) mod framing;
 mod output;
-pub mod parse;
+pub(crate) mod parse;
 #[cfg(test)]
 mod tests;
 

@@ -103,7 +103,7 @@ impl Parsed<'_> {
 }
 
 /// Keyword of a facility (RFC 5424 §6.2.1 table 1, names as in syslog.h).
-pub fn facility_name(facility: u8) -> &'static str {
+pub(crate) fn facility_name(facility: u8) -> &'static str {
     const NAMES: [&str; 24] = [
         "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
         "authpriv", "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2",
@@ -113,7 +113,7 @@ pub fn facility_name(facility: u8) -> &'static str {
 }
 
 /// Keyword of a severity (RFC 5424 §6.2.1 table 2).
-pub fn severity_name(severity: u8) -> &'static str {
+pub(crate) fn severity_name(severity: u8) -> &'static str {
     const NAMES: [&str; 8] = [
         "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
     ];

@@ -43,8 +43,8 @@ mod blocked;
 mod budget;
 mod group;
 mod shard;
-pub mod tap;
-pub mod tracker;
+pub(crate) mod tap;
+pub(crate) mod tracker;
 
 use std::collections::VecDeque;
 use std::time::Duration;

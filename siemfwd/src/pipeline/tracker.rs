@@ -27,7 +27,7 @@ impl<P> Checkpoint<P> {
 
 /// Ticket for one batch in flight, returned by [`Tracker::sent`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Ticket(u64);
+pub(crate) struct Ticket(u64);
 
 #[derive(Debug)]
 struct InFlight<P> {
@@ -38,7 +38,7 @@ struct InFlight<P> {
 
 /// Positions of one shard's batches between "read" and "committed".
 #[derive(Debug)]
-pub struct Tracker<P> {
+pub(crate) struct Tracker<P> {
     next_ticket: u64,
     in_flight: VecDeque<InFlight<P>>,
     /// The furthest position known delivered and not yet handed out by
@@ -58,13 +58,13 @@ impl<P> Default for Tracker<P> {
 
 impl<P: Clone> Tracker<P> {
     /// An empty tracker.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// A batch ending at `end` left for the sink; batches must be reported in
     /// the order they were read.
-    pub fn sent(&mut self, end: P) -> Ticket {
+    pub(crate) fn sent(&mut self, end: P) -> Ticket {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         self.in_flight.push_back(InFlight {
@@ -78,7 +78,7 @@ impl<P: Clone> Tracker<P> {
     /// The batch of `ticket` was delivered, or dropped and counted by the
     /// `pipeline.when_blocked = "drop"` policy: either way it is done, and
     /// the checkpoint may pass it. Unknown or repeated tickets are ignored.
-    pub fn delivered(&mut self, ticket: Ticket) {
+    pub(crate) fn delivered(&mut self, ticket: Ticket) {
         if let Some(b) = self.in_flight.iter_mut().find(|b| b.ticket == ticket.0) {
             b.delivered = true;
         }
@@ -90,13 +90,14 @@ impl<P: Clone> Tracker<P> {
     }
 
     /// Batches sent and not yet delivered.
-    pub fn in_flight(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
 
     /// The checkpoint to commit now, if the delivered prefix moved since the
     /// last call.
-    pub fn committable(&mut self) -> Option<Checkpoint<P>> {
+    pub(crate) fn committable(&mut self) -> Option<Checkpoint<P>> {
         self.ready.take().map(Checkpoint)
     }
 }

@@ -420,6 +420,7 @@ impl Sink {
     /// [`Error::Cancelled`] if `cancel` fired before the batch was delivered.
     /// The `stdout` sink returns [`Error::Connection`] when standard output
     /// fails (a closed pipe does not come back, so retrying is pointless).
+    #[cfg(test)]
     pub async fn send(
         &mut self,
         msgs: &Messages,

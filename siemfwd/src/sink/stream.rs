@@ -842,6 +842,7 @@ impl StreamSink {
 
     /// Submit `msgs` and wait until it (and everything held before it) is
     /// safe.
+    #[cfg(test)]
     pub(crate) async fn send(
         &mut self,
         msgs: &Messages,

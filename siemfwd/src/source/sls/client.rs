@@ -34,7 +34,7 @@ use super::sign;
 use crate::config::Secret;
 
 /// Tries per request for network errors and 5xx answers.
-pub const ATTEMPTS: u32 = 3;
+pub(crate) const ATTEMPTS: u32 = 3;
 
 const API_VERSION: &str = "0.6.0";
 
@@ -266,7 +266,7 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 
 /// Largest log group Log Service accepts: 5 MB documented, with room for
 /// the list's framing.
-pub const MAX_LOG_GROUP: usize = 6 << 20;
+pub(crate) const MAX_LOG_GROUP: usize = 6 << 20;
 
 /// The most a compressed body of `raw` decompressed bytes can take: lz4's
 /// and zstd's worst cases (incompressible input) are a little above it.

@@ -23,11 +23,11 @@ use crate::source::Flow;
 /// The largest decompressed body accepted: the server caps a pull at 1000 log
 /// groups of at most 5 MiB each; a bigger claim is a corrupt header, and we
 /// must not allocate whatever a header says.
-pub const MAX_RAW_SIZE: usize = 1 << 30;
+pub(crate) const MAX_RAW_SIZE: usize = 1 << 30;
 
 /// Why a body could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
+pub(crate) enum DecodeError {
     /// Decompression failed or gave the wrong size.
     #[error("{0} body: {1}")]
     Decompress(&'static str, String),
@@ -49,7 +49,7 @@ pub enum DecodeError {
 ///
 /// # Errors
 /// Corrupt data, a size other than `raw_size`, or an unknown format.
-pub fn decompress(
+pub(crate) fn decompress(
     compress_type: &str,
     raw_size: usize,
     body: &[u8],
@@ -343,7 +343,7 @@ fn key_value_general(buf: &[u8], at: usize) -> Result<(&[u8], &[u8]), Malformed>
 
 /// Where to continue in a body whose visit was paused by [`Flow::Full`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Resume {
+pub(crate) struct Resume {
     /// Byte offset of the next log group's field in the list.
     group_at: usize,
     /// Logs of that group already visited.
@@ -352,7 +352,7 @@ pub struct Resume {
 
 /// How a visit ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Visit {
+pub(crate) enum Visit {
     /// Every log was visited.
     Done {
         /// Logs visited in this call.
@@ -504,7 +504,7 @@ fn decode_log<'a>(log: &'a [u8], base: usize, record: &mut Record<'a>) -> Result
 ///
 /// # Errors
 /// Malformed protobuf; logs visited before the error stay visited.
-pub fn visit_logs(
+pub(crate) fn visit_logs(
     list: &[u8],
     from: Resume,
     visit: &mut dyn FnMut(&Record<'_>) -> Flow,

@@ -82,7 +82,7 @@ pub enum Error {
 
 /// `error: cause: cause…` on one line, without repeating a cause whose
 /// text its parent already contains.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut next = e.source();
     while let Some(cause) = next {

@@ -37,7 +37,7 @@ use super::Settings;
 
 /// What the heartbeat loop publishes.
 #[derive(Debug, Clone, Default)]
-pub struct Assignment {
+pub(crate) struct Assignment {
     /// Shards to hold now.
     pub shards: BTreeSet<ShardId>,
     /// Set once a fatal error ended the loop (the message says what to fix).
@@ -45,10 +45,10 @@ pub struct Assignment {
 }
 
 /// The shards held, shared between the pipeline (writer) and the loop.
-pub type Held = Arc<Mutex<BTreeSet<ShardId>>>;
+pub(crate) type Held = Arc<Mutex<BTreeSet<ShardId>>>;
 
 /// Run until `cancel`.
-pub async fn run(
+pub(crate) async fn run(
     client: Client,
     settings: Arc<Settings>,
     held: Held,
@@ -153,7 +153,7 @@ pub async fn run(
 /// once that nothing is held any more. (No SDK does this; on the emulator,
 /// and per the protocol notes possibly on the real service, the shards still
 /// move only after the timeout — it costs one request and can only help.)
-pub async fn leave(client: &Client, settings: &Settings) {
+pub(crate) async fn leave(client: &Client, settings: &Settings) {
     match client
         .heartbeat(&settings.group, &settings.consumer, &[])
         .await

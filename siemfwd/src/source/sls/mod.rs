@@ -41,13 +41,13 @@
 //!   position is the cursor the pull *started* at: committing it can repeat
 //!   part of the pull after a failover, never skip it.
 
-pub mod client;
-pub mod cursor;
-pub mod decode;
-pub mod error;
-pub mod heartbeat;
-pub mod prefetch;
-pub mod sign;
+pub(crate) mod client;
+pub(crate) mod cursor;
+pub(crate) mod decode;
+pub(crate) mod error;
+pub(crate) mod heartbeat;
+pub(crate) mod prefetch;
+pub(crate) mod sign;
 pub mod status;
 
 use std::collections::{BTreeSet, VecDeque};

@@ -45,11 +45,11 @@ use std::time::Duration;
 
 /// Most pulls one shard keeps in flight, whatever the budget: each is an
 /// HTTP connection, and Log Service serves a shard about 100 reads/s.
-pub const MAX_PULLS: usize = 16;
+pub(crate) const MAX_PULLS: usize = 16;
 
 /// The prefetch budget shared by every shard of the process; clones share it.
 #[derive(Debug, Clone)]
-pub struct Budget {
+pub(crate) struct Budget {
     inner: Arc<Inner>,
 }
 
@@ -63,7 +63,7 @@ struct Inner {
 
 impl Budget {
     /// A budget of `bytes` (0: no shard pulls ahead).
-    pub fn new(bytes: u64) -> Self {
+    pub(crate) fn new(bytes: u64) -> Self {
         Self {
             inner: Arc::new(Inner {
                 total: bytes,
@@ -74,7 +74,7 @@ impl Budget {
     }
 
     /// One shard's claim on the budget.
-    pub fn share(&self) -> Share {
+    pub(crate) fn share(&self) -> Share {
         Share {
             inner: Arc::clone(&self.inner),
             held: Arc::new(AtomicU64::new(0)),
@@ -83,14 +83,15 @@ impl Budget {
     }
 
     /// Bytes held by guessed pulls now.
-    pub fn used(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> u64 {
         self.inner.used.load(Ordering::Relaxed)
     }
 }
 
 /// A shard's claim on the [`Budget`].
 #[derive(Debug)]
-pub struct Share {
+pub(crate) struct Share {
     inner: Arc<Inner>,
     /// Bytes this shard's leases hold.
     held: Arc<AtomicU64>,
@@ -100,7 +101,7 @@ pub struct Share {
 impl Share {
     /// Say whether this shard wants more than one pull: the shards that do
     /// split the budget evenly between them.
-    pub fn want(&mut self, more: bool) {
+    pub(crate) fn want(&mut self, more: bool) {
         if more != self.wanting {
             self.wanting = more;
             if more {
@@ -115,7 +116,7 @@ impl Share {
     /// shard holds less than its equal share of it (so it may pass its share
     /// by one pull: with pulls about as large as a share, "must fit in the
     /// share" made one byte decide between one pull ahead and two).
-    pub fn try_lease(&self, bytes: u64) -> Option<Lease> {
+    pub(crate) fn try_lease(&self, bytes: u64) -> Option<Lease> {
         let sharing = u64::from(self.inner.wanting.load(Ordering::Relaxed).max(1));
         let fair = self.inner.total / sharing;
         if self.held.load(Ordering::Relaxed) >= fair {
@@ -145,7 +146,7 @@ impl Drop for Share {
 
 /// Bytes of the budget held by one guessed pull; dropping it gives them back.
 #[derive(Debug)]
-pub struct Lease {
+pub(crate) struct Lease {
     inner: Arc<Inner>,
     held: Arc<AtomicU64>,
     bytes: u64,
@@ -164,7 +165,7 @@ impl Drop for Lease {
 /// of both; pulls twice as large when the round trip holds more pulls than
 /// a shard may keep.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Depth {
+pub(crate) struct Depth {
     /// Moving average of a pull's round trip (request to answer), seconds.
     round_trip: Option<f64>,
     /// Moving average of the reader's time per answer when it does not wait
@@ -190,11 +191,11 @@ impl Default for Depth {
 /// Largest pull, as a multiple of `source.sls.fetch_bytes` (4 MiB with the
 /// default 256 KiB). In practice the prefetch budget stops growth earlier:
 /// a shard reaches [`MAX_PULLS`] in flight only while its leases fit.
-pub const MAX_SCALE: u32 = 16;
+pub(crate) const MAX_SCALE: u32 = 16;
 
 /// What the reader saw when it took an answer with data.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Taken {
+pub(crate) struct Taken {
     /// The pull came back full and the server did not say it was at the end.
     pub lagging: bool,
     /// From its request to its answer.
@@ -221,22 +222,22 @@ const MIN_BUSY: f64 = 0.000_1;
 
 impl Depth {
     /// Pulls to keep in flight.
-    pub fn pulls(self) -> usize {
+    pub(crate) fn pulls(self) -> usize {
         self.pulls
     }
 
     /// True while the shard wants more than the one pull every shard has.
-    pub fn wants_more(self) -> bool {
+    pub(crate) fn wants_more(self) -> bool {
         self.pulls > 1
     }
 
     /// Pull size as a multiple of `fetch_bytes`.
-    pub fn scale(self) -> u32 {
+    pub(crate) fn scale(self) -> u32 {
         self.scale
     }
 
     /// Adapt to an answer with data.
-    pub fn taken(&mut self, t: Taken) {
+    pub(crate) fn taken(&mut self, t: Taken) {
         let mix = |avg: Option<f64>, x: f64| Some(avg.map_or(x, |a| a + WEIGHT * (x - a)));
         self.round_trip = mix(self.round_trip, t.round_trip.as_secs_f64());
         if let Some(busy) = t.busy {
@@ -274,7 +275,7 @@ impl Depth {
     /// Back to one pull of the base size: the shard caught up, or a pull
     /// failed. The averages stay (they describe the path, not this moment),
     /// the reader's time per answer brought back to the base size.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.pulls = 1;
         if let Some(busy) = self.busy.as_mut() {
             *busy /= f64::from(self.scale);

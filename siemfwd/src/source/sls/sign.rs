@@ -26,7 +26,7 @@ use sha2::Sha256;
 
 /// The parts of a request that v1 signs.
 #[derive(Debug, Clone, Copy)]
-pub struct Signed<'a> {
+pub(crate) struct Signed<'a> {
     /// `GET`, `POST`, `PUT`, `DELETE`.
     pub method: &'a str,
     /// Uppercase hex MD5 of the body, or empty.
@@ -45,7 +45,7 @@ pub struct Signed<'a> {
 }
 
 /// The v1 string to sign.
-pub fn string_to_sign(r: &Signed<'_>) -> String {
+pub(crate) fn string_to_sign(r: &Signed<'_>) -> String {
     let mut s = String::with_capacity(256);
     for part in [r.method, r.content_md5, r.content_type, r.date] {
         s.push_str(part);
@@ -84,7 +84,7 @@ pub fn string_to_sign(r: &Signed<'_>) -> String {
 }
 
 /// base64(HMAC-SHA1(secret, string_to_sign)).
-pub fn signature(secret: &str, string_to_sign: &str) -> String {
+pub(crate) fn signature(secret: &str, string_to_sign: &str) -> String {
     // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
     let mut mac = match Hmac::<Sha1>::new_from_slice(secret.as_bytes()) {
         Ok(m) => m,
@@ -95,7 +95,7 @@ pub fn signature(secret: &str, string_to_sign: &str) -> String {
 }
 
 /// The `Authorization` header value.
-pub fn authorization(access_key_id: &str, secret: &str, r: &Signed<'_>) -> String {
+pub(crate) fn authorization(access_key_id: &str, secret: &str, r: &Signed<'_>) -> String {
     format!(
         "LOG {access_key_id}:{}",
         signature(secret, &string_to_sign(r))
@@ -103,7 +103,7 @@ pub fn authorization(access_key_id: &str, secret: &str, r: &Signed<'_>) -> Strin
 }
 
 /// Uppercase hex MD5, as `Content-MD5` carries it.
-pub fn content_md5(body: &[u8]) -> String {
+pub(crate) fn content_md5(body: &[u8]) -> String {
     let digest = Md5::digest(body);
     let mut s = String::with_capacity(32);
     for b in digest {
@@ -114,7 +114,7 @@ pub fn content_md5(body: &[u8]) -> String {
 }
 
 /// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
@@ -124,7 +124,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Lowercase hex SHA-256 of a body (`x-log-content-sha256`).
-pub fn content_sha256(body: &[u8]) -> String {
+pub(crate) fn content_sha256(body: &[u8]) -> String {
     hex(&Sha256::digest(body))
 }
 
@@ -139,7 +139,7 @@ fn hmac256(key: &[u8], msg: &[u8]) -> Vec<u8> {
 
 /// The parts of a request that v4 signs.
 #[derive(Debug, Clone, Copy)]
-pub struct SignedV4<'a> {
+pub(crate) struct SignedV4<'a> {
     /// `GET`, `POST`, ….
     pub method: &'a str,
     /// The URL path.
@@ -165,7 +165,7 @@ fn v4_encode(text: &str, out: &mut String) {
 }
 
 /// The v4 canonical request and the signed-headers list.
-pub fn v4_canonical_request(r: &SignedV4<'_>) -> (String, String) {
+pub(crate) fn v4_canonical_request(r: &SignedV4<'_>) -> (String, String) {
     let mut headers: Vec<(&str, &str)> = r
         .headers
         .iter()
@@ -216,7 +216,7 @@ pub fn v4_canonical_request(r: &SignedV4<'_>) -> (String, String) {
 }
 
 /// The v4 signature (lowercase hex) for `datetime` = `YYYYMMDDTHHMMSSZ`.
-pub fn v4_signature(secret: &str, region: &str, datetime: &str, r: &SignedV4<'_>) -> String {
+pub(crate) fn v4_signature(secret: &str, region: &str, datetime: &str, r: &SignedV4<'_>) -> String {
     let date = datetime.get(..8).unwrap_or(datetime);
     let scope = format!("{date}/{region}/sls/aliyun_v4_request");
     let (canonical, _) = v4_canonical_request(r);
@@ -232,7 +232,7 @@ pub fn v4_signature(secret: &str, region: &str, datetime: &str, r: &SignedV4<'_>
 }
 
 /// The v4 `Authorization` header value.
-pub fn v4_authorization(
+pub(crate) fn v4_authorization(
     access_key_id: &str,
     secret: &str,
     region: &str,
