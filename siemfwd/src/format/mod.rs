@@ -78,8 +78,10 @@ pub enum BodyConfig {
         #[serde(default = "default_separator")]
         separator: String,
     },
-    /// One JSON object: `{"key":"value",…}` in field order.
-    Json,
+    /// One JSON object: `{"key":"value",…}` in field order. (A struct
+    /// variant with no fields, so that a key such as `separator` written
+    /// under it is refused, not ignored.)
+    Json {},
 }
 
 fn default_separator() -> String {
@@ -336,7 +338,7 @@ impl Formatter {
         };
         let body: Box<dyn Body> = match &config.body {
             BodyConfig::Kv { separator } => Box::new(kv::Kv::build(separator, newline)?),
-            BodyConfig::Json => Box::new(json::Json),
+            BodyConfig::Json {} => Box::new(json::Json),
         };
         Ok(Self {
             header,
@@ -648,7 +650,7 @@ mod tests {
     #[test]
     fn json_body_follows_the_header() {
         let c = FormatConfig {
-            body: BodyConfig::Json,
+            body: BodyConfig::Json {},
             ..config()
         };
         let out = encode(&c, Constraints::default(), &seed_record()).expect("ok");
@@ -671,7 +673,7 @@ mod tests {
         assert!(out.windows(msg.len()).any(|w| w == msg), "{}", text(&out));
         let c = FormatConfig {
             bom: true,
-            body: BodyConfig::Json,
+            body: BodyConfig::Json {},
             ..config()
         };
         let out = encode(&c, Constraints::default(), &seed_record()).expect("ok");
@@ -895,7 +897,13 @@ mod tests {
             }
         );
         let c: FormatConfig = toml::from_str("body = { type = \"json\" }").expect("valid");
-        assert_eq!(c.body, BodyConfig::Json);
+        assert_eq!(c.body, BodyConfig::Json {});
+        // The kv body's separator means nothing for json: refused, not ignored.
+        let e = toml::from_str::<FormatConfig>("body = { type = \"json\", separator = \"||\" }")
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `separator`"), "{e}");
         assert_eq!(c.app_name, "siemfwd");
         assert!(toml::from_str::<FormatConfig>("app = \"x\"").is_err());
     }
@@ -932,7 +940,7 @@ mod tests {
         ) {
             let mut c = config();
             if json {
-                c.body = BodyConfig::Json;
+                c.body = BodyConfig::Json {};
             }
             if rfc3164 {
                 c.rfc = Rfc::Rfc3164;

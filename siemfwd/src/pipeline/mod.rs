@@ -197,6 +197,18 @@ impl Pipeline {
     /// [`Error`] naming the key and the problem.
     pub fn build(config: &Config, dry_run: bool) -> Result<Self, Error> {
         check_settings(&config.pipeline)?;
+        if config.pipeline.when_blocked == crate::config::WhenBlocked::Drop
+            && !matches!(config.sink.transport, Transport::Tcp | Transport::Tls)
+        {
+            return Err(Error::Config {
+                key: "pipeline.when_blocked".to_owned(),
+                problem: format!(
+                    "\"drop\" applies to tcp and tls sinks, which wait for their receiver; a {} \
+                     sink never does: remove it",
+                    config.sink.transport.name()
+                ),
+            });
+        }
         let metrics = Metrics::default();
         let constraints = constraints_for(&config.sink);
         // Build once to validate (counting into a handle of its own, so the
@@ -215,6 +227,14 @@ impl Pipeline {
                         key: "source.file.paths".to_owned(),
                         problem: "no input files; name files or directories (or \"-\" for stdin)"
                             .to_owned(),
+                    });
+                }
+                if config.source.file.follow
+                    && config.source.file.poll_interval.0 < Duration::from_millis(10)
+                {
+                    return Err(Error::Config {
+                        key: "source.file.poll_interval".to_owned(),
+                        problem: "must be at least 10ms (a shorter one only spins)".to_owned(),
                     });
                 }
                 if config.source.file.max_line.0 < 16 {
@@ -918,6 +938,36 @@ mod tests {
         let get = crate::counters::get;
         assert_eq!((get(&ma.records_in), get(&ma.messages_delivered)), (3, 3));
         assert_eq!((get(&mb.records_in), get(&mb.messages_delivered)), (5, 5));
+    }
+
+    #[test]
+    fn the_drop_policy_without_a_stream_sink_and_a_spinning_poll_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("a.ndjson");
+        std::fs::write(&input, b"{}\n").expect("input");
+        let mut config = crate::config::Config::default();
+        config.source.file.paths = vec![input.display().to_string()];
+        config.source.file.state_dir = dir.path().join("state");
+        config.sink.transport = Transport::Udp;
+        config.pipeline.when_blocked = crate::config::WhenBlocked::Drop;
+        config.pipeline.drop_after =
+            Some(crate::config::units::HumanDuration(Duration::from_secs(5)));
+        let e = super::Pipeline::build(&config, true).map(|_| "accepted".to_owned());
+        let e = e.unwrap_or_else(|e| e.to_string());
+        assert!(
+            e.starts_with("pipeline.when_blocked: \"drop\" applies to tcp"),
+            "{e}"
+        );
+        config.sink.transport = Transport::Tcp;
+        assert!(super::Pipeline::build(&config, true).is_ok());
+        config.source.file.follow = true;
+        config.source.file.poll_interval = crate::config::units::HumanDuration(Duration::ZERO);
+        let e = super::Pipeline::build(&config, true).map(|_| "accepted".to_owned());
+        let e = e.unwrap_or_else(|e| e.to_string());
+        assert!(
+            e.starts_with("source.file.poll_interval: must be at least"),
+            "{e}"
+        );
     }
 
     #[test]

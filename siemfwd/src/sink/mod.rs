@@ -336,6 +336,37 @@ impl Sink {
                 ),
             });
         }
+        for (key, value) in [
+            ("connect_timeout", config.connect_timeout.0),
+            ("write_timeout", config.write_timeout.0),
+        ] {
+            if value < Duration::from_millis(10) {
+                return Err(Error::Config {
+                    key: format!("sink.{key}"),
+                    problem: format!(
+                        "{} cannot work: no connection or write completes in no time; use \
+                         at least 10ms (default {})",
+                        human(value),
+                        human(if key == "connect_timeout" {
+                            Duration::from_secs(10)
+                        } else {
+                            Duration::from_secs(30)
+                        })
+                    ),
+                });
+            }
+        }
+        if config.backoff_initial.0 > config.backoff_max.0 {
+            return Err(Error::Config {
+                key: "sink.backoff_initial".to_owned(),
+                problem: format!(
+                    "{} is longer than sink.backoff_max ({}): the first wait cannot be longer \
+                     than the longest",
+                    human(config.backoff_initial.0),
+                    human(config.backoff_max.0)
+                ),
+            });
+        }
         // RFC 5424 §6.1: every receiver takes 480 bytes.
         if config.max_message.0 < 480 {
             return Err(Error::Config {
@@ -749,6 +780,40 @@ mod tests {
             err.starts_with("sink.address:") && err.contains("brackets"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn timeouts_that_cannot_work_and_a_backoff_that_shrinks_are_refused() {
+        use crate::config::units::HumanDuration;
+        let key = |c: SinkConfig| match Sink::build(&c, &crate::counters::Metrics::default()) {
+            Err(Error::Config { key, .. }) => key,
+            other => panic!("expected a config error, got {other:?}"),
+        };
+        let base = testutil::config(Transport::Tcp, "127.0.0.1:514");
+        let zero = HumanDuration(Duration::ZERO);
+        assert_eq!(
+            key(SinkConfig {
+                write_timeout: zero,
+                ..base.clone()
+            }),
+            "sink.write_timeout"
+        );
+        assert_eq!(
+            key(SinkConfig {
+                connect_timeout: zero,
+                ..base.clone()
+            }),
+            "sink.connect_timeout"
+        );
+        assert_eq!(
+            key(SinkConfig {
+                backoff_initial: HumanDuration(Duration::from_secs(60)),
+                backoff_max: HumanDuration(Duration::from_secs(30)),
+                ..base.clone()
+            }),
+            "sink.backoff_initial"
+        );
+        assert!(Sink::build(&base, &crate::counters::Metrics::default()).is_ok());
     }
 
     #[test]

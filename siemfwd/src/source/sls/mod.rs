@@ -174,6 +174,12 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
             "must be at least 10ms and at most fetch_interval",
         ));
     }
+    if cfg.start_position != StartPosition::Time && !cfg.start_time.trim().is_empty() {
+        return Err(config_error(
+            "start_time",
+            "is read only with start_position = \"time\"; set that, or remove start_time",
+        ));
+    }
     let start_from = match cfg.start_position {
         StartPosition::Begin => "begin".to_owned(),
         StartPosition::End => "end".to_owned(),
@@ -1213,6 +1219,30 @@ mod tests {
         assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
         // Huge counts neither overflow nor pass the cap.
         assert_eq!(idle_wait(poll, max, quiet, u32::MAX), max);
+    }
+
+    #[test]
+    fn a_start_time_without_start_position_time_is_refused() {
+        let cfg = crate::config::SlsSourceConfig {
+            endpoint: "127.0.0.1:1".to_owned(),
+            project: "p".to_owned(),
+            logstore: "l".to_owned(),
+            consumer_group: "g".to_owned(),
+            access_key_id: "id".to_owned(),
+            access_key_secret: "secret".into(),
+            start_time: "2026-12-01T00:00:00Z".to_owned(),
+            ..crate::config::SlsSourceConfig::default()
+        };
+        let e = super::build(&cfg).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("source.sls.start_time: is read only with"),
+            "{e}"
+        );
+        let with_time = crate::config::SlsSourceConfig {
+            start_position: crate::config::StartPosition::Time,
+            ..cfg
+        };
+        assert!(super::build(&with_time).is_ok());
     }
 
     #[test]
