@@ -111,6 +111,68 @@ pub(crate) fn backoff(base: Duration, attempt: u32) -> Duration {
     crate::backoff::delay(base, MAX_RETRY_WAIT, attempt)
 }
 
+/// Log Service's naming rules for projects and logstores (3–63 characters,
+/// lower-case letters, digits and hyphens — logstores also underscores —
+/// beginning and ending with a letter or digit): a name outside them can
+/// only fail, or, on a lenient server, name something else (an upper-case
+/// project). Consumer group and consumer names go into request paths and
+/// JSON bodies: printable ASCII without spaces, `/`, `?`, `#` or `%`, at most
+/// 128 characters.
+fn check_names(cfg: &SlsSourceConfig) -> Result<(), Error> {
+    let sls_name = |key: &str, value: &str, extra: &[u8], allowed: &str| {
+        let v = value.trim();
+        let ok_char =
+            |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || extra.contains(&b);
+        let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let bytes = v.as_bytes();
+        if (3..=63).contains(&bytes.len())
+            && bytes.iter().all(|&b| ok_char(b))
+            && edge(bytes.first())
+            && edge(bytes.last())
+        {
+            Ok(())
+        } else {
+            Err(config_error(
+                key,
+                format!(
+                    "{v:?} is not a valid name: 3 to 63 characters, {allowed}, beginning and \
+                     ending with a lower-case letter or digit"
+                ),
+            ))
+        }
+    };
+    sls_name(
+        "project",
+        &cfg.project,
+        b"",
+        "lower-case letters, digits and '-'",
+    )?;
+    sls_name(
+        "logstore",
+        &cfg.logstore,
+        b"_",
+        "lower-case letters, digits, '-' and '_'",
+    )?;
+    for (key, value) in [
+        ("consumer_group", cfg.consumer_group.trim()),
+        ("consumer_name", cfg.consumer_name.trim()),
+    ] {
+        let bad = value
+            .bytes()
+            .find(|&b| !b.is_ascii_graphic() || matches!(b, b'/' | b'?' | b'#' | b'%'));
+        if value.len() > 128 || bad.is_some() {
+            return Err(config_error(
+                key,
+                format!(
+                    "{value:?} is not a valid name: at most 128 printable ASCII characters \
+                     without spaces, '/', '?', '#' or '%'"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn config_error(key: &str, problem: impl Into<String>) -> Error {
     Error::Config {
         key: format!("source.sls.{key}"),
@@ -147,6 +209,7 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
             "required (or set SLS_AK_KEY)",
         ));
     }
+    check_names(cfg)?;
     if !(1..=1000).contains(&cfg.max_fetch_log_groups) {
         return Err(config_error("max_fetch_log_groups", "must be 1 to 1000"));
     }
@@ -1222,11 +1285,63 @@ mod tests {
     }
 
     #[test]
+    fn names_outside_log_service_rules_are_refused_with_their_key() {
+        let good = crate::config::SlsSourceConfig {
+            endpoint: "127.0.0.1:1".to_owned(),
+            project: "my-project-1".to_owned(),
+            logstore: "access_log".to_owned(),
+            consumer_group: "siem.forwarder-QRadar_1".to_owned(),
+            consumer_name: "host-1.example-4242".to_owned(),
+            access_key_id: "id".to_owned(),
+            access_key_secret: "secret".into(),
+            ..crate::config::SlsSourceConfig::default()
+        };
+        assert!(super::build(&good).is_ok());
+        let key = |c: crate::config::SlsSourceConfig| {
+            let e = super::build(&c).map(|_| ()).unwrap_err().to_string();
+            e.split(':').next().unwrap_or_default().to_owned()
+        };
+        for project in [
+            "MyProject",
+            "ab",
+            "-proj",
+            "proj-",
+            "my_project",
+            &"p".repeat(64),
+        ] {
+            let c = crate::config::SlsSourceConfig {
+                project: project.to_owned(),
+                ..good.clone()
+            };
+            assert_eq!(key(c), "source.sls.project", "{project}");
+        }
+        for logstore in ["Access", "a_", "_a", "log store"] {
+            let c = crate::config::SlsSourceConfig {
+                logstore: logstore.to_owned(),
+                ..good.clone()
+            };
+            assert_eq!(key(c), "source.sls.logstore", "{logstore}");
+        }
+        for group in ["my group", "a/b", "x?y", &"g".repeat(129)] {
+            let c = crate::config::SlsSourceConfig {
+                consumer_group: group.to_owned(),
+                ..good.clone()
+            };
+            assert_eq!(key(c), "source.sls.consumer_group", "{group}");
+        }
+        let c = crate::config::SlsSourceConfig {
+            consumer_name: "host 1".to_owned(),
+            ..good.clone()
+        };
+        assert_eq!(key(c), "source.sls.consumer_name");
+    }
+
+    #[test]
     fn a_start_time_without_start_position_time_is_refused() {
         let cfg = crate::config::SlsSourceConfig {
             endpoint: "127.0.0.1:1".to_owned(),
-            project: "p".to_owned(),
-            logstore: "l".to_owned(),
+            project: "proj".to_owned(),
+            logstore: "store".to_owned(),
             consumer_group: "g".to_owned(),
             access_key_id: "id".to_owned(),
             access_key_secret: "secret".into(),
