@@ -128,6 +128,11 @@ async fn check(args: &cli::ConfigArgs) -> Result<u8, Failure> {
         .context("invalid configuration")
         .map_err(config_failure)?;
     println!("config: ok");
+    if config.source.kind == siemfwd::config::SourceKind::File {
+        let state = siemfwd::source::file::check_state_dir(&config.source.file.state_dir)
+            .context("state check failed")?;
+        println!("state: ok ({state})");
+    }
     if config.source.kind == siemfwd::config::SourceKind::Sls {
         use siemfwd::source::sls;
         let (client, settings) = sls::build(&config.source.sls)

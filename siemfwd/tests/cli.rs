@@ -100,6 +100,36 @@ fn check_reports_an_unreachable_sink_with_exit_1() {
 }
 
 #[test]
+fn check_reports_a_state_dir_that_cannot_be_written_and_creates_none() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.ndjson"), "{}\n").unwrap();
+    let config = |state: &str| {
+        format!("[source.file]\npaths = [\"a.ndjson\"]\nstate_dir = \"{state}\"\n[sink]\ntype = \"stdout\"\n")
+    };
+    std::fs::write(dir.path().join("c.toml"), config("new/state")).unwrap();
+    let out = siemfwd(dir.path(), &["check", "-c", "c.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains("state: ok (new/state will be created in"),
+        "{said}"
+    );
+    assert!(
+        !dir.path().join("new").exists(),
+        "check created the state dir"
+    );
+    // A file where the folder should be: found by check, not after sending.
+    std::fs::write(dir.path().join("c.toml"), config("a.ndjson/state")).unwrap();
+    let out = siemfwd(dir.path(), &["check", "-c", "c.toml"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("state check failed") && err.contains("not a folder"),
+        "{err}"
+    );
+}
+
+#[test]
 fn secrets_never_reach_errors_or_help() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("c.toml"), "[source]\ntype = \"sls\"\n").unwrap();

@@ -201,6 +201,55 @@ impl GroupSource for FileGroup {
     async fn leave(&mut self) {}
 }
 
+/// For `siemfwd check`: can checkpoints be written under `dir`? If it
+/// exists, a probe file is created in it and removed; if not, the same in
+/// the nearest existing folder above it (where it will be created), which
+/// is left as it was. Returns what was found, for the report.
+///
+/// # Errors
+/// The folder (or the one it would be created in) cannot be written, or a
+/// file stands where a folder should.
+pub fn check_state_dir(dir: &Path) -> Result<String, Error> {
+    let mut probe_in = dir;
+    while !probe_in.exists() {
+        match probe_in.parent() {
+            Some(p) if !p.as_os_str().is_empty() => probe_in = p,
+            _ => {
+                probe_in = Path::new(".");
+                break;
+            }
+        }
+    }
+    let what = |problem: String| Error::Checkpoint {
+        path: dir.display().to_string(),
+        problem,
+    };
+    if !probe_in.is_dir() {
+        return Err(what(format!(
+            "{} is not a folder: source.file.state_dir cannot be created there",
+            probe_in.display()
+        )));
+    }
+    let probe = probe_in.join(format!(".siemfwd-check-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            what(format!(
+                "cannot write in {} ({e}): checkpoints could not be saved",
+                probe_in.display()
+            ))
+        })?;
+    Ok(if probe_in == dir {
+        format!("{} is writable", dir.display())
+    } else {
+        format!(
+            "{} will be created in {}, which is writable",
+            dir.display(),
+            probe_in.display()
+        )
+    })
+}
+
 /// Checkpoints of file shards, one JSON file each in a state directory.
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
@@ -1178,6 +1227,29 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(drain(&mut s).await.0, ["1"]);
+    }
+
+    #[test]
+    fn the_state_dir_check_writes_nothing_and_finds_what_cannot_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let existing = dir.path().join("state");
+        std::fs::create_dir(&existing).unwrap();
+        assert!(check_state_dir(&existing).unwrap().ends_with("is writable"));
+        assert_eq!(
+            std::fs::read_dir(&existing).unwrap().count(),
+            0,
+            "probe removed"
+        );
+        let missing = dir.path().join("a/b/state");
+        let said = check_state_dir(&missing).unwrap();
+        assert!(said.contains("will be created in"), "{said}");
+        assert!(!dir.path().join("a").exists(), "nothing created");
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let e = check_state_dir(&file.join("state"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a folder"), "{e}");
     }
 
     #[test]
