@@ -412,7 +412,16 @@ impl Config {
             || "<no config file>".to_owned(),
             |p| p.display().to_string(),
         );
-        Self::from_toml(&text, &name, &|k| std::env::var(k).ok())
+        let config = Self::from_toml(&text, &name, &|k| std::env::var(k).ok())?;
+        let names = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
+        for (var, closest) in reference::unknown_vars(names) {
+            match closest {
+                Some(known) => tracing::warn!(variable = %var, did_you_mean = %known,
+                    "not a siemfwd setting; ignored"),
+                None => tracing::warn!(variable = %var, "not a siemfwd setting; ignored"),
+            }
+        }
+        Ok(config)
     }
 
     /// Parse TOML `text` (named `name` in errors) and overlay `env`.

@@ -169,6 +169,64 @@ pub(crate) fn env_name(path: &str) -> String {
     s
 }
 
+/// `SIEMFWD_*` variables that are not keys: the command line's own, and the
+/// project's test scripts' (`scripts/test`, the integration tests), which
+/// the processes they start inherit.
+const OTHER_VARS: &[&str] = &[
+    "SIEMFWD_CONFIG",
+    "SIEMFWD_LOG",
+    "SIEMFWD_LOG_FILE",
+    "SIEMFWD_LOG_FORMAT",
+    "SIEMFWD_WORKER_THREADS",
+];
+const SCRIPT_PREFIXES: &[&str] = &["SIEMFWD_TEST_", "SIEMFWD_SKIP_", "SIEMFWD_KEEP_"];
+
+/// The `SIEMFWD_*` names in `names` that set nothing, each with the known
+/// name closest to it when one is close (a typo): they would be ignored
+/// without a word, as a misspelled key in the file is not.
+pub(super) fn unknown_vars<I: IntoIterator<Item = String>>(
+    names: I,
+) -> Vec<(String, Option<String>)> {
+    let known: Vec<String> = KEYS
+        .iter()
+        .map(|k| env_name(k.path))
+        .chain(OTHER_VARS.iter().map(|v| (*v).to_owned()))
+        .collect();
+    let mut unknown: Vec<(String, Option<String>)> = names
+        .into_iter()
+        .filter(|n| n.starts_with("SIEMFWD_"))
+        .filter(|n| !SCRIPT_PREFIXES.iter().any(|p| n.starts_with(p)))
+        .filter(|n| !known.contains(n))
+        .map(|n| {
+            let closest = known
+                .iter()
+                .map(|k| (edit_distance(&n, k), k))
+                .filter(|(d, _)| *d <= 3)
+                .min()
+                .map(|(_, k)| k.clone());
+            (n, closest)
+        })
+        .collect();
+    unknown.sort();
+    unknown
+}
+
+/// Levenshtein distance, for suggestions between short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 /// Set every key whose variable is in `env` into `table`, `SIEMFWD_*` over
 /// seed variables over the file. Also: a seed `SLS_ENDPOINT` with no explicit
 /// `source.type` selects the `sls` source, as the seed program would.
@@ -322,6 +380,32 @@ mod tests {
                 panic!("{}: example refused: {e}\n{text}", k.path);
             }
         }
+    }
+
+    #[test]
+    fn unknown_siemfwd_variables_are_found_with_the_closest_name() {
+        let found = unknown_vars(
+            [
+                "SIEMFWD_SINK_ADRESS",
+                "SIEMFWD_SINK_ADDRESS",
+                "SIEMFWD_LOG",
+                "SIEMFWD_TEST_RATE",
+                "SIEMFWD_WHATEVER_ELSE_ENTIRELY",
+                "HOME",
+            ]
+            .map(String::from),
+        );
+        assert_eq!(
+            found,
+            [
+                (
+                    "SIEMFWD_SINK_ADRESS".to_owned(),
+                    Some("SIEMFWD_SINK_ADDRESS".to_owned())
+                ),
+                ("SIEMFWD_WHATEVER_ELSE_ENTIRELY".to_owned(), None),
+            ]
+        );
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]
