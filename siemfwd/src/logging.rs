@@ -22,8 +22,15 @@ pub(crate) fn init(args: &LogArgs) -> anyhow::Result<Option<WorkerGuard>> {
             let name = path
                 .file_name()
                 .with_context(|| format!("--log-file {} has no file name", path.display()))?;
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the log directory {}", dir.display()))?;
+            // A folder that does not exist is most likely a typo: say so
+            // rather than create a tree of folders somewhere unexpected.
+            if !dir.is_dir() {
+                anyhow::bail!(
+                    "--log-file {}: the folder {} does not exist; create it first",
+                    path.display(),
+                    dir.display()
+                );
+            }
             let appender = tracing_appender::rolling::daily(dir, name);
             let (w, g) = tracing_appender::non_blocking(appender);
             (

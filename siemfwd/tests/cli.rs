@@ -130,6 +130,33 @@ fn check_reports_a_state_dir_that_cannot_be_written_and_creates_none() {
 }
 
 #[test]
+fn a_log_file_in_a_missing_folder_and_an_unreadable_config_are_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = siemfwd(
+        dir.path(),
+        &[
+            "check",
+            "--log-file",
+            "no/such/folder/siemfwd.log",
+            "-c",
+            "c.toml",
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the folder no/such/folder does not exist"),
+        "{err}"
+    );
+    assert!(!dir.path().join("no").exists(), "folders were created");
+    // A config path that is a folder: its cause once, not twice.
+    std::fs::create_dir(dir.path().join("conf.d")).unwrap();
+    let out = siemfwd(dir.path(), &["check", "-c", "conf.d"]);
+    let err = stderr(&out);
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+}
+
+#[test]
 fn secrets_never_reach_errors_or_help() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("c.toml"), "[source]\ntype = \"sls\"\n").unwrap();

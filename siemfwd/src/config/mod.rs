@@ -34,12 +34,13 @@ use units::{ByteSize, HumanDuration};
 #[non_exhaustive]
 pub enum Error {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        /// Why (in the message; not a `source()`, so a chain prints it once).
+        cause: std::io::Error,
     },
     /// The file is not valid TOML.
     #[error("{path}: {message}")]
@@ -404,7 +405,7 @@ impl Config {
         let text = match path {
             Some(p) => std::fs::read_to_string(p).map_err(|source| Error::Read {
                 path: p.to_owned(),
-                source,
+                cause: source,
             })?,
             None => String::new(),
         };

@@ -130,14 +130,15 @@ pub enum Error {
     #[error("max_message must be at least 1 byte")]
     ZeroMaxMessage,
     /// A socket could not be bound.
-    #[error("cannot listen on {transport} {addr}: {source}")]
+    #[error("cannot listen on {transport} {addr}: {cause}")]
     Bind {
         /// `udp`, `tcp` or `tls`.
         transport: &'static str,
         /// The address asked for.
         addr: SocketAddr,
         /// The system's reason.
-        source: io::Error,
+        /// Why (in the message; not a `source()`, so a chain prints it once).
+        cause: io::Error,
     },
     /// A PEM file could not be read or holds nothing usable.
     #[error("cannot use {what} {path:?}: {reason}")]
@@ -293,7 +294,7 @@ impl Listener {
             move |source| Error::Bind {
                 transport,
                 addr,
-                source,
+                cause: source,
             }
         };
         let mut addrs = BoundAddrs::default();

@@ -30,12 +30,13 @@ use crate::record::Record;
 #[non_exhaustive]
 pub enum Error {
     /// Reading the input failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {cause}")]
     Io {
         /// What was being done, with the path.
         what: String,
         /// The I/O error.
-        source: std::io::Error,
+        /// Why (in the message; not a `source()`, so a chain prints it once).
+        cause: std::io::Error,
     },
     /// An input could not be parsed and the policy is to stop.
     #[error("{origin}: malformed input: {problem}")]

@@ -91,12 +91,12 @@ pub fn expand_paths(config: &FileSourceConfig) -> Result<Vec<PathBuf>, Error> {
         }
         let meta = std::fs::metadata(&path).map_err(|source| Error::Io {
             what: format!("source.file.paths: {p:?}"),
-            source,
+            cause: source,
         })?;
         if meta.is_dir() {
             let entries = std::fs::read_dir(&path).map_err(|source| Error::Io {
                 what: format!("source.file.paths: listing {p:?}"),
-                source,
+                cause: source,
             })?;
             let mut found: Vec<PathBuf> = entries
                 .filter_map(Result::ok)
@@ -181,11 +181,11 @@ impl GroupSource for FileGroup {
             .and_then(|i| self.inputs.get(i))
             .ok_or_else(|| Error::Io {
                 what: format!("file shard {shard}"),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such input"),
+                cause: std::io::Error::new(std::io::ErrorKind::NotFound, "no such input"),
             })?;
         let store = self.store.as_ref().ok_or_else(|| Error::Io {
             what: "file source".to_owned(),
-            source: std::io::Error::other("opened before join"),
+            cause: std::io::Error::other("opened before join"),
         })?;
         FileShard::open(path, &self.config, store, &self.metrics).await
     }
@@ -276,7 +276,7 @@ impl CheckpointStore {
     pub fn open(dir: &Path) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             what: format!("source.file.state_dir: creating {}", dir.display()),
-            source,
+            cause: source,
         })?;
         Ok(Self {
             dir: dir.to_owned(),
@@ -523,7 +523,10 @@ pub struct FileShard {
 }
 
 fn io_error(what: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { what, source }
+    move |source| Error::Io {
+        what,
+        cause: source,
+    }
 }
 
 /// The file at `path`, opened, with its identity, fingerprint and size.
@@ -663,7 +666,7 @@ impl FileShard {
         }
         .map_err(|source| Error::Io {
             what: format!("reading {}", self.name),
-            source,
+            cause: source,
         })?;
         self.at_eof = n == 0;
         Ok(n > 0)
