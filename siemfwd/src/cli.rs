@@ -131,6 +131,10 @@ pub(crate) struct ListenArgs {
     /// What to do with each message.
     #[arg(long, value_enum, default_value_t = ListenOutput::Print)]
     pub output: ListenOutput,
+    /// TCP and TLS connections open at once; more are closed as soon as
+    /// they are accepted, counted, and warned about once a minute.
+    #[arg(long, value_name = "N", default_value_t = siemfwd::listen::DEFAULT_MAX_CONNECTIONS)]
+    pub(crate) max_connections: usize,
 }
 
 /// `siemfwd listen`: bind, say where (on stderr, so stdout stays the
@@ -152,6 +156,7 @@ pub(crate) async fn listen(args: ListenArgs) -> anyhow::Result<u8> {
         tls_key_file: args.tls_key,
         tls_client_ca_file: args.tls_client_ca,
         output,
+        max_connections: args.max_connections,
         ..ListenConfig::default()
     };
     let listener = Listener::bind(config).await?;
@@ -200,8 +205,15 @@ pub(crate) async fn listen(args: ListenArgs) -> anyhow::Result<u8> {
     }
     let stats = listener.run(tokio::io::stdout(), cancel).await?;
     eprintln!(
-        "siemfwd listen: stopped after {} messages, {} bytes, {} connections, {} parse errors, {} framing errors",
-        stats.messages, stats.bytes, stats.connections, stats.parse_errors, stats.framing_errors
+        "siemfwd listen: stopped after {} messages, {} bytes, {} connections, {} parse errors, \
+         {} framing errors, {} failed TLS handshakes, {} connections refused over the limit",
+        stats.messages,
+        stats.bytes,
+        stats.connections,
+        stats.parse_errors,
+        stats.framing_errors,
+        stats.tls_handshake_errors,
+        stats.refused_connections
     );
     Ok(0)
 }

@@ -96,6 +96,43 @@ pub struct ListenConfig {
     /// Largest TCP/TLS message accepted; a larger frame closes the
     /// connection. Default [`DEFAULT_MAX_MESSAGE`].
     pub max_message: usize,
+    /// TCP and TLS connections open at once; one more is closed as soon as
+    /// it is accepted (and counted). Default [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+}
+
+/// Default of [`ListenConfig::max_connections`]: well above what a set of
+/// forwarders opens, well below a process's usual file limit (1024 is the
+/// soft limit on many systems; 512 leaves room for files and the rest).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+
+/// A failure a peer can repeat at will (a TLS handshake, a connection over
+/// the limit) is logged as a warning at most once per this window; the
+/// others are counted and their number given with the next warning.
+const FLOOD_WINDOW: Duration = Duration::from_secs(60);
+
+/// See [`FLOOD_WINDOW`].
+#[derive(Debug, Default)]
+struct Flood {
+    since: Option<std::time::Instant>,
+    held_back: u64,
+}
+
+impl Flood {
+    /// `Some(n)`: warn now, `n` were held back since the last warning;
+    /// `None`: hold this one back (log it at debug).
+    fn warn(&mut self, now: std::time::Instant) -> Option<u64> {
+        match self.since {
+            Some(t) if now.duration_since(t) < FLOOD_WINDOW => {
+                self.held_back += 1;
+                None
+            }
+            _ => {
+                self.since = Some(now);
+                Some(std::mem::take(&mut self.held_back))
+            }
+        }
+    }
 }
 
 impl Default for ListenConfig {
@@ -109,6 +146,7 @@ impl Default for ListenConfig {
             tls_client_ca_file: None,
             output: Output::default(),
             max_message: DEFAULT_MAX_MESSAGE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -202,6 +240,8 @@ pub struct Stats {
     pub active_connections: AtomicU64,
     /// TLS handshakes that failed (including refused client certificates).
     pub tls_handshake_errors: AtomicU64,
+    /// Connections closed at once because `max_connections` were open.
+    pub refused_connections: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -221,6 +261,8 @@ pub struct StatsSnapshot {
     pub active_connections: u64,
     /// See [`Stats::tls_handshake_errors`].
     pub tls_handshake_errors: u64,
+    /// See [`Stats::refused_connections`].
+    pub refused_connections: u64,
 }
 
 impl Stats {
@@ -235,6 +277,7 @@ impl Stats {
             connections: get(&self.connections),
             active_connections: get(&self.active_connections),
             tls_handshake_errors: get(&self.tls_handshake_errors),
+            refused_connections: get(&self.refused_connections),
         }
     }
 }
@@ -251,6 +294,7 @@ pub struct Listener {
     addrs: BoundAddrs,
     output: Output,
     max_message: usize,
+    max_connections: usize,
     stats: Arc<Stats>,
 }
 
@@ -333,6 +377,7 @@ impl Listener {
             addrs,
             output: cfg.output,
             max_message: cfg.max_message,
+            max_connections: cfg.max_connections.max(1),
             stats: Arc::new(Stats::default()),
         })
     }
@@ -369,6 +414,8 @@ impl Listener {
             output: self.output,
             max_message: self.max_message,
             stats: Arc::clone(&self.stats),
+            slots: Arc::new(tokio::sync::Semaphore::new(self.max_connections)),
+            floods: std::sync::Mutex::default(),
         });
         if let Some(sock) = self.udp {
             tracker.spawn(serve_udp(
@@ -436,6 +483,37 @@ struct Shared {
     output: Output,
     max_message: usize,
     stats: Arc<Stats>,
+    /// One permit per open TCP/TLS connection (`max_connections`).
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Warnings about refused connections and failed TLS handshakes.
+    floods: std::sync::Mutex<(Flood, Flood)>,
+}
+
+impl Shared {
+    /// Log a failure a peer can repeat: a warning at most once per
+    /// [`FLOOD_WINDOW`] for each kind, debug lines for the rest.
+    fn flood_warn(&self, tls: bool, peer: &str, what: &str) {
+        let allowed = match self.floods.lock() {
+            Ok(mut f) => {
+                let now = std::time::Instant::now();
+                if tls {
+                    f.1.warn(now)
+                } else {
+                    f.0.warn(now)
+                }
+            }
+            Err(_) => Some(0),
+        };
+        match allowed {
+            Some(0) => tracing::warn!(peer, "{what}"),
+            Some(held_back) => tracing::warn!(
+                peer,
+                held_back,
+                "{what} (and {held_back} more like it in the last minute, logged at debug)"
+            ),
+            None => tracing::debug!(peer, "{what}"),
+        }
+    }
 }
 
 impl Shared {
@@ -550,6 +628,17 @@ async fn accept_loop(
             }
         };
         backoff = Duration::from_millis(10);
+        let Ok(slot) = Arc::clone(&shared.slots).try_acquire_owned() else {
+            // Over the limit: closed at once (dropped), counted, warned
+            // about at most once a minute.
+            bump(&shared.stats.refused_connections, 1);
+            shared.flood_warn(
+                false,
+                &peer.to_string(),
+                "too many connections open (listen --max-connections); closed a new one",
+            );
+            continue;
+        };
         bump(&shared.stats.connections, 1);
         let conn = Connection {
             transport,
@@ -558,7 +647,11 @@ async fn accept_loop(
             tx: tx.clone(),
             cancel: cancel.clone(),
         };
-        tracker.spawn(conn.run(stream, tls.clone()));
+        let tls = tls.clone();
+        tracker.spawn(async move {
+            conn.run(stream, tls).await;
+            drop(slot);
+        });
     }
 }
 
@@ -588,11 +681,19 @@ impl Connection {
                     Some(Ok(Ok(stream))) => self.serve(stream).await,
                     Some(Ok(Err(e))) => {
                         bump(&stats.tls_handshake_errors, 1);
-                        tracing::warn!(peer = %self.peer, error = %e, "TLS handshake failed");
+                        self.shared.flood_warn(
+                            true,
+                            &self.peer,
+                            &format!("TLS handshake failed: {e}"),
+                        );
                     }
                     Some(Err(_)) => {
                         bump(&stats.tls_handshake_errors, 1);
-                        tracing::warn!(peer = %self.peer, "TLS handshake timed out after {TLS_HANDSHAKE_TIMEOUT:?}");
+                        self.shared.flood_warn(
+                            true,
+                            &self.peer,
+                            &format!("TLS handshake timed out after {TLS_HANDSHAKE_TIMEOUT:?}"),
+                        );
                     }
                 }
             }

@@ -767,3 +767,52 @@ async fn output_failure_stops_run_with_error() {
     assert!(!cancel.is_cancelled(), "the caller's token is left alone");
     closed_by_peer(&mut c).await;
 }
+
+#[tokio::test]
+async fn connections_over_the_limit_are_closed_at_once_and_counted() {
+    let mut rx = start(ListenConfig {
+        max_connections: 2,
+        ..json_cfg()
+    })
+    .await;
+    let stats = Arc::clone(&rx.stats);
+    let mut first = tcp(rx.addrs).await;
+    let _second = tcp(rx.addrs).await;
+    wait_until("two connections open", || {
+        stats.active_connections.load(Ordering::Relaxed) == 2
+    })
+    .await;
+    // The third is accepted by the kernel, then closed by the receiver.
+    let mut third = tcp(rx.addrs).await;
+    let mut buf = [0u8; 1];
+    let n = within("the third connection closed", third.read(&mut buf)).await;
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    assert_eq!(stats.refused_connections.load(Ordering::Relaxed), 1);
+    // The open ones still work, and a closed one frees its slot.
+    first.write_all(b"6 <1>a b").await.unwrap();
+    first.shutdown().await.unwrap();
+    drop(first);
+    let line = rx.next_line().await;
+    assert!(line.contains("\"transport\":\"tcp\""), "{line}");
+    wait_until("the first connection's slot freed", || {
+        stats.active_connections.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    let mut fourth = tcp(rx.addrs).await;
+    fourth.write_all(b"6 <1>c d").await.unwrap();
+    fourth.shutdown().await.unwrap();
+    rx.next_line().await;
+    assert_eq!(stats.refused_connections.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_repeated_failure_is_warned_about_once_a_minute_with_the_count() {
+    let start = std::time::Instant::now();
+    let mut flood = Flood::default();
+    assert_eq!(flood.warn(start), Some(0));
+    for s in 1..=5 {
+        assert_eq!(flood.warn(start + Duration::from_secs(s)), None);
+    }
+    assert_eq!(flood.warn(start + FLOOD_WINDOW), Some(5));
+    assert_eq!(flood.warn(start + FLOOD_WINDOW), None);
+}
