@@ -20,6 +20,9 @@ mod backoff;
 pub mod config;
 pub mod counters;
 pub mod format;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod listen;
 pub mod pipeline;
 pub mod record;

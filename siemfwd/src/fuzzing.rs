@@ -1,0 +1,146 @@
+//! Entry points for the coverage-guided fuzz targets in `fuzz/` (built only
+//! with the `fuzzing` feature): each takes arbitrary bytes to one parser or
+//! encoder of the crate and panics only where the crate itself would — a
+//! crash found here is a bug. They reach code that is crate-private on
+//! purpose, so the crate's surface stays narrow in normal builds.
+
+use crate::config::Config;
+use crate::counters::Metrics;
+use crate::format::{BodyConfig, Constraints, FormatConfig, Formatter, Rfc};
+use crate::listen::framing::FrameBuffer;
+use crate::listen::parse;
+use crate::record::{Field, LogTime, Meta, Record};
+use crate::source::sls::decode;
+use crate::source::Flow;
+
+/// A PullLogs body: the first byte picks plain, lz4 or zstd, the next four
+/// the announced raw size; decompressed, then every log visited (pausing
+/// now and then, as a full batch does).
+pub fn pull_logs(data: &[u8]) {
+    let Some((&kind, rest)) = data.split_first() else {
+        return;
+    };
+    let (size, body) = match rest.split_first_chunk::<4>() {
+        Some((size, body)) => (u32::from_le_bytes(*size) as usize % (1 << 20), body),
+        None => return,
+    };
+    let compress = match kind % 3 {
+        0 => "",
+        1 => "lz4",
+        _ => "zstd",
+    };
+    let mut out = Vec::new();
+    if decode::decompress(compress, size, body, &mut out).is_err() {
+        return;
+    }
+    let mut resume = decode::Resume::default();
+    let mut seen = 0usize;
+    for _ in 0..64 {
+        let visited = decode::visit_logs(&out, resume, &mut |r: &Record<'_>| {
+            seen += r.fields.len();
+            if seen % 7 == 3 {
+                Flow::Full
+            } else {
+                Flow::Continue
+            }
+        });
+        match visited {
+            Ok(decode::Visit::Paused { resume: next, .. }) => resume = next,
+            _ => return,
+        }
+    }
+}
+
+/// One NDJSON line.
+pub fn ndjson_line(data: &[u8]) {
+    let mut record = Record::default();
+    let _ = crate::source::ndjson::parse_line(data, LogTime::default(), &mut record);
+}
+
+/// A syslog stream (RFC 6587 framing, both kinds) fed in chunks whose
+/// sizes the first byte picks; every frame parsed as RFC 5424 or 3164.
+pub fn syslog_stream(data: &[u8]) {
+    let Some((&chunk, rest)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(chunk.max(1));
+    let mut frames = FrameBuffer::new(4096);
+    for piece in rest.chunks(chunk) {
+        frames.read_buf().extend_from_slice(piece);
+        loop {
+            match frames.next_frame() {
+                Ok(Some(f)) => {
+                    let _ = parse::parse(frames.get(f));
+                }
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+    if let Some(f) = frames.final_frame() {
+        let _ = parse::parse(frames.get(f));
+    }
+}
+
+/// A config file (TOML, no environment).
+pub fn config(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = Config::from_toml(text, "fuzz", &|_| None);
+    }
+}
+
+/// A record made of `data` (fields split at 0xFF, key and value at 0xFE)
+/// encoded with a header, body and framing the first byte picks; an RFC 5424
+/// message must parse back as RFC 5424 with its PRI.
+pub fn encode(data: &[u8]) {
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let fields: Vec<Field<'_>> = rest
+        .split(|&b| b == 0xFF)
+        .map(|f| {
+            let mut kv = f.splitn(2, |&b| b == 0xFE);
+            let key = kv.next().unwrap_or_default();
+            let value = kv.next().unwrap_or_default();
+            Field::borrowed(key, value)
+        })
+        .collect();
+    let record = Record {
+        time: LogTime::new(i64::from(pick) * 1_000_003_337, 123_456).unwrap_or_default(),
+        fields,
+    };
+    let config = FormatConfig {
+        rfc: if pick & 1 == 0 { Rfc::Rfc5424 } else { Rfc::Rfc3164 },
+        body: if pick & 2 == 0 {
+            BodyConfig::default()
+        } else {
+            BodyConfig::Json {}
+        },
+        hostname: Some("fuzz".to_owned()),
+        timezone: (pick & 1 == 1).then(|| "UTC".to_owned()),
+        ..FormatConfig::default()
+    };
+    let constraints = Constraints {
+        newline_terminated: pick & 4 != 0,
+        max_message: (pick & 8 != 0).then_some(480),
+    };
+    let Ok(mut formatter) = Formatter::build(&config, constraints, &Metrics::default()) else {
+        return;
+    };
+    let mut out = Vec::new();
+    if formatter.encode(&record, &Meta::NONE, &mut out).is_err() {
+        return;
+    }
+    if constraints.newline_terminated {
+        assert!(
+            !out.contains(&b'\n') && !out.contains(&b'\r'),
+            "a raw newline in an LF-framed message"
+        );
+    }
+    if config.rfc == Rfc::Rfc5424 {
+        let parsed = parse::parse(&out).unwrap_or_else(|e| {
+            panic!("{e}: {:?}", String::from_utf8_lossy(&out));
+        });
+        assert_eq!(parsed.pri, 14, "PRI of user.info");
+    }
+}
