@@ -110,7 +110,11 @@ pub fn encode(data: &[u8]) {
         fields,
     };
     let config = FormatConfig {
-        rfc: if pick & 1 == 0 { Rfc::Rfc5424 } else { Rfc::Rfc3164 },
+        rfc: if pick & 1 == 0 {
+            Rfc::Rfc5424
+        } else {
+            Rfc::Rfc3164
+        },
         body: if pick & 2 == 0 {
             BodyConfig::default()
         } else {
