@@ -356,6 +356,16 @@ impl Sink {
                 });
             }
         }
+        if config.backoff_max.0 < Duration::from_millis(10) {
+            return Err(Error::Config {
+                key: "sink.backoff_max".to_owned(),
+                problem: format!(
+                    "{} would retry a receiver that is down hundreds of times a second; use at \
+                     least 10ms (default 30s)",
+                    human(config.backoff_max.0)
+                ),
+            });
+        }
         if config.backoff_initial.0 > config.backoff_max.0 {
             return Err(Error::Config {
                 key: "sink.backoff_initial".to_owned(),

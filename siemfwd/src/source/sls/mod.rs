@@ -227,6 +227,12 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
             "must be longer than heartbeat_interval and at least 1s",
         ));
     }
+    if cfg.request_timeout.0 < Duration::from_secs(1) {
+        return Err(config_error(
+            "request_timeout",
+            "must be at least 1s: a PullLogs answer of a few MB over the internet takes longer",
+        ));
+    }
     if cfg.fetch_interval.0 < Duration::from_millis(10) {
         return Err(config_error("fetch_interval", "must be at least 10ms"));
     }
@@ -279,7 +285,7 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
             env!("CARGO_PKG_VERSION"),
             cfg.consumer_group
         ),
-        request_timeout: cfg.request_timeout.0.max(Duration::from_secs(1)),
+        request_timeout: cfg.request_timeout.0,
         pool_max_idle: cfg.pool_max_idle,
     })?;
     let settings = Settings {
@@ -1334,6 +1340,25 @@ mod tests {
             ..good.clone()
         };
         assert_eq!(key(c), "source.sls.consumer_name");
+    }
+
+    #[test]
+    fn a_request_timeout_under_a_second_is_refused_not_raised() {
+        let cfg = crate::config::SlsSourceConfig {
+            endpoint: "127.0.0.1:1".to_owned(),
+            project: "proj".to_owned(),
+            logstore: "store".to_owned(),
+            consumer_group: "g".to_owned(),
+            access_key_id: "id".to_owned(),
+            access_key_secret: "secret".into(),
+            request_timeout: crate::config::units::HumanDuration(Duration::ZERO),
+            ..crate::config::SlsSourceConfig::default()
+        };
+        let e = super::build(&cfg).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("source.sls.request_timeout: must be at least 1s"),
+            "{e}"
+        );
     }
 
     #[test]
