@@ -298,7 +298,7 @@ enum Inner {
 }
 
 /// What a sink has been through since it was built, for status output and
-/// tests. The process-wide totals are in [`crate::counters`].
+/// tests. The pipeline's totals are in its [`crate::counters::Metrics`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Connections established (stream transports) or sockets opened (udp).
