@@ -183,16 +183,7 @@ impl SinkConfig {
     /// written for another transport would be ignored, so the config
     /// refuses it rather than leave the user believing it applies.
     pub fn keys_of(transport: Transport) -> &'static [&'static str] {
-        const STREAM: &[&str] = &[
-            "address",
-            "framing",
-            "connect_timeout",
-            "write_timeout",
-            "backoff_initial",
-            "backoff_max",
-            "settle_time",
-            "max_message",
-        ];
+        // TLS reads every key TCP reads, then its own table (kept last).
         const TLS: &[&str] = &[
             "address",
             "framing",
@@ -206,7 +197,7 @@ impl SinkConfig {
         ];
         match transport {
             Transport::Udp => &["address", "max_datagram", "backoff_initial", "backoff_max"],
-            Transport::Tcp => STREAM,
+            Transport::Tcp => TLS.split_last().map_or(&[], |(_, tcp)| tcp),
             Transport::Tls => TLS,
             Transport::Stdout => &[],
         }

@@ -748,10 +748,11 @@ impl FileShard {
     /// A followed file truncated or rewritten in place (no longer as long
     /// as what was read, or no longer starting with the fingerprinted bytes)
     /// is read again from its start, and what was read of it since is
-    /// dropped. `true` when that happened.
-    async fn check_truncation(&mut self) -> Result<bool, Error> {
+    /// dropped. The file's size when it was not (the caller's `fstat`
+    /// too); `None` when it was, or for standard input.
+    async fn check_truncation(&mut self) -> Result<Option<u64>, Error> {
         let Input::File(_, f) = &self.input else {
-            return Ok(false);
+            return Ok(None);
         };
         let len = f
             .metadata()
@@ -766,7 +767,7 @@ impl FileShard {
         match fingerprint {
             Some(fp) if len >= read_to => {
                 self.pos.fingerprint = fp;
-                Ok(false)
+                Ok(Some(len))
             }
             _ => {
                 // copytruncate: what was not read yet is in the copy.
@@ -776,14 +777,14 @@ impl FileShard {
                     tracing::info!(file = %self.name, copy = %copy.display(), read = self.pos.offset,
                         "file was truncated (copytruncate); finishing its copy first");
                     self.finish_copy(&copy, copy_f)?;
-                    return Ok(true);
+                    return Ok(None);
                 }
                 tracing::warn!(file = %self.name, read = read_to, size = len,
                     "file was truncated or rewritten and no copy of it is beside it; reading it \
                      again from the start");
                 self.restarting = true;
                 self.restart().await?;
-                Ok(true)
+                Ok(None)
             }
         }
     }
@@ -818,16 +819,9 @@ impl FileShard {
     /// starts finishing this one, which is done once it stayed unchanged
     /// for a poll interval.
     async fn check_rotation(&mut self) -> Result<(), Error> {
-        if self.check_truncation().await? {
-            return Ok(());
-        }
-        let Input::File(_, f) = &self.input else {
+        let Some(len) = self.check_truncation().await? else {
             return Ok(());
         };
-        let len = f
-            .metadata()
-            .map_err(io_error(format!("reading the size of {}", self.name)))?
-            .len();
         self.rotation = match self.rotation {
             Rotation::None => match std::fs::metadata(&self.path) {
                 Ok(meta) if Some(FileId::of(&meta)) != self.pos.file => {

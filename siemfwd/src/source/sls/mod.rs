@@ -1290,17 +1290,27 @@ mod tests {
         assert_eq!(idle_wait(poll, max, quiet, u32::MAX), max);
     }
 
+    /// Settings `build` accepts (no request is made).
+    fn valid() -> crate::config::SlsSourceConfig {
+        crate::config::SlsSourceConfig {
+            endpoint: "127.0.0.1:1".to_owned(),
+            project: "proj".to_owned(),
+            logstore: "store".to_owned(),
+            consumer_group: "g".to_owned(),
+            access_key_id: "id".to_owned(),
+            access_key_secret: "secret".into(),
+            ..crate::config::SlsSourceConfig::default()
+        }
+    }
+
     #[test]
     fn names_outside_log_service_rules_are_refused_with_their_key() {
         let good = crate::config::SlsSourceConfig {
-            endpoint: "127.0.0.1:1".to_owned(),
             project: "my-project-1".to_owned(),
             logstore: "access_log".to_owned(),
             consumer_group: "siem.forwarder-QRadar_1".to_owned(),
             consumer_name: "host-1.example-4242".to_owned(),
-            access_key_id: "id".to_owned(),
-            access_key_secret: "secret".into(),
-            ..crate::config::SlsSourceConfig::default()
+            ..valid()
         };
         assert!(super::build(&good).is_ok());
         let key = |c: crate::config::SlsSourceConfig| {
@@ -1345,14 +1355,8 @@ mod tests {
     #[test]
     fn a_request_timeout_under_a_second_is_refused_not_raised() {
         let cfg = crate::config::SlsSourceConfig {
-            endpoint: "127.0.0.1:1".to_owned(),
-            project: "proj".to_owned(),
-            logstore: "store".to_owned(),
-            consumer_group: "g".to_owned(),
-            access_key_id: "id".to_owned(),
-            access_key_secret: "secret".into(),
             request_timeout: crate::config::units::HumanDuration(Duration::ZERO),
-            ..crate::config::SlsSourceConfig::default()
+            ..valid()
         };
         let e = super::build(&cfg).map(|_| ()).unwrap_err().to_string();
         assert!(
@@ -1364,14 +1368,8 @@ mod tests {
     #[test]
     fn a_start_time_without_start_position_time_is_refused() {
         let cfg = crate::config::SlsSourceConfig {
-            endpoint: "127.0.0.1:1".to_owned(),
-            project: "proj".to_owned(),
-            logstore: "store".to_owned(),
-            consumer_group: "g".to_owned(),
-            access_key_id: "id".to_owned(),
-            access_key_secret: "secret".into(),
             start_time: "2026-12-01T00:00:00Z".to_owned(),
-            ..crate::config::SlsSourceConfig::default()
+            ..valid()
         };
         let e = super::build(&cfg).map(|_| ()).unwrap_err().to_string();
         assert!(
