@@ -393,7 +393,7 @@ async fn run_tap(mut tap: tap::Tap, mut rx: mpsc::Receiver<SendRequest>, metrics
 
 /// Drive the sink with many batches in flight: a batch is answered only
 /// when the sink reports it delivered (for TCP/TLS, its safe point: see
-/// `sink/stream.rs`), so the shard's checkpoint never passes bytes that a
+/// `sink/stream/settle.rs`), so the shard's checkpoint never passes bytes that a
 /// dying receiver could still lose. Batches come back from the sink in the
 /// order they were submitted, so the answers are a FIFO.
 ///

@@ -18,8 +18,8 @@
 //!   `udp.rs` for how refused sends (ICMP port unreachable) are handled.
 //! - `tcp` (RFC 6587), `tls` (RFC 5425): the batch reached its *safe
 //!   point*: the receiver's TCP acknowledged every byte of it, and the
-//!   connection then stayed healthy for `sink.settle_time` (`stream.rs`
-//!   explains both halves). Until then the sink holds the batch; after any
+//!   connection then stayed healthy for `sink.settle_time`
+//!   (`stream/settle.rs` explains both halves). Until then the sink holds the batch; after any
 //!   connection failure it reconnects and writes every held batch again,
 //!   oldest first, before anything new: duplicates are possible, gaps are
 //!   not (at-least-once). TCP has no application acknowledgement, so a
@@ -52,9 +52,12 @@
 //! Layout (after Vector's `sinks/util/tcp.rs`, split by role): config types
 //! and the dispatching [`Sink`] here; `udp.rs`, `tcp.rs` (resolve and
 //! connect), `tls.rs` (rustls client configuration and readable TLS errors),
-//! `stream.rs` (the connected stream shared by tcp and tls: replay queue and
-//! safe point, writes with timeout, health check, reconnect), `messages.rs`
-//! (the batch, framed as it is written), `backoff.rs`, `stdout.rs`.
+//! `stream/` (shared by tcp and tls: the replay queue with writes bounded
+//! by a timeout and reconnects in `mod.rs`, the connection and its health
+//! check in `conn.rs`, and the acknowledgement strategy that says when a
+//! batch is safe: `ack.rs`, with kernel acknowledgement + settle time in
+//! `settle.rs`), `messages.rs` (the batch, framed as it is written),
+//! `stdout.rs`.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -284,7 +287,7 @@ pub struct Sink {
 #[derive(Debug)]
 enum Inner {
     Udp(udp::UdpSink),
-    Stream(Box<stream::StreamSink>),
+    Stream(Box<stream::StreamSink<stream::settle::KernelSettle>>),
     Stdout(stdout::StdoutSink),
 }
 
@@ -384,21 +387,28 @@ impl Sink {
                 let endpoint = Endpoint::parse(&config.address)?;
                 Inner::Udp(udp::UdpSink::build(config, endpoint, metrics)?)
             }
-            Transport::Tcp => {
+            Transport::Tcp | Transport::Tls => {
                 let endpoint = Endpoint::parse(&config.address)?;
-                Inner::Stream(Box::new(stream::StreamSink::new(
-                    config, endpoint, None, metrics,
-                )))
-            }
-            Transport::Tls => {
-                let endpoint = Endpoint::parse(&config.address)?;
-                let tls = tls::TlsSettings::build(&config.tls, &endpoint)?;
-                Inner::Stream(Box::new(stream::StreamSink::new(
-                    config,
-                    endpoint,
-                    Some(tls),
-                    metrics,
-                )))
+                let tls = match config.transport {
+                    Transport::Tls => Some(tls::TlsSettings::build(&config.tls, &endpoint)?),
+                    _ => None,
+                };
+                let settings = stream::Settings {
+                    connector: stream::conn::Connector {
+                        endpoint,
+                        tls,
+                        timeout: config.connect_timeout.0,
+                    },
+                    framing: config.framing,
+                    write_timeout: config.write_timeout.0,
+                    backoff: crate::backoff::Backoff::new(
+                        config.backoff_initial.0,
+                        config.backoff_max.0,
+                    ),
+                };
+                let ack =
+                    stream::settle::KernelSettle::new(config.settle_time.0, config.write_timeout.0);
+                Inner::Stream(Box::new(stream::StreamSink::new(settings, ack, metrics)))
             }
         };
         Ok(Self {

@@ -7,7 +7,7 @@
 //! reported.
 //!
 //! Everything after the connect (framing, writes, reconnects) is shared with
-//! TLS and lives in `stream.rs`.
+//! TLS and lives in `stream/conn.rs`.
 
 use std::io;
 

@@ -1,42 +1,31 @@
-//! The connected stream shared by the `tcp` and `tls` sinks: the replay
-//! queue that makes "duplicates, never gaps" true, writes bounded by
-//! `write_timeout`, the connection health check, and reconnects with
-//! backoff.
+//! The stream sinks (`tcp`, `tls`): a replay queue over a connection,
+//! generic over how the receiver acknowledges.
 //!
-//! # Written is not delivered
+//! ```text
+//!   submit ──► held (written, not yet safe) ──► safe ──► take_safe
+//!                 │  ▲                         ▲
+//!                 │  └─ written again, oldest  │ the Acknowledgement says so
+//!                 ▼     first, on a new        │ (settle.rs: kernel ack +
+//!              conn.rs  connection             │  settle time; RELP: its rsp)
+//! ```
 //!
-//! A batch written into a TCP socket may still be lost: the receiver can die
-//! with our bytes unacknowledged, or acknowledged by its kernel but never
-//! read (rsyslog stopped with a full receive buffer answers with RST and the
-//! bytes are gone). So a written batch is *held* in a replay queue, in
-//! order, until it is **safe**:
-//!
-//! 1. the receiver's TCP has acknowledged every byte of it: the kernel's
-//!    count of bytes sent but not acknowledged (`SIOCOUTQ`, see
-//!    [`unacked`]) subtracted from the bytes we wrote on *this* connection
-//!    (counted below TLS, ciphertext, by [`Counted`]) reaches the batch's
-//!    end; and
-//! 2. the connection then stayed healthy for `sink.settle_time`: no end of
-//!    stream, reset or TLS alert seen by the health check. This covers a
-//!    receiver that acknowledged our bytes and dies before reading them, or
-//!    that stopped reading to shut down: it closes or resets the connection
-//!    soon after, and we see it within the settle time.
+//! Three parts, one file each: [`conn`] connects (TLS included) and tells
+//! whether the peer is still there; [`ack::Acknowledgement`] decides when a
+//! written batch is safe ([`settle::KernelSettle`] for plain syslog, whose
+//! module explains why written is not delivered); this file keeps the
+//! batches, in order, until then.
 //!
 //! Only a safe batch goes back to the caller ([`StreamSink::take_safe`]),
 //! which may then move its checkpoint. On any connection failure the sink
 //! reconnects (exponential backoff with jitter) and writes every held batch
 //! again, oldest first, before anything new: the receiver may see a batch
-//! twice, never miss one. Past the safe point only an application
-//! acknowledgement (RELP) could tell more; a receiver that reads our bytes
-//! and then loses them later than the settle time is beyond what TCP can
-//! reveal.
+//! twice, never miss one. Each write must make progress within
+//! `write_timeout`.
 //!
-//! Held batches are checked every `poll` (a fraction of the settle time)
-//! even when no new batch comes ([`StreamSink::next_check`],
-//! [`StreamSink::progress`]), so batches become safe, and a dead
-//! connection is noticed, without new traffic. A receiver whose window
-//! stays shut (nothing acknowledged for `write_timeout` while bytes are
-//! outstanding) counts as stalled, like a write that makes no progress.
+//! Held batches are checked when the strategy asks
+//! ([`StreamSink::next_check`], [`StreamSink::progress`]), even when no new
+//! batch comes, so batches become safe, and a dead connection is noticed,
+//! without new traffic.
 //!
 //! # Incidents
 //!
@@ -48,312 +37,26 @@
 //! of an incident goes at once (a receiver that closed an idle connection is
 //! usually right there), later ones wait the backoff delay. Every wait races
 //! the cancellation token.
-//!
-//! # TLS 1.3 and client certificates
-//!
-//! The client's side of the handshake ends before the server has looked at
-//! our certificate, so a receiver that refuses it (or requires one we do
-//! not have) says so only *after* `connect` returned, with an alert or a
-//! plain close (see the peers notes). So after a TLS 1.3 handshake we wait
-//! up to [`TLS13_SETTLE`] for the receiver's first bytes (its session
-//! tickets, or its alert) and read them before writing, which spares a
-//! pointless write; a later refusal is caught by the settle time above.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_rustls::client::TlsStream;
 use tokio_util::sync::CancellationToken;
 
-use super::tls::TlsSettings;
-use super::{describe_io, human, tcp, Endpoint, Error, Framing, Messages, SinkConfig, Stats};
+use super::{describe_io, human, Error, Framing, Messages, Stats};
 use crate::backoff::Backoff;
 use crate::counters::{self, Metrics};
 
-/// How long a fresh TLS 1.3 connection waits for the receiver's verdict on
-/// our certificate before the first write (see the module docs).
-const TLS13_SETTLE: Duration = Duration::from_millis(200);
+pub(crate) mod ack;
+pub(crate) mod conn;
+pub(crate) mod settle;
 
-/// Unsolicited bytes read and discarded per health check before giving up
-/// on draining them (a syslog receiver has nothing to say to us).
-const IDLE_DRAIN_ROUNDS: usize = 16;
-
-/// Bounds of the interval between two health checks while batches are held:
-/// a twentieth of the settle time, within these. A check is also when a
-/// batch is first seen acknowledged, and its settle time counts from there,
-/// so a batch is held about settle time + half this interval: a quarter of
-/// the settle time (50 ms) held batches ~12 % longer than the settle time,
-/// and the in-flight budget caps throughput at budget ÷ that hold. A check
-/// is two syscalls (`recv(MSG_PEEK)`, `ioctl(SIOCOUTQ)`).
-const POLL_MIN: Duration = Duration::from_millis(2);
-const POLL_MAX: Duration = Duration::from_millis(25);
-
-/// A TCP stream that counts the bytes the kernel accepted from us. Under
-/// TLS it sits below rustls, so it counts ciphertext: exactly what the
-/// kernel's unacknowledged-bytes figure is about.
-pub(crate) struct Counted {
-    tcp: TcpStream,
-    written: u64,
-    /// The last health check stopped draining unsolicited bytes before the
-    /// TLS layer ran dry ([`IDLE_DRAIN_ROUNDS`]): what it still holds (an
-    /// alert, a close) is read by the next check even if the kernel has
-    /// nothing new.
-    undrained: bool,
-}
-
-impl Counted {
-    fn new(tcp: TcpStream) -> Self {
-        Self {
-            tcp,
-            written: 0,
-            undrained: false,
-        }
-    }
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.tcp).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            this.written += n as u64;
-        }
-        r
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        // rustls hands its records over as vectored writes.
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = r {
-            this.written += n as u64;
-        }
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
-    }
-}
-
-/// A connected stream, plain or TLS.
-pub(crate) enum Conn {
-    Tcp(Counted),
-    Tls(Box<TlsStream<Counted>>),
-}
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
-impl Conn {
-    fn counted(&self) -> &Counted {
-        match self {
-            Conn::Tcp(s) => s,
-            Conn::Tls(s) => s.get_ref().0,
-        }
-    }
-
-    fn counted_mut(&mut self) -> &mut Counted {
-        match self {
-            Conn::Tcp(s) => s,
-            Conn::Tls(s) => s.get_mut().0,
-        }
-    }
-
-    fn tcp(&self) -> &TcpStream {
-        &self.counted().tcp
-    }
-
-    /// Bytes the kernel accepted from us on this connection so far.
-    fn written(&self) -> u64 {
-        self.counted().written
-    }
-}
-
-/// Bytes written to `tcp` that the receiver has not acknowledged yet, as
-/// the kernel counts them (Linux `SIOCOUTQ`, alias `TIOCOUTQ`: the send
-/// queue, sent-but-unacknowledged plus not-yet-sent). `None` where the
-/// platform does not tell; the settle time alone then guards the safe
-/// point.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn unacked(tcp: &TcpStream) -> io::Result<Option<u64>> {
-    use std::os::fd::AsRawFd;
-    let mut queued: libc::c_int = 0;
-    // SAFETY: `ioctl(SIOCOUTQ)` on a TCP socket writes one `int` through
-    // its third argument and nothing else; `queued` is a live, aligned
-    // `c_int` on our stack for the whole call, and the descriptor stays
-    // open because `tcp` is borrowed for the call. No Rust invariant
-    // depends on the value the kernel stores.
-    let rc = unsafe { libc::ioctl(tcp.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(Some(u64::try_from(queued).unwrap_or(0)))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn unacked(_tcp: &TcpStream) -> io::Result<Option<u64>> {
-    Ok(None)
-}
-
-/// What the kernel holds for us right now, asked with a real `recv(MSG_PEEK)`
-/// system call. Tokio's own `try_read`/`poll_read` trust the reactor's
-/// readiness, which lags until the reactor turns: a FIN that just arrived
-/// would be missed, and the batch written into a dead socket.
-fn peek_kernel(tcp: &TcpStream) -> io::Result<Option<usize>> {
-    let mut one = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-    match socket2::SockRef::from(tcp).peek(&mut one) {
-        Ok(n) => Ok(Some(n)),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-        // A signal cut the check short: no news is taken as alive.
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Is the peer still there? Without waiting for data: nothing pending in the
-/// kernel means alive; end of stream, a socket error or a TLS alert means
-/// gone. Pending bytes are read through the TLS layer, so post-handshake
-/// messages (session tickets) are consumed properly and alerts are decoded;
-/// application data from a syslog receiver is unexpected and discarded.
-///
-/// Returns only once the kernel's receive queue is drained (the TLS layer
-/// may need a reactor turn to see bytes the kernel already has); the caller
-/// bounds it with a timeout.
-async fn idle_check(conn: &mut Conn) -> io::Result<()> {
-    // The common case first, in one system call: the receiver sent nothing.
-    // Going through the TLS layer every time (to find nothing) cost ~8 % of
-    // the CPU per byte over TLS once checks ran every 10 ms. Nothing the
-    // peer sent waits inside the TLS layer unprocessed: whatever it read was
-    // decoded by the read of an earlier check, which reads until the kernel
-    // has nothing left — unless it stopped at its round limit.
-    if !conn.counted().undrained {
-        match peek_kernel(conn.tcp())? {
-            None => return Ok(()),
-            Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Some(_) => {}
-        }
-    }
-    conn.counted_mut().undrained = false;
-    let mut scratch = [0u8; 1024];
-    let mut rounds = 0;
-    poll_fn(|cx| loop {
-        let mut rb = ReadBuf::new(&mut scratch);
-        match Pin::new(&mut *conn).poll_read(cx, &mut rb) {
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Ready(Ok(())) if rb.filled().is_empty() => {
-                return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()))
-            }
-            Poll::Ready(Ok(())) => {
-                tracing::debug!(
-                    bytes = rb.filled().len(),
-                    "discarding unsolicited bytes from the receiver"
-                );
-                rounds += 1;
-                if rounds >= IDLE_DRAIN_ROUNDS {
-                    conn.counted_mut().undrained = true;
-                    return Poll::Ready(Ok(()));
-                }
-            }
-            Poll::Pending => {
-                return match peek_kernel(conn.tcp()) {
-                    Err(e) => Poll::Ready(Err(e)),
-                    Ok(None) => Poll::Ready(Ok(())),
-                    Ok(Some(0)) => Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
-                    // Bytes the TLS layer has not seen yet: the reactor
-                    // will wake us once it notices them.
-                    Ok(Some(_)) => Poll::Pending,
-                };
-            }
-        }
-    })
-    .await
-}
-
-/// [`idle_check`], bounded: if the kernel has bytes the TLS layer cannot
-/// make progress on within `limit`, the connection is treated as broken.
-async fn idle_check_within(conn: &mut Conn, limit: Duration) -> io::Result<()> {
-    tokio::time::timeout(limit, idle_check(conn))
-        .await
-        .unwrap_or_else(|_| {
-            Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the receiver sent bytes that never formed a TLS record",
-            ))
-        })
-}
+use ack::{Acknowledgement, Failure};
+use conn::{Conn, Connector};
 
 /// The failures of one incident, from the first failure to the next batch
 /// that became safe.
@@ -363,44 +66,44 @@ struct Outage {
 }
 
 /// A batch written (or to be written) and not yet safe.
-struct Held {
-    /// Framed for this sink: its bytes go on the wire as they are, on
+struct Held<M> {
+    /// Framed for this sink: the strategy's encoding starts from it on
     /// every connection.
     msgs: Messages,
-    /// Where the batch ends in the bytes written on the current connection;
-    /// `None`: not written on it yet (a new connection resets every batch).
-    end: Option<u64>,
-    /// When the receiver was first seen to have acknowledged all of it.
-    acked_at: Option<Instant>,
+    /// What the strategy noted when the batch was written on the current
+    /// connection; `None`: not written on it yet (a new connection resets
+    /// every batch).
+    mark: Option<M>,
     /// Writes started for it, on this connection and earlier ones (a
     /// failed write may have delivered part of it).
     writes: u32,
 }
 
-/// A `tcp` or `tls` sink.
-pub(crate) struct StreamSink {
+/// The settings a stream sink runs with.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) connector: Connector,
+    pub(crate) framing: Framing,
+    pub(crate) write_timeout: Duration,
+    pub(crate) backoff: Backoff,
+}
+
+/// A stream sink: batches held until `A` says they are safe.
+pub(crate) struct StreamSink<A: Acknowledgement> {
     /// Where reconnects are counted.
     metrics: Metrics,
-    endpoint: Endpoint,
-    tls: Option<TlsSettings>,
+    connector: Connector,
     framing: Framing,
-    connect_timeout: Duration,
     write_timeout: Duration,
-    settle: Duration,
-    poll: Duration,
     backoff: Backoff,
+    ack: A,
     conn: Option<Conn>,
     /// Written-but-unsafe batches, oldest first.
-    held: VecDeque<Held>,
+    held: VecDeque<Held<A::Mark>>,
     /// Batches that became safe, oldest first, waiting for the caller.
     safe: VecDeque<Messages>,
     /// The incident in progress, if any.
     outage: Option<Outage>,
-    /// Bytes of the current connection acknowledged at the last check.
-    acked: u64,
-    /// The last time the acknowledged count moved (or nothing was
-    /// outstanding): the stall clock.
-    ack_moved_at: Instant,
     last_check: Instant,
     stats: Stats,
     /// Since when no connection has been up during the current incident
@@ -410,11 +113,10 @@ pub(crate) struct StreamSink {
     blocked: watch::Sender<Option<Instant>>,
 }
 
-impl std::fmt::Debug for StreamSink {
+impl<A: Acknowledgement> std::fmt::Debug for StreamSink<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamSink")
-            .field("endpoint", &self.endpoint)
-            .field("tls", &self.tls)
+            .field("connector", &self.connector)
             .field("framing", &self.framing)
             .field("connected", &self.conn.is_some())
             .field("held", &self.held.len())
@@ -428,30 +130,19 @@ enum WriteFailure {
     Io(io::Error),
 }
 
-impl StreamSink {
-    pub(crate) fn new(
-        config: &SinkConfig,
-        endpoint: Endpoint,
-        tls: Option<TlsSettings>,
-        metrics: &Metrics,
-    ) -> Self {
-        let settle = config.settle_time.0;
+impl<A: Acknowledgement> StreamSink<A> {
+    pub(crate) fn new(settings: Settings, ack: A, metrics: &Metrics) -> Self {
         Self {
             metrics: metrics.clone(),
-            endpoint,
-            tls,
-            framing: config.framing,
-            connect_timeout: config.connect_timeout.0,
-            write_timeout: config.write_timeout.0,
-            settle,
-            poll: (settle / 20).clamp(POLL_MIN, POLL_MAX),
-            backoff: Backoff::new(config.backoff_initial.0, config.backoff_max.0),
+            connector: settings.connector,
+            framing: settings.framing,
+            write_timeout: settings.write_timeout,
+            backoff: settings.backoff,
+            ack,
             conn: None,
             held: VecDeque::new(),
             safe: VecDeque::new(),
             outage: None,
-            acked: 0,
-            ack_moved_at: Instant::now(),
             last_check: Instant::now(),
             stats: Stats::default(),
             blocked: watch::channel(None).0,
@@ -459,7 +150,7 @@ impl StreamSink {
     }
 
     pub(crate) fn is_tls(&self) -> bool {
-        self.tls.is_some()
+        self.connector.tls.is_some()
     }
 
     /// The stream framing, which submitted batches should already have.
@@ -471,62 +162,6 @@ impl StreamSink {
         &self.stats
     }
 
-    /// A readable cause for an I/O error on this connection.
-    fn describe(&self, e: &io::Error) -> String {
-        match &self.tls {
-            Some(tls) => super::tls::describe(e, &tls.server_name()),
-            None => describe_io(e),
-        }
-    }
-
-    /// Connect, handshake, and (TLS 1.3) wait for the receiver's verdict.
-    async fn connect(&mut self) -> Result<Conn, String> {
-        let addr = &self.endpoint;
-        let limit = self.connect_timeout;
-        let tcp = match tokio::time::timeout(limit, tcp::connect(addr)).await {
-            Err(_) => {
-                return Err(format!(
-                    "connecting to {addr}: timed out after {}",
-                    human(limit)
-                ))
-            }
-            Ok(Err(e)) => return Err(format!("connecting to {addr}: {}", describe_io(&e))),
-            Ok(Ok(tcp)) => Counted::new(tcp),
-        };
-        let Some(tls) = &self.tls else {
-            return Ok(Conn::Tcp(tcp));
-        };
-        let stream = match tokio::time::timeout(limit, tls.handshake(tcp)).await {
-            Err(_) => {
-                return Err(format!(
-                    "TLS handshake with {addr}: timed out after {}",
-                    human(limit)
-                ))
-            }
-            Ok(Err(e)) => {
-                let cause = super::tls::describe_handshake(&e, &tls.server_name());
-                return Err(format!("TLS handshake with {addr}: {cause}"));
-            }
-            Ok(Ok(s)) => s,
-        };
-        let tls13 = stream.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
-        let mut conn = Conn::Tls(Box::new(stream));
-        if tls13 {
-            let settle = TLS13_SETTLE.min(limit);
-            let mut one = [0u8; 1];
-            let arrived = tokio::time::timeout(settle, conn.tcp().peek(&mut one))
-                .await
-                .is_ok();
-            if arrived {
-                if let Err(e) = idle_check_within(&mut conn, limit).await {
-                    let cause = super::tls::describe_post_handshake(&e, &tls.server_name());
-                    return Err(format!("TLS session with {addr}: {cause}"));
-                }
-            }
-        }
-        Ok(conn)
-    }
-
     /// Use `conn` from now on: nothing held was written on it yet.
     fn attach(&mut self, conn: Conn) {
         if self.stats.connects > 0 {
@@ -535,16 +170,14 @@ impl StreamSink {
         }
         self.stats.connects += 1;
         for h in &mut self.held {
-            h.end = None;
-            h.acked_at = None;
+            h.mark = None;
         }
-        self.acked = 0;
-        self.ack_moved_at = Instant::now();
+        self.ack.connected(&conn, Instant::now());
         self.conn = Some(conn);
         self.blocked.send_if_modified(|b| b.take().is_some());
     }
 
-    /// Write one framed batch (many messages per system call); each write
+    /// Write one batch's bytes (many messages per system call); each write
     /// must make progress within `write_timeout`.
     async fn write_batch(conn: &mut Conn, buf: &[u8], limit: Duration) -> Result<(), WriteFailure> {
         let mut off = 0;
@@ -566,7 +199,7 @@ impl StreamSink {
     fn stalled_cause(&self) -> String {
         format!(
             "writing to {}: no progress for {} (the receiver stopped reading)",
-            self.endpoint,
+            self.connector.endpoint,
             human(self.write_timeout)
         )
     }
@@ -575,10 +208,11 @@ impl StreamSink {
     /// incident is logged at `warn`, the following ones at `debug`.
     fn fail(&mut self, cause: String) {
         self.conn = None;
+        let receiver = &self.connector.endpoint;
         match &mut self.outage {
             None => {
                 tracing::warn!(
-                    receiver = %self.endpoint,
+                    receiver = %receiver,
                     cause = %cause,
                     held_batches = self.held.len(),
                     "connection to the SIEM failed; reconnecting with backoff, batches not yet safe will be sent again"
@@ -591,7 +225,7 @@ impl StreamSink {
             }
             Some(o) => {
                 o.failures += 1;
-                tracing::debug!(receiver = %self.endpoint, cause = %cause, failures = o.failures, "reconnect failed");
+                tracing::debug!(receiver = %receiver, cause = %cause, failures = o.failures, "reconnect failed");
             }
         }
         self.stats.last_error = Some(cause);
@@ -611,8 +245,7 @@ impl StreamSink {
         msgs.reframe(Some(self.framing));
         self.held.push_back(Held {
             msgs,
-            end: None,
-            acked_at: None,
+            mark: None,
             writes: 0,
         });
         self.write_held(cancel).await
@@ -630,13 +263,13 @@ impl StreamSink {
                 return Ok(());
             }
             let mut conn = match self.conn.take() {
-                Some(mut conn) => match idle_check_within(&mut conn, self.write_timeout).await {
+                Some(mut conn) => match self.ack.listen(&mut conn).await {
                     Ok(()) => conn,
                     Err(e) => {
                         let cause = format!(
                             "connection to {} lost while idle: {}",
-                            self.endpoint,
-                            self.describe(&e)
+                            self.connector.endpoint,
+                            self.connector.describe(&e)
                         );
                         self.fail(cause);
                         continue;
@@ -648,18 +281,15 @@ impl StreamSink {
                     continue;
                 }
             };
-            let Some(first) = self.held.iter().position(|h| h.end.is_none()) else {
+            let Some(first) = self.held.iter().position(|h| h.mark.is_none()) else {
                 self.conn = Some(conn);
                 return Ok(());
             };
-            // Nothing was outstanding: the stall clock starts with this
-            // write, not at the last acknowledgement.
-            if conn.written() <= self.acked {
-                self.ack_moved_at = Instant::now();
-            }
+            self.ack.writing(&conn, Instant::now());
             for i in first..self.held.len() {
-                self.held[i].writes += 1;
-                let bytes = self.held[i].msgs.framed();
+                let h = &mut self.held[i];
+                h.writes += 1;
+                let bytes = self.ack.encode(&h.msgs);
                 let written = tokio::select! {
                     biased;
                     // A frame may be half written: the connection is
@@ -670,7 +300,7 @@ impl StreamSink {
                 match written {
                     Ok(()) => {
                         let h = &mut self.held[i];
-                        h.end = Some(conn.written());
+                        h.mark = Some(self.ack.written(&conn));
                         if h.writes > 1 {
                             self.stats.resent_messages += h.msgs.len() as u64;
                         }
@@ -681,7 +311,11 @@ impl StreamSink {
                         continue 'connection;
                     }
                     Err(WriteFailure::Io(e)) => {
-                        let cause = format!("writing to {}: {}", self.endpoint, self.describe(&e));
+                        let cause = format!(
+                            "writing to {}: {}",
+                            self.connector.endpoint,
+                            self.connector.describe(&e)
+                        );
                         self.fail(cause);
                         continue 'connection;
                     }
@@ -699,17 +333,12 @@ impl StreamSink {
         if self.conn.is_none() {
             return Some(Instant::now());
         }
-        let mut due = self.last_check + self.poll;
-        if let Some(t) = front.acked_at {
-            due = due.min(t + self.settle);
-        }
-        Some(due)
+        Some(self.ack.next_check(self.last_check, front.mark.as_ref()))
     }
 
-    /// Check the connection, note what the receiver acknowledged, and move
-    /// batches that stayed acknowledged on a healthy connection for the
-    /// settle time to the safe queue. A failed check reconnects and writes
-    /// every held batch again.
+    /// Check the connection, hear what the receiver acknowledged, and move
+    /// the batches the strategy calls safe to the safe queue. A failed
+    /// check reconnects and writes every held batch again.
     pub(crate) async fn progress(&mut self, cancel: &CancellationToken) -> Result<(), Error> {
         self.last_check = Instant::now();
         if self.held.is_empty() {
@@ -718,57 +347,39 @@ impl StreamSink {
         let Some(mut conn) = self.conn.take() else {
             return self.write_held(cancel).await;
         };
-        let health = match idle_check_within(&mut conn, self.write_timeout).await {
-            Ok(()) => unacked(conn.tcp()),
-            Err(e) => Err(e),
+        let heard = self.ack.listen(&mut conn).await;
+        let now = Instant::now();
+        let settled = match heard {
+            Ok(()) => {
+                let marks = self.held.iter_mut().map_while(|h| h.mark.as_mut());
+                self.ack.settled(&conn, marks, now)
+            }
+            Err(e) => Err(Failure::Io(e)),
         };
-        let unacked = match health {
+        let safe = match settled {
             Ok(n) => n,
-            Err(e) => {
-                let cause = format!(
-                    "connection to {} lost: {}",
-                    self.endpoint,
-                    self.describe(&e)
-                );
+            Err(failure) => {
+                let cause = match failure {
+                    Failure::Io(e) => format!(
+                        "connection to {} lost: {}",
+                        self.connector.endpoint,
+                        self.connector.describe(&e)
+                    ),
+                    Failure::Stalled => self.stalled_cause(),
+                };
                 self.fail(cause);
                 return self.write_held(cancel).await;
             }
         };
-        let now = Instant::now();
-        let written = conn.written();
-        // Without the kernel's figure, written counts as acknowledged and
-        // the settle time alone guards the safe point.
-        let acked = written.saturating_sub(unacked.unwrap_or(0));
-        if acked > self.acked || acked == written {
-            self.acked = acked;
-            self.ack_moved_at = now;
-        }
         self.conn = Some(conn);
-        if now.duration_since(self.ack_moved_at) >= self.write_timeout {
-            let cause = self.stalled_cause();
-            self.fail(cause);
-            return self.write_held(cancel).await;
+        for h in self.held.drain(..safe) {
+            self.safe.push_back(h.msgs);
         }
-        for h in &mut self.held {
-            match h.end {
-                Some(end) if end <= acked => {
-                    h.acked_at.get_or_insert(now);
-                }
-                _ => break,
-            }
-        }
-        while let Some(h) = self.held.front() {
-            match h.acked_at {
-                Some(t) if now.duration_since(t) >= self.settle => {}
-                _ => break,
-            }
-            if let Some(h) = self.held.pop_front() {
-                self.safe.push_back(h.msgs);
-            }
+        if safe > 0 {
             if let Some(o) = self.outage.take() {
                 self.backoff.reset();
                 tracing::info!(
-                    receiver = %self.endpoint,
+                    receiver = %self.connector.endpoint,
                     outage = %human(o.started.elapsed()),
                     failed_attempts = o.failures,
                     resent_messages_so_far = self.stats.resent_messages,
@@ -826,7 +437,7 @@ impl StreamSink {
         let attempt = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(Error::Cancelled),
-            r = self.connect() => r,
+            r = self.connector.connect() => r,
         };
         match attempt {
             Ok(conn) => {
@@ -864,7 +475,7 @@ impl StreamSink {
 
     pub(crate) async fn check(&mut self) -> Result<(), Error> {
         self.conn = None;
-        match self.connect().await {
+        match self.connector.connect().await {
             Ok(conn) => {
                 self.attach(conn);
                 Ok(())
