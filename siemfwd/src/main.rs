@@ -102,7 +102,7 @@ async fn forward(args: &cli::ConfigArgs, dry_run: bool) -> Result<u8, Failure> {
     tokio::spawn(watch_signals(shutdown.clone()));
     tracing::info!(
         source = ?config.source.kind,
-        sink = %describe_sink(&config.sink),
+        sink = %config.sink.describe(),
         dry_run,
         "siemfwd started"
     );
@@ -162,7 +162,7 @@ async fn check(args: &cli::ConfigArgs) -> Result<u8, Failure> {
         sink.check().await.context("sink check failed")?;
         sink.close().await;
     }
-    println!("sink: ok ({})", describe_sink(&config.sink));
+    println!("sink: ok ({})", config.sink.describe());
     Ok(0)
 }
 
@@ -182,16 +182,6 @@ async fn status(args: &cli::StatusArgs) -> Result<u8, Failure> {
 }
 
 /// `tcp 10.0.0.1:514`, `stdout`: for log lines and `check`.
-fn describe_sink(sink: &siemfwd::sink::SinkConfig) -> String {
-    use siemfwd::sink::Transport;
-    match sink.transport {
-        Transport::Stdout => "stdout".to_owned(),
-        Transport::Udp => format!("udp {}", sink.address),
-        Transport::Tcp => format!("tcp {}", sink.address),
-        Transport::Tls => format!("tls {}", sink.address),
-    }
-}
-
 /// First SIGINT/SIGTERM: stop and drain. Second: abandon in-flight batches.
 /// SIGHUP, SIGUSR1 and SIGUSR2 are noted and otherwise ignored: their default
 /// action ends the process at once, without draining or committing (a

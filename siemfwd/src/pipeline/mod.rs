@@ -55,7 +55,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, PipelineConfig, SourceKind};
 use crate::counters::{self, Metrics};
 use crate::format::{self, Constraints, FormatConfig, Formatter};
-use crate::sink::{self, Framing, Messages, Sink, Transport};
+use crate::sink::{self, Framing, Messages, Sink};
 use crate::source::{self, file, sls};
 
 /// Why the pipeline could not be built or stopped with an error.
@@ -176,16 +176,13 @@ enum Plan {
     Sls(Box<sls::SlsSource>),
 }
 
-/// The formatter constraints a sink imposes.
+/// The formatter constraints a sink imposes (the transport's
+/// [`sink::Wire`]).
 pub fn constraints_for(sink: &sink::SinkConfig) -> Constraints {
-    let stream = matches!(sink.transport, Transport::Tcp | Transport::Tls);
+    let wire = sink.wire();
     Constraints {
-        newline_terminated: match sink.transport {
-            Transport::Stdout => true,
-            Transport::Tcp | Transport::Tls => sink.framing == Framing::Lf,
-            Transport::Udp => false,
-        },
-        max_message: stream.then(|| usize::try_from(sink.max_message.0).unwrap_or(usize::MAX)),
+        newline_terminated: wire.newline_terminated,
+        max_message: wire.max_message,
     }
 }
 
@@ -198,7 +195,7 @@ impl Pipeline {
     pub fn build(config: &Config, dry_run: bool) -> Result<Self, Error> {
         check_settings(&config.pipeline)?;
         if config.pipeline.when_blocked == crate::config::WhenBlocked::Drop
-            && !matches!(config.sink.transport, Transport::Tcp | Transport::Tls)
+            && !config.sink.wire().waits_for_receiver
         {
             return Err(Error::Config {
                 key: "pipeline.when_blocked".to_owned(),

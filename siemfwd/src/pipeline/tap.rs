@@ -8,7 +8,7 @@
 
 use tokio::io::AsyncWriteExt;
 
-use crate::sink::{self, Framing, Messages, SinkConfig, Transport};
+use crate::sink::{self, Framing, Messages, SinkConfig};
 
 /// Writes framed messages to stdout.
 #[derive(Debug)]
@@ -20,13 +20,10 @@ pub struct Tap {
 }
 
 impl Tap {
-    /// A tap framing like `config` would. UDP has no framing on the wire;
-    /// there one message per line keeps the datagrams readable.
+    /// A tap framing like `config`'s transport would (its
+    /// [`sink::Wire::tap_framing`]).
     pub fn new(config: &SinkConfig) -> Self {
-        let framing = match config.transport {
-            Transport::Tcp | Transport::Tls => config.framing,
-            Transport::Stdout | Transport::Udp => Framing::Lf,
-        };
+        let framing = config.wire().tap_framing;
         Self {
             framing,
             out: tokio::io::stdout(),

@@ -155,7 +155,7 @@ pub struct SinkConfig {
     /// UTF-8 boundary and counted.
     pub max_datagram: crate::config::units::ByteSize,
     /// TCP/TLS: the longest message sent, in bytes; a longer one is cut on a
-    /// UTF-8 boundary and counted (`pipeline::constraints_for`).
+    /// UTF-8 boundary and counted ([`SinkConfig::wire`]).
     pub max_message: crate::config::units::ByteSize,
     /// TLS settings (`type = "tls"` only).
     pub tls: TlsConfig,
@@ -203,6 +203,60 @@ impl SinkConfig {
             Transport::Tcp => TLS.split_last().map_or(&[], |(_, tcp)| tcp),
             Transport::Tls => TLS,
             Transport::Stdout => &[],
+        }
+    }
+}
+
+/// What a transport asks of the messages it carries, and how it shows
+/// itself: the one place that answers per transport for the formatter's
+/// constraints, the tap's framing, the drop policy and the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wire {
+    /// Each message ends with LF on the wire, so CR, LF and NUL inside one
+    /// must be escaped by the formatter.
+    pub newline_terminated: bool,
+    /// The longest message sent (`sink.max_message`, stream transports; UDP
+    /// cuts its datagrams itself at `sink.max_datagram`).
+    pub max_message: Option<usize>,
+    /// How `siemfwd tap` frames messages to show them as this transport
+    /// sends them (UDP keeps messages apart in datagrams: one per line).
+    pub tap_framing: Framing,
+    /// The transport waits for its receiver while it is away (so
+    /// `pipeline.when_blocked = "drop"` means something for it).
+    pub waits_for_receiver: bool,
+}
+
+impl SinkConfig {
+    /// What this transport asks of its messages; see [`Wire`].
+    pub fn wire(&self) -> Wire {
+        let max_message = usize::try_from(self.max_message.0).unwrap_or(usize::MAX);
+        match self.transport {
+            Transport::Tcp | Transport::Tls => Wire {
+                newline_terminated: self.framing == Framing::Lf,
+                max_message: Some(max_message),
+                tap_framing: self.framing,
+                waits_for_receiver: true,
+            },
+            Transport::Udp => Wire {
+                newline_terminated: false,
+                max_message: None,
+                tap_framing: Framing::Lf,
+                waits_for_receiver: false,
+            },
+            Transport::Stdout => Wire {
+                newline_terminated: true,
+                max_message: None,
+                tap_framing: Framing::Lf,
+                waits_for_receiver: false,
+            },
+        }
+    }
+
+    /// The sink in a few words for logs and `siemfwd check`: `tcp host:port`.
+    pub fn describe(&self) -> String {
+        match self.transport {
+            Transport::Stdout => "stdout".to_owned(),
+            t => format!("{} {}", t.name(), self.address),
         }
     }
 }
@@ -825,6 +879,30 @@ mod tests {
             "sink.backoff_initial"
         );
         assert!(Sink::build(&base, &crate::counters::Metrics::default()).is_ok());
+    }
+
+    #[test]
+    fn each_transport_answers_for_its_wire_and_description() {
+        let of = |transport, framing| SinkConfig {
+            transport,
+            framing,
+            address: "siem:514".to_owned(),
+            ..SinkConfig::default()
+        };
+        let tcp = of(Transport::Tcp, Framing::OctetCounting).wire();
+        assert!(!tcp.newline_terminated && tcp.waits_for_receiver);
+        assert_eq!(tcp.max_message, Some(DEFAULT_MAX_MESSAGE as usize));
+        assert_eq!(tcp.tap_framing, Framing::OctetCounting);
+        let tls_lf = of(Transport::Tls, Framing::Lf).wire();
+        assert!(tls_lf.newline_terminated);
+        assert_eq!(tls_lf.tap_framing, Framing::Lf);
+        let udp = of(Transport::Udp, Framing::OctetCounting).wire();
+        assert!(!udp.newline_terminated && !udp.waits_for_receiver);
+        assert_eq!((udp.max_message, udp.tap_framing), (None, Framing::Lf));
+        let stdout = of(Transport::Stdout, Framing::OctetCounting).wire();
+        assert!(stdout.newline_terminated && !stdout.waits_for_receiver);
+        assert_eq!(of(Transport::Tls, Framing::Lf).describe(), "tls siem:514");
+        assert_eq!(of(Transport::Stdout, Framing::Lf).describe(), "stdout");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! retried: `send` returns [`Error::Connection`] and the pipeline stops.
 //! Messages are written as they are, one per line: the pipeline asks the
 //! formatter to escape CR, LF and NUL for stdout as for LF framing
-//! (`pipeline::constraints_for`), so a multi-line value stays on its line.
+//! (`SinkConfig::wire`), so a multi-line value stays on its line.
 
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
