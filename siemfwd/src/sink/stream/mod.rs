@@ -39,7 +39,10 @@
 //! the cancellation token.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -58,6 +61,9 @@ pub(crate) mod settle;
 use ack::{Acknowledgement, Failure};
 use conn::{Conn, Connector};
 
+/// A connection attempt in progress.
+type Connecting = Pin<Box<dyn Future<Output = Result<Conn, String>> + Send>>;
+
 /// The failures of one incident, from the first failure to the next batch
 /// that became safe.
 struct Outage {
@@ -74,6 +80,9 @@ struct Held<M> {
     /// connection; `None`: not written on it yet (a new connection resets
     /// every batch).
     mark: Option<M>,
+    /// Bytes of it written on the current connection so far (a cancelled
+    /// write goes on from here).
+    sent: usize,
     /// Writes started for it, on this connection and earlier ones (a
     /// failed write may have delivered part of it).
     writes: u32,
@@ -92,12 +101,19 @@ pub(crate) struct Settings {
 pub(crate) struct StreamSink<A: Acknowledgement> {
     /// Where reconnects are counted.
     metrics: Metrics,
-    connector: Connector,
+    connector: Arc<Connector>,
     framing: Framing,
     write_timeout: Duration,
     backoff: Backoff,
     ack: A,
     conn: Option<Conn>,
+    /// A connection attempt under way, kept across cancelled calls so that
+    /// a batch arriving never restarts it.
+    connecting: Option<Connecting>,
+    /// When the next connection attempt may start (backoff).
+    retry_at: Option<Instant>,
+    /// The last time a write made progress: the write stall clock.
+    write_moved_at: Instant,
     /// Written-but-unsafe batches, oldest first.
     held: VecDeque<Held<A::Mark>>,
     /// Batches that became safe, oldest first, waiting for the caller.
@@ -130,16 +146,48 @@ enum WriteFailure {
     Io(io::Error),
 }
 
+/// Write `buf` from `*sent` on (many messages per system call), then
+/// flush. Progress is kept in `*sent` and `*moved_at` as it happens, so a
+/// cancelled call is resumed by the next; no write may go without progress
+/// for `limit` since `*moved_at`.
+async fn write_batch(
+    conn: &mut Conn,
+    buf: &[u8],
+    sent: &mut usize,
+    moved_at: &mut Instant,
+    limit: Duration,
+) -> Result<(), WriteFailure> {
+    while *sent < buf.len() {
+        match tokio::time::timeout_at(*moved_at + limit, conn.write(&buf[*sent..])).await {
+            Err(_) => return Err(WriteFailure::Stalled),
+            Ok(Err(e)) => return Err(WriteFailure::Io(e)),
+            Ok(Ok(0)) => return Err(WriteFailure::Io(io::ErrorKind::WriteZero.into())),
+            Ok(Ok(n)) => {
+                *sent += n;
+                *moved_at = Instant::now();
+            }
+        }
+    }
+    match tokio::time::timeout_at(*moved_at + limit, conn.flush()).await {
+        Err(_) => Err(WriteFailure::Stalled),
+        Ok(Err(e)) => Err(WriteFailure::Io(e)),
+        Ok(Ok(())) => Ok(()),
+    }
+}
+
 impl<A: Acknowledgement> StreamSink<A> {
     pub(crate) fn new(settings: Settings, ack: A, metrics: &Metrics) -> Self {
         Self {
             metrics: metrics.clone(),
-            connector: settings.connector,
+            connector: Arc::new(settings.connector),
             framing: settings.framing,
             write_timeout: settings.write_timeout,
             backoff: settings.backoff,
             ack,
             conn: None,
+            connecting: None,
+            retry_at: None,
+            write_moved_at: Instant::now(),
             held: VecDeque::new(),
             safe: VecDeque::new(),
             outage: None,
@@ -171,29 +219,11 @@ impl<A: Acknowledgement> StreamSink<A> {
         self.stats.connects += 1;
         for h in &mut self.held {
             h.mark = None;
+            h.sent = 0;
         }
         self.ack.connected(&conn, Instant::now());
         self.conn = Some(conn);
         self.blocked.send_if_modified(|b| b.take().is_some());
-    }
-
-    /// Write one batch's bytes (many messages per system call); each write
-    /// must make progress within `write_timeout`.
-    async fn write_batch(conn: &mut Conn, buf: &[u8], limit: Duration) -> Result<(), WriteFailure> {
-        let mut off = 0;
-        while off < buf.len() {
-            match tokio::time::timeout(limit, conn.write(&buf[off..])).await {
-                Err(_) => return Err(WriteFailure::Stalled),
-                Ok(Err(e)) => return Err(WriteFailure::Io(e)),
-                Ok(Ok(0)) => return Err(WriteFailure::Io(io::ErrorKind::WriteZero.into())),
-                Ok(Ok(n)) => off += n,
-            }
-        }
-        match tokio::time::timeout(limit, conn.flush()).await {
-            Err(_) => Err(WriteFailure::Stalled),
-            Ok(Err(e)) => Err(WriteFailure::Io(e)),
-            Ok(Ok(())) => Ok(()),
-        }
     }
 
     fn stalled_cause(&self) -> String {
@@ -246,6 +276,7 @@ impl<A: Acknowledgement> StreamSink<A> {
         self.held.push_back(Held {
             msgs,
             mark: None,
+            sent: 0,
             writes: 0,
         });
         self.write_held(cancel).await
@@ -254,6 +285,13 @@ impl<A: Acknowledgement> StreamSink<A> {
     /// Make sure every held batch is written on a healthy connection:
     /// check the connection, reconnect with backoff when it is gone, write
     /// what was not written on it yet, oldest first.
+    ///
+    /// Cancel-safe, like every `async` method here that takes `&mut self`:
+    /// the connection, a connect attempt under way, the backoff deadline,
+    /// how far each batch got and the stall clock live in `self`, so a
+    /// future dropped at any `.await` (the drop policy cuts calls, a new
+    /// batch interrupts a check) loses nothing and the next call goes on
+    /// where it stopped.
     async fn write_held(&mut self, cancel: &CancellationToken) -> Result<(), Error> {
         'connection: loop {
             if cancel.is_cancelled() {
@@ -262,45 +300,51 @@ impl<A: Acknowledgement> StreamSink<A> {
             if self.held.is_empty() {
                 return Ok(());
             }
-            let mut conn = match self.conn.take() {
-                Some(mut conn) => match self.ack.listen(&mut conn).await {
-                    Ok(()) => conn,
-                    Err(e) => {
-                        let cause = format!(
-                            "connection to {} lost while idle: {}",
-                            self.connector.endpoint,
-                            self.connector.describe(&e)
-                        );
-                        self.fail(cause);
-                        continue;
-                    }
-                },
-                None => {
-                    // Connected or not, the loop looks again.
-                    self.reconnect_once(cancel).await?;
-                    continue;
-                }
+            let Some(conn) = self.conn.as_mut() else {
+                // Connected or not, the loop looks again.
+                self.reconnect_once(cancel).await?;
+                continue;
             };
             let Some(first) = self.held.iter().position(|h| h.mark.is_none()) else {
-                self.conn = Some(conn);
                 return Ok(());
             };
-            self.ack.writing(&conn, Instant::now());
+            if self.held[first].sent == 0 {
+                // Whatever the peer said while we were not writing (a close,
+                // an alert) is heard before the next batch goes.
+                if let Err(e) = self.ack.listen(conn).await {
+                    let cause = format!(
+                        "connection to {} lost while idle: {}",
+                        self.connector.endpoint,
+                        self.connector.describe(&e)
+                    );
+                    self.fail(cause);
+                    continue;
+                }
+                let now = Instant::now();
+                self.ack.writing(conn, now);
+                self.write_moved_at = now;
+            }
             for i in first..self.held.len() {
                 let h = &mut self.held[i];
-                h.writes += 1;
-                let bytes = self.ack.encode(&h.msgs);
+                if h.sent == 0 {
+                    h.writes += 1;
+                }
                 let written = tokio::select! {
                     biased;
-                    // A frame may be half written: the connection is
-                    // dropped, and everything held goes again on the next.
+                    // A frame may be half written: the next call goes on
+                    // from where it stopped, on the same connection.
                     _ = cancel.cancelled() => return Err(Error::Cancelled),
-                    r = Self::write_batch(&mut conn, bytes, self.write_timeout) => r,
+                    r = write_batch(
+                        conn,
+                        self.ack.encode(&h.msgs),
+                        &mut h.sent,
+                        &mut self.write_moved_at,
+                        self.write_timeout,
+                    ) => r,
                 };
                 match written {
                     Ok(()) => {
-                        let h = &mut self.held[i];
-                        h.mark = Some(self.ack.written(&conn));
+                        h.mark = Some(self.ack.written(conn));
                         if h.writes > 1 {
                             self.stats.resent_messages += h.msgs.len() as u64;
                         }
@@ -321,7 +365,6 @@ impl<A: Acknowledgement> StreamSink<A> {
                     }
                 }
             }
-            self.conn = Some(conn);
             return Ok(());
         }
     }
@@ -340,54 +383,60 @@ impl<A: Acknowledgement> StreamSink<A> {
     /// the batches the strategy calls safe to the safe queue. A failed
     /// check reconnects and writes every held batch again.
     pub(crate) async fn progress(&mut self, cancel: &CancellationToken) -> Result<(), Error> {
-        self.last_check = Instant::now();
-        if self.held.is_empty() {
+        loop {
+            // After a failure (or a cut call): back to a connection with
+            // everything held written on it.
+            self.write_held(cancel).await?;
+            self.last_check = Instant::now();
+            if self.held.is_empty() {
+                return Ok(());
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                // `write_held` returns with batches held only once they
+                // are all written on a connection.
+                continue;
+            };
+            let heard = self.ack.listen(conn).await;
+            let now = Instant::now();
+            let settled = match heard {
+                Ok(()) => {
+                    let marks = self.held.iter_mut().map_while(|h| h.mark.as_mut());
+                    self.ack.settled(conn, marks, now)
+                }
+                Err(e) => Err(Failure::Io(e)),
+            };
+            let safe = match settled {
+                Ok(n) => n,
+                Err(failure) => {
+                    let cause = match failure {
+                        Failure::Io(e) => format!(
+                            "connection to {} lost: {}",
+                            self.connector.endpoint,
+                            self.connector.describe(&e)
+                        ),
+                        Failure::Stalled => self.stalled_cause(),
+                    };
+                    self.fail(cause);
+                    continue;
+                }
+            };
+            for h in self.held.drain(..safe) {
+                self.safe.push_back(h.msgs);
+            }
+            if safe > 0 {
+                if let Some(o) = self.outage.take() {
+                    self.backoff.reset();
+                    tracing::info!(
+                        receiver = %self.connector.endpoint,
+                        outage = %human(o.started.elapsed()),
+                        failed_attempts = o.failures,
+                        resent_messages_so_far = self.stats.resent_messages,
+                        "connection to the SIEM restored; batch delivered"
+                    );
+                }
+            }
             return Ok(());
         }
-        let Some(mut conn) = self.conn.take() else {
-            return self.write_held(cancel).await;
-        };
-        let heard = self.ack.listen(&mut conn).await;
-        let now = Instant::now();
-        let settled = match heard {
-            Ok(()) => {
-                let marks = self.held.iter_mut().map_while(|h| h.mark.as_mut());
-                self.ack.settled(&conn, marks, now)
-            }
-            Err(e) => Err(Failure::Io(e)),
-        };
-        let safe = match settled {
-            Ok(n) => n,
-            Err(failure) => {
-                let cause = match failure {
-                    Failure::Io(e) => format!(
-                        "connection to {} lost: {}",
-                        self.connector.endpoint,
-                        self.connector.describe(&e)
-                    ),
-                    Failure::Stalled => self.stalled_cause(),
-                };
-                self.fail(cause);
-                return self.write_held(cancel).await;
-            }
-        };
-        self.conn = Some(conn);
-        for h in self.held.drain(..safe) {
-            self.safe.push_back(h.msgs);
-        }
-        if safe > 0 {
-            if let Some(o) = self.outage.take() {
-                self.backoff.reset();
-                tracing::info!(
-                    receiver = %self.connector.endpoint,
-                    outage = %human(o.started.elapsed()),
-                    failed_attempts = o.failures,
-                    resent_messages_so_far = self.stats.resent_messages,
-                    "connection to the SIEM restored; batch delivered"
-                );
-            }
-        }
-        Ok(())
     }
 
     /// The oldest batch that became safe, in submit order.
@@ -426,19 +475,30 @@ impl<A: Acknowledgement> StreamSink<A> {
         if self.conn.is_some() {
             return Ok(true);
         }
-        if self.outage.as_ref().is_some_and(|o| o.failures > 1) {
-            let delay = self.backoff.next_delay();
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => return Err(Error::Cancelled),
-                _ = tokio::time::sleep(delay) => {}
+        if self.connecting.is_none() {
+            if self.retry_at.is_none() && self.outage.as_ref().is_some_and(|o| o.failures > 1) {
+                self.retry_at = Some(Instant::now() + self.backoff.next_delay());
             }
+            if let Some(at) = self.retry_at {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return Err(Error::Cancelled),
+                    _ = tokio::time::sleep_until(at) => {}
+                }
+            }
+            self.retry_at = None;
+            let connector = Arc::clone(&self.connector);
+            self.connecting = Some(Box::pin(async move { connector.connect().await }));
         }
+        let Some(connecting) = self.connecting.as_mut() else {
+            return Ok(false);
+        };
         let attempt = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(Error::Cancelled),
-            r = self.connector.connect() => r,
+            r = connecting => r,
         };
+        self.connecting = None;
         match attempt {
             Ok(conn) => {
                 self.attach(conn);
@@ -965,6 +1025,51 @@ mod tests {
         assert_eq!((stats.connects, stats.incidents), (0, 1));
         let cause = stats.last_error.as_deref().unwrap_or_default();
         assert_eq!(cause, format!("connecting to {addr}: connection refused"));
+    }
+
+    #[tokio::test]
+    async fn a_cut_submit_goes_on_where_it_stopped_on_the_same_connection() {
+        // The drop policy cuts sink calls; a batch arriving interrupts a
+        // check. A half-written batch must then be finished by the next
+        // call, on the same connection, each byte once.
+        let (l, addr) = small_buffer_listener();
+        let msgs = big_batch(4 * 1024, 1000);
+        let expected = framed(&msgs, Framing::OctetCounting);
+        let (go, start_reading) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = l.accept().await.expect("accept");
+            start_reading.await.expect("go");
+            read_all(&mut conn).await
+        });
+        let mut sink = Sink::build(
+            &config(Transport::Tcp, &addr),
+            &crate::counters::Metrics::default(),
+        )
+        .expect("build");
+        let cut = CancellationToken::new();
+        let r = tokio::select! {
+            r = sink.submit(msgs, &cut) => r,
+            () = tokio::time::sleep(Duration::from_millis(200)) => Err(Error::Cancelled),
+        };
+        assert!(
+            matches!(r, Err(Error::Cancelled)),
+            "the receiver does not read yet: {r:?}"
+        );
+        go.send(()).expect("server waits");
+        let delivered = within("drain", drain(&mut sink)).await;
+        assert_eq!(delivered.len(), 1);
+        sink.close().await;
+        let got = within("server", server).await.expect("server task");
+        assert!(
+            got == expected,
+            "{} bytes arrived, {} expected",
+            got.len(),
+            expected.len()
+        );
+        assert_eq!(
+            (sink.stats().connects, sink.stats().resent_messages),
+            (1, 0)
+        );
     }
 
     #[tokio::test]
