@@ -26,14 +26,17 @@
 //! closes them at once (a load balancer with no backend) never delivers
 //! anything, so its incident keeps running across the reconnects.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
+use super::Done;
 use crate::config::{PipelineConfig, WhenBlocked, DEFAULT_DROP_AFTER};
 use crate::counters::{self, Metrics};
-use crate::sink::{human, Messages};
+use crate::sink::{self, human, Messages, Sink};
 
 /// The policy, from `pipeline.when_blocked` and `pipeline.drop_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +77,178 @@ pub(super) fn check(settings: &PipelineConfig) -> Option<(&'static str, String)>
                 .to_owned(),
         )),
         _ => None,
+    }
+}
+
+/// A sink under the policy: what the output task drives. It submits,
+/// makes progress when due, and takes each batch's outcome (delivered or
+/// dropped) in the order the batches were submitted. Under `wait` it is
+/// the sink itself; under `drop` it cuts a call once the receiver has been
+/// unreachable for `drop_after` (every sink call is cancel-safe, so a cut
+/// call loses nothing), answers the batches the sink held as dropped, and
+/// drops every batch submitted until the sink is connected again.
+#[derive(Debug)]
+pub(super) struct PolicySink {
+    sink: Sink,
+    /// The drop policy's clock (`drop` with a sink that waits for its
+    /// receiver); `None` under `wait`.
+    unreachable: Option<(watch::Receiver<Option<Instant>>, Duration)>,
+    /// Dropping: the receiver was unreachable for `drop_after` and no
+    /// connection is up yet.
+    dropping: bool,
+    /// Outcomes older than anything the sink still holds.
+    outcomes: VecDeque<Done>,
+    /// From the moment dropping started to the first batch delivered again.
+    incident: Option<Incident>,
+    total: Dropped,
+    metrics: Metrics,
+}
+
+impl PolicySink {
+    pub(super) fn new(sink: Sink, policy: Policy, metrics: &Metrics) -> Self {
+        let unreachable = match policy {
+            Policy::Drop { after } => sink.blocked_watch().map(|w| (w, after)),
+            Policy::Wait => None,
+        };
+        Self {
+            sink,
+            unreachable,
+            dropping: false,
+            outcomes: VecDeque::new(),
+            incident: None,
+            total: Dropped::default(),
+            metrics: metrics.clone(),
+        }
+    }
+
+    /// Hand a batch over (see [`Sink::submit`]); while dropping it is
+    /// answered as dropped at once.
+    ///
+    /// # Errors
+    /// As [`Sink::submit`]: `Cancelled` on `abort`.
+    pub(super) async fn submit(
+        &mut self,
+        msgs: Messages,
+        abort: &CancellationToken,
+    ) -> Result<(), sink::Error> {
+        if self.dropping {
+            self.drop_one(msgs);
+            return Ok(());
+        }
+        let Some((watch, after)) = self.unreachable.as_mut() else {
+            return self.sink.submit(msgs, abort).await;
+        };
+        let cut = tokio::select! {
+            biased;
+            r = self.sink.submit(msgs, abort) => return r,
+            () = unreachable_for(watch, *after) => true,
+        };
+        if cut {
+            self.start_dropping();
+        }
+        Ok(())
+    }
+
+    /// When [`PolicySink::progress`] should run; `None`: only when a batch
+    /// comes.
+    pub(super) fn next_check(&self) -> Option<Instant> {
+        if self.dropping {
+            // Back to a connection (the sink waits its backoff itself).
+            return Some(Instant::now());
+        }
+        self.sink.next_check()
+    }
+
+    /// Wait until `due` (from [`PolicySink::next_check`]), then let the
+    /// sink make progress; while dropping, try to get a connection back.
+    /// Cancel-safe: the output task races it against new batches.
+    ///
+    /// # Errors
+    /// As [`Sink::progress`].
+    pub(super) async fn progress(
+        &mut self,
+        due: Instant,
+        abort: &CancellationToken,
+    ) -> Result<(), sink::Error> {
+        tokio::time::sleep_until(due).await;
+        if self.dropping {
+            if self.sink.reconnect_once(abort).await? {
+                self.dropping = false;
+            }
+            return Ok(());
+        }
+        let Some((watch, after)) = self.unreachable.as_mut() else {
+            return self.sink.progress(abort).await;
+        };
+        let cut = tokio::select! {
+            biased;
+            r = self.sink.progress(abort) => return r,
+            () = unreachable_for(watch, *after) => true,
+        };
+        if cut {
+            self.start_dropping();
+        }
+        Ok(())
+    }
+
+    /// The outcome of the oldest batch whose fate is known, if any.
+    pub(super) fn take(&mut self) -> Option<Done> {
+        if let Some(done) = self.outcomes.pop_front() {
+            return Some(done);
+        }
+        let msgs = self.sink.take_safe()?;
+        Some(self.delivered(msgs))
+    }
+
+    /// The run is over: the totals of everything dropped (an incident
+    /// still open logs its line), and the sink for closing.
+    pub(super) fn finish(mut self) -> (Dropped, Sink) {
+        if let Some(i) = self.incident.take() {
+            self.total.merge(i.end(false));
+        }
+        (self.total, self.sink)
+    }
+
+    fn delivered(&mut self, msgs: Messages) -> Done {
+        counters::add(&self.metrics.messages_delivered, msgs.len() as u64);
+        counters::add(&self.metrics.bytes_delivered, msgs.byte_len() as u64);
+        if let Some(i) = self.incident.take() {
+            self.total.merge(i.end(true));
+        }
+        Done::Delivered(msgs)
+    }
+
+    fn drop_one(&mut self, msgs: Messages) {
+        if let Some(i) = self.incident.as_mut() {
+            i.add(&msgs);
+        }
+        self.outcomes.push_back(Done::Dropped(msgs));
+    }
+
+    /// The receiver has been unreachable for `drop_after`: batches that
+    /// became safe meanwhile are delivered first, everything else the sink
+    /// holds is dropped, oldest first.
+    fn start_dropping(&mut self) {
+        while let Some(msgs) = self.sink.take_safe() {
+            let done = self.delivered(msgs);
+            self.outcomes.push_back(done);
+        }
+        if self.incident.is_none() {
+            let (since, after) = match &self.unreachable {
+                Some((watch, after)) => (*watch.borrow(), *after),
+                None => (None, Duration::ZERO),
+            };
+            self.incident = Some(Incident::start(
+                since,
+                after,
+                self.sink.stats().last_error.as_deref(),
+                &self.metrics,
+            ));
+        }
+        for msgs in self.sink.discard_held() {
+            self.drop_one(msgs);
+        }
+        self.dropping = true;
     }
 }
 

@@ -390,9 +390,9 @@ async fn run_tap(mut tap: tap::Tap, mut rx: mpsc::Receiver<SendRequest>, metrics
 
 /// Drive the sink with many batches in flight: a batch is answered only
 /// when the sink reports it delivered (for TCP/TLS, its safe point: see
-/// `sink/stream/settle.rs`), so the shard's checkpoint never passes bytes that a
-/// dying receiver could still lose. Batches come back from the sink in the
-/// order they were submitted, so the answers are a FIFO.
+/// `sink/stream/settle.rs`), so the shard's checkpoint never passes bytes
+/// that a dying receiver could still lose. Batches come back from the sink
+/// in the order they were submitted, so the answers are a FIFO.
 ///
 /// Memory stays bounded without a limit of its own here: every batch the
 /// sink holds carries its permit of the shared byte budget
@@ -402,53 +402,46 @@ async fn run_tap(mut tap: tap::Tap, mut rx: mpsc::Receiver<SendRequest>, metrics
 /// `submit` or `progress` wait in the sink's reconnect loop, no permit comes
 /// back and the shards stop reading.
 ///
-/// With `pipeline.when_blocked = "drop"` (`blocked.rs`) that wait is cut
-/// once the receiver has been unreachable for `drop_after`: the batches the
-/// sink holds are answered as dropped, and so is every batch handed over
-/// until the sink connects again. Returns what was dropped.
+/// All this task does is submit, let the sink make progress when due, and
+/// answer what is done; `pipeline.when_blocked = "drop"` is the sink's
+/// wrapper ([`blocked::PolicySink`]), whose outcomes say "dropped" instead
+/// of "delivered". Returns what was dropped.
 ///
 /// On `abort` everything not yet delivered is abandoned: its answer is
 /// dropped, which the shard reads as "not delivered" (never committed).
 async fn run_sink(
-    mut sink: Sink,
+    sink: Sink,
     mut rx: mpsc::Receiver<SendRequest>,
     abort: CancellationToken,
     policy: blocked::Policy,
     metrics: Metrics,
 ) -> blocked::Dropped {
+    let mut out = blocked::PolicySink::new(sink, policy, &metrics);
     // Each answer with the batch's budget permit: the bytes count until the
     // sink gives the batch back (or it is abandoned or dropped).
     let mut waiting: VecDeque<(oneshot::Sender<Answer>, budget::Permit)> = VecDeque::new();
     let mut open = true;
-    // The drop policy's clock; only stream sinks wait for a receiver.
-    let mut unreachable = match policy {
-        blocked::Policy::Drop { after } => sink.blocked_watch().map(|w| (w, after)),
-        blocked::Policy::Wait => None,
-    };
-    let mut incident: Option<blocked::Incident> = None;
-    let mut total = blocked::Dropped::default();
     let aborted = loop {
-        answer_delivered(&mut sink, &mut waiting, &mut incident, &mut total, &metrics);
+        while let Some(done) = out.take() {
+            if let Some((ack, permit)) = waiting.pop_front() {
+                let _ = ack.send(Ok(done));
+                drop(permit);
+            }
+        }
         if !open && waiting.is_empty() {
             break false;
         }
-        // What the drop policy cancels; a child of `abort`, so it follows it.
-        let cut = if unreachable.is_some() {
-            abort.child_token()
-        } else {
-            abort.clone()
-        };
-        let due = sink.next_check();
+        let due = out.next_check();
         let step = tokio::select! {
             biased;
             () = abort.cancelled() => break true,
-            () = sleep_until_some(due), if due.is_some() => {
-                bounded(sink.progress(&cut), &cut, unreachable.as_mut()).await
-            }
+            // Cancel-safe: a batch arriving interrupts it, the next turn
+            // goes on.
+            r = out.progress(due.unwrap_or_else(tokio::time::Instant::now), &abort), if due.is_some() => r,
             req = rx.recv(), if open => match req {
                 Some(req) => {
                     waiting.push_back((req.ack, req.permit));
-                    bounded(sink.submit(req.msgs, &cut), &cut, unreachable.as_mut()).await
+                    out.submit(req.msgs, &abort).await
                 }
                 None => {
                     open = false;
@@ -458,34 +451,7 @@ async fn run_sink(
         };
         match step {
             Ok(()) => {}
-            Err(sink::Error::Cancelled) if abort.is_cancelled() => break true,
-            Err(sink::Error::Cancelled) => {
-                // Only the drop policy cuts a call without `abort`: the
-                // receiver has been unreachable for `drop_after`.
-                let Some((watch, after)) = unreachable.as_mut() else {
-                    break true;
-                };
-                // Batches that became safe during the call go first.
-                answer_delivered(&mut sink, &mut waiting, &mut incident, &mut total, &metrics);
-                let since = *watch.borrow();
-                let incident = incident.get_or_insert_with(|| {
-                    blocked::Incident::start(
-                        since,
-                        *after,
-                        sink.stats().last_error.as_deref(),
-                        &metrics,
-                    )
-                });
-                for msgs in sink.discard_held() {
-                    answer_dropped(&mut waiting, incident, msgs);
-                }
-                if drop_until_connected(&mut sink, &mut rx, &abort, incident, &mut open)
-                    .await
-                    .is_err()
-                {
-                    break true;
-                }
-            }
+            Err(sink::Error::Cancelled) => break true,
             Err(e) => {
                 // Only `stdout` fails for good: answer every batch with
                 // the cause; the shards stop and commit what was delivered.
@@ -501,9 +467,7 @@ async fn run_sink(
             }
         }
     };
-    if let Some(i) = incident.take() {
-        total.merge(i.end(false));
-    }
+    let (total, mut sink) = out.finish();
     if aborted {
         if !waiting.is_empty() {
             tracing::warn!(
@@ -518,120 +482,6 @@ async fn run_sink(
     }
     sink.close().await;
     total
-}
-
-/// Answer the batches the sink reports delivered, oldest first; the first
-/// one ends a drop incident.
-fn answer_delivered(
-    sink: &mut Sink,
-    waiting: &mut VecDeque<(oneshot::Sender<Answer>, budget::Permit)>,
-    incident: &mut Option<blocked::Incident>,
-    total: &mut blocked::Dropped,
-    metrics: &Metrics,
-) {
-    while let Some(msgs) = sink.take_safe() {
-        counters::add(&metrics.messages_delivered, msgs.len() as u64);
-        counters::add(&metrics.bytes_delivered, msgs.byte_len() as u64);
-        if let Some(i) = incident.take() {
-            total.merge(i.end(true));
-        }
-        if let Some((ack, permit)) = waiting.pop_front() {
-            let _ = ack.send(Ok(Done::Delivered(msgs)));
-            drop(permit);
-        }
-    }
-}
-
-/// Answer the oldest waiting batch as dropped, counted once.
-fn answer_dropped(
-    waiting: &mut VecDeque<(oneshot::Sender<Answer>, budget::Permit)>,
-    incident: &mut blocked::Incident,
-    msgs: Messages,
-) {
-    incident.add(&msgs);
-    if let Some((ack, permit)) = waiting.pop_front() {
-        let _ = ack.send(Ok(Done::Dropped(msgs)));
-        drop(permit);
-    }
-}
-
-/// Run one sink call; under the drop policy, cut it through `cut` once the
-/// receiver has been unreachable for `drop_after` (the call then returns
-/// `Cancelled` with its batches still held).
-async fn bounded(
-    call: impl std::future::Future<Output = Result<(), sink::Error>>,
-    cut: &CancellationToken,
-    unreachable: Option<&mut (
-        tokio::sync::watch::Receiver<Option<tokio::time::Instant>>,
-        Duration,
-    )>,
-) -> Result<(), sink::Error> {
-    let Some((watch, after)) = unreachable else {
-        return call.await;
-    };
-    tokio::pin!(call);
-    tokio::select! {
-        biased;
-        r = &mut call => r,
-        () = blocked::unreachable_for(watch, *after) => {
-            cut.cancel();
-            call.await
-        }
-    }
-}
-
-/// Dropping: every batch handed over is answered as dropped at once, while
-/// the sink tries to connect again (with its backoff). Returns once it is
-/// connected, or once no batch can come any more (every shard ended).
-///
-/// # Errors
-/// `Cancelled` on `abort`.
-async fn drop_until_connected(
-    sink: &mut Sink,
-    rx: &mut mpsc::Receiver<SendRequest>,
-    abort: &CancellationToken,
-    incident: &mut blocked::Incident,
-    open: &mut bool,
-) -> Result<(), sink::Error> {
-    if !*open {
-        return Ok(());
-    }
-    // Kept across the batches that arrive meanwhile: a connect attempt is
-    // never restarted because a batch came.
-    let reconnect = async {
-        loop {
-            if sink.reconnect_once(abort).await? {
-                return Ok(());
-            }
-        }
-    };
-    tokio::pin!(reconnect);
-    loop {
-        tokio::select! {
-            biased;
-            r = &mut reconnect => return r,
-            req = rx.recv() => match req {
-                Some(req) => {
-                    incident.add(&req.msgs);
-                    let _ = req.ack.send(Ok(Done::Dropped(req.msgs)));
-                    drop(req.permit);
-                }
-                None => {
-                    *open = false;
-                    return Ok(());
-                }
-            },
-        }
-    }
-}
-
-/// Sleep until `due`; pending forever for `None` (the branch is disabled
-/// then anyway).
-async fn sleep_until_some(due: Option<tokio::time::Instant>) {
-    match due {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]
