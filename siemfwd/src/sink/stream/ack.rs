@@ -51,7 +51,11 @@ pub(crate) trait Acknowledgement: Send {
     fn listen(&mut self, conn: &mut Conn) -> impl Future<Output = io::Result<()>> + Send;
 
     /// The bytes that carry `msgs` on the current connection, about to be
-    /// written in full.
+    /// written in full. A write cut short (every sink call is cancel-safe)
+    /// resumes at its offset with the bytes of a second call, so until
+    /// [`Acknowledgement::written`] the same batch must encode to the same
+    /// bytes (a strategy that numbers its messages numbers them once per
+    /// batch and connection).
     fn encode<'a>(&'a mut self, msgs: &'a Messages) -> &'a [u8];
 
     /// A run of writes starts on `conn` (after [`Acknowledgement::listen`]).
