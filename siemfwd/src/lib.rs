@@ -12,7 +12,8 @@
 //! - [`sink`] delivers messages to the SIEM,
 //! - [`pipeline`] wires them and moves checkpoints only after delivery,
 //! - [`listen`] is a syslog receiver for trying things and for tests,
-//! - [`config`] reads and checks the settings,
+//! - [`config`] reads the settings and composes each part's own table,
+//! - [`units`] are the values users write (durations, sizes, secrets),
 //! - [`counters`] counts what each pipeline did.
 #![deny(missing_docs)]
 
@@ -29,3 +30,4 @@ pub mod record;
 pub mod sink;
 pub mod source;
 pub mod transform;
+pub mod units;

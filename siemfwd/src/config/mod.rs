@@ -18,16 +18,18 @@
 //! in [`Secret`] so they never reach a log line, an error or `Debug` output.
 
 pub(crate) mod reference;
-pub mod units;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::format::FormatConfig;
 use crate::sink::{SinkConfig, Transport};
-use units::{ByteSize, HumanDuration};
+use crate::units::{ByteSize, HumanDuration};
+
+pub use crate::source::file::config::{FileSourceConfig, OnMalformed};
+pub use crate::source::sls::config::{AuthVersion, SlsSourceConfig, StartPosition};
+pub use crate::units::Secret;
 
 /// Why a configuration could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -70,54 +72,6 @@ pub enum Error {
     },
 }
 
-/// A secret string (an AccessKey secret, a password). Its `Debug` and
-/// `Display` print `<redacted>`; only [`Secret::expose`] gives the text.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret text, for the one place that needs it (request signing).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// True when no secret was given.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Self(s.to_owned())
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // Deserialize through `toml::Value` so a wrong type never echoes the
-        // value in the error message.
-        match toml::Value::deserialize(d) {
-            Ok(toml::Value::String(s)) => Ok(Secret(s)),
-            _ => Err(serde::de::Error::custom(
-                "expected a string (value not shown)",
-            )),
-        }
-    }
-}
-
 /// The whole configuration as the user wrote it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -155,176 +109,6 @@ pub struct SourceConfig {
     pub file: FileSourceConfig,
     /// Settings of the `sls` source.
     pub sls: SlsSourceConfig,
-}
-
-/// What a source does with an input it cannot parse.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnMalformed {
-    /// Report it (file and line), count it, go on.
-    #[default]
-    Skip,
-    /// Report it, deliver and commit everything before it, and stop with an
-    /// error.
-    Stop,
-}
-
-/// The `[source.file]` table: NDJSON files, one shard each.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FileSourceConfig {
-    /// Files to read, or directories (every `*.ndjson`, `*.jsonl`, `*.json`
-    /// and `*.log` file in them). `-` is standard input (never checkpointed).
-    pub paths: Vec<String>,
-    /// Where checkpoints are kept (one small file per input file).
-    pub state_dir: PathBuf,
-    /// What to do with a line that is not a JSON object.
-    pub on_malformed: OnMalformed,
-    /// Keep reading lines appended to the files (like `tail -f`) instead of
-    /// stopping at the end.
-    pub follow: bool,
-    /// How often to look for new lines when following.
-    pub poll_interval: HumanDuration,
-    /// Longest line accepted; longer lines count as malformed.
-    pub max_line: ByteSize,
-}
-
-impl Default for FileSourceConfig {
-    fn default() -> Self {
-        Self {
-            paths: Vec::new(),
-            state_dir: PathBuf::from("siemfwd-state"),
-            on_malformed: OnMalformed::default(),
-            follow: false,
-            poll_interval: HumanDuration(std::time::Duration::from_millis(500)),
-            max_line: ByteSize(16 << 20),
-        }
-    }
-}
-
-/// Where a shard starts when the consumer group has no checkpoint for it
-/// (a checkpoint, when there is one, always wins).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StartPosition {
-    /// The oldest data still kept (the seed program's effective default).
-    #[default]
-    Begin,
-    /// Only data written from now on.
-    End,
-    /// The first log group received at or after `source.sls.start_time`.
-    Time,
-}
-
-/// The request signature version.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthVersion {
-    /// HMAC-SHA1, every SDK's default.
-    #[default]
-    V1,
-    /// SLS4-HMAC-SHA256; needs `source.sls.region`.
-    V4,
-}
-
-/// The `[source.sls]` table: a Log Service consumer group. Defaults follow
-/// Alibaba's `LogHubConfig` except where noted in docs/configuration.md.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SlsSourceConfig {
-    /// Endpoint, e.g. `cn-hangzhou.log.aliyuncs.com` (`SLS_ENDPOINT`).
-    pub endpoint: String,
-    /// AccessKey ID (`SLS_AK_ID`).
-    pub access_key_id: String,
-    /// AccessKey secret (`SLS_AK_KEY`); never printed.
-    pub access_key_secret: Secret,
-    /// STS security token, for temporary AccessKeys; never printed.
-    pub security_token: Secret,
-    /// Request signature: `v1` (default) or `v4`.
-    pub auth_version: AuthVersion,
-    /// Region for v4 signatures, e.g. `cn-hangzhou`.
-    pub region: String,
-    /// Project (`SLS_PROJECT`).
-    pub project: String,
-    /// Logstore (`SLS_LOGSTORE`).
-    pub logstore: String,
-    /// Consumer group (`SLS_CG`).
-    pub consumer_group: String,
-    /// This process's name in the group; must be unique per process.
-    /// Empty: `{hostname}-{pid}`.
-    pub consumer_name: String,
-    /// Create the consumer group if it does not exist (else stop with an
-    /// error).
-    pub create_group: bool,
-    /// The group's `order` flag: after a split or merge, read a child shard
-    /// only once its parents are finished.
-    pub in_order: bool,
-    /// How often to heartbeat (shard assignment comes with the answer).
-    pub heartbeat_interval: HumanDuration,
-    /// The group's timeout: a consumer silent this long loses its shards.
-    /// Unset: twice `heartbeat_interval`, as Alibaba's Python consumer sets it.
-    pub heartbeat_timeout: Option<HumanDuration>,
-    /// Longest wait between two pulls of a shard that has no new data: a
-    /// shard quiet for a while is pulled every `poll_interval` at first, then
-    /// the wait doubles up to this. A shard with data is pulled again at once.
-    pub fetch_interval: HumanDuration,
-    /// Wait between two pulls of a shard that had data recently and has
-    /// nothing new now: the floor of the delay from write to SIEM.
-    pub poll_interval: HumanDuration,
-    /// Most log groups asked for per PullLogs (1–1000); the count actually
-    /// asked for adapts to `fetch_bytes`.
-    pub max_fetch_log_groups: u32,
-    /// Decompressed bytes one PullLogs aims at. PullLogs takes only a count
-    /// of log groups, so the count is derived from the last pull's average
-    /// group size; each shard holds about one pull decompressed and the next
-    /// compressed, so this × shards is the source's share of memory.
-    pub fetch_bytes: ByteSize,
-    /// Decompressed bytes of PullLogs a process keeps in flight ahead of the
-    /// one pull every shard has, shared by all its shards: what lets a shard
-    /// read from far away keep pace (`source/sls/prefetch.rs`). 0: never
-    /// more than one pull per shard.
-    pub prefetch_bytes: ByteSize,
-    /// Where a shard without a checkpoint starts.
-    pub start_position: StartPosition,
-    /// With `start_position = "time"`: RFC 3339 time or Unix seconds.
-    pub start_time: String,
-    /// Compression asked for in PullLogs: `lz4` or `zstd`.
-    pub compression: crate::source::sls::Compression,
-    /// Timeout of one HTTP request to Log Service.
-    pub request_timeout: HumanDuration,
-    /// Idle HTTP connections kept in the pool shared by every shard.
-    pub pool_max_idle: usize,
-}
-
-impl Default for SlsSourceConfig {
-    fn default() -> Self {
-        Self {
-            endpoint: String::new(),
-            access_key_id: String::new(),
-            access_key_secret: Secret::default(),
-            security_token: Secret::default(),
-            auth_version: AuthVersion::V1,
-            region: String::new(),
-            project: String::new(),
-            logstore: String::new(),
-            consumer_group: String::new(),
-            consumer_name: String::new(),
-            create_group: true,
-            in_order: false,
-            heartbeat_interval: HumanDuration(std::time::Duration::from_secs(20)),
-            heartbeat_timeout: None,
-            fetch_interval: HumanDuration(std::time::Duration::from_secs(1)),
-            poll_interval: HumanDuration(std::time::Duration::from_millis(100)),
-            max_fetch_log_groups: 1000,
-            fetch_bytes: ByteSize(256 << 10),
-            prefetch_bytes: ByteSize(8 << 20),
-            start_position: StartPosition::Begin,
-            start_time: String::new(),
-            compression: crate::source::sls::Compression::Lz4,
-            request_timeout: HumanDuration(std::time::Duration::from_secs(60)),
-            pool_max_idle: 32,
-        }
-    }
 }
 
 /// The `[pipeline]` table.

@@ -369,8 +369,8 @@ impl Incident {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::units::HumanDuration;
     use crate::sink::Messages;
+    use crate::units::HumanDuration;
 
     fn batch(lines: &[&str]) -> Messages {
         let mut m = Messages::new();

@@ -717,7 +717,7 @@ mod tests {
             }
         });
         let mut cfg = config(Transport::Tcp, &addr);
-        cfg.write_timeout = crate::config::units::HumanDuration(Duration::from_millis(200));
+        cfg.write_timeout = crate::units::HumanDuration(Duration::from_millis(200));
         let sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("sink");
         let (tx, rx) = mpsc::channel(64);
         let budget = Budget::new(16 << 20);
@@ -797,8 +797,7 @@ mod tests {
         config.source.file.state_dir = dir.path().join("state");
         config.sink.transport = Transport::Udp;
         config.pipeline.when_blocked = crate::config::WhenBlocked::Drop;
-        config.pipeline.drop_after =
-            Some(crate::config::units::HumanDuration(Duration::from_secs(5)));
+        config.pipeline.drop_after = Some(crate::units::HumanDuration(Duration::from_secs(5)));
         let e = super::Pipeline::build(&config, true).map(|_| "accepted".to_owned());
         let e = e.unwrap_or_else(|e| e.to_string());
         assert!(
@@ -808,7 +807,7 @@ mod tests {
         config.sink.transport = Transport::Tcp;
         assert!(super::Pipeline::build(&config, true).is_ok());
         config.source.file.follow = true;
-        config.source.file.poll_interval = crate::config::units::HumanDuration(Duration::ZERO);
+        config.source.file.poll_interval = crate::units::HumanDuration(Duration::ZERO);
         let e = super::Pipeline::build(&config, true).map(|_| "accepted".to_owned());
         let e = e.unwrap_or_else(|e| e.to_string());
         assert!(
@@ -826,21 +825,21 @@ mod tests {
         config.sink.transport = Transport::Stdout;
         config.source.file.paths = vec![input.display().to_string()];
         config.source.file.state_dir = dir.path().join("state");
-        config.source.file.max_line = crate::config::units::ByteSize(0);
+        config.source.file.max_line = crate::units::ByteSize(0);
         let e = super::Pipeline::build(&config, true).map(|_| "accepted".to_owned());
         let e = e.unwrap_or_else(|e| e.to_string());
         assert!(
             e.starts_with("source.file.max_line: must be at least"),
             "{e}"
         );
-        config.source.file.max_line = crate::config::units::ByteSize(16);
+        config.source.file.max_line = crate::units::ByteSize(16);
         assert!(super::Pipeline::build(&config, true).is_ok());
     }
 
     #[test]
     fn drop_after_without_the_drop_policy_is_refused_with_its_key() {
         let p = crate::config::PipelineConfig {
-            drop_after: Some(crate::config::units::HumanDuration(Duration::from_secs(5))),
+            drop_after: Some(crate::units::HumanDuration(Duration::from_secs(5))),
             ..crate::config::PipelineConfig::default()
         };
         let e = super::check_settings(&p).map(|()| "accepted".to_owned());
@@ -848,7 +847,7 @@ mod tests {
         assert!(e.starts_with("pipeline.drop_after: is set, but"), "{e}");
         let p = crate::config::PipelineConfig {
             when_blocked: crate::config::WhenBlocked::Drop,
-            drop_after: Some(crate::config::units::HumanDuration(Duration::ZERO)),
+            drop_after: Some(crate::units::HumanDuration(Duration::ZERO)),
             ..crate::config::PipelineConfig::default()
         };
         let e = super::check_settings(&p).map(|()| "accepted".to_owned());

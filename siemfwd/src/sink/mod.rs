@@ -67,7 +67,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::units::HumanDuration;
+use crate::units::HumanDuration;
 
 pub use messages::Messages;
 
@@ -153,10 +153,10 @@ pub struct SinkConfig {
     pub settle_time: HumanDuration,
     /// UDP: the largest datagram sent, in bytes; longer messages are cut on a
     /// UTF-8 boundary and counted.
-    pub max_datagram: crate::config::units::ByteSize,
+    pub max_datagram: crate::units::ByteSize,
     /// TCP/TLS: the longest message sent, in bytes; a longer one is cut on a
     /// UTF-8 boundary and counted ([`SinkConfig::wire`]).
-    pub max_message: crate::config::units::ByteSize,
+    pub max_message: crate::units::ByteSize,
     /// TLS settings (`type = "tls"` only).
     pub tls: TlsConfig,
 }
@@ -272,8 +272,8 @@ impl Default for SinkConfig {
             backoff_initial: HumanDuration(Duration::from_millis(200)),
             backoff_max: HumanDuration(Duration::from_secs(30)),
             settle_time: HumanDuration(DEFAULT_SETTLE_TIME),
-            max_datagram: crate::config::units::ByteSize(2048),
-            max_message: crate::config::units::ByteSize(DEFAULT_MAX_MESSAGE),
+            max_datagram: crate::units::ByteSize(2048),
+            max_message: crate::units::ByteSize(DEFAULT_MAX_MESSAGE),
             tls: TlsConfig::default(),
         }
     }
@@ -849,7 +849,7 @@ mod tests {
 
     #[test]
     fn timeouts_that_cannot_work_and_a_backoff_that_shrinks_are_refused() {
-        use crate::config::units::HumanDuration;
+        use crate::units::HumanDuration;
         let key = |c: SinkConfig| match Sink::build(&c, &crate::counters::Metrics::default()) {
             Err(Error::Config { key, .. }) => key,
             other => panic!("expected a config error, got {other:?}"),

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_rustls::TlsAcceptor;
 
 use super::{Framing, Messages, SinkConfig, TlsConfig, Transport};
-use crate::config::units::{ByteSize, HumanDuration};
+use crate::units::{ByteSize, HumanDuration};
 
 /// Anything a test waits for must happen within this.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(5);

@@ -424,7 +424,7 @@ mod tests {
     use super::super::testutil::{batch, config, framed, read_all, read_n, within, Pki};
     use super::super::{Error, Framing, Sink, SinkConfig, TlsConfig, Transport};
     use super::plain_name;
-    use crate::config::units::HumanDuration;
+    use crate::units::HumanDuration;
 
     async fn listener() -> (TcpListener, String) {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -240,7 +240,7 @@ mod tests {
 
     use super::super::testutil::{batch, config, within};
     use super::super::{Framing, Messages, Sink, Transport};
-    use crate::config::units::ByteSize;
+    use crate::units::ByteSize;
 
     async fn receiver() -> (UdpSocket, String) {
         let s = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
@@ -356,8 +356,7 @@ mod tests {
         };
         let mut cfg = config(Transport::Udp, &addr);
         // Were refusals handled by backing off, this would take minutes.
-        cfg.backoff_initial =
-            crate::config::units::HumanDuration(std::time::Duration::from_secs(30));
+        cfg.backoff_initial = crate::units::HumanDuration(std::time::Duration::from_secs(30));
         cfg.backoff_max = cfg.backoff_initial;
         let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let msgs = batch(&vec!["<14>1 lost"; 200]);

@@ -576,7 +576,7 @@ mod tests {
         batch, big_batch, config, framed, read_all, read_n, within, LogCapture,
     };
     use super::super::{Error, Framing, Messages, Sink, Transport};
-    use crate::config::units::HumanDuration;
+    use crate::units::HumanDuration;
 
     async fn listener() -> (TcpListener, String) {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");

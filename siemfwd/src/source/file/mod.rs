@@ -40,6 +40,7 @@
 //! - Not handled: two rotations before the first is noticed (stopped, or a
 //!   reader lagging across both) — the file in the middle is skipped.
 
+pub mod config;
 mod identity;
 
 use std::path::{Path, PathBuf};
@@ -52,10 +53,10 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::ndjson::parse_line;
 use super::{BatchEnd, Error, Flow, GroupSource, ShardReader};
-use crate::config::{FileSourceConfig, OnMalformed};
 use crate::counters::{self, Metrics};
 use crate::pipeline::tracker::Checkpoint;
 use crate::record::{LogTime, Record};
+use config::{FileSourceConfig, OnMalformed};
 
 /// How much is read from the file at once.
 const READ_CHUNK: usize = 256 * 1024;
@@ -1166,7 +1167,7 @@ mod tests {
         std::fs::write(&f, format!("{{\"n\":\"1\"}}\n{long}{{\"n\":\"3\"}}\n")).unwrap();
         let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
         let cfg = FileSourceConfig {
-            max_line: crate::config::units::ByteSize(100_000),
+            max_line: crate::units::ByteSize(100_000),
             ..config(OnMalformed::Skip)
         };
         let mut s = FileShard::open(&f, &cfg, &store, &Metrics::default())
@@ -1184,7 +1185,7 @@ mod tests {
         std::fs::write(&f, format!("{{\"n\":\"1\"}}\n{long}{{\"n\":\"3\"}}\n")).unwrap();
         let store = CheckpointStore::open(&dir.path().join("state")).unwrap();
         let cfg = FileSourceConfig {
-            max_line: crate::config::units::ByteSize(1024),
+            max_line: crate::units::ByteSize(1024),
             ..config(OnMalformed::Skip)
         };
         let metrics = Metrics::default();
@@ -1192,7 +1193,7 @@ mod tests {
         assert_eq!(drain(&mut s).await.0, ["1", "3"]);
         assert_eq!(counters::get(&metrics.malformed_skipped), 1);
         let stop = FileSourceConfig {
-            max_line: crate::config::units::ByteSize(1024),
+            max_line: crate::units::ByteSize(1024),
             ..config(OnMalformed::Stop)
         };
         let mut s = FileShard::open(&f, &stop, &store, &Metrics::default())
@@ -1303,7 +1304,7 @@ mod tests {
     fn following() -> FileSourceConfig {
         FileSourceConfig {
             follow: true,
-            poll_interval: crate::config::units::HumanDuration(Duration::from_millis(20)),
+            poll_interval: crate::units::HumanDuration(Duration::from_millis(20)),
             ..FileSourceConfig::default()
         }
     }

@@ -31,7 +31,7 @@ use serde::Deserialize;
 use super::cursor::{Cursor, ShardId};
 use super::error::Error;
 use super::sign;
-use crate::config::Secret;
+use crate::units::Secret;
 
 /// Tries per request for network errors and 5xx answers.
 pub(crate) const ATTEMPTS: u32 = 3;

@@ -170,8 +170,8 @@ mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     use super::*;
-    use crate::config::units::HumanDuration;
-    use crate::config::SlsSourceConfig;
+    use crate::source::sls::config::SlsSourceConfig;
+    use crate::units::HumanDuration;
 
     /// A Log Service stand-in that answers the first heartbeat with shard 0
     /// and then goes silent: every later request, on that connection or a

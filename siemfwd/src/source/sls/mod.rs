@@ -42,6 +42,7 @@
 //!   part of the pull after a failover, never skip it.
 
 pub(crate) mod client;
+pub mod config;
 pub(crate) mod cursor;
 pub(crate) mod decode;
 pub(crate) mod error;
@@ -57,11 +58,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{AuthVersion, SlsSourceConfig, StartPosition};
 use crate::counters::{self, Metrics};
 use crate::pipeline::tracker::Checkpoint;
 use crate::record::Record;
 use crate::source::{self, BatchEnd, Flow, GroupSource, ShardReader};
+use config::{AuthVersion, SlsSourceConfig, StartPosition};
 
 pub use client::{Client, Compression};
 pub use cursor::{Cursor, ShardId};
@@ -1291,21 +1292,21 @@ mod tests {
     }
 
     /// Settings `build` accepts (no request is made).
-    fn valid() -> crate::config::SlsSourceConfig {
-        crate::config::SlsSourceConfig {
+    fn valid() -> crate::source::sls::config::SlsSourceConfig {
+        crate::source::sls::config::SlsSourceConfig {
             endpoint: "127.0.0.1:1".to_owned(),
             project: "proj".to_owned(),
             logstore: "store".to_owned(),
             consumer_group: "g".to_owned(),
             access_key_id: "id".to_owned(),
             access_key_secret: "secret".into(),
-            ..crate::config::SlsSourceConfig::default()
+            ..crate::source::sls::config::SlsSourceConfig::default()
         }
     }
 
     #[test]
     fn names_outside_log_service_rules_are_refused_with_their_key() {
-        let good = crate::config::SlsSourceConfig {
+        let good = crate::source::sls::config::SlsSourceConfig {
             project: "my-project-1".to_owned(),
             logstore: "access_log".to_owned(),
             consumer_group: "siem.forwarder-QRadar_1".to_owned(),
@@ -1313,7 +1314,7 @@ mod tests {
             ..valid()
         };
         assert!(super::build(&good).is_ok());
-        let key = |c: crate::config::SlsSourceConfig| {
+        let key = |c: crate::source::sls::config::SlsSourceConfig| {
             let e = super::build(&c).map(|_| ()).unwrap_err().to_string();
             e.split(':').next().unwrap_or_default().to_owned()
         };
@@ -1325,27 +1326,27 @@ mod tests {
             "my_project",
             &"p".repeat(64),
         ] {
-            let c = crate::config::SlsSourceConfig {
+            let c = crate::source::sls::config::SlsSourceConfig {
                 project: project.to_owned(),
                 ..good.clone()
             };
             assert_eq!(key(c), "source.sls.project", "{project}");
         }
         for logstore in ["Access", "a_", "_a", "log store"] {
-            let c = crate::config::SlsSourceConfig {
+            let c = crate::source::sls::config::SlsSourceConfig {
                 logstore: logstore.to_owned(),
                 ..good.clone()
             };
             assert_eq!(key(c), "source.sls.logstore", "{logstore}");
         }
         for group in ["my group", "a/b", "x?y", &"g".repeat(129)] {
-            let c = crate::config::SlsSourceConfig {
+            let c = crate::source::sls::config::SlsSourceConfig {
                 consumer_group: group.to_owned(),
                 ..good.clone()
             };
             assert_eq!(key(c), "source.sls.consumer_group", "{group}");
         }
-        let c = crate::config::SlsSourceConfig {
+        let c = crate::source::sls::config::SlsSourceConfig {
             consumer_name: "host 1".to_owned(),
             ..good.clone()
         };
@@ -1354,8 +1355,8 @@ mod tests {
 
     #[test]
     fn a_request_timeout_under_a_second_is_refused_not_raised() {
-        let cfg = crate::config::SlsSourceConfig {
-            request_timeout: crate::config::units::HumanDuration(Duration::ZERO),
+        let cfg = crate::source::sls::config::SlsSourceConfig {
+            request_timeout: crate::units::HumanDuration(Duration::ZERO),
             ..valid()
         };
         let e = super::build(&cfg).map(|_| ()).unwrap_err().to_string();
@@ -1367,7 +1368,7 @@ mod tests {
 
     #[test]
     fn a_start_time_without_start_position_time_is_refused() {
-        let cfg = crate::config::SlsSourceConfig {
+        let cfg = crate::source::sls::config::SlsSourceConfig {
             start_time: "2026-12-01T00:00:00Z".to_owned(),
             ..valid()
         };
@@ -1376,8 +1377,8 @@ mod tests {
             e.starts_with("source.sls.start_time: is read only with"),
             "{e}"
         );
-        let with_time = crate::config::SlsSourceConfig {
-            start_position: crate::config::StartPosition::Time,
+        let with_time = crate::source::sls::config::SlsSourceConfig {
+            start_position: crate::source::sls::config::StartPosition::Time,
             ..cfg
         };
         assert!(super::build(&with_time).is_ok());

@@ -1,5 +1,7 @@
-//! Human-friendly units in the config file: durations (`10s`, `250ms`,
-//! `1m 30s`) and sizes (`64KiB`, `2048`, `1MB`).
+//! Values as users write them in the config file: durations (`10s`,
+//! `250ms`, `1m 30s`), sizes (`64KiB`, `2048`, `1MB`) and secrets (never
+//! printed). Every component's config uses them; they depend on nothing of
+//! the crate.
 //!
 //! Both also accept a bare integer: seconds for durations, bytes for sizes, so
 //! a value from an environment variable or an old config still reads.
@@ -138,6 +140,54 @@ impl<'de> Deserialize<'de> for ByteSize {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// A secret string (an AccessKey secret, a password). Its `Debug` and
+/// `Display` print `<redacted>`; only [`Secret::expose`] gives the text.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret text, for the one place that needs it (request signing).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when no secret was given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Deserialize through `toml::Value` so a wrong type never echoes the
+        // value in the error message.
+        match toml::Value::deserialize(d) {
+            Ok(toml::Value::String(s)) => Ok(Secret(s)),
+            _ => Err(serde::de::Error::custom(
+                "expected a string (value not shown)",
+            )),
+        }
     }
 }
 
