@@ -30,10 +30,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::client::Client;
-use super::cursor::ShardId;
-use super::error::Class;
 use super::Settings;
+use sls_client::Class;
+use sls_client::Client;
+use sls_client::ShardId;
 
 /// What the heartbeat loop publishes.
 #[derive(Debug, Clone, Default)]

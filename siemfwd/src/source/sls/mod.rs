@@ -41,14 +41,10 @@
 //!   position is the cursor the pull *started* at: committing it can repeat
 //!   part of the pull after a failover, never skip it.
 
-pub(crate) mod client;
 pub mod config;
-pub(crate) mod cursor;
 pub(crate) mod decode;
-pub(crate) mod error;
 pub(crate) mod heartbeat;
 pub(crate) mod prefetch;
-pub(crate) mod sign;
 pub mod status;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -64,9 +60,10 @@ use crate::record::Record;
 use crate::source::{self, BatchEnd, Flow, GroupSource, ShardReader};
 use config::{AuthVersion, SlsSourceConfig, StartPosition};
 
-pub use client::{Client, Compression};
-pub use cursor::{Cursor, ShardId};
-pub use error::{Class, Error};
+/// The HTTP API, from the `sls-client` crate: siemfwd's consumer group is
+/// built on it, its types are this source's.
+use sls_client as client;
+pub use sls_client::{Class, Client, Compression, Cursor, Error, ShardId};
 
 /// The runtime settings, built and checked once from [`SlsSourceConfig`].
 #[derive(Debug, Clone)]
@@ -278,8 +275,8 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
         project: cfg.project.clone(),
         logstore: cfg.logstore.clone(),
         access_key_id: cfg.access_key_id.clone(),
-        access_key_secret: cfg.access_key_secret.clone(),
-        security_token: cfg.security_token.clone(),
+        access_key_secret: client::Secret::new(cfg.access_key_secret.expose()),
+        security_token: client::Secret::new(cfg.security_token.expose()),
         auth,
         user_agent: format!(
             "siemfwd/{}-consumergroup-{}-{consumer}",
@@ -288,6 +285,7 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
         ),
         request_timeout: cfg.request_timeout.0,
         pool_max_idle: cfg.pool_max_idle,
+        retry_delay: |attempt| backoff(Duration::from_millis(200), attempt),
     })?;
     let settings = Settings {
         project: cfg.project.clone(),

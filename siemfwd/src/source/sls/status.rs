@@ -10,10 +10,10 @@
 
 use serde::Serialize;
 
-use super::client::Client;
-use super::cursor::{Cursor, ShardId};
-use super::error::{Class, Error};
 use super::Settings;
+use sls_client::Client;
+use sls_client::{Class, Error};
+use sls_client::{Cursor, ShardId};
 
 /// One shard's line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

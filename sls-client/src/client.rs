@@ -28,13 +28,13 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
-use super::cursor::{Cursor, ShardId};
-use super::error::Error;
-use super::sign;
-use crate::units::Secret;
+use crate::cursor::{Cursor, ShardId};
+use crate::error::Error;
+use crate::sign;
+use crate::Secret;
 
 /// Tries per request for network errors and 5xx answers.
-pub(crate) const ATTEMPTS: u32 = 3;
+pub const ATTEMPTS: u32 = 3;
 
 const API_VERSION: &str = "0.6.0";
 
@@ -163,6 +163,10 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Idle connections kept per host in the shared pool.
     pub pool_max_idle: usize,
+    /// The wait before retry `attempt` (1, 2, …) of a request that failed
+    /// on the network or with a 5xx answer: the caller's backoff rule, so a
+    /// program has one.
+    pub retry_delay: fn(u32) -> Duration,
 }
 
 /// A shard as ListShards describes it.
@@ -266,7 +270,7 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 
 /// Largest log group Log Service accepts: 5 MB documented, with room for
 /// the list's framing.
-pub(crate) const MAX_LOG_GROUP: usize = 6 << 20;
+pub const MAX_LOG_GROUP: usize = 6 << 20;
 
 /// The most a compressed body of `raw` decompressed bytes can take: lz4's
 /// and zstd's worst cases (incompressible input) are a little above it.
@@ -338,7 +342,7 @@ impl Client {
                         && (matches!(e, Error::Network { .. })
                             || matches!(e, Error::Api { status, .. } if status >= 500)) =>
                 {
-                    let wait = super::backoff(Duration::from_millis(200), attempt);
+                    let wait = (self.cfg.retry_delay)(attempt);
                     tracing::debug!(error = %e, ?wait, "SLS request failed; retrying");
                     tokio::time::sleep(wait).await;
                 }
@@ -436,7 +440,7 @@ impl Client {
         }
         let net = |e: reqwest::Error| Error::Network {
             what: req.what.clone(),
-            cause: super::error::chain(&e),
+            cause: crate::error::chain(&e),
         };
         let mut resp = b.send().await.map_err(net)?;
         let status = resp.status().as_u16();
