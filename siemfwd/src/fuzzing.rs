@@ -7,8 +7,6 @@
 use crate::config::Config;
 use crate::counters::Metrics;
 use crate::format::{BodyConfig, Constraints, FormatConfig, Formatter, Rfc};
-use crate::listen::framing::FrameBuffer;
-use crate::listen::parse;
 use crate::record::{Field, LogTime, Meta, Record};
 use crate::source::sls::decode;
 use crate::source::Flow;
@@ -57,30 +55,7 @@ pub fn ndjson_line(data: &[u8]) {
     let _ = crate::source::ndjson::parse_line(data, LogTime::default(), &mut record);
 }
 
-/// A syslog stream (RFC 6587 framing, both kinds) fed in chunks whose
-/// sizes the first byte picks; every frame parsed as RFC 5424 or 3164.
-pub fn syslog_stream(data: &[u8]) {
-    let Some((&chunk, rest)) = data.split_first() else {
-        return;
-    };
-    let chunk = usize::from(chunk.max(1));
-    let mut frames = FrameBuffer::new(4096);
-    for piece in rest.chunks(chunk) {
-        frames.read_buf().extend_from_slice(piece);
-        loop {
-            match frames.next_frame() {
-                Ok(Some(f)) => {
-                    let _ = parse::parse(frames.get(f));
-                }
-                Ok(None) => break,
-                Err(_) => return,
-            }
-        }
-    }
-    if let Some(f) = frames.final_frame() {
-        let _ = parse::parse(frames.get(f));
-    }
-}
+pub use siemfwd_syslog::fuzzing::syslog_stream;
 
 /// A config file (TOML, no environment).
 pub fn config(data: &[u8]) {

@@ -1,7 +1,10 @@
 //! siemfwd: forward logs from a consumer group to a SIEM over syslog.
 //!
-//! The library holds everything; the binary (`main.rs`) only parses the
-//! command line and maps results to exit codes. A tour of the parts, in the
+//! The library holds the product; the binary (`main.rs`) only parses the
+//! command line and maps results to exit codes. Three parts are crates of
+//! their own, re-exported here: `siemfwd-core` ([`record`], [`counters`],
+//! [`units`]), `siemfwd-syslog` ([`format`](mod@format), [`listen`]) and
+//! `sls-client` (the Log Service HTTP API under [`source::sls`]). A tour of the parts, in the
 //! order data flows through them, is in `docs/architecture.md`:
 //!
 //! - [`source`] reads records (NDJSON files, the embedded default, and an
@@ -19,15 +22,15 @@
 
 mod backoff;
 pub mod config;
-pub mod counters;
-pub mod format;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod listen;
 pub mod pipeline;
-pub mod record;
 pub mod sink;
 pub mod source;
 pub mod transform;
-pub mod units;
+
+// The parts that are crates of their own, under the paths the rest of
+// siemfwd (and its users) name them by.
+pub use siemfwd_core::{counters, record, units};
+pub use siemfwd_syslog::{format, listen};
