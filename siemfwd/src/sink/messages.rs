@@ -93,6 +93,17 @@ impl Messages {
         }
     }
 
+    /// An empty batch framed with `framing`, with room for about `bytes`
+    /// of framed messages and `messages` of them: a batch expected to be
+    /// like the last one is written without growing its buffer by
+    /// reallocation (each step copies everything written so far).
+    pub fn with_capacity(framing: Option<Framing>, bytes: usize, messages: usize) -> Self {
+        let mut m = Self::with_framing(framing);
+        m.buf.reserve(bytes);
+        m.spans.reserve(messages);
+        m
+    }
+
     /// How messages are framed in [`Messages::framed`]; `None`: unframed.
     pub fn framing(&self) -> Option<Framing> {
         self.framing
@@ -385,6 +396,20 @@ mod tests {
         assert_eq!(m.framed(), b"abc");
         assert_eq!(bare(&m), [b"a".to_vec(), Vec::new(), b"bc".to_vec()]);
         assert_eq!((m.len(), m.byte_len()), (3, 3));
+    }
+
+    #[test]
+    fn a_batch_built_with_room_frames_like_any_other() {
+        let items: [&[u8]; 3] = [b"<14>1 a", b"", b"<14>1 ccc"];
+        let mut roomy = Messages::with_capacity(Some(Framing::OctetCounting), 4096, 16);
+        assert!(roomy.buf.capacity() >= 4096 && roomy.spans.capacity() >= 16);
+        for item in items {
+            roomy.buffer().extend_from_slice(item);
+            roomy.commit();
+        }
+        let plain = build(&items, Some(Framing::OctetCounting));
+        assert_eq!(roomy.framed(), plain.framed());
+        assert_eq!(roomy.len(), 3);
     }
 
     #[test]
