@@ -557,3 +557,81 @@ fn a_record_over_max_message_is_cut_not_resent_forever() {
     assert_eq!(sizes[0], 64 << 10, "the big one cut to sink.max_message");
     assert!(err.contains("stream_truncated=1"), "{err}");
 }
+
+#[test]
+fn transforms_set_pri_per_record_and_filtered_records_are_committed_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.ndjson"),
+        concat!(
+            "{\"__time__\":\"1700000000\",\"event.eventRW\":\"Read\",\"event.eventName\":\"ListUsers\"}\n",
+            "{\"__time__\":\"1700000000\",\"event.eventRW\":\"Write\",\"event.eventName\":\"DeleteUser\",\"event.errorCode\":\"NoPermission\"}\n",
+            "{\"__time__\":\"1700000000\",\"event.eventRW\":\"Write\",\"event.eventName\":\"CreateUser\"}\n",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        r#"[source.file]
+paths = ["a.ndjson"]
+state_dir = "state"
+[format]
+hostname = "h"
+app_name = "app"
+facility = "local4"
+[sink]
+type = "stdout"
+
+[[transforms]]
+type = "filter"
+when = { field = "event.eventRW", equals = "Read" }
+
+[[transforms]]
+type = "severity"
+value = "warning"
+when = { field = "event.errorCode", exists = true }
+
+[[transforms]]
+type = "header"
+msgid = "{event.eventName}"
+"#,
+    )
+    .unwrap();
+    let out = siemfwd(dir.path(), &["run", "-c", "c.toml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // local4 = 20: warning 20*8+4 = 164; the configured info 20*8+6 = 166.
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("<164>1 2023-11-14T22:13:20.000000Z h app - DeleteUser - "),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("<166>1 2023-11-14T22:13:20.000000Z h app - CreateUser - "),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        stderr(&out).contains("records_filtered=1"),
+        "{}",
+        stderr(&out)
+    );
+    // Everything, the filtered record included, was committed: a second run
+    // sends nothing.
+    let again = siemfwd(dir.path(), &["run", "-c", "c.toml"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "");
+    // `check` names the path of a step that cannot work.
+    let bad = std::fs::read_to_string(dir.path().join("c.toml")).unwrap()
+        + "\n[[transforms]]\ntype = \"severity\"\nfrom = \"level\"\nmap = { FATAL = \"loudest\" }\n";
+    std::fs::write(dir.path().join("c.toml"), bad).unwrap();
+    let check = siemfwd(dir.path(), &["check", "-c", "c.toml"]);
+    assert!(!check.status.success());
+    assert!(
+        stderr(&check).contains("transforms[3].map.FATAL: unknown value \"loudest\""),
+        "{}",
+        stderr(&check)
+    );
+}

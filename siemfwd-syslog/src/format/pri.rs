@@ -101,6 +101,24 @@ fn lookup<T>(
     })
 }
 
+/// A facility from its name or number, for any setting (`key` names it in
+/// the error) or a value read from a record.
+///
+/// # Errors
+/// [`Error::Config`] naming `key` and listing the allowed names.
+pub fn facility_named(value: &str, key: &str) -> Result<Facility, Error> {
+    lookup(value, FACILITIES, MAX_FACILITY, key, Facility::new)
+}
+
+/// A severity from its name or number, for any setting (`key` names it in
+/// the error) or a value read from a record.
+///
+/// # Errors
+/// [`Error::Config`] naming `key` and listing the allowed names.
+pub fn severity_named(value: &str, key: &str) -> Result<Severity, Error> {
+    lookup(value, SEVERITIES, MAX_SEVERITY, key, Severity::new)
+}
+
 /// Parse the `format.facility` setting.
 ///
 /// # Errors

@@ -73,7 +73,7 @@ pub enum Error {
 }
 
 /// The whole configuration as the user wrote it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where records come from.
@@ -84,6 +84,9 @@ pub struct Config {
     pub sink: SinkConfig,
     /// Batching, checkpoints, shutdown.
     pub pipeline: PipelineConfig,
+    /// Per-record steps between the source and the encoder, in order
+    /// (`[[transforms]]`; docs/transforms.md).
+    pub transforms: Vec<crate::transform::TransformConfig>,
 }
 
 /// Which source to read from.

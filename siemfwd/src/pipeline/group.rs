@@ -193,7 +193,7 @@ pub(super) async fn run<G: GroupSource>(
             }
             for (id, reader, formatter) in opened {
                 let token = shutdown.stop.child_token();
-                let transforms = Chain::new(Vec::new(), &parts.metrics);
+                let transforms = Chain::shared(parts.transforms.clone(), &parts.metrics);
                 let ctx = shard::ShardContext {
                     tx: tx.clone(),
                     budget: budget.clone(),

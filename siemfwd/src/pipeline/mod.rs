@@ -160,6 +160,8 @@ pub struct Pipeline {
 #[derive(Debug)]
 struct Parts {
     format: FormatConfig,
+    /// The `[[transforms]]`, compiled once and shared by every shard.
+    transforms: std::sync::Arc<[Box<dyn crate::transform::Step>]>,
     constraints: Constraints,
     output: Output,
     settings: PipelineConfig,
@@ -206,6 +208,11 @@ impl Pipeline {
                 ),
             });
         }
+        let transforms =
+            crate::transform::build(&config.transforms).map_err(|e| Error::Config {
+                key: e.key,
+                problem: e.problem,
+            })?;
         let metrics = Metrics::default();
         let constraints = constraints_for(&config.sink);
         // Build once to validate (counting into a handle of its own, so the
@@ -250,6 +257,7 @@ impl Pipeline {
             plan,
             parts: Parts {
                 format: config.format.clone(),
+                transforms,
                 constraints,
                 output,
                 settings: config.pipeline.clone(),

@@ -16,14 +16,180 @@
 //! — and only when steps are configured: with none, [`Chain::run`] hands the
 //! source's record straight to the encoder and costs one branch.
 //!
-//! A step is one file under this module implementing [`Step`], plus one
-//! line where the configured steps are built (the transforms issue adds
-//! the `[[transforms]]` table that does it).
+//! The steps come from the `[[transforms]]` tables ([`TransformConfig`]),
+//! compiled once by [`build`] (a bad regex, an unknown name, a template
+//! that does not close is refused there, with the step's path) and shared
+//! by every shard. A step is one file under this module implementing
+//! [`Step`], plus its variant in `config.rs` and one arm in [`build`]:
+//! `filter.rs`, `level.rs` (`severity`, `facility`), `rename.rs`,
+//! `select.rs` (`drop`, `keep`), `set.rs`, `header.rs`; `when.rs` is the
+//! condition any step may carry, `template.rs` the `{field}` text.
 //!
 //! [`Formatter::encode`]: crate::format::Formatter::encode
 
+use std::sync::Arc;
+
 use crate::counters::{self, Metrics};
-use crate::record::{recycle, Field, Meta, Record};
+use crate::record::{recycle, Facility, Field, Meta, Record, Severity};
+
+pub mod config;
+mod filter;
+mod header;
+mod level;
+mod rename;
+mod select;
+mod set;
+mod template;
+pub mod when;
+
+pub use config::{LevelConfig, TransformConfig};
+pub use when::WhenConfig;
+
+/// A `[[transforms]]` table that cannot work: `key` is the path of what is
+/// wrong (`transforms[2].when.matches`), `problem` says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct BuildError {
+    /// e.g. `transforms[2].when.matches`.
+    pub key: String,
+    /// What is wrong and what to do.
+    pub problem: String,
+}
+
+/// Compile the configured steps, in order, for [`Chain::new`].
+///
+/// # Errors
+/// The first step that cannot work, with its path.
+pub fn build(configs: &[TransformConfig]) -> Result<Arc<[Box<dyn Step>]>, BuildError> {
+    let mut steps: Vec<Box<dyn Step>> = Vec::with_capacity(configs.len());
+    for (i, c) in configs.iter().enumerate() {
+        let key = format!("transforms[{i}]");
+        // Every message begins with the full path of what is wrong
+        // (`transforms[2].when.matches: ...`): split it off.
+        let fail = |message: String| match message.split_once(": ") {
+            Some((path, problem)) if path.starts_with(&key) => BuildError {
+                key: path.to_owned(),
+                problem: problem.to_owned(),
+            },
+            _ => BuildError {
+                key: key.clone(),
+                problem: message,
+            },
+        };
+        let when = c
+            .when()
+            .map(|w| when::Condition::build(w, &format!("{key}.when")))
+            .transpose()
+            .map_err(fail)?;
+        let step: Box<dyn Step> = match c {
+            TransformConfig::Filter { .. } => {
+                let Some(when) = when else {
+                    return Err(fail(format!(
+                        "{key}: a filter needs when = {{ ... }}, the records to leave out \
+                         (a filter of every record would forward nothing)"
+                    )));
+                };
+                // The filter's condition is its decision, not a guard.
+                steps.push(Box::new(filter::Filter { when }));
+                continue;
+            }
+            TransformConfig::Severity(l) => {
+                Box::new(level::SetLevel::<Severity>::build(l, &key).map_err(fail)?)
+            }
+            TransformConfig::Facility(l) => {
+                Box::new(level::SetLevel::<Facility>::build(l, &key).map_err(fail)?)
+            }
+            TransformConfig::Rename { fields, .. } => {
+                if fields.is_empty() {
+                    return Err(fail(format!(
+                        "{key}.fields: empty; write fields = {{ old = \"new\" }}"
+                    )));
+                }
+                let names = fields
+                    .iter()
+                    .map(|(old, new)| (old.as_bytes().to_vec(), new.as_bytes().to_vec()))
+                    .collect();
+                Box::new(rename::Rename { names })
+            }
+            TransformConfig::Drop { fields, .. } | TransformConfig::Keep { fields, .. } => {
+                if fields.is_empty() {
+                    return Err(fail(format!(
+                        "{key}.fields: empty; name the fields (globs with * allowed)"
+                    )));
+                }
+                Box::new(select::Select {
+                    patterns: fields.iter().map(|f| select::Pattern::new(f)).collect(),
+                    keep: matches!(c, TransformConfig::Keep { .. }),
+                })
+            }
+            TransformConfig::Set { field, value, .. } => {
+                if field.is_empty() {
+                    return Err(fail(format!("{key}.field: empty; name the field to set")));
+                }
+                Box::new(set::Set {
+                    field: field.as_bytes().to_vec(),
+                    value: template::Template::parse(value, &format!("{key}.value"))
+                        .map_err(fail)?,
+                })
+            }
+            TransformConfig::Header {
+                hostname,
+                app_name,
+                procid,
+                msgid,
+                ..
+            } => {
+                let t = |name: &str, v: &Option<String>| {
+                    v.as_deref()
+                        .map(|text| template::Template::parse(text, &format!("{key}.{name}")))
+                        .transpose()
+                };
+                let header = header::Header {
+                    hostname: t("hostname", hostname).map_err(fail)?,
+                    app_name: t("app_name", app_name).map_err(fail)?,
+                    procid: t("procid", procid).map_err(fail)?,
+                    msgid: t("msgid", msgid).map_err(fail)?,
+                };
+                if [
+                    &header.hostname,
+                    &header.app_name,
+                    &header.procid,
+                    &header.msgid,
+                ]
+                .iter()
+                .all(|t| t.is_none())
+                {
+                    return Err(fail(format!(
+                        "{key}: sets nothing; give hostname, app_name, procid or msgid"
+                    )));
+                }
+                Box::new(header)
+            }
+        };
+        steps.push(match when {
+            Some(when) => Box::new(Guarded { when, step }),
+            None => step,
+        });
+    }
+    Ok(steps.into())
+}
+
+/// A step that runs only for the records its `when` holds for.
+#[derive(Debug)]
+struct Guarded {
+    when: when::Condition,
+    step: Box<dyn Step>,
+}
+
+impl Step for Guarded {
+    fn apply(&self, record: &mut Record<'_>, meta: &mut Meta) -> Verdict {
+        if self.when.holds(record) {
+            self.step.apply(record, meta)
+        } else {
+            Verdict::Keep
+        }
+    }
+}
 
 /// What a step decided about a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +213,8 @@ pub trait Step: std::fmt::Debug + Send + Sync {
 /// chain per shard task (it is not shared, so it needs no lock).
 #[derive(Debug, Default)]
 pub struct Chain {
-    steps: Vec<Box<dyn Step>>,
+    /// Compiled once, shared by every shard's chain.
+    steps: Arc<[Box<dyn Step>]>,
     /// The copy's field vector between records (empty, allocation kept).
     spare: Vec<Field<'static>>,
     meta: Meta,
@@ -58,6 +225,12 @@ pub struct Chain {
 impl Chain {
     /// A chain of these steps, in this order, counting into `metrics`.
     pub fn new(steps: Vec<Box<dyn Step>>, metrics: &Metrics) -> Self {
+        Self::shared(steps.into(), metrics)
+    }
+
+    /// A chain of steps compiled once by [`build`] and shared with other
+    /// shards' chains, counting into `metrics`.
+    pub fn shared(steps: Arc<[Box<dyn Step>]>, metrics: &Metrics) -> Self {
         Self {
             steps,
             spare: Vec::new(),
@@ -169,6 +342,164 @@ mod tests {
                 Field::borrowed(b"__topic__", b"audit"),
                 Field::borrowed(b"k", b"v"),
             ],
+        }
+    }
+
+    /// The `[[transforms]]` of a config file, compiled.
+    fn compiled(toml_text: &str) -> Result<Chain, String> {
+        let config = crate::config::Config::from_toml(toml_text, "test.toml", &|_| None)
+            .map_err(|e| e.to_string())?;
+        let steps = build(&config.transforms).map_err(|e| e.to_string())?;
+        Ok(Chain::shared(steps, &Metrics::default()))
+    }
+
+    fn audit(fields: &[(&'static str, &'static str)]) -> Record<'static> {
+        Record {
+            time: LogTime::default(),
+            fields: fields
+                .iter()
+                .map(|(k, v)| Field::borrowed(k.as_bytes(), v.as_bytes()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn configured_steps_run_in_order_under_their_conditions() {
+        let mut chain = compiled(
+            r#"
+[[transforms]]
+type = "filter"
+when = { field = "event.eventRW", equals = "Read" }
+
+[[transforms]]
+type = "severity"
+value = "notice"
+
+[[transforms]]
+type = "severity"
+value = "warning"
+when = { field = "event.errorCode", exists = true }
+
+[[transforms]]
+type = "severity"
+value = "alert"
+when = { field = "event.eventName", in = ["CreateAccessKey", "DeleteUser"] }
+
+[[transforms]]
+type = "header"
+hostname = "{event.acsRegion}"
+msgid = "{event.eventName}"
+
+[[transforms]]
+type = "set"
+field = "who"
+value = "{event.userIdentity.userName}@{event.acsRegion}"
+
+[[transforms]]
+type = "rename"
+fields = { "event.eventName" = "action" }
+
+[[transforms]]
+type = "drop"
+fields = ["__tag__:*"]
+"#,
+        )
+        .expect("valid");
+        let run = |chain: &mut Chain, r: &Record<'_>| {
+            chain.run(r, |out, meta| {
+                let fields: Vec<(String, String)> = out
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        (
+                            String::from_utf8_lossy(&f.key).into_owned(),
+                            String::from_utf8_lossy(&f.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                (fields, meta.clone())
+            })
+        };
+        let read = audit(&[("event.eventRW", "Read"), ("event.eventName", "ListUsers")]);
+        assert_eq!(run(&mut chain, &read), None, "read events are filtered");
+
+        let failed = audit(&[
+            ("__tag__:__hostname__", "web-1"),
+            ("event.eventRW", "Write"),
+            ("event.eventName", "DeleteUser"),
+            ("event.errorCode", "NoPermission"),
+            ("event.acsRegion", "cn-hangzhou"),
+            ("event.userIdentity.userName", "alice"),
+        ]);
+        let (fields, meta) = run(&mut chain, &failed).expect("kept");
+        assert_eq!(
+            meta.severity,
+            Severity::new(1),
+            "the later matching rule wins"
+        );
+        assert_eq!(meta.hostname.as_deref(), Some(&b"cn-hangzhou"[..]));
+        assert_eq!(meta.msgid.as_deref(), Some(&b"DeleteUser"[..]));
+        let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "event.eventRW",
+                "action",
+                "event.errorCode",
+                "event.acsRegion",
+                "event.userIdentity.userName",
+                "who"
+            ]
+        );
+        assert_eq!(fields[5].1, "alice@cn-hangzhou");
+
+        let plain = audit(&[
+            ("event.eventRW", "Write"),
+            ("event.eventName", "CreateUser"),
+        ]);
+        let (_, meta) = run(&mut chain, &plain).expect("kept");
+        assert_eq!(meta.severity, Severity::new(5));
+        assert_eq!(
+            meta.hostname.as_deref(),
+            Some(&b""[..]),
+            "a missing field renders empty"
+        );
+    }
+
+    #[test]
+    fn steps_that_cannot_work_are_refused_with_their_path() {
+        for (text, says) in [
+            (
+                "[[transforms]]\ntype = \"shout\"",
+                "unknown variant `shout`",
+            ),
+            (
+                "[[transforms]]\ntype = \"severity\"\nvalue = \"info\"\ncolour = \"red\"",
+                "unknown field `colour`",
+            ),
+            (
+                "[[transforms]]\ntype = \"filter\"",
+                "transforms[0]: a filter needs when",
+            ),
+            (
+                "[[transforms]]\ntype = \"severity\"\nvalue = \"info\"\n[[transforms]]\ntype = \"filter\"\nwhen = { field = \"a\", matches = \"(\" }",
+                "transforms[1].when.matches: not a valid regular expression",
+            ),
+            (
+                "[[transforms]]\ntype = \"set\"\nfield = \"x\"\nvalue = \"{open\"",
+                "transforms[0].value: '{' at byte 0 is never closed",
+            ),
+            (
+                "[[transforms]]\ntype = \"header\"",
+                "transforms[0]: sets nothing",
+            ),
+            (
+                "[[transforms]]\ntype = \"drop\"\nfields = []",
+                "transforms[0].fields: empty",
+            ),
+        ] {
+            let e = compiled(text).expect_err(text);
+            assert!(e.contains(says), "{text:?}: {e}");
         }
     }
 
