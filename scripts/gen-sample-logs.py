@@ -1,10 +1,18 @@
 #!/usr/bin/env python3
-"""Write examples/logs/actiontrail.ndjson: ActionTrail-like audit events in the
-shape Log Service exports (one JSON object a line: __time__, __topic__,
-__source__, __tag__:*, then the fields in order).
+"""Write ActionTrail-like audit events as NDJSON (one JSON object a line:
+__time__, __topic__, __source__, __tag__:*, then the fields in order).
 
-Deterministic (fixed seed), so the sample in the repository can be rebuilt
-byte for byte:  python3 scripts/gen-sample-logs.py > examples/logs/actiontrail.ndjson
+Two shapes of the same events:
+- flat (default): the event's fields already split (`event.eventName`, ...),
+  examples/logs/actiontrail.ndjson;
+- `--raw`: as Log Service really delivers ActionTrail, the whole event one JSON
+  string in the field `event` (with `eventRW`), for `parse_json`:
+  examples/logs/actiontrail-raw.ndjson.
+
+Deterministic (fixed seed), so the samples in the repository can be rebuilt
+byte for byte:
+  python3 scripts/gen-sample-logs.py > examples/logs/actiontrail.ndjson
+  python3 scripts/gen-sample-logs.py --raw > examples/logs/actiontrail-raw.ndjson
 """
 import json
 import random
@@ -81,10 +89,30 @@ def event(i):
     return rec
 
 
+def raw(rec):
+    """The same event as Log Service delivers ActionTrail: `event` one JSON string."""
+    out, ev = {}, {}
+    for k, v in rec.items():
+        if not k.startswith("event."):
+            out[k] = v
+            continue
+        node = ev
+        *parents, leaf = k[len("event."):].split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = v
+    ev["eventRW"] = "Read" if ev["eventName"].startswith("Describe") else "Write"
+    ev["isGlobal"] = ev["isGlobal"] == "true"
+    out["event"] = json.dumps(ev, ensure_ascii=False, separators=(",", ":"))
+    return out
+
+
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    args = [a for a in sys.argv[1:] if a != "--raw"]
+    shape = raw if "--raw" in sys.argv[1:] else (lambda r: r)
+    n = int(args[0]) if args else 200
     for i in range(n):
-        sys.stdout.write(json.dumps(event(i), ensure_ascii=False, separators=(",", ":")) + "\n")
+        sys.stdout.write(json.dumps(shape(event(i)), ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
 if __name__ == "__main__":

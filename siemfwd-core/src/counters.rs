@@ -73,6 +73,9 @@ counters! {
     /// Records a transform step dropped (done: their positions are
     /// committed, and a restart does not send them).
     records_filtered,
+    /// Fields a `parse_json` step could not parse as a JSON object (left as
+    /// they were).
+    transform_json_failed,
     /// Malformed input lines skipped by a source.
     malformed_skipped,
     /// Reconnects of stream sinks.

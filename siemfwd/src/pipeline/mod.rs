@@ -208,12 +208,12 @@ impl Pipeline {
                 ),
             });
         }
+        let metrics = Metrics::default();
         let transforms =
-            crate::transform::build(&config.transforms).map_err(|e| Error::Config {
+            crate::transform::build(&config.transforms, &metrics).map_err(|e| Error::Config {
                 key: e.key,
                 problem: e.problem,
             })?;
-        let metrics = Metrics::default();
         let constraints = constraints_for(&config.sink);
         // Build once to validate (counting into a handle of its own, so the
         // check counts nothing); each shard builds its own below.

@@ -65,6 +65,25 @@ pub enum TransformConfig {
         /// A template: text with `{field}` placeholders.
         value: String,
     },
+    /// A field holding a JSON object becomes fields (`event` →
+    /// `event.eventName`, `event.userIdentity.userName`, …).
+    ParseJson {
+        /// Only for records this holds for.
+        when: Option<WhenConfig>,
+        /// The field holding the JSON.
+        field: String,
+        /// Put before every new field's name; default: the field's name
+        /// and the separator (`event.`).
+        prefix: Option<String>,
+        /// Joins the names of nested objects; default `.`.
+        separator: Option<String>,
+        /// Nested objects followed at most this deep (1: only the top
+        /// level); deeper ones stay JSON text. Default 10.
+        max_depth: Option<usize>,
+        /// Keep the field parsed as well (default: the new fields replace it).
+        #[serde(default)]
+        keep_original: bool,
+    },
     /// Header fields from templates.
     Header {
         /// Only for records this holds for.
@@ -110,6 +129,7 @@ impl TransformConfig {
             TransformConfig::Drop { .. } => "drop",
             TransformConfig::Keep { .. } => "keep",
             TransformConfig::Set { .. } => "set",
+            TransformConfig::ParseJson { .. } => "parse_json",
             TransformConfig::Header { .. } => "header",
         }
     }
@@ -122,6 +142,7 @@ impl TransformConfig {
             | TransformConfig::Drop { when, .. }
             | TransformConfig::Keep { when, .. }
             | TransformConfig::Set { when, .. }
+            | TransformConfig::ParseJson { when, .. }
             | TransformConfig::Header { when, .. } => when.as_ref(),
             TransformConfig::Severity(l) | TransformConfig::Facility(l) => l.when.as_ref(),
         }

@@ -21,7 +21,7 @@
 //! that does not close is refused there, with the step's path) and shared
 //! by every shard. A step is one file under this module implementing
 //! [`Step`], plus its variant in `config.rs` and one arm in [`build`]:
-//! `filter.rs`, `level.rs` (`severity`, `facility`), `rename.rs`,
+//! `filter.rs`, `level.rs` (`severity`, `facility`), `parse_json.rs`, `rename.rs`,
 //! `select.rs` (`drop`, `keep`), `set.rs`, `header.rs`; `when.rs` is the
 //! condition any step may carry, `template.rs` the `{field}` text.
 //!
@@ -36,6 +36,7 @@ pub mod config;
 mod filter;
 mod header;
 mod level;
+mod parse_json;
 mod rename;
 mod select;
 mod set;
@@ -60,7 +61,10 @@ pub struct BuildError {
 ///
 /// # Errors
 /// The first step that cannot work, with its path.
-pub fn build(configs: &[TransformConfig]) -> Result<Arc<[Box<dyn Step>]>, BuildError> {
+pub fn build(
+    configs: &[TransformConfig],
+    metrics: &Metrics,
+) -> Result<Arc<[Box<dyn Step>]>, BuildError> {
     let mut steps: Vec<Box<dyn Step>> = Vec::with_capacity(configs.len());
     for (i, c) in configs.iter().enumerate() {
         let key = format!("transforms[{i}]");
@@ -130,6 +134,38 @@ pub fn build(configs: &[TransformConfig]) -> Result<Arc<[Box<dyn Step>]>, BuildE
                     field: field.as_bytes().to_vec(),
                     value: template::Template::parse(value, &format!("{key}.value"))
                         .map_err(fail)?,
+                })
+            }
+            TransformConfig::ParseJson {
+                field,
+                prefix,
+                separator,
+                max_depth,
+                keep_original,
+                ..
+            } => {
+                if field.is_empty() {
+                    return Err(fail(format!(
+                        "{key}.field: empty; name the field holding JSON"
+                    )));
+                }
+                let separator = separator.clone().unwrap_or_else(|| ".".to_owned());
+                let max_depth = max_depth.unwrap_or(parse_json::DEFAULT_MAX_DEPTH);
+                if max_depth == 0 {
+                    return Err(fail(format!(
+                        "{key}.max_depth: at least 1 (the top level of the object)"
+                    )));
+                }
+                Box::new(parse_json::ParseJson {
+                    field: field.as_bytes().to_vec(),
+                    prefix: prefix
+                        .clone()
+                        .unwrap_or_else(|| format!("{field}{separator}"))
+                        .into_bytes(),
+                    separator: separator.into_bytes(),
+                    max_depth,
+                    keep_original: *keep_original,
+                    metrics: metrics.clone(),
                 })
             }
             TransformConfig::Header {
@@ -349,7 +385,7 @@ mod tests {
     fn compiled(toml_text: &str) -> Result<Chain, String> {
         let config = crate::config::Config::from_toml(toml_text, "test.toml", &|_| None)
             .map_err(|e| e.to_string())?;
-        let steps = build(&config.transforms).map_err(|e| e.to_string())?;
+        let steps = build(&config.transforms, &Metrics::default()).map_err(|e| e.to_string())?;
         Ok(Chain::shared(steps, &Metrics::default()))
     }
 
