@@ -65,6 +65,40 @@ pub enum TransformConfig {
         /// A template: text with `{field}` placeholders.
         value: String,
     },
+    /// A lookup table from a field's value to another value.
+    Map {
+        /// Only for records this holds for.
+        when: Option<WhenConfig>,
+        /// The field looked up.
+        field: String,
+        /// Where the result goes; default: `field` itself.
+        to: Option<String>,
+        /// Value → value.
+        map: BTreeMap<String, String>,
+        /// For a value not in `map`, or a missing field; without it those
+        /// are left alone.
+        default: Option<String>,
+    },
+    /// Set a field only where it is missing or empty.
+    Default {
+        /// Only for records this holds for.
+        when: Option<WhenConfig>,
+        /// The field.
+        field: String,
+        /// A template.
+        value: String,
+    },
+    /// Set a field to the first non-empty value of other fields.
+    Coalesce {
+        /// Only for records this holds for.
+        when: Option<WhenConfig>,
+        /// The field set.
+        field: String,
+        /// The fields tried, in order.
+        from: Vec<String>,
+        /// When none has a value; without it the record is left alone.
+        default: Option<String>,
+    },
     /// A field holding a JSON object becomes fields (`event` →
     /// `event.eventName`, `event.userIdentity.userName`, …).
     ParseJson {
@@ -129,6 +163,9 @@ impl TransformConfig {
             TransformConfig::Drop { .. } => "drop",
             TransformConfig::Keep { .. } => "keep",
             TransformConfig::Set { .. } => "set",
+            TransformConfig::Map { .. } => "map",
+            TransformConfig::Default { .. } => "default",
+            TransformConfig::Coalesce { .. } => "coalesce",
             TransformConfig::ParseJson { .. } => "parse_json",
             TransformConfig::Header { .. } => "header",
         }
@@ -142,6 +179,9 @@ impl TransformConfig {
             | TransformConfig::Drop { when, .. }
             | TransformConfig::Keep { when, .. }
             | TransformConfig::Set { when, .. }
+            | TransformConfig::Map { when, .. }
+            | TransformConfig::Default { when, .. }
+            | TransformConfig::Coalesce { when, .. }
             | TransformConfig::ParseJson { when, .. }
             | TransformConfig::Header { when, .. } => when.as_ref(),
             TransformConfig::Severity(l) | TransformConfig::Facility(l) => l.when.as_ref(),

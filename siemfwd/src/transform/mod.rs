@@ -21,7 +21,8 @@
 //! that does not close is refused there, with the step's path) and shared
 //! by every shard. A step is one file under this module implementing
 //! [`Step`], plus its variant in `config.rs` and one arm in [`build`]:
-//! `filter.rs`, `level.rs` (`severity`, `facility`), `parse_json.rs`, `rename.rs`,
+//! `filter.rs`, `level.rs` (`severity`, `facility`), `map.rs`, `fill.rs`
+//! (`default`, `coalesce`), `parse_json.rs`, `rename.rs`,
 //! `select.rs` (`drop`, `keep`), `set.rs`, `header.rs`; `when.rs` is the
 //! condition any step may carry, `template.rs` the `{field}` text.
 //!
@@ -33,9 +34,11 @@ use crate::counters::{self, Metrics};
 use crate::record::{recycle, Facility, Field, Meta, Record, Severity};
 
 pub mod config;
+mod fill;
 mod filter;
 mod header;
 mod level;
+mod map;
 mod parse_json;
 mod rename;
 mod select;
@@ -134,6 +137,55 @@ pub fn build(
                     field: field.as_bytes().to_vec(),
                     value: template::Template::parse(value, &format!("{key}.value"))
                         .map_err(fail)?,
+                })
+            }
+            TransformConfig::Map {
+                field,
+                to,
+                map,
+                default,
+                ..
+            } => {
+                if field.is_empty() || map.is_empty() {
+                    return Err(fail(format!(
+                        "{key}: name the field and give map = {{ value = \"other value\" }}"
+                    )));
+                }
+                Box::new(map::Map {
+                    field: field.as_bytes().to_vec(),
+                    to: to.as_deref().unwrap_or(field).as_bytes().to_vec(),
+                    table: map
+                        .iter()
+                        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                        .collect(),
+                    default: default.as_ref().map(|d| d.as_bytes().to_vec()),
+                })
+            }
+            TransformConfig::Default { field, value, .. } => {
+                if field.is_empty() {
+                    return Err(fail(format!("{key}.field: empty; name the field to fill")));
+                }
+                Box::new(fill::Default {
+                    field: field.as_bytes().to_vec(),
+                    value: template::Template::parse(value, &format!("{key}.value"))
+                        .map_err(fail)?,
+                })
+            }
+            TransformConfig::Coalesce {
+                field,
+                from,
+                default,
+                ..
+            } => {
+                if field.is_empty() || from.is_empty() {
+                    return Err(fail(format!(
+                        "{key}: name the field to set and the fields to try, from = [\"a\", \"b\"]"
+                    )));
+                }
+                Box::new(fill::Coalesce {
+                    field: field.as_bytes().to_vec(),
+                    from: from.iter().map(|f| f.as_bytes().to_vec()).collect(),
+                    default: default.as_ref().map(|d| d.as_bytes().to_vec()),
                 })
             }
             TransformConfig::ParseJson {
@@ -499,6 +551,87 @@ fields = ["__tag__:*"]
             meta.hostname.as_deref(),
             Some(&b""[..]),
             "a missing field renders empty"
+        );
+    }
+
+    #[test]
+    fn map_default_and_coalesce_fill_fields() {
+        let mut chain = compiled(
+            r#"
+[[transforms]]
+type = "map"
+field = "event.eventName"
+to = "category"
+map = { ConsoleSignin = "authentication", CreateAccessKey = "credentials" }
+default = "other"
+
+[[transforms]]
+type = "coalesce"
+field = "user"
+from = ["event.userIdentity.userName", "event.userIdentity.principalId"]
+default = "unknown"
+
+[[transforms]]
+type = "default"
+field = "event.errorCode"
+value = "none ({event.eventName})"
+
+[[transforms]]
+type = "map"
+field = "level"
+map = { W = "warning" }
+"#,
+        )
+        .expect("valid");
+        let fields = |chain: &mut Chain, r: &Record<'_>| {
+            chain
+                .run(r, |out, _| {
+                    out.fields
+                        .iter()
+                        .map(|f| {
+                            format!(
+                                "{}={}",
+                                String::from_utf8_lossy(&f.key),
+                                String::from_utf8_lossy(&f.value)
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .expect("kept")
+        };
+        let signin = audit(&[
+            ("event.eventName", "ConsoleSignin"),
+            ("event.userIdentity.userName", ""),
+            ("event.userIdentity.principalId", "300301"),
+            ("event.errorCode", ""),
+            ("level", "E"),
+        ]);
+        assert_eq!(
+            fields(&mut chain, &signin),
+            [
+                "event.eventName=ConsoleSignin",
+                "event.userIdentity.userName=",
+                "event.userIdentity.principalId=300301",
+                "event.errorCode=none (ConsoleSignin)",
+                "level=E",
+                "category=authentication",
+                "user=300301",
+            ]
+        );
+        let other = audit(&[
+            ("event.eventName", "StopInstance"),
+            ("event.errorCode", "Forbidden"),
+            ("level", "W"),
+        ]);
+        assert_eq!(
+            fields(&mut chain, &other),
+            [
+                "event.eventName=StopInstance",
+                "event.errorCode=Forbidden",
+                "level=warning",
+                "category=other",
+                "user=unknown",
+            ]
         );
     }
 

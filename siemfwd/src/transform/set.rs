@@ -17,17 +17,19 @@ pub(crate) struct Set {
 impl Step for Set {
     fn apply(&self, record: &mut Record<'_>, _meta: &mut Meta) -> Verdict {
         let value = self.value.render(record);
-        match record
-            .fields
-            .iter_mut()
-            .find(|f| f.key.as_ref() == self.field.as_slice())
-        {
-            Some(f) => f.value = Cow::Owned(value),
-            None => record.fields.push(Field {
-                key: Cow::Owned(self.field.clone()),
-                value: Cow::Owned(value),
-            }),
-        }
+        set_field(record, &self.field, value);
         Verdict::Keep
+    }
+}
+
+/// Replace the first value of `key`, or append the field: what every step
+/// that writes a field does.
+pub(crate) fn set_field(record: &mut Record<'_>, key: &[u8], value: Vec<u8>) {
+    match record.fields.iter_mut().find(|f| f.key.as_ref() == key) {
+        Some(f) => f.value = Cow::Owned(value),
+        None => record.fields.push(Field {
+            key: Cow::Owned(key.to_vec()),
+            value: Cow::Owned(value),
+        }),
     }
 }
