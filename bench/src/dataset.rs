@@ -42,6 +42,8 @@ pub(crate) struct DataSpec {
     pub logs_per_group: u32,
     /// RNG seed.
     pub seed: u64,
+    /// What a log looks like.
+    pub shape: sls_emulator::Shape,
 }
 
 impl DataSpec {
@@ -57,13 +59,19 @@ impl DataSpec {
             self.fields.1,
             self.logs_per_group,
             self.seed
-        )
+        ) + match self.shape {
+            sls_emulator::Shape::Flat => "",
+            sls_emulator::Shape::ActionTrail => "-actiontrail",
+        }
     }
 
     fn load_spec(&self) -> LoadSpec {
         // The generator draws sizes uniformly, so the mean decides how many logs reach the
-        // target; the summary records the exact figure.
-        let mean = ((self.size.0 + self.size.1) / 2).max(1) as u64;
+        // target; the summary records the exact figure. ActionTrail events are ~1 KB.
+        let mean = match self.shape {
+            sls_emulator::Shape::Flat => ((self.size.0 + self.size.1) / 2).max(1) as u64,
+            sls_emulator::Shape::ActionTrail => 1000,
+        };
         LoadSpec {
             logs: self.bytes.div_ceil(mean),
             logs_per_group: self.logs_per_group,
@@ -72,6 +80,7 @@ impl DataSpec {
             min_fields: self.fields.0,
             max_fields: self.fields.1,
             seed: self.seed,
+            shape: self.shape,
             ..LoadSpec::default()
         }
     }
@@ -323,6 +332,7 @@ mod tests {
             fields: (5, 6),
             logs_per_group: 7,
             seed: 8,
+            shape: sls_emulator::Shape::Flat,
         };
         let mut keys = vec![a.key()];
         for f in [
@@ -332,6 +342,7 @@ mod tests {
             |s: &mut DataSpec| s.fields.0 += 1,
             |s: &mut DataSpec| s.logs_per_group += 1,
             |s: &mut DataSpec| s.seed += 1,
+            |s: &mut DataSpec| s.shape = sls_emulator::Shape::ActionTrail,
         ] {
             let mut b = a.clone();
             f(&mut b);

@@ -31,6 +31,15 @@ use clap::{Parser, ValueEnum};
 use crate::dataset::{DataSpec, LOGSTORE, PROJECT};
 use crate::run::{Ctx, LatencySink, Program, Source, Transport, AK_ID, AK_SECRET};
 
+/// The shape of the generated logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ShapeArg {
+    /// Flat audit events (`--log-size`, `--fields`).
+    Flat,
+    /// ActionTrail as Log Service delivers it: the event one JSON string in `event`.
+    Actiontrail,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum SourceKind {
     /// Alibaba Cloud Log Service, served by the emulator (the real comparison).
@@ -58,6 +67,14 @@ struct Args {
     /// Fields per log.
     #[arg(long, default_value = "10-30")]
     fields: String,
+    /// What the logs look like (`actiontrail`: ~1 KB JSON events in one field, for
+    /// `parse_json`; `--log-size` and `--fields` then do not apply).
+    #[arg(long, value_enum, default_value_t = ShapeArg::Flat)]
+    shape: ShapeArg,
+    /// Give siemfwd the `[[transforms]]` of this config file (everything from the first line
+    /// that is `[[transforms]]` to the end), e.g. bench/actiontrail-transforms.toml.
+    #[arg(long, value_name = "FILE")]
+    transforms: Option<PathBuf>,
     /// Logs per log group.
     #[arg(long, default_value_t = 100)]
     logs_per_group: u32,
@@ -246,6 +263,24 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         fields: range(&args.fields, "fields")?,
         logs_per_group: args.logs_per_group.max(1),
         seed: args.data_seed,
+        shape: match args.shape {
+            ShapeArg::Flat => sls_emulator::Shape::Flat,
+            ShapeArg::Actiontrail => sls_emulator::Shape::ActionTrail,
+        },
+    };
+    let transforms = match &args.transforms {
+        None => String::new(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --transforms {}", path.display()))?;
+            // The first line that opens a table (not a comment that names one).
+            let at = text
+                .match_indices("[[transforms]]")
+                .map(|(at, _)| at)
+                .find(|&at| at == 0 || text[..at].ends_with('\n'))
+                .with_context(|| format!("{}: no [[transforms]] table", path.display()))?;
+            text[at..].to_owned()
+        }
     };
     let seed = !args.no_seed;
     let need_emu = args.source == SourceKind::Sls || seed;
@@ -289,6 +324,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         max_secs: args.max_secs,
         seed_max_secs: args.seed_max_secs,
         perf: args.perf.clone(),
+        transforms,
     };
     let emu = if need_emu {
         eprintln!("bench: starting the emulator on the cached data set");

@@ -103,6 +103,8 @@ pub(crate) struct Ctx {
     pub seed_max_secs: u64,
     /// Record a `perf` profile of each siemfwd throughput run into this directory.
     pub perf: Option<PathBuf>,
+    /// `[[transforms]]` tables appended to siemfwd's config (empty: none).
+    pub transforms: String,
 }
 
 /// Throughput figures of one run.
@@ -261,7 +263,9 @@ fn spawn(
             let cfg = dir.join("siemfwd.toml");
             fs::write(
                 &cfg,
-                siemfwd_config(source, &group, &dir.join("state"), transport, rx, &ctx.pki),
+                siemfwd_config(source, &group, &dir.join("state"), transport, rx, &ctx.pki)
+                    + "\n"
+                    + &ctx.transforms,
             )?;
             Command::new(&ctx.siemfwd)
                 .arg("run")

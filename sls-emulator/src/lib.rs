@@ -52,7 +52,7 @@ use tokio_util::task::TaskTracker;
 pub use error::{ApiError, Error};
 pub use faults::{FaultConfig, FaultCounts, Faults};
 pub use group::{Assign, Checkpoint};
-pub use load::LoadSpec;
+pub use load::{LoadSpec, Shape};
 
 /// Which requests are accepted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

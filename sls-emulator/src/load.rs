@@ -29,6 +29,20 @@ pub struct LoadSpec {
     pub start_time: u32,
     /// Group topic.
     pub topic: String,
+    /// What a log looks like.
+    pub shape: Shape,
+}
+
+/// The shape of generated logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Shape {
+    /// Flat audit events: `min_fields`–`max_fields` fields, `min_size`–`max_size` bytes.
+    #[default]
+    Flat,
+    /// ActionTrail as Log Service delivers it: the whole event one JSON string in the
+    /// field `event` (nested `userIdentity`, `requestParameters`, …; ~0.8–1.2 KB), for
+    /// `parse_json` and rules. The size and field ranges do not apply.
+    ActionTrail,
 }
 
 impl Default for LoadSpec {
@@ -43,6 +57,7 @@ impl Default for LoadSpec {
             seed: 1,
             start_time: 1_700_000_000,
             topic: "audit".into(),
+            shape: Shape::Flat,
         }
     }
 }
@@ -217,6 +232,87 @@ pub fn audit_event(rng: &mut fastrand::Rng, spec: &LoadSpec, time: u32) -> Log {
     }
 }
 
+const TRAIL_EVENTS: &[(&str, &str, &str)] = &[
+    ("ConsoleSignin", "signin.aliyun.com", "ims"),
+    ("DescribeInstances", "ecs.aliyuncs.com", "Ecs"),
+    ("StopInstance", "ecs.aliyuncs.com", "Ecs"),
+    ("CreateAccessKey", "ram.aliyuncs.com", "Ram"),
+    ("AttachPolicyToUser", "ram.aliyuncs.com", "Ram"),
+    ("ListUsers", "ram.aliyuncs.com", "Ram"),
+    ("PutBucketAcl", "oss.aliyuncs.com", "Oss"),
+    ("GetLogStore", "log.aliyuncs.com", "Sls"),
+];
+const TRAIL_REGIONS: &[&str] = &["cn-hangzhou", "cn-shanghai", "cn-beijing", "ap-southeast-1"];
+const TRAIL_USERS: &[&str] = &["alice", "bob.chen", "ops-automation", "root", "müller"];
+
+fn guid(rng: &mut fastrand::Rng) -> String {
+    format!(
+        "{:08X}-{:04X}-{:04X}-{:04X}-{:012X}",
+        rng.u32(..),
+        rng.u16(..),
+        rng.u16(..),
+        rng.u16(..),
+        rng.u64(..1 << 48)
+    )
+}
+
+/// One ActionTrail event as Log Service delivers it: `event` holds the JSON text.
+pub fn actiontrail_event(rng: &mut fastrand::Rng, time: u32) -> Log {
+    let (name, source, service) = TRAIL_EVENTS[rng.usize(..TRAIL_EVENTS.len())];
+    let region = pick(rng, TRAIL_REGIONS);
+    let user = pick(rng, TRAIL_USERS);
+    let read = ["Describe", "List", "Get"]
+        .iter()
+        .any(|p| name.starts_with(p));
+    let mut event = serde_json::json!({
+        "eventId": guid(rng),
+        "eventName": name,
+        "eventRW": if read { "Read" } else { "Write" },
+        "eventSource": source,
+        "eventType": if name == "ConsoleSignin" { "ConsoleSignin" } else { "ApiCall" },
+        "eventVersion": "1",
+        "acsRegion": region,
+        "requestId": guid(rng),
+        "serviceName": service,
+        "sourceIpAddress": format!("{}.{}.{}.{}", rng.u8(1..224), rng.u8(..), rng.u8(..), rng.u8(1..255)),
+        "userAgent": format!("aliyun-cli/3.0.{} (linux; amd64) Go/1.22", rng.u8(..250)),
+        "userIdentity": {
+            "type": "RAMUser",
+            "accountId": "1234567890123456",
+            "principalId": format!("{}", 2_000_000 + rng.u32(..100_000)),
+            "userName": user,
+            "accessKeyId": format!("LTAI{:016x}", rng.u64(..)),
+        },
+        "eventTime": format!("{time}"),
+        "isGlobal": false,
+        "requestParameters": {
+            "RegionId": region,
+            "InstanceId": format!("i-bp1{:014x}", rng.u64(..1 << 56)),
+            "ClientToken": guid(rng),
+            "AcceptLanguage": "en-US",
+        },
+        "referencedResources": { "ACS::ECS::Instance": [format!("i-bp1{:014x}", rng.u64(..1 << 56))] },
+    });
+    if rng.u8(..100) < 12 {
+        event["errorCode"] = "Forbidden.RAM".into();
+        event["errorMessage"] = "User not authorized to operate on the specified resource.".into();
+    }
+    if name == "ConsoleSignin" {
+        event["additionalEventData"] = serde_json::json!({
+            "loginAccount": format!("{user}@1234567890123456.onaliyun.com"),
+            "MFAUsed": if rng.bool() { "true" } else { "false" },
+        });
+    }
+    Log {
+        time,
+        contents: vec![Content {
+            key: b"event".to_vec(),
+            value: event.to_string().into_bytes(),
+        }],
+        time_ns: Some(rng.u32(..1_000_000_000)),
+    }
+}
+
 /// Generates `spec.logs` logs as groups, assigning groups to `shards` round-robin.
 pub fn generate<'a>(
     spec: &'a LoadSpec,
@@ -231,11 +327,11 @@ pub fn generate<'a>(
         let n = per_group.min(spec.logs - first);
         let logs = (first..first + n)
             .map(|i| {
-                audit_event(
-                    &mut rng,
-                    spec,
-                    spec.start_time.saturating_add((i / 1000) as u32),
-                )
+                let time = spec.start_time.saturating_add((i / 1000) as u32);
+                match spec.shape {
+                    Shape::Flat => audit_event(&mut rng, spec, time),
+                    Shape::ActionTrail => actiontrail_event(&mut rng, time),
+                }
             })
             .collect();
         Some((
@@ -257,6 +353,30 @@ pub fn generate<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_actiontrail_log_carries_its_event_as_json_text() {
+        let spec = LoadSpec {
+            logs: 50,
+            shape: Shape::ActionTrail,
+            ..LoadSpec::default()
+        };
+        let groups: Vec<_> = generate(&spec, &[0]).collect();
+        let again: Vec<_> = generate(&spec, &[0]).collect();
+        assert_eq!(groups, again, "deterministic for a seed");
+        for (_, g) in &groups {
+            for log in &g.logs {
+                assert_eq!(log.contents.len(), 1);
+                assert_eq!(log.contents[0].key, b"event");
+                let event: serde_json::Value =
+                    serde_json::from_slice(&log.contents[0].value).expect("JSON text");
+                assert!(event["userIdentity"]["userName"].is_string());
+                assert!(matches!(event["eventRW"].as_str(), Some("Read" | "Write")));
+                let len = log.contents[0].value.len();
+                assert!((600..1500).contains(&len), "{len}");
+            }
+        }
+    }
 
     #[test]
     fn same_seed_same_data() {

@@ -8,7 +8,7 @@
 
 use super::set::set_field;
 use super::template::Template;
-use super::{Step, Verdict};
+use super::{Scratch, Step, Verdict};
 use crate::record::{Meta, Record};
 
 /// A compiled `default`.
@@ -19,10 +19,15 @@ pub(crate) struct Default {
 }
 
 impl Step for Default {
-    fn apply(&self, record: &mut Record<'_>, _meta: &mut Meta) -> Verdict {
+    fn apply<'r>(
+        &self,
+        record: &mut Record<'r>,
+        _meta: &mut Meta,
+        scratch: &'r Scratch,
+    ) -> Verdict {
         if record.get(&self.field).map_or(true, <[u8]>::is_empty) {
-            let value = self.value.render(record);
-            set_field(record, &self.field, value);
+            let value = scratch.render(&self.value, record);
+            set_field(record, &self.field, value, scratch);
         }
         Verdict::Keep
     }
@@ -37,14 +42,20 @@ pub(crate) struct Coalesce {
 }
 
 impl Step for Coalesce {
-    fn apply(&self, record: &mut Record<'_>, _meta: &mut Meta) -> Verdict {
+    fn apply<'r>(
+        &self,
+        record: &mut Record<'r>,
+        _meta: &mut Meta,
+        scratch: &'r Scratch,
+    ) -> Verdict {
         let first = self
             .from
             .iter()
             .find_map(|f| record.get(f).filter(|v| !v.is_empty()))
-            .map(<[u8]>::to_vec);
-        if let Some(value) = first.or_else(|| self.default.clone()) {
-            set_field(record, &self.field, value);
+            .or(self.default.as_deref())
+            .map(|v| scratch.copy(v));
+        if let Some(value) = first {
+            set_field(record, &self.field, value, scratch);
         }
         Verdict::Keep
     }

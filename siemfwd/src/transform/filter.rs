@@ -6,7 +6,7 @@
 //! record is a mistake to be told about, not a silent forwarder.
 
 use super::when::Condition;
-use super::{Step, Verdict};
+use super::{Scratch, Step, Verdict};
 use crate::record::{Meta, Record};
 
 /// A compiled `filter`.
@@ -16,7 +16,12 @@ pub(crate) struct Filter {
 }
 
 impl Step for Filter {
-    fn apply(&self, record: &mut Record<'_>, _meta: &mut Meta) -> Verdict {
+    fn apply<'r>(
+        &self,
+        record: &mut Record<'r>,
+        _meta: &mut Meta,
+        _scratch: &'r Scratch,
+    ) -> Verdict {
         if self.when.holds(record) {
             Verdict::Drop
         } else {

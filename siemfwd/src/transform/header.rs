@@ -5,7 +5,7 @@
 //! value `-`.
 
 use super::template::Template;
-use super::{Step, Verdict};
+use super::{Scratch, Step, Verdict};
 use crate::record::{Meta, Record};
 
 /// A compiled `header`.
@@ -18,7 +18,12 @@ pub(crate) struct Header {
 }
 
 impl Step for Header {
-    fn apply(&self, record: &mut Record<'_>, meta: &mut Meta) -> Verdict {
+    fn apply<'r>(
+        &self,
+        record: &mut Record<'r>,
+        meta: &mut Meta,
+        _scratch: &'r Scratch,
+    ) -> Verdict {
         for (template, slot) in [
             (&self.hostname, &mut meta.hostname),
             (&self.app_name, &mut meta.app_name),

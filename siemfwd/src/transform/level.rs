@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use super::config::LevelConfig;
-use super::{Step, Verdict};
+use super::{Scratch, Step, Verdict};
 use crate::format;
 use crate::record::{Facility, Meta, Record, Severity};
 
@@ -99,7 +99,12 @@ impl<L: Level> SetLevel<L> {
 }
 
 impl<L: Level> Step for SetLevel<L> {
-    fn apply(&self, record: &mut Record<'_>, meta: &mut Meta) -> Verdict {
+    fn apply<'r>(
+        &self,
+        record: &mut Record<'r>,
+        meta: &mut Meta,
+        _scratch: &'r Scratch,
+    ) -> Verdict {
         let level = match self {
             SetLevel::Literal(l) => Some(*l),
             SetLevel::FromField {
@@ -146,7 +151,10 @@ mod tests {
                 .collect(),
         };
         let mut meta = Meta::NONE;
-        assert_eq!(step.apply(&mut r, &mut meta), Verdict::Keep);
+        assert_eq!(
+            step.apply(&mut r, &mut meta, &Scratch::default()),
+            Verdict::Keep
+        );
         meta.severity.map(Severity::code)
     }
 
@@ -215,7 +223,7 @@ default = "9""#,
         let c: LevelConfig = toml::from_str(r#"value = "local4""#).expect("toml");
         let step = SetLevel::<Facility>::build(&c, "t").expect("ok");
         let mut meta = Meta::NONE;
-        step.apply(&mut Record::default(), &mut meta);
+        step.apply(&mut Record::default(), &mut meta, &Scratch::default());
         assert_eq!(meta.facility.map(Facility::code), Some(20));
         let c: LevelConfig = toml::from_str(r#"value = "warning""#).expect("toml");
         assert!(SetLevel::<Facility>::build(&c, "t").is_err());

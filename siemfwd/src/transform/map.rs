@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::set::set_field;
-use super::{Step, Verdict};
+use super::{Scratch, Step, Verdict};
 use crate::record::{Meta, Record};
 
 /// A compiled `map`.
@@ -19,11 +19,16 @@ pub(crate) struct Map {
 }
 
 impl Step for Map {
-    fn apply(&self, record: &mut Record<'_>, _meta: &mut Meta) -> Verdict {
+    fn apply<'r>(
+        &self,
+        record: &mut Record<'r>,
+        _meta: &mut Meta,
+        scratch: &'r Scratch,
+    ) -> Verdict {
         let found = record.get(&self.field).and_then(|v| self.table.get(v));
         if let Some(value) = found.or(self.default.as_ref()) {
-            let value = value.clone();
-            set_field(record, &self.to, value);
+            let value = scratch.copy(value);
+            set_field(record, &self.to, value, scratch);
         }
         Verdict::Keep
     }

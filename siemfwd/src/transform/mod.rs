@@ -270,9 +270,9 @@ struct Guarded {
 }
 
 impl Step for Guarded {
-    fn apply(&self, record: &mut Record<'_>, meta: &mut Meta) -> Verdict {
+    fn apply<'r>(&self, record: &mut Record<'r>, meta: &mut Meta, scratch: &'r Scratch) -> Verdict {
         if self.when.holds(record) {
-            self.step.apply(record, meta)
+            self.step.apply(record, meta, scratch)
         } else {
             Verdict::Keep
         }
@@ -293,8 +293,49 @@ pub enum Verdict {
 pub trait Step: std::fmt::Debug + Send + Sync {
     /// Look at `record`, change it, set its `meta`; say whether it goes on.
     /// Steps run in their configured order; `meta` starts as
-    /// [`Meta::NONE`] for every record.
-    fn apply(&self, record: &mut Record<'_>, meta: &mut Meta) -> Verdict;
+    /// [`Meta::NONE`] for every record. Bytes a step makes for the record
+    /// (a new name, a rendered value) go in `scratch`, which lives as long
+    /// as the record.
+    fn apply<'r>(&self, record: &mut Record<'r>, meta: &mut Meta, scratch: &'r Scratch) -> Verdict;
+}
+
+/// Memory for the bytes steps make while they work on one record (new
+/// field names and values), given back whole when the record is done: one
+/// reset per record instead of a `malloc` and a `free` per field, which
+/// cost a third of the CPU of `parse_json` on ActionTrail events.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    arena: bumpalo::Bump,
+    /// Where a template is rendered before it is copied into the arena.
+    line: std::cell::RefCell<Vec<u8>>,
+}
+
+impl Scratch {
+    /// A copy of `bytes` that lives as long as the record.
+    pub fn copy<'s>(&'s self, bytes: &[u8]) -> &'s [u8] {
+        self.arena.alloc_slice_copy(bytes)
+    }
+
+    /// `parts` one after the other, as one slice.
+    pub fn concat<'s>(&'s self, parts: &[&[u8]]) -> &'s [u8] {
+        let mut line = self.line.borrow_mut();
+        line.clear();
+        for p in parts {
+            line.extend_from_slice(p);
+        }
+        self.arena.alloc_slice_copy(&line)
+    }
+
+    fn render<'s>(&'s self, template: &template::Template, record: &Record<'_>) -> &'s [u8] {
+        let mut line = self.line.borrow_mut();
+        line.clear();
+        template.render_into(record, &mut line);
+        self.arena.alloc_slice_copy(&line)
+    }
+
+    fn reset(&mut self) {
+        self.arena.reset();
+    }
 }
 
 /// The configured steps in order, with the scratch space they work in. One
@@ -305,6 +346,8 @@ pub struct Chain {
     steps: Arc<[Box<dyn Step>]>,
     /// The copy's field vector between records (empty, allocation kept).
     spare: Vec<Field<'static>>,
+    /// What the steps make for the record in hand; reset between records.
+    scratch: Scratch,
     meta: Meta,
     /// Where filtered records are counted.
     metrics: Metrics,
@@ -322,6 +365,7 @@ impl Chain {
         Self {
             steps,
             spare: Vec::new(),
+            scratch: Scratch::default(),
             meta: Meta::NONE,
             metrics: metrics.clone(),
         }
@@ -335,10 +379,10 @@ impl Chain {
     /// Run the steps over `record` and hand what they kept, with its
     /// metadata, to `then` (the encoder); `None` when a step dropped it.
     #[inline]
-    pub fn run<'a, T>(
+    pub fn run<T>(
         &mut self,
-        record: &Record<'a>,
-        then: impl FnOnce(&Record<'a>, &Meta) -> T,
+        record: &Record<'_>,
+        then: impl FnOnce(&Record<'_>, &Meta) -> T,
     ) -> Option<T> {
         if self.steps.is_empty() {
             return Some(then(record, &Meta::NONE));
@@ -346,11 +390,13 @@ impl Chain {
         self.run_steps(record, then)
     }
 
-    fn run_steps<'a, T>(
+    fn run_steps<T>(
         &mut self,
-        record: &Record<'a>,
-        then: impl FnOnce(&Record<'a>, &Meta) -> T,
+        record: &Record<'_>,
+        then: impl FnOnce(&Record<'_>, &Meta) -> T,
     ) -> Option<T> {
+        self.scratch.reset();
+        let scratch = &self.scratch;
         let mut copy = Record {
             time: record.time,
             fields: recycle(std::mem::take(&mut self.spare)),
@@ -358,10 +404,11 @@ impl Chain {
         // Borrowed keys and values are copied as pointers.
         copy.fields.extend(record.fields.iter().cloned());
         self.meta.clear();
+        let meta = &mut self.meta;
         let kept = self
             .steps
             .iter()
-            .all(|step| step.apply(&mut copy, &mut self.meta) == Verdict::Keep);
+            .all(|step| step.apply(&mut copy, meta, scratch) == Verdict::Keep);
         let result = if kept {
             Some(then(&copy, &self.meta))
         } else {
@@ -378,7 +425,7 @@ pub(crate) mod testing {
     //! Steps for tests of the seam itself (the real steps come with the
     //! transforms issue).
 
-    use super::{Step, Verdict};
+    use super::{Scratch, Step, Verdict};
     use crate::record::{Field, Meta, Record, Severity};
 
     /// Drops records whose field `key` has value `value`.
@@ -389,7 +436,12 @@ pub(crate) mod testing {
     }
 
     impl Step for DropWhere {
-        fn apply(&self, record: &mut Record<'_>, _meta: &mut Meta) -> Verdict {
+        fn apply<'r>(
+            &self,
+            record: &mut Record<'r>,
+            _meta: &mut Meta,
+            _scratch: &'r Scratch,
+        ) -> Verdict {
             if record.get(self.key) == Some(self.value) {
                 Verdict::Drop
             } else {
@@ -406,7 +458,12 @@ pub(crate) mod testing {
     }
 
     impl Step for Mark {
-        fn apply(&self, record: &mut Record<'_>, meta: &mut Meta) -> Verdict {
+        fn apply<'r>(
+            &self,
+            record: &mut Record<'r>,
+            meta: &mut Meta,
+            _scratch: &'r Scratch,
+        ) -> Verdict {
             meta.severity = Some(self.severity);
             if let Some(first) = record.fields.first_mut() {
                 *first = Field::borrowed(self.renamed, &[]);
@@ -676,7 +733,7 @@ map = { W = "warning" }
     fn an_empty_chain_hands_the_record_on_unchanged() {
         let mut chain = Chain::default();
         let r = record();
-        let seen = chain.run(&r, |out, meta| (out.clone(), meta.clone()));
+        let seen = chain.run(&r, |out, meta| (out.clone().into_owned(), meta.clone()));
         assert_eq!(seen, Some((r, Meta::NONE)));
     }
 
@@ -692,7 +749,9 @@ map = { W = "warning" }
         let r = record();
         for _ in 0..3 {
             let (fields, meta) = chain
-                .run(&r, |out, meta| (out.fields.clone(), meta.clone()))
+                .run(&r, |out, meta| {
+                    (out.clone().into_owned().fields, meta.clone())
+                })
                 .expect("kept");
             assert_eq!(fields[0].key.as_ref(), b"topic");
             assert_eq!(fields[0].value.as_ref(), b"changed");

@@ -25,7 +25,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{Step, Verdict};
+use super::{Scratch, Step, Verdict};
 use crate::counters::{self, Metrics};
 use crate::record::{Field, Meta, Record};
 
@@ -44,7 +44,12 @@ pub(crate) struct ParseJson {
 }
 
 impl Step for ParseJson {
-    fn apply(&self, record: &mut Record<'_>, _meta: &mut Meta) -> Verdict {
+    fn apply<'r>(
+        &self,
+        record: &mut Record<'r>,
+        _meta: &mut Meta,
+        scratch: &'r Scratch,
+    ) -> Verdict {
         let Some(at) = record
             .fields
             .iter()
@@ -52,65 +57,65 @@ impl Step for ParseJson {
         else {
             return Verdict::Keep;
         };
+        // The JSON text for as long as the record: the source's own bytes
+        // when it lends them, so every value without an escape is a slice
+        // of them and nothing is copied.
+        let text: &'r [u8] = match &record.fields[at].value {
+            Cow::Borrowed(bytes) => bytes,
+            Cow::Owned(bytes) => scratch.copy(bytes),
+        };
         let mut made = Vec::new();
-        let parsed = std::str::from_utf8(&record.fields[at].value)
-            .ok()
-            .is_some_and(|text| {
-                let mut path = self.prefix.clone();
-                self.flatten(text, &mut path, 1, &mut made).is_ok()
-            });
+        let parsed = std::str::from_utf8(text).ok().is_some_and(|text| {
+            let mut path = self.prefix.clone();
+            self.flatten(text, &mut path, 1, &mut made, scratch).is_ok()
+        });
         if !parsed {
             counters::add(&self.metrics.transform_json_failed, 1);
             return Verdict::Keep;
         }
         let from = if self.keep_original { at + 1 } else { at };
-        let to = at + 1;
-        record.fields.splice(from..to, made);
+        record.fields.splice(from..at + 1, made);
         Verdict::Keep
     }
 }
 
 impl ParseJson {
     /// Append the fields of the JSON object `text` under `path` to `out`.
-    fn flatten(
+    fn flatten<'r>(
         &self,
-        text: &str,
+        text: &'r str,
         path: &mut Vec<u8>,
         depth: usize,
-        out: &mut Vec<Field<'static>>,
+        out: &mut Vec<Field<'r>>,
+        scratch: &'r Scratch,
     ) -> Result<(), serde_json::Error> {
         let Entries(entries) = serde_json::from_str(text)?;
         for (key, raw) in entries {
             let base = path.len();
             path.extend_from_slice(key.as_bytes());
-            let value = raw.get();
-            match value.as_bytes().first() {
+            let value: &'r str = raw.get();
+            let bytes = value.as_bytes();
+            let field = match bytes.first() {
                 Some(b'{') if depth < self.max_depth => {
                     path.extend_from_slice(&self.separator);
-                    self.flatten(value, path, depth + 1, out)?;
+                    self.flatten(value, path, depth + 1, out, scratch)?;
+                    path.truncate(base);
+                    continue;
                 }
-                Some(b'"') => {
-                    let s: Cow<'_, str> = match serde_json::from_str::<&str>(value) {
-                        Ok(borrowed) => Cow::Borrowed(borrowed),
-                        // Escapes: the unescaped text needs its own buffer.
-                        Err(_) => Cow::Owned(serde_json::from_str::<String>(value)?),
-                    };
-                    out.push(owned(path, s.as_bytes()));
-                }
-                Some(b'n') => out.push(owned(path, b"")),
+                // A string without escapes is the text between its quotes.
+                Some(b'"') if memchr::memchr(b'\\', bytes).is_none() => &bytes[1..bytes.len() - 1],
+                Some(b'"') => scratch.copy(serde_json::from_str::<String>(value)?.as_bytes()),
+                Some(b'n') => &[],
                 // Numbers, true/false, arrays, objects past the depth: as written.
-                _ => out.push(owned(path, value.as_bytes())),
-            }
+                _ => bytes,
+            };
+            out.push(Field {
+                key: Cow::Borrowed(scratch.copy(path)),
+                value: Cow::Borrowed(field),
+            });
             path.truncate(base);
         }
         Ok(())
-    }
-}
-
-fn owned(key: &[u8], value: &[u8]) -> Field<'static> {
-    Field {
-        key: Cow::Owned(key.to_vec()),
-        value: Cow::Owned(value.to_vec()),
     }
 }
 
@@ -196,7 +201,11 @@ mod tests {
                 Field::borrowed(b"after", b"1"),
             ],
         };
-        assert_eq!(step.apply(&mut r, &mut Meta::default()), Verdict::Keep);
+        let scratch = Scratch::default();
+        assert_eq!(
+            step.apply(&mut r, &mut Meta::default(), &scratch),
+            Verdict::Keep
+        );
         r.fields
             .iter()
             .map(|f| {

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::{Step, Verdict};
+use super::{Scratch, Step, Verdict};
 use crate::record::{Meta, Record};
 
 /// A compiled `rename`.
@@ -15,10 +15,15 @@ pub(crate) struct Rename {
 }
 
 impl Step for Rename {
-    fn apply(&self, record: &mut Record<'_>, _meta: &mut Meta) -> Verdict {
+    fn apply<'r>(
+        &self,
+        record: &mut Record<'r>,
+        _meta: &mut Meta,
+        scratch: &'r Scratch,
+    ) -> Verdict {
         for f in &mut record.fields {
             if let Some(new) = self.names.get(f.key.as_ref()) {
-                f.key = Cow::Owned(new.clone());
+                f.key = Cow::Borrowed(scratch.copy(new));
             }
         }
         Verdict::Keep

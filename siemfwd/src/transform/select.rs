@@ -1,7 +1,7 @@
 //! `drop` and `keep`: remove the fields named, or all but them. Names may be
 //! globs, `*` standing for any run of bytes (`__tag__:*`, `event.*Id`).
 
-use super::{Step, Verdict};
+use super::{Scratch, Step, Verdict};
 use crate::record::{Meta, Record};
 
 /// A field name or a glob.
@@ -48,7 +48,12 @@ pub(crate) struct Select {
 }
 
 impl Step for Select {
-    fn apply(&self, record: &mut Record<'_>, _meta: &mut Meta) -> Verdict {
+    fn apply<'r>(
+        &self,
+        record: &mut Record<'r>,
+        _meta: &mut Meta,
+        _scratch: &'r Scratch,
+    ) -> Verdict {
         record
             .fields
             .retain(|f| self.patterns.iter().any(|p| p.matches(&f.key)) == self.keep);

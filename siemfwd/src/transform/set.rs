@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::template::Template;
-use super::{Step, Verdict};
+use super::{Scratch, Step, Verdict};
 use crate::record::{Field, Meta, Record};
 
 /// A compiled `set`.
@@ -15,21 +15,31 @@ pub(crate) struct Set {
 }
 
 impl Step for Set {
-    fn apply(&self, record: &mut Record<'_>, _meta: &mut Meta) -> Verdict {
-        let value = self.value.render(record);
-        set_field(record, &self.field, value);
+    fn apply<'r>(
+        &self,
+        record: &mut Record<'r>,
+        _meta: &mut Meta,
+        scratch: &'r Scratch,
+    ) -> Verdict {
+        let value = scratch.render(&self.value, record);
+        set_field(record, &self.field, value, scratch);
         Verdict::Keep
     }
 }
 
 /// Replace the first value of `key`, or append the field: what every step
 /// that writes a field does.
-pub(crate) fn set_field(record: &mut Record<'_>, key: &[u8], value: Vec<u8>) {
+pub(crate) fn set_field<'r>(
+    record: &mut Record<'r>,
+    key: &[u8],
+    value: &'r [u8],
+    scratch: &'r Scratch,
+) {
     match record.fields.iter_mut().find(|f| f.key.as_ref() == key) {
-        Some(f) => f.value = Cow::Owned(value),
+        Some(f) => f.value = Cow::Borrowed(value),
         None => record.fields.push(Field {
-            key: Cow::Owned(key.to_vec()),
-            value: Cow::Owned(value),
+            key: Cow::Borrowed(scratch.copy(key)),
+            value: Cow::Borrowed(value),
         }),
     }
 }
