@@ -117,7 +117,7 @@ pub fn encode(data: &[u8]) {
         );
     }
     if config.rfc == Rfc::Rfc5424 {
-        let parsed = parse::parse(&out).unwrap_or_else(|e| {
+        let parsed = crate::listen::parse(&out).unwrap_or_else(|e| {
             panic!("{e}: {:?}", String::from_utf8_lossy(&out));
         });
         assert_eq!(parsed.pri, 14, "PRI of user.info");

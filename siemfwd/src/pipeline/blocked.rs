@@ -138,14 +138,12 @@ impl PolicySink {
         let Some((watch, after)) = self.unreachable.as_mut() else {
             return self.sink.submit(msgs, abort).await;
         };
-        let cut = tokio::select! {
+        tokio::select! {
             biased;
             r = self.sink.submit(msgs, abort) => return r,
-            () = unreachable_for(watch, *after) => true,
-        };
-        if cut {
-            self.start_dropping();
+            () = unreachable_for(watch, *after) => {}
         }
+        self.start_dropping();
         Ok(())
     }
 
@@ -180,14 +178,12 @@ impl PolicySink {
         let Some((watch, after)) = self.unreachable.as_mut() else {
             return self.sink.progress(abort).await;
         };
-        let cut = tokio::select! {
+        tokio::select! {
             biased;
             r = self.sink.progress(abort) => return r,
-            () = unreachable_for(watch, *after) => true,
-        };
-        if cut {
-            self.start_dropping();
+            () = unreachable_for(watch, *after) => {}
         }
+        self.start_dropping();
         Ok(())
     }
 
