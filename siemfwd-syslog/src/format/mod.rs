@@ -53,7 +53,7 @@ mod rfc5424;
 use serde::Deserialize;
 
 pub use escape::truncate_utf8;
-pub use pri::{facility_named, severity_named};
+pub use pri::{facility_in, facility_named, severity_in, severity_named};
 
 use crate::counters::{self, Metrics};
 use crate::record::{Field, Meta, Record};

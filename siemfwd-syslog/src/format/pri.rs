@@ -76,19 +76,7 @@ fn lookup<T>(
     key: &str,
     new: fn(u8) -> Option<T>,
 ) -> Result<T, Error> {
-    let v = value.trim();
-    let named = table
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(v))
-        .map(|&(_, code)| code);
-    // Numbers: plain decimal only, so "0x10" or "+3" are refused rather than
-    // guessed at.
-    let numbered = || {
-        (!v.is_empty() && v.len() <= 3 && v.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| v.parse::<u8>().ok())
-            .flatten()
-    };
-    if let Some(found) = named.or_else(numbered).and_then(new) {
+    if let Some(found) = find(value, table, new) {
         return Ok(found);
     }
     let names: Vec<&str> = table.iter().map(|(name, _)| *name).collect();
@@ -101,8 +89,39 @@ fn lookup<T>(
     })
 }
 
+/// A facility or severity from its name or number, or `None`: what
+/// [`lookup`] finds, without the message a config error needs (a value read
+/// from a record is looked up for every record).
+fn find<T>(value: &str, table: &[(&str, u8)], new: fn(u8) -> Option<T>) -> Option<T> {
+    let v = value.trim();
+    let named = table
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(v))
+        .map(|&(_, code)| code);
+    // Numbers: plain decimal only, so "0x10" or "+3" are refused rather than
+    // guessed at.
+    let numbered = || {
+        (!v.is_empty() && v.len() <= 3 && v.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| v.parse::<u8>().ok())
+            .flatten()
+    };
+    named.or_else(numbered).and_then(new)
+}
+
+/// A facility from its name or number, as a value read from a record may
+/// hold it; `None` when it is neither.
+pub fn facility_in(value: &str) -> Option<Facility> {
+    find(value, FACILITIES, Facility::new)
+}
+
+/// A severity from its name or number, as a value read from a record may
+/// hold it; `None` when it is neither.
+pub fn severity_in(value: &str) -> Option<Severity> {
+    find(value, SEVERITIES, Severity::new)
+}
+
 /// A facility from its name or number, for any setting (`key` names it in
-/// the error) or a value read from a record.
+/// the error).
 ///
 /// # Errors
 /// [`Error::Config`] naming `key` and listing the allowed names.
@@ -111,7 +130,7 @@ pub fn facility_named(value: &str, key: &str) -> Result<Facility, Error> {
 }
 
 /// A severity from its name or number, for any setting (`key` names it in
-/// the error) or a value read from a record.
+/// the error).
 ///
 /// # Errors
 /// [`Error::Config`] naming `key` and listing the allowed names.

@@ -19,6 +19,8 @@ use crate::record::{Facility, Meta, Record, Severity};
 pub(crate) trait Level: Copy + std::fmt::Debug + Send + Sync + 'static {
     /// Parse a name or number; `key` names the setting in the error.
     fn parse(text: &str, key: &str) -> Result<Self, String>;
+    /// A name or number read from a record; `None` when it is neither.
+    fn read(text: &str) -> Option<Self>;
     /// Store it in the record's metadata.
     fn set(self, meta: &mut Meta);
 }
@@ -26,6 +28,10 @@ pub(crate) trait Level: Copy + std::fmt::Debug + Send + Sync + 'static {
 impl Level for Severity {
     fn parse(text: &str, key: &str) -> Result<Self, String> {
         format::severity_named(text, key).map_err(|e| e.to_string())
+    }
+
+    fn read(text: &str) -> Option<Self> {
+        format::severity_in(text)
     }
 
     fn set(self, meta: &mut Meta) {
@@ -36,6 +42,10 @@ impl Level for Severity {
 impl Level for Facility {
     fn parse(text: &str, key: &str) -> Result<Self, String> {
         format::facility_named(text, key).map_err(|e| e.to_string())
+    }
+
+    fn read(text: &str) -> Option<Self> {
+        format::facility_in(text)
     }
 
     fn set(self, meta: &mut Meta) {
@@ -115,9 +125,7 @@ impl<L: Level> Step for SetLevel<L> {
                 let value = record.get(field);
                 let found = value.and_then(|v| match map {
                     Some(m) => m.get(v).copied(),
-                    None => std::str::from_utf8(v)
-                        .ok()
-                        .and_then(|text| L::parse(text, "").ok()),
+                    None => std::str::from_utf8(v).ok().and_then(L::read),
                 });
                 found.or(*default)
             }
