@@ -34,7 +34,7 @@ use crate::sign;
 use crate::Secret;
 
 /// Tries per request for network errors and 5xx answers.
-pub const ATTEMPTS: u32 = 3;
+pub(crate) const ATTEMPTS: u32 = 3;
 
 const API_VERSION: &str = "0.6.0";
 

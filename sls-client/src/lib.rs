@@ -25,7 +25,7 @@ use std::fmt;
 
 pub use client::{
     Auth, CheckpointInfo, Client, ClientConfig, Compression, Endpoint, GroupInfo, Pulled,
-    ShardInfo, ATTEMPTS, MAX_LOG_GROUP,
+    ShardInfo, MAX_LOG_GROUP,
 };
 pub use cursor::{Cursor, ShardId};
 pub use error::{Class, Error};

@@ -153,24 +153,6 @@ pub struct LevelConfig {
 }
 
 impl TransformConfig {
-    /// The step's `type`, for messages.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            TransformConfig::Filter { .. } => "filter",
-            TransformConfig::Severity(_) => "severity",
-            TransformConfig::Facility(_) => "facility",
-            TransformConfig::Rename { .. } => "rename",
-            TransformConfig::Drop { .. } => "drop",
-            TransformConfig::Keep { .. } => "keep",
-            TransformConfig::Set { .. } => "set",
-            TransformConfig::Map { .. } => "map",
-            TransformConfig::Default { .. } => "default",
-            TransformConfig::Coalesce { .. } => "coalesce",
-            TransformConfig::ParseJson { .. } => "parse_json",
-            TransformConfig::Header { .. } => "header",
-        }
-    }
-
     /// Its `when`, if any.
     pub fn when(&self) -> Option<&WhenConfig> {
         match self {

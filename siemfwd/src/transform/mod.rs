@@ -21,9 +21,9 @@
 //! that does not close is refused there, with the step's path) and shared
 //! by every shard. A step is one file under this module implementing
 //! [`Step`], plus its variant in `config.rs` and one arm in [`build`]:
-//! `filter.rs`, `level.rs` (`severity`, `facility`), `map.rs`, `fill.rs`
-//! (`default`, `coalesce`), `parse_json.rs`, `rename.rs`,
-//! `select.rs` (`drop`, `keep`), `set.rs`, `header.rs`; `when.rs` is the
+//! `filter.rs`, `level.rs` (`severity`, `facility`), `map.rs`,
+//! `coalesce.rs`, `parse_json.rs`, `rename.rs`,
+//! `select.rs` (`drop`, `keep`), `set.rs` (`set`, `default`), `header.rs`; `when.rs` is the
 //! condition any step may carry, `template.rs` the `{field}` text.
 //!
 //! [`Formatter::encode`]: crate::format::Formatter::encode
@@ -33,8 +33,8 @@ use std::sync::Arc;
 use crate::counters::{self, Metrics};
 use crate::record::{recycle, Facility, Field, Meta, Record, Severity};
 
+mod coalesce;
 pub mod config;
-mod fill;
 mod filter;
 mod header;
 mod level;
@@ -129,7 +129,8 @@ pub fn build(
                     keep: matches!(c, TransformConfig::Keep { .. }),
                 })
             }
-            TransformConfig::Set { field, value, .. } => {
+            TransformConfig::Set { field, value, .. }
+            | TransformConfig::Default { field, value, .. } => {
                 if field.is_empty() {
                     return Err(fail(format!("{key}.field: empty; name the field to set")));
                 }
@@ -137,6 +138,7 @@ pub fn build(
                     field: field.as_bytes().to_vec(),
                     value: template::Template::parse(value, &format!("{key}.value"))
                         .map_err(fail)?,
+                    only_if_empty: matches!(c, TransformConfig::Default { .. }),
                 })
             }
             TransformConfig::Map {
@@ -161,16 +163,6 @@ pub fn build(
                     default: default.as_ref().map(|d| d.as_bytes().to_vec()),
                 })
             }
-            TransformConfig::Default { field, value, .. } => {
-                if field.is_empty() {
-                    return Err(fail(format!("{key}.field: empty; name the field to fill")));
-                }
-                Box::new(fill::Default {
-                    field: field.as_bytes().to_vec(),
-                    value: template::Template::parse(value, &format!("{key}.value"))
-                        .map_err(fail)?,
-                })
-            }
             TransformConfig::Coalesce {
                 field,
                 from,
@@ -182,7 +174,7 @@ pub fn build(
                         "{key}: name the field to set and the fields to try, from = [\"a\", \"b\"]"
                     )));
                 }
-                Box::new(fill::Coalesce {
+                Box::new(coalesce::Coalesce {
                     field: field.as_bytes().to_vec(),
                     from: from.iter().map(|f| f.as_bytes().to_vec()).collect(),
                     default: default.as_ref().map(|d| d.as_bytes().to_vec()),
@@ -314,16 +306,6 @@ impl Scratch {
     /// A copy of `bytes` that lives as long as the record.
     pub fn copy<'s>(&'s self, bytes: &[u8]) -> &'s [u8] {
         self.arena.alloc_slice_copy(bytes)
-    }
-
-    /// `parts` one after the other, as one slice.
-    pub fn concat<'s>(&'s self, parts: &[&[u8]]) -> &'s [u8] {
-        let mut line = self.line.borrow_mut();
-        line.clear();
-        for p in parts {
-            line.extend_from_slice(p);
-        }
-        self.arena.alloc_slice_copy(&line)
     }
 
     fn render<'s>(&'s self, template: &template::Template, record: &Record<'_>) -> &'s [u8] {

@@ -1,5 +1,6 @@
 //! `set`: a field from a template — its first value replaced, or the field
-//! appended when the record has none of that name.
+//! appended when the record has none of that name. `default` is the same
+//! step, run only where the field is missing or empty.
 
 use std::borrow::Cow;
 
@@ -12,6 +13,8 @@ use crate::record::{Field, Meta, Record};
 pub(crate) struct Set {
     pub(crate) field: Vec<u8>,
     pub(crate) value: Template,
+    /// `default`: leave a field that has a value alone.
+    pub(crate) only_if_empty: bool,
 }
 
 impl Step for Set {
@@ -21,6 +24,9 @@ impl Step for Set {
         _meta: &mut Meta,
         scratch: &'r Scratch,
     ) -> Verdict {
+        if self.only_if_empty && record.get(&self.field).is_some_and(|v| !v.is_empty()) {
+            return Verdict::Keep;
+        }
         let value = scratch.render(&self.value, record);
         set_field(record, &self.field, value, scratch);
         Verdict::Keep
