@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::peers::{repo_root, require, Input, Rsyslog, RsyslogOpts};
-use support::siemfwd::{command, stopped_counters, Running};
+use support::siemfwd::{command, run_to_end, stopped_counters, Running};
 
 const ARRIVAL: Duration = Duration::from_secs(30);
 
@@ -148,9 +148,7 @@ fn actiontrail_example_sets_pri_and_header_per_record_through_rsyslog_and_commit
 
     // The restart reads nothing: every record, delivered or filtered, was committed.
     std::fs::write(&cfg, config(dir.path(), rs.port(Input::Tcp), false)).expect("config");
-    let mut second = Running::start(command(&["--log-format", "json", "run", "-c", &cfg_arg]));
-    let status = second.wait_exit(ARRIVAL);
-    let stderr = second.stderr();
+    let (status, _, stderr) = run_to_end(&["--log-format", "json", "run", "-c", &cfg_arg], ARRIVAL);
     assert!(status.success(), "{stderr}");
     let counters = stopped_counters(&stderr).expect("counters");
     assert_eq!(counters.get("records_in"), None, "{counters:?}");
@@ -166,9 +164,8 @@ fn actiontrail_example_sets_pri_and_header_per_record_through_rsyslog_and_commit
     let cfg2 = fresh.path().join("c.toml");
     std::fs::write(&cfg2, config(fresh.path(), rs.port(Input::Tcp), false)).expect("config");
     let cfg2_arg = cfg2.display().to_string();
-    let mut third = Running::start(command(&["--log-format", "json", "run", "-c", &cfg2_arg]));
-    let status = third.wait_exit(ARRIVAL);
-    let stderr = third.stderr();
+    let (status, _, stderr) =
+        run_to_end(&["--log-format", "json", "run", "-c", &cfg2_arg], ARRIVAL);
     assert!(status.success(), "{stderr}");
     let counters = stopped_counters(&stderr).expect("counters");
     assert_eq!(
