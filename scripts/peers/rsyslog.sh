@@ -28,7 +28,7 @@
 #   QUEUE_SHUTDOWN_MS=20000  main queue's timeoutShutdown: how long a stopping rsyslogd keeps writing
 #                            out what it accepted. rsyslog's default, 1500, DISCARDS the rest (lines
 #                            it read, so no TCP sender can notice); stay below the caller's SIGKILL
-#                            deadline (tests/support/peers.rs gives rsyslogd 30 s)
+#                            deadline (tests/it/support/peers.rs gives rsyslogd 30 s)
 #   QUEUE_WORKERS=1          main queue worker threads; 1 writes messages out in the order they were
 #                            received (more workers write batches in parallel and reorder them)
 #   OUTPUT=full|slim         slim writes only input, msg and received: a fifth of the bytes, for

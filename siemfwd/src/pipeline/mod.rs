@@ -664,7 +664,7 @@ mod tests {
         assert_eq!(crate::counters::get(&metrics.records_dropped), 2 * batches);
         assert_eq!(crate::counters::get(&metrics.bytes_dropped), bytes);
         // The log lines (one as dropping starts, one as it ends) are
-        // checked on the real process in tests/delivery_drop.rs: here other
+        // checked on the real process in tests/it/delivery_drop.rs: here other
         // tests reach the same callsites from other threads at the same
         // time, which races tracing's per-callsite interest cache.
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """fidelity.py - drive Alibaba's unchanged aliyun-log-python-sdk against the sls-emulator.
 
-Run by tests/python_sdk.rs; each subcommand is one SDK role. The SDK reaches the emulator
+Run by tests/it/python_sdk.rs; each subcommand is one SDK role. The SDK reaches the emulator
 through its HTTP proxy setting: the caller sets HTTP_PROXY=http://127.0.0.1:PORT and passes
 --endpoint 127.0.0.1:PORT, so `requests` sends absolute-form request lines
 (`GET http://proj.127.0.0.1:PORT/logstores/... HTTP/1.1`) to the emulator, which takes the

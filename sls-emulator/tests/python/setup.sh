@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # setup.sh - install Alibaba's official aliyun-log-python-sdk (unchanged, from PyPI) into a venv
-# for the fidelity test (tests/python_sdk.rs). Idempotent. Prints the venv's python path last.
+# for the fidelity test (tests/it/python_sdk.rs). Idempotent. Prints the venv's python path last.
 #
 #   SLS_SDK_VENV   venv directory (default /var/cache/siemfwd-venv)
 #   SLS_SDK_SPEC   pip requirement (default aliyun-log-python-sdk==0.9.52, the version the

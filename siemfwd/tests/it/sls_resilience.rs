@@ -4,7 +4,7 @@
 //! a consumer the server forgot; an expired cursor (InvalidCursor); a shard
 //! split (read-only parent finished and released); `start_position = "end"`.
 
-mod sls_support;
+use crate::sls_support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! group that is behind, the JSON and table forms, and `check` trying the
 //! Log Service end.
 
-mod sls_support;
+use crate::sls_support;
 
 use std::process::{Command, Output};
 use std::time::Duration;

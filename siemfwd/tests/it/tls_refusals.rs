@@ -17,7 +17,7 @@
 //!
 //! Needs rsyslog and syslog-ng (scripts/peers/install.sh); SIEMFWD_SKIP_PEERS=1 skips loudly.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -36,8 +36,8 @@
 //! a line repeated 850 ms after it was first received, when a restarted
 //! debug build was killed 570 ms after its start).
 
-mod delivery_support;
-mod support;
+use crate::delivery_support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::sync::atomic::AtomicUsize;

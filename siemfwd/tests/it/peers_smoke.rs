@@ -6,7 +6,7 @@
 //! Needs rsyslog and syslog-ng (scripts/peers/install.sh); with SIEMFWD_SKIP_PEERS=1 on a
 //! machine without them each test prints "SKIPPED: ..." instead.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -9,8 +9,8 @@
 //! buffer between the files and the socket to fill, and for memory that
 //! grew with the outage to show.
 
-mod delivery_support;
-mod support;
+use crate::delivery_support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

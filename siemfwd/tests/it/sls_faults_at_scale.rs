@@ -17,7 +17,7 @@
 //! before the emulator acts, so a retried request never doubles data, and
 //! the consumer's timeout is generous, so there should be none.
 
-mod sls_support;
+use crate::sls_support;
 
 use std::time::{Duration, Instant};
 

@@ -9,7 +9,7 @@
 //! say what is wrong in its log, and — once the endpoint behaves — deliver
 //! every log: nothing is lost because an answer was refused.
 
-mod sls_support;
+use crate::sls_support;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};

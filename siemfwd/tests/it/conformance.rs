@@ -26,7 +26,7 @@
 //!
 //! Needs rsyslog and syslog-ng (scripts/peers/install.sh); SIEMFWD_SKIP_PEERS=1 skips loudly.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

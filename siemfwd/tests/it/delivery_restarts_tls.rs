@@ -1,4 +1,4 @@
-//! Issue 5 acceptance (a) over TCP: rsyslog stopped and started again
+//! Issue 5 acceptance (a) over TLS: rsyslog stopped and started again
 //! 10 times during a 1,000,000-line run: siemfwd forwards followed files,
 //! appended at up to 100,000 lines/s, and the restarts are spread over the
 //! writing, so each one hits a running transfer (a restart that is slow
@@ -19,13 +19,13 @@
 //! (`SIEMFWD_SINK_SETTLE_TIME=0s`) 3 runs lost 3,500 to 24,000 lines each;
 //! with the default settle time none (docs/architecture.md, "Delivery").
 
-mod delivery_support;
-mod support;
+use crate::delivery_support;
+use crate::support;
 
 use support::peers::Input;
 
 #[test]
-fn rsyslog_restarted_10_times_during_1m_lines_over_tcp_loses_nothing() {
+fn rsyslog_restarted_10_times_during_1m_lines_over_tls_loses_nothing() {
     let lines = delivery_support::env_usize("SIEMFWD_TEST_LINES", 1_000_000);
-    delivery_support::receiver_restarts(Input::Tcp, 4, lines, 100_000, 10);
+    delivery_support::receiver_restarts(Input::Tls, 4, lines, 100_000, 10);
 }

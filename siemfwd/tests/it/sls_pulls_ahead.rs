@@ -11,7 +11,7 @@
 //! `sls_pulls_ahead` / `sls_pulls_ahead_unused` counters, the emulator's
 //! fault count), so the test cannot pass without meeting them.
 
-mod sls_support;
+use crate::sls_support;
 
 use std::time::Duration;
 

@@ -13,8 +13,8 @@
 //! since, not the dropped ones. The default policy, the same outage, drops
 //! nothing: `delivery_outage.rs`.
 
-mod delivery_support;
-mod support;
+use crate::delivery_support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};

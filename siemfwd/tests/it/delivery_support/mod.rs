@@ -6,7 +6,6 @@
 //! Every input line is `{"__time__":…,"f":"<file>","s":"<seq>"}`; the
 //! message siemfwd makes of it carries `||f=<file>||s=<seq>` in its body,
 //! which is all the analysis needs.
-#![allow(dead_code)]
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -10,7 +10,7 @@
 //! Each process writes to its own in-process receiver, so the test knows who
 //! delivered what.
 
-mod sls_support;
+use crate::sls_support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -10,7 +10,7 @@
 //! bytes unread in its socket is the harder case of TCP delivery; see
 //! docs/architecture.md, "Delivery".
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::Write;

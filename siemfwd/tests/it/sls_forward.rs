@@ -6,8 +6,8 @@
 //! order (rsyslog's output file is not: its main queue may use several
 //! worker threads).
 
-mod sls_support;
-mod support;
+use crate::sls_support;
+use crate::support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

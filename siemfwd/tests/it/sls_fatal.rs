@@ -4,7 +4,7 @@
 //! line, unit-tested), an unknown project, an unknown logstore, no room for
 //! another consumer group, and a missing group with `create_group = false`.
 
-mod sls_support;
+use crate::sls_support;
 
 use std::process::Command;
 use std::time::Duration;

@@ -11,7 +11,7 @@
 //! test fails, unless `SLS_EMULATOR_SKIP_SDK=1`, which turns that into a
 //! printed `SKIPPED:` line.
 
-mod sls_support;
+use crate::sls_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,6 @@
 //! emulator loaded with numbered logs, a siemfwd config for it, siemfwd as a
 //! real child process (stopped by PID), and a small in-process LF syslog
 //! receiver for tests where the receiver does not matter.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -307,17 +306,6 @@ pub(crate) fn tally(
     }
     let dups = seen.values().map(|c| u64::from(c - 1)).sum();
     (missing, dups, seen)
-}
-
-/// Append to a log for debugging output on failure.
-pub(crate) fn note(dir: &Path, text: &str) {
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("notes.txt"))
-    {
-        let _ = writeln!(f, "{text}");
-    }
 }
 
 /// The emulator's checkpoints equal every shard's end cursor.

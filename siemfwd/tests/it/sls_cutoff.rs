@@ -9,7 +9,7 @@
 //! this test that holds every byte while cut (a partition, not a refusal: the
 //! harder case, since nothing fails fast). Logs are written all along.
 
-mod sls_support;
+use crate::sls_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

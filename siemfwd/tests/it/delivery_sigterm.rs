@@ -9,8 +9,8 @@
 //! ends it at once (exit 130), committing nothing undelivered, and the
 //! next run sends those lines.
 
-mod delivery_support;
-mod support;
+use crate::delivery_support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

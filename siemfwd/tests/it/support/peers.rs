@@ -632,11 +632,6 @@ impl Peer {
         Ok(())
     }
 
-    /// All listeners and their ports.
-    pub(crate) fn ports(&self) -> &BTreeMap<Input, u16> {
-        &self.ports
-    }
-
     /// The port of `input`. Panics if the peer was started without it (a test bug).
     pub(crate) fn port(&self, input: Input) -> u16 {
         match self.ports.get(&input) {

@@ -1,4 +1,4 @@
-//! Code shared by the integration tests in `tests/*.rs` (each test file says `mod support;`).
+//! Code shared by the integration tests (`tests/it/*.rs`, one test binary).
 //!
 //! - [`peers`]: real syslog receivers (rsyslog, syslog-ng) started on loopback for one test
 //!   and stopped by PID when it ends, plus the test PKI ([`peers::certs`]).
@@ -8,10 +8,6 @@
 //!   corpus lines with raw bytes, siemfwd's final counters.
 //! - [`jsonl`]: a byte-preserving reader of the peers' JSON-lines output (rsyslog writes
 //!   bytes that are not UTF-8 into it unchanged).
-//!
-//! Every test binary compiles this whole module but uses only part of it, hence the
-//! `dead_code` allowance: without it each test file would warn about the parts it skips.
-#![allow(dead_code)]
 
 pub(crate) mod jsonl;
 pub(crate) mod peers;
