@@ -195,9 +195,12 @@ pub fn build(
                 }
                 let separator = separator.clone().unwrap_or_else(|| ".".to_owned());
                 let max_depth = max_depth.unwrap_or(parse_json::DEFAULT_MAX_DEPTH);
-                if max_depth == 0 {
+                if !(1..=parse_json::MAX_DEPTH).contains(&max_depth) {
                     return Err(fail(format!(
-                        "{key}.max_depth: at least 1 (the top level of the object)"
+                        "{key}.max_depth: {max_depth} is outside 1 (the top level of the \
+                         object) to {} (default {})",
+                        parse_json::MAX_DEPTH,
+                        parse_json::DEFAULT_MAX_DEPTH
                     )));
                 }
                 Box::new(parse_json::ParseJson {

@@ -10,20 +10,30 @@
 //! an empty value. The new fields take the place of the one parsed, in the
 //! object's order.
 //!
-//! What it will not do: follow objects deeper than `max_depth` (the rest
-//! of such an object stays JSON text in one field), or change a field that
-//! is not a JSON object — invalid JSON, a bare string or number, bytes that
-//! are not UTF-8, nesting past the parser's own limit (128 levels) leave
-//! the field as it was and are counted (`transform_json_failed`). Memory is
-//! bounded by the field: values are borrowed from it while parsing, and
-//! the fields made are at most its size plus their names.
+//! What it will not do: follow objects deeper than `max_depth` (at most
+//! [`MAX_DEPTH`]; the rest of such an object stays JSON text in one field),
+//! or change a field that is not a JSON object — invalid JSON (RFC 8259), a
+//! bare string or number, bytes that are not UTF-8, a `\u` escape of half
+//! a surrogate pair in a key or a string value leave the field as it was
+//! and are counted (`transform_json_failed`). Memory is bounded by the
+//! field: values are borrowed from it, and the fields made are at most its
+//! size plus their names.
+//!
+//! # Why a parser of its own
+//!
+//! This is the hot path of the ActionTrail rules: the event is most of
+//! every record's bytes. `serde_json` can only hand over a member's text
+//! unparsed (`RawValue`) by scanning it, after which a nested object is
+//! parsed again, and numbers would lose the text they were written with
+//! any other way; the flattener below reads each byte once and writes the
+//! fields straight into the record (two fifths of the instructions the
+//! `serde_json` version took, bench/results/issue-13.md). It accepts and
+//! rejects what `serde_json` does — the tests hold it to a `serde_json`
+//! oracle on generated documents — and needs no recursion past
+//! `max_depth`: a value it does not follow is skipped with an explicit
+//! stack, however deep.
 
 use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use super::{Scratch, Step, Verdict};
 use crate::counters::{self, Metrics};
@@ -31,6 +41,10 @@ use crate::record::{Field, Meta, Record};
 
 /// Default of `max_depth`: deeper than any ActionTrail event.
 pub(crate) const DEFAULT_MAX_DEPTH: usize = 10;
+
+/// The largest `max_depth` accepted: each level followed is a frame of the
+/// flattener's recursion.
+pub(crate) const MAX_DEPTH: usize = 128;
 
 /// A compiled `parse_json`.
 #[derive(Debug)]
@@ -64,114 +78,407 @@ impl Step for ParseJson {
             Cow::Borrowed(bytes) => bytes,
             Cow::Owned(bytes) => scratch.copy(bytes),
         };
-        let mut made = Vec::new();
-        let parsed = std::str::from_utf8(text).ok().is_some_and(|text| {
-            let mut path = self.prefix.clone();
-            self.flatten(text, &mut path, 1, &mut made, scratch).is_ok()
-        });
+        // The new fields go after the last one, then into the place of the
+        // one parsed (a rotation of the fields after it: none in
+        // ActionTrail, where `event` comes last).
+        let len = record.fields.len();
+        let parsed = std::str::from_utf8(text).is_ok() && {
+            let mut flat = Flattener {
+                text,
+                pos: 0,
+                step: self,
+                scratch,
+                path: {
+                    // Room for the deepest names without growing.
+                    let mut path = Vec::with_capacity(self.prefix.len() + 120);
+                    path.extend_from_slice(&self.prefix);
+                    path
+                },
+                unescaped: Vec::new(),
+                has_control: lowest(text) < 0x20,
+                out: &mut record.fields,
+            };
+            flat.document().is_ok()
+        };
         if !parsed {
+            record.fields.truncate(len);
             counters::add(&self.metrics.transform_json_failed, 1);
             return Verdict::Keep;
         }
+        let made = record.fields.len() - len;
         let from = if self.keep_original { at + 1 } else { at };
-        record.fields.splice(from..at + 1, made);
+        if !self.keep_original {
+            record.fields.remove(at);
+        }
+        record.fields[from..].rotate_right(made);
         Verdict::Keep
     }
 }
 
-impl ParseJson {
-    /// Append the fields of the JSON object `text` under `path` to `out`.
-    fn flatten<'r>(
-        &self,
-        text: &'r str,
-        path: &mut Vec<u8>,
-        depth: usize,
-        out: &mut Vec<Field<'r>>,
-        scratch: &'r Scratch,
-    ) -> Result<(), serde_json::Error> {
-        let Entries(entries) = serde_json::from_str(text)?;
-        for (key, raw) in entries {
-            let base = path.len();
-            path.extend_from_slice(key.as_bytes());
-            let value: &'r str = raw.get();
-            let bytes = value.as_bytes();
-            let field = match bytes.first() {
-                Some(b'{') if depth < self.max_depth => {
-                    path.extend_from_slice(&self.separator);
-                    self.flatten(value, path, depth + 1, out, scratch)?;
-                    path.truncate(base);
+/// The text is not JSON, or not an object (the field stays as it was).
+#[derive(Debug)]
+struct Invalid;
+
+/// The lowest byte of `bytes` (0xff for none). A minimum over every byte
+/// rather than a search that stops at the first hit, so the compiler checks
+/// 16 or 32 bytes per instruction.
+fn lowest(bytes: &[u8]) -> u8 {
+    bytes.iter().fold(u8::MAX, |low, &b| low.min(b))
+}
+
+/// One pass over one JSON document, appending its members as fields.
+struct Flattener<'r, 'a> {
+    text: &'r [u8],
+    pos: usize,
+    step: &'a ParseJson,
+    scratch: &'r Scratch,
+    /// The name of the object being read, up to and including its
+    /// separator.
+    path: Vec<u8>,
+    /// Where a string with escapes is decoded before it goes to the arena.
+    unescaped: Vec<u8>,
+    /// The text has a byte below 0x20 somewhere (a newline between
+    /// members, or one inside a string, which JSON does not allow): only
+    /// then is each string checked for one. One pass over the whole text
+    /// costs less than one per string.
+    has_control: bool,
+    out: &'a mut Vec<Field<'r>>,
+}
+
+impl<'r> Flattener<'r, '_> {
+    /// The whole text: one object, with only whitespace around it.
+    fn document(&mut self) -> Result<(), Invalid> {
+        self.whitespace();
+        if self.peek()? != b'{' {
+            return Err(Invalid);
+        }
+        self.object(1)?;
+        self.whitespace();
+        if self.pos == self.text.len() {
+            Ok(())
+        } else {
+            Err(Invalid)
+        }
+    }
+
+    /// The object at `pos` (its `{`), at nesting `depth` (1 = the field's).
+    fn object(&mut self, depth: usize) -> Result<(), Invalid> {
+        self.pos += 1;
+        self.whitespace();
+        if self.peek()? == b'}' {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.whitespace();
+            if self.peek()? != b'"' {
+                return Err(Invalid);
+            }
+            let base = self.path.len();
+            let key = self.string()?;
+            self.path.extend_from_slice(key);
+            self.whitespace();
+            self.expect(b':')?;
+            self.whitespace();
+            self.member(depth)?;
+            self.path.truncate(base);
+            self.whitespace();
+            match self.next()? {
+                b',' => {}
+                b'}' => return Ok(()),
+                _ => return Err(Invalid),
+            }
+        }
+    }
+
+    /// The value at `pos`, named `path`.
+    fn member(&mut self, depth: usize) -> Result<(), Invalid> {
+        let value: &'r [u8] = match self.peek()? {
+            b'{' if depth < self.step.max_depth => {
+                self.path.extend_from_slice(&self.step.separator);
+                return self.object(depth + 1);
+            }
+            b'"' => self.string()?,
+            b'n' => {
+                self.literal(b"null")?;
+                &[]
+            }
+            // Numbers, true/false, arrays, objects past the depth: as written.
+            _ => {
+                let start = self.pos;
+                self.skip_value()?;
+                &self.text[start..self.pos]
+            }
+        };
+        let key = self.scratch.copy(&self.path);
+        self.out.push(Field {
+            key: Cow::Borrowed(key),
+            value: Cow::Borrowed(value),
+        });
+        Ok(())
+    }
+
+    /// The string at `pos` (its opening quote), unescaped: a slice of the
+    /// text when it has no escapes, else decoded into the arena.
+    fn string(&mut self) -> Result<&'r [u8], Invalid> {
+        self.pos += 1;
+        let start = self.pos;
+        let end = self.plain_run()?;
+        if self.text[end] == b'"' {
+            self.pos = end + 1;
+            return Ok(&self.text[start..end]);
+        }
+        self.unescaped.clear();
+        self.unescaped.extend_from_slice(&self.text[start..end]);
+        self.pos = end;
+        loop {
+            // At a backslash.
+            self.pos += 1;
+            let decoded = match self.next()? {
+                b'"' => b'"',
+                b'\\' => b'\\',
+                b'/' => b'/',
+                b'b' => 0x08,
+                b'f' => 0x0c,
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                b'u' => {
+                    let c = self.unicode_escape()?;
+                    let mut buf = [0; 4];
+                    self.unescaped
+                        .extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    self.plain_tail()?;
+                    if self.text[self.pos] == b'"' {
+                        break;
+                    }
                     continue;
                 }
-                // A string without escapes is the text between its quotes.
-                Some(b'"') if memchr::memchr(b'\\', bytes).is_none() => &bytes[1..bytes.len() - 1],
-                Some(b'"') => scratch.copy(serde_json::from_str::<String>(value)?.as_bytes()),
-                Some(b'n') => &[],
-                // Numbers, true/false, arrays, objects past the depth: as written.
-                _ => bytes,
+                _ => return Err(Invalid),
             };
-            out.push(Field {
-                key: Cow::Borrowed(scratch.copy(path)),
-                value: Cow::Borrowed(field),
-            });
-            path.truncate(base);
+            self.unescaped.push(decoded);
+            self.plain_tail()?;
+            if self.text[self.pos] == b'"' {
+                break;
+            }
+        }
+        self.pos += 1;
+        Ok(self.scratch.copy(&self.unescaped))
+    }
+
+    /// After an escape: copy the run up to the next quote or backslash and
+    /// stop at it.
+    fn plain_tail(&mut self) -> Result<(), Invalid> {
+        let start = self.pos;
+        let end = self.plain_run()?;
+        self.unescaped.extend_from_slice(&self.text[start..end]);
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Where the run of plain string bytes from `pos` ends: at a quote or a
+    /// backslash. A control character (below 0x20) is not allowed in a
+    /// JSON string; the text is valid UTF-8, so every other byte is.
+    fn plain_run(&self) -> Result<usize, Invalid> {
+        let rest = &self.text[self.pos..];
+        let n = memchr::memchr2(b'"', b'\\', rest).ok_or(Invalid)?;
+        if self.has_control && lowest(&rest[..n]) < 0x20 {
+            return Err(Invalid);
+        }
+        Ok(self.pos + n)
+    }
+
+    /// `XXXX` after `\u`, and its trailing half if it is a leading
+    /// surrogate; half a pair is refused, as `serde_json` refuses it.
+    fn unicode_escape(&mut self) -> Result<char, Invalid> {
+        let first = self.hex4()?;
+        let code = match first {
+            0xD800..=0xDBFF => {
+                if self.text.get(self.pos..self.pos + 2) != Some(b"\\u") {
+                    return Err(Invalid);
+                }
+                self.pos += 2;
+                let second = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&second) {
+                    return Err(Invalid);
+                }
+                0x10000 + ((u32::from(first) - 0xD800) << 10) + (u32::from(second) - 0xDC00)
+            }
+            0xDC00..=0xDFFF => return Err(Invalid),
+            _ => u32::from(first),
+        };
+        char::from_u32(code).ok_or(Invalid)
+    }
+
+    fn hex4(&mut self) -> Result<u16, Invalid> {
+        let digits = self.text.get(self.pos..self.pos + 4).ok_or(Invalid)?;
+        let mut n = 0u16;
+        for &d in digits {
+            let v = (d as char).to_digit(16).ok_or(Invalid)?;
+            n = (n << 4) | v as u16;
+        }
+        self.pos += 4;
+        Ok(n)
+    }
+
+    /// Skip one value of any kind and depth, checking it. Iterative: the
+    /// stack of open arrays and objects is a `Vec`, so a hostile nesting
+    /// depth costs memory (bounded by the text), never the call stack.
+    fn skip_value(&mut self) -> Result<(), Invalid> {
+        let mut open: Vec<u8> = Vec::new();
+        loop {
+            // A value starts here.
+            self.whitespace();
+            match self.peek()? {
+                b'[' => {
+                    self.pos += 1;
+                    self.whitespace();
+                    if self.peek()? == b']' {
+                        self.pos += 1;
+                    } else {
+                        open.push(b']');
+                        continue;
+                    }
+                }
+                b'{' => {
+                    self.pos += 1;
+                    self.whitespace();
+                    if self.peek()? == b'}' {
+                        self.pos += 1;
+                    } else {
+                        open.push(b'}');
+                        self.skip_key()?;
+                        continue;
+                    }
+                }
+                b'"' => self.skip_string()?,
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                b'-' | b'0'..=b'9' => self.number()?,
+                _ => return Err(Invalid),
+            }
+            // A value ended: close what it ends, or go on to the next one.
+            loop {
+                let Some(&close) = open.last() else {
+                    return Ok(());
+                };
+                self.whitespace();
+                match self.next()? {
+                    b',' if close == b']' => break,
+                    b',' => {
+                        self.whitespace();
+                        self.skip_key()?;
+                        break;
+                    }
+                    c if c == close => {
+                        open.pop();
+                    }
+                    _ => return Err(Invalid),
+                }
+            }
+        }
+    }
+
+    /// A member's key and its colon, inside a skipped object.
+    fn skip_key(&mut self) -> Result<(), Invalid> {
+        if self.peek()? != b'"' {
+            return Err(Invalid);
+        }
+        self.skip_string()?;
+        self.whitespace();
+        self.expect(b':')
+    }
+
+    /// A string inside a skipped value: escapes are checked for form only
+    /// (`serde_json` keeps a skipped value's text as it is, so half a
+    /// surrogate pair passes there too).
+    fn skip_string(&mut self) -> Result<(), Invalid> {
+        self.pos += 1;
+        loop {
+            self.pos = self.plain_run()?;
+            if self.next()? == b'"' {
+                return Ok(());
+            }
+            match self.next()? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                b'u' => {
+                    self.hex4()?;
+                }
+                _ => return Err(Invalid),
+            }
+        }
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    fn number(&mut self) -> Result<(), Invalid> {
+        if self.peek()? == b'-' {
+            self.pos += 1;
+        }
+        match self.next()? {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return Err(Invalid),
+        }
+        if self.text.get(self.pos) == Some(&b'.') {
+            self.pos += 1;
+            self.at_least_one_digit()?;
+        }
+        if matches!(self.text.get(self.pos), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.text.get(self.pos), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            self.at_least_one_digit()?;
         }
         Ok(())
     }
-}
 
-/// The members of one JSON object, in order, values unparsed.
-struct Entries<'a>(Vec<(Key<'a>, &'a RawValue)>);
-
-/// An object's key: borrowed from the text unless it has escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl Key<'_> {
-    fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
+    fn at_least_one_digit(&mut self) -> Result<(), Invalid> {
+        if !self.peek()?.is_ascii_digit() {
+            return Err(Invalid);
         }
-        d.deserialize_str(KeyVisitor)
+        self.digits();
+        Ok(())
     }
-}
 
-impl<'de> Deserialize<'de> for Entries<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct EntriesVisitor;
-        impl<'de> Visitor<'de> for EntriesVisitor {
-            type Value = Entries<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                    entries.push(entry);
-                }
-                Ok(Entries(entries))
-            }
+    fn digits(&mut self) {
+        while self.text.get(self.pos).is_some_and(u8::is_ascii_digit) {
+            self.pos += 1;
         }
-        d.deserialize_map(EntriesVisitor)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), Invalid> {
+        if self.text.get(self.pos..self.pos + word.len()) == Some(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(Invalid)
+        }
+    }
+
+    fn whitespace(&mut self) {
+        while matches!(self.text.get(self.pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&self) -> Result<u8, Invalid> {
+        self.text.get(self.pos).copied().ok_or(Invalid)
+    }
+
+    fn next(&mut self) -> Result<u8, Invalid> {
+        let b = self.peek()?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), Invalid> {
+        if self.next()? == byte {
+            Ok(())
+        } else {
+            Err(Invalid)
+        }
     }
 }
 
@@ -306,6 +613,236 @@ mod tests {
         assert_eq!(got[2], ("event.n".to_owned(), "1".to_owned()));
     }
 
+    /// The flattening as `serde_json` does it (the implementation this file
+    /// had before its own parser): members read as `RawValue`, nested
+    /// objects parsed again. `None` where it refuses the text.
+    fn oracle(text: &[u8], max_depth: usize) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        use serde_json::value::RawValue;
+        fn flatten(
+            text: &str,
+            path: &mut Vec<u8>,
+            depth: usize,
+            max_depth: usize,
+            out: &mut Vec<(Vec<u8>, Vec<u8>)>,
+        ) -> Option<()> {
+            let OrderedEntries(members) = serde_json::from_str(text).ok()?;
+            for (key, raw) in members {
+                let base = path.len();
+                path.extend_from_slice(key.as_bytes());
+                let value = raw.get();
+                let field = match value.as_bytes().first() {
+                    Some(b'{') if depth < max_depth => {
+                        path.push(b'.');
+                        flatten(value, path, depth + 1, max_depth, out)?;
+                        path.truncate(base);
+                        continue;
+                    }
+                    Some(b'"') => serde_json::from_str::<String>(value).ok()?.into_bytes(),
+                    Some(b'n') => Vec::new(),
+                    _ => value.as_bytes().to_vec(),
+                };
+                out.push((path.clone(), field));
+                path.truncate(base);
+            }
+            Some(())
+        }
+        /// An object's members in order, values unparsed.
+        struct OrderedEntries<'a>(Vec<(String, &'a RawValue)>);
+        impl<'de> serde::Deserialize<'de> for OrderedEntries<'de> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = OrderedEntries<'de>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("an object")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<Self::Value, A::Error> {
+                        let mut v = Vec::new();
+                        while let Some(e) = map.next_entry::<String, &'de RawValue>()? {
+                            v.push(e);
+                        }
+                        Ok(OrderedEntries(v))
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+        let text = std::str::from_utf8(text).ok()?;
+        let mut out = Vec::new();
+        flatten(text, &mut b"event.".to_vec(), 1, max_depth, &mut out)?;
+        Some(out)
+    }
+
+    /// What the step made of `text`: the fields, or `None` when it left
+    /// the field as it was.
+    fn flattened(text: &[u8], max_depth: usize) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        let m = Metrics::default();
+        let step = step(max_depth, false, &m);
+        let mut r = Record {
+            time: LogTime::default(),
+            fields: vec![Field::borrowed(b"event", text)],
+        };
+        let scratch = Scratch::default();
+        step.apply(&mut r, &mut Meta::default(), &scratch);
+        if counters::get(&m.transform_json_failed) == 1 {
+            return None;
+        }
+        Some(
+            r.fields
+                .iter()
+                .map(|f| (f.key.to_vec(), f.value.to_vec()))
+                .collect(),
+        )
+    }
+
+    /// JSON text of every kind, with the escapes and number forms that
+    /// matter, nested a few levels.
+    fn json() -> impl Strategy<Value = String> {
+        let ws = || prop::sample::select(vec!["", " ", "\n\t", "\r\n "]);
+        let string = || {
+            prop::collection::vec(
+                prop::sample::select(vec![
+                    "a",
+                    "Z",
+                    " ",
+                    "é",
+                    "日本",
+                    "\\\"",
+                    "\\\\",
+                    "\\/",
+                    "\\b",
+                    "\\n",
+                    "\\t",
+                    "\\u0041",
+                    "\\u00e9",
+                    "\\ud83d\\ude00",
+                    "\\ud800",
+                    "\\udc00x",
+                    "\\u12",
+                    "\\x",
+                    "\u{1}",
+                    ".",
+                ]),
+                0..6,
+            )
+            .prop_map(|parts| format!("\"{}\"", parts.concat()))
+        };
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            "-?(0|[1-9][0-9]{0,4})(\\.[0-9]{1,3})?([eE][+-]?[0-9]{1,2})?",
+            // Numbers JSON does not allow.
+            prop::sample::select(vec!["01", "-", "1.", ".5", "1e", "+1", "-01.0", "1E+"])
+                .prop_map(str::to_owned),
+            string(),
+        ];
+        leaf.prop_recursive(4, 40, 5, move |inner| {
+            prop_oneof![
+                (prop::collection::vec((inner.clone(), ws()), 0..4)).prop_map(|items| {
+                    let items: Vec<String> = items
+                        .into_iter()
+                        .map(|(v, w)| format!("{w}{v}{w}"))
+                        .collect();
+                    format!("[{}]", items.join(","))
+                }),
+                (prop::collection::vec((string(), inner, ws()), 0..5)).prop_map(|members| {
+                    let members: Vec<String> = members
+                        .into_iter()
+                        .map(|(k, v, w)| format!("{w}{k}{w}:{w}{v}{w}"))
+                        .collect();
+                    format!("{{{}}}", members.join(","))
+                }),
+            ]
+        })
+    }
+
+    /// A document: mostly an object, sometimes spoiled by one edit.
+    fn document() -> impl Strategy<Value = Vec<u8>> {
+        let object = (
+            prop::collection::vec(("\"[a-zA-Z.]{1,6}\"", json()), 0..6),
+            prop::bool::ANY,
+        )
+            .prop_map(|(members, pad)| {
+                let members: Vec<String> = members
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}:{v}"))
+                    .collect();
+                let w = if pad { " \n" } else { "" };
+                format!("{w}{{{}}}{w}", members.join(","))
+            });
+        // The edit: at a place, delete one byte (`""`), or put text in
+        // (after the byte there, or instead of it).
+        let edit = (
+            any::<prop::sample::Index>(),
+            prop::sample::select(vec![
+                "", "\"", ",", "}", "{", "]", ":", "0", "-", "e", "\\", "\u{0}", "x",
+            ]),
+            prop::bool::ANY,
+        );
+        (object, prop::option::of(edit)).prop_map(|(text, edit)| {
+            let mut text = text.into_bytes();
+            if let Some((at, with, replace)) = edit {
+                let i = at.index(text.len().max(1)).min(text.len());
+                let end = if (replace || with.is_empty()) && i < text.len() {
+                    i + 1
+                } else {
+                    i
+                };
+                text.splice(i..end, with.bytes());
+            }
+            text
+        })
+    }
+
+    #[test]
+    fn documents_at_the_edges_of_the_grammar_go_as_serde_json_takes_them() {
+        let documents: &[&[u8]] = &[
+            br#"{"a":[1},"b":2}"#,
+            br#"{"a":{"b":[}]},"c":1}"#,
+            br#"{"a":{"b":1,}}"#,
+            br#"{"a":[1,]}"#,
+            br#"{"a":[,1]}"#,
+            br#"{"a":01}"#,
+            br#"{"a":1.}"#,
+            br#"{"a":-}"#,
+            br#"{"a":1e+}"#,
+            br#"{"a":tru}"#,
+            br#"{"a":nul}"#,
+            br#"{"a":1}x"#,
+            b" {\"a\":1}\r\n",
+            br#"{,}"#,
+            br#"{"a":1,}"#,
+            br#"{"a" 1}"#,
+            br#"{"a":"\ud800"}"#,
+            br#"{"a":["\ud800"]}"#,
+            br#"{"\udc00":1}"#,
+            br#"{"a":"\ud83d\ude00"}"#,
+            br#"{"a":"\ud83dx"}"#,
+            b"{\"a\":\"x\x01\"}",
+            b"{\"a\":[\"x\x01\"]}",
+            br#"{"a":"\x"}"#,
+            br#"{"a":"\u12g4"}"#,
+            br#"{}"#,
+            br#"{"a":{}}"#,
+            br#"{"a":"\"\\\/\b\f\n\r\t\u00e9"}"#,
+            br#"{"a":{"b":{"c":[{"d":null}]}},"e":-0.5E-3}"#,
+        ];
+        for text in documents {
+            for depth in 1..4 {
+                assert_eq!(
+                    flattened(text, depth),
+                    oracle(text, depth),
+                    "{} at depth {depth}",
+                    String::from_utf8_lossy(text)
+                );
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn any_bytes_leave_a_record_with_every_other_field_intact(v in proptest::collection::vec(any::<u8>(), 0..300)) {
@@ -313,6 +850,13 @@ mod tests {
             let got = run(&step(3, false, &m), &v);
             prop_assert_eq!(&got[0], &("__topic__".to_owned(), "actiontrail_audit_event".to_owned()));
             prop_assert_eq!(got.last(), Some(&("after".to_owned(), "1".to_owned())));
+        }
+
+        #[test]
+        fn accepts_refuses_and_flattens_as_serde_json_does(text in document(), depth in 1usize..4) {
+            let want = oracle(&text, depth);
+            let got = flattened(&text, depth);
+            prop_assert_eq!(got, want, "{}", String::from_utf8_lossy(&text));
         }
 
         #[test]

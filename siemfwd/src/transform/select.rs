@@ -23,7 +23,11 @@ impl Pattern {
             // One part: no `*`, an exact name.
             return self.parts.first().is_some_and(|p| p.as_slice() == name);
         };
+        // The first bytes decide most names (every `event.` name against
+        // `__tag__:*`) without a call to compare slices.
         if name.len() < first.len() + last.len()
+            || first.first().is_some_and(|b| name.first() != Some(b))
+            || last.last().is_some_and(|b| name.last() != Some(b))
             || !name.starts_with(first)
             || !name.ends_with(last)
         {
