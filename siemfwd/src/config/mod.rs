@@ -266,15 +266,14 @@ impl Config {
             }
         }
         if let Some(sink) = table(written, "sink") {
-            let keys = SinkConfig::keys_of(self.sink.transport);
+            let keys = self.sink.transport.keys();
             let chosen = self.sink.transport.name();
             if let Some(key) = sink
                 .keys()
                 .find(|k| k.as_str() != "type" && !keys.contains(&k.as_str()))
             {
-                let which: Vec<String> = Transport::ALL
-                    .into_iter()
-                    .filter(|t| SinkConfig::keys_of(*t).contains(&key.as_str()))
+                let which: Vec<String> = Transport::all()
+                    .filter(|t| t.keys().contains(&key.as_str()))
                     .map(|t| format!("\"{}\"", t.name()))
                     .collect();
                 return Err(Error::Key {

@@ -364,9 +364,8 @@ mod tests {
                 .filter(|_| k.path != "sink.type")
             {
                 let key = key.split('.').next().unwrap_or(key);
-                let transport = crate::sink::Transport::ALL
-                    .into_iter()
-                    .find(|t| crate::sink::SinkConfig::keys_of(*t).contains(&key))
+                let transport = crate::sink::Transport::all()
+                    .find(|t| t.keys().contains(&key))
                     .unwrap_or_else(|| panic!("no sink type reads sink.{key}"));
                 set(
                     &mut table,

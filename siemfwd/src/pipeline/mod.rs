@@ -224,31 +224,7 @@ impl Pipeline {
             Output::Sink(Sink::build(&config.sink, &metrics)?)
         };
         let plan = match config.source.kind {
-            SourceKind::File => {
-                let files = file::FileGroup::new(&config.source.file, &metrics)?;
-                if files.inputs().is_empty() {
-                    return Err(Error::Config {
-                        key: "source.file.paths".to_owned(),
-                        problem: "no input files; name files or directories (or \"-\" for stdin)"
-                            .to_owned(),
-                    });
-                }
-                if config.source.file.follow
-                    && config.source.file.poll_interval.0 < Duration::from_millis(10)
-                {
-                    return Err(Error::Config {
-                        key: "source.file.poll_interval".to_owned(),
-                        problem: "must be at least 10ms (a shorter one only spins)".to_owned(),
-                    });
-                }
-                if config.source.file.max_line.0 < 16 {
-                    return Err(Error::Config {
-                        key: "source.file.max_line".to_owned(),
-                        problem: "must be at least 16 bytes: no log line fits in less".to_owned(),
-                    });
-                }
-                Plan::Files(files)
-            }
+            SourceKind::File => Plan::Files(file::FileGroup::new(&config.source.file, &metrics)?),
             SourceKind::Sls => Plan::Sls(Box::new(
                 sls::SlsSource::build(&config.source.sls, &metrics).map_err(source::Error::from)?,
             )),
@@ -503,8 +479,8 @@ mod tests {
     use super::blocked::{Dropped, Policy};
     use super::budget::Budget;
     use super::{run_sink, Answer, Done, Metrics, SendRequest};
-    use crate::sink::testutil::{batch, config, framed, read_all};
-    use crate::sink::{Framing, Messages, Sink, Transport};
+    use crate::sink::testutil::{batch, config, framed, read_all, transport};
+    use crate::sink::{Framing, Messages, Sink};
 
     #[tokio::test]
     async fn a_panicked_task_is_an_internal_error_with_its_message() {
@@ -559,11 +535,8 @@ mod tests {
     #[tokio::test]
     async fn drop_policy_drops_once_unreachable_for_drop_after_then_resumes() {
         let addr = closed_port().await;
-        let sink = Sink::build(
-            &config(Transport::Tcp, &addr),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("sink");
+        let sink =
+            Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default()).expect("sink");
         let after = Duration::from_millis(300);
         let (tx, rx) = mpsc::channel(64);
         let budget = Budget::new(1 << 20);
@@ -672,11 +645,8 @@ mod tests {
     #[tokio::test]
     async fn wait_policy_holds_a_batch_for_as_long_as_the_receiver_is_away() {
         let addr = closed_port().await;
-        let sink = Sink::build(
-            &config(Transport::Tcp, &addr),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("sink");
+        let sink =
+            Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default()).expect("sink");
         let (tx, rx) = mpsc::channel(64);
         let budget = Budget::new(1 << 20);
         let output = tokio::spawn(run_sink(
@@ -724,7 +694,7 @@ mod tests {
                 kept.push(s);
             }
         });
-        let mut cfg = config(Transport::Tcp, &addr);
+        let mut cfg = config("tcp", &addr);
         cfg.write_timeout = crate::units::HumanDuration(Duration::from_millis(200));
         let sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("sink");
         let (tx, rx) = mpsc::channel(64);
@@ -774,7 +744,7 @@ mod tests {
             let input = dir.path().join(format!("{name}.ndjson"));
             std::fs::write(&input, "{\"k\":\"v\"}\n".repeat(lines)).expect("input");
             let mut c = crate::config::Config {
-                sink: config(Transport::Tcp, &addr),
+                sink: config("tcp", &addr),
                 ..crate::config::Config::default()
             };
             c.source.file.paths = vec![input.display().to_string()];
@@ -803,7 +773,7 @@ mod tests {
         let mut config = crate::config::Config::default();
         config.source.file.paths = vec![input.display().to_string()];
         config.source.file.state_dir = dir.path().join("state");
-        config.sink.transport = Transport::Udp;
+        config.sink.transport = transport("udp");
         config.pipeline.when_blocked = crate::config::WhenBlocked::Drop;
         config.pipeline.drop_after = Some(crate::units::HumanDuration(Duration::from_secs(5)));
         let e = super::Pipeline::build(&config, true).map(|_| "accepted".to_owned());
@@ -812,7 +782,7 @@ mod tests {
             e.starts_with("pipeline.when_blocked: \"drop\" applies to tcp"),
             "{e}"
         );
-        config.sink.transport = Transport::Tcp;
+        config.sink.transport = transport("tcp");
         assert!(super::Pipeline::build(&config, true).is_ok());
         config.source.file.follow = true;
         config.source.file.poll_interval = crate::units::HumanDuration(Duration::ZERO);
@@ -830,7 +800,7 @@ mod tests {
         let input = dir.path().join("a.ndjson");
         std::fs::write(&input, b"{}\n").expect("input");
         let mut config = crate::config::Config::default();
-        config.sink.transport = Transport::Stdout;
+        config.sink.transport = transport("stdout");
         config.source.file.paths = vec![input.display().to_string()];
         config.source.file.state_dir = dir.path().join("state");
         config.source.file.max_line = crate::units::ByteSize(0);
@@ -880,11 +850,8 @@ mod tests {
                 drop(s);
             }
         });
-        let sink = Sink::build(
-            &config(Transport::Tcp, &addr),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("sink");
+        let sink =
+            Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default()).expect("sink");
         let (tx, rx) = mpsc::channel(64);
         let budget = Budget::new(1 << 20);
         let output = tokio::spawn(run_sink(

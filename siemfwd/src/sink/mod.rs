@@ -49,9 +49,12 @@
 //! again one `info` line gives the outage's duration and attempts. Never
 //! one line per message.
 //!
-//! Layout (after Vector's `sinks/util/tcp.rs`, split by role): config types
-//! and the dispatching [`Sink`] here; `udp.rs`, `tcp.rs` (resolve and
-//! connect), `tls.rs` (rustls client configuration and readable TLS errors),
+//! Layout (after Vector's `sinks/util/tcp.rs`, split by role): config types,
+//! the list of transports ([`TRANSPORTS`]) and the dispatching [`Sink`]
+//! here; each transport's file declares its `SPEC` (name, keys, what it asks
+//! of its messages, how it is built): `udp.rs`, `tcp.rs` (resolve and
+//! connect, and the stream sink it shares with TLS), `tls.rs` (rustls client
+//! configuration and readable TLS errors),
 //! `stream/` (shared by tcp and tls: the replay queue with writes bounded
 //! by a timeout and reconnects in `mod.rs`, the connection and its health
 //! check in `conn.rs`, and the acknowledgement strategy that says when a
@@ -111,19 +114,89 @@ pub struct TlsConfig {
     pub insecure_skip_verify: bool,
 }
 
-/// Which transport, and its transport-only settings.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// One message per UDP datagram (RFC 5426).
-    Udp,
-    /// Plain TCP (RFC 6587).
-    #[default]
-    Tcp,
-    /// TLS over TCP (RFC 5425).
-    Tls,
-    /// Standard output, LF-terminated (for trying a pipeline).
-    Stdout,
+/// What one transport is, declared in the transport's own file: its name,
+/// the keys it reads, what it asks of the messages it carries, and how it
+/// is built.
+#[derive(Debug)]
+pub(crate) struct Spec {
+    /// The name `sink.type` takes.
+    name: &'static str,
+    /// The `[sink]` keys it reads besides `type`; any other key written is
+    /// refused (it would be ignored without a word).
+    keys: &'static [&'static str],
+    /// What it asks of its messages; see [`Wire`].
+    wire: fn(&SinkConfig) -> Wire,
+    /// Check its own keys and load what they name; does not connect.
+    build: fn(&SinkConfig, &crate::counters::Metrics) -> Result<Inner, Error>,
+}
+
+/// Every transport, in the order the docs list them. A new transport is a
+/// file with its [`Spec`] and one entry here.
+const TRANSPORTS: [&Spec; 4] = [&udp::SPEC, &tcp::SPEC, &tls::SPEC, &stdout::SPEC];
+
+/// Which transport (`sink.type`): one of [`TRANSPORTS`].
+#[derive(Clone, Copy)]
+pub struct Transport(&'static Spec);
+
+impl Transport {
+    /// The transport named `name`, if there is one.
+    pub fn named(name: &str) -> Option<Transport> {
+        TRANSPORTS
+            .into_iter()
+            .find(|spec| spec.name == name)
+            .map(Transport)
+    }
+
+    /// Every transport, in the order the docs list them.
+    pub fn all() -> impl Iterator<Item = Transport> {
+        TRANSPORTS.into_iter().map(Transport)
+    }
+
+    /// The name `sink.type` takes.
+    pub fn name(self) -> &'static str {
+        self.0.name
+    }
+
+    /// The `[sink]` keys it reads (besides `type`).
+    pub fn keys(self) -> &'static [&'static str] {
+        self.0.keys
+    }
+}
+
+/// TCP, as the seed program sends and most receivers listen.
+impl Default for Transport {
+    fn default() -> Self {
+        Transport(&tcp::SPEC)
+    }
+}
+
+impl PartialEq for Transport {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for Transport {}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for Transport {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Transport::named(&name).ok_or_else(|| {
+            let names: Vec<String> = Transport::all()
+                .map(|t| format!("`{}`", t.name()))
+                .collect();
+            serde::de::Error::custom(format!(
+                "unknown variant `{name}`, expected one of {}",
+                names.join(", ")
+            ))
+        })
+    }
 }
 
 /// The `[sink]` table as the user wrote it.
@@ -161,52 +234,6 @@ pub struct SinkConfig {
     pub tls: TlsConfig,
 }
 
-impl Transport {
-    /// Every transport, in the order the docs list them.
-    pub const ALL: [Transport; 4] = [
-        Transport::Udp,
-        Transport::Tcp,
-        Transport::Tls,
-        Transport::Stdout,
-    ];
-
-    /// The name `sink.type` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-            Transport::Stdout => "stdout",
-        }
-    }
-}
-
-impl SinkConfig {
-    /// The `[sink]` keys each transport reads (besides `type`). A key
-    /// written for another transport would be ignored, so the config
-    /// refuses it rather than leave the user believing it applies.
-    pub fn keys_of(transport: Transport) -> &'static [&'static str] {
-        // TLS reads every key TCP reads, then its own table (kept last).
-        const TLS: &[&str] = &[
-            "address",
-            "framing",
-            "connect_timeout",
-            "write_timeout",
-            "backoff_initial",
-            "backoff_max",
-            "settle_time",
-            "max_message",
-            "tls",
-        ];
-        match transport {
-            Transport::Udp => &["address", "max_datagram", "backoff_initial", "backoff_max"],
-            Transport::Tcp => TLS.split_last().map_or(&[], |(_, tcp)| tcp),
-            Transport::Tls => TLS,
-            Transport::Stdout => &[],
-        }
-    }
-}
-
 /// What a transport asks of the messages it carries, and how it shows
 /// itself: the one place that answers per transport for the formatter's
 /// constraints, the tap's framing, the drop policy and the logs.
@@ -229,34 +256,15 @@ pub struct Wire {
 impl SinkConfig {
     /// What this transport asks of its messages; see [`Wire`].
     pub fn wire(&self) -> Wire {
-        let max_message = usize::try_from(self.max_message.0).unwrap_or(usize::MAX);
-        match self.transport {
-            Transport::Tcp | Transport::Tls => Wire {
-                newline_terminated: self.framing == Framing::Lf,
-                max_message: Some(max_message),
-                tap_framing: self.framing,
-                waits_for_receiver: true,
-            },
-            Transport::Udp => Wire {
-                newline_terminated: false,
-                max_message: None,
-                tap_framing: Framing::Lf,
-                waits_for_receiver: false,
-            },
-            Transport::Stdout => Wire {
-                newline_terminated: true,
-                max_message: None,
-                tap_framing: Framing::Lf,
-                waits_for_receiver: false,
-            },
-        }
+        (self.transport.0.wire)(self)
     }
 
     /// The sink in a few words for logs and `siemfwd check`: `tcp host:port`.
     pub fn describe(&self) -> String {
-        match self.transport {
-            Transport::Stdout => "stdout".to_owned(),
-            t => format!("{} {}", t.name(), self.address),
+        if self.transport.keys().contains(&"address") {
+            format!("{} {}", self.transport.name(), self.address)
+        } else {
+            self.transport.name().to_owned()
         }
     }
 }
@@ -330,14 +338,19 @@ pub enum Error {
 /// [`Sink::take_safe`].
 #[derive(Debug)]
 pub struct Sink {
+    transport: Transport,
     inner: Inner,
     /// `udp`, `stdout`: batches delivered on write, waiting for
     /// [`Sink::take_safe`].
     done: VecDeque<Messages>,
 }
 
-/// The transports; an enum rather than `Box<dyn …>` so `send` is a plain
-/// match with no allocation or dynamic dispatch.
+/// What a built transport runs: a datagram socket, a stream with its
+/// replay queue, or standard output. An enum rather than `Box<dyn …>` so
+/// each call is a plain match with no allocation or dynamic dispatch; a
+/// transport that runs something else (RELP: a stream with its own
+/// [`stream::ack::Acknowledgement`]) adds a variant, and the compiler points
+/// at each arm it needs.
 #[derive(Debug)]
 enum Inner {
     Udp(udp::UdpSink),
@@ -435,37 +448,9 @@ impl Sink {
                 ),
             });
         }
-        let inner = match config.transport {
-            Transport::Stdout => Inner::Stdout(stdout::StdoutSink::new()),
-            Transport::Udp => {
-                let endpoint = Endpoint::parse(&config.address)?;
-                Inner::Udp(udp::UdpSink::build(config, endpoint, metrics)?)
-            }
-            Transport::Tcp | Transport::Tls => {
-                let endpoint = Endpoint::parse(&config.address)?;
-                let tls = match config.transport {
-                    Transport::Tls => Some(tls::TlsSettings::build(&config.tls, &endpoint)?),
-                    _ => None,
-                };
-                let settings = stream::Settings {
-                    connector: stream::conn::Connector {
-                        endpoint,
-                        tls,
-                        timeout: config.connect_timeout.0,
-                    },
-                    framing: config.framing,
-                    write_timeout: config.write_timeout.0,
-                    backoff: crate::backoff::Backoff::new(
-                        config.backoff_initial.0,
-                        config.backoff_max.0,
-                    ),
-                };
-                let ack =
-                    stream::settle::KernelSettle::new(config.settle_time.0, config.write_timeout.0);
-                Inner::Stream(Box::new(stream::StreamSink::new(settings, ack, metrics)))
-            }
-        };
+        let inner = (config.transport.0.build)(config, metrics)?;
         Ok(Self {
+            transport: config.transport,
             inner,
             done: VecDeque::new(),
         })
@@ -473,12 +458,7 @@ impl Sink {
 
     /// The transport this sink was built for.
     pub fn transport(&self) -> Transport {
-        match &self.inner {
-            Inner::Udp(_) => Transport::Udp,
-            Inner::Stream(s) if s.is_tls() => Transport::Tls,
-            Inner::Stream(_) => Transport::Tcp,
-            Inner::Stdout(_) => Transport::Stdout,
-        }
+        self.transport
     }
 
     /// How batches for this sink should be framed
@@ -821,7 +801,22 @@ pub(crate) fn human(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::testutil::transport;
     use super::*;
+
+    #[test]
+    fn transports_have_one_name_each_and_tls_reads_what_tcp_reads() {
+        let names: Vec<&str> = Transport::all().map(Transport::name).collect();
+        assert_eq!(names, ["udp", "tcp", "tls", "stdout"]);
+        for t in Transport::all() {
+            assert_eq!(Transport::named(t.name()), Some(t));
+        }
+        assert_eq!(Transport::named("TCP"), None);
+        let (tcp, tls) = (transport("tcp").keys(), transport("tls").keys());
+        assert_eq!(&tls[..tls.len() - 1], tcp);
+        assert_eq!(tls.last(), Some(&"tls"));
+        assert_eq!(Transport::default(), transport("tcp"));
+    }
 
     fn ep(s: &str) -> Result<Endpoint, String> {
         Endpoint::parse(s).map_err(|e| e.to_string())
@@ -854,7 +849,7 @@ mod tests {
             Err(Error::Config { key, .. }) => key,
             other => panic!("expected a config error, got {other:?}"),
         };
-        let base = testutil::config(Transport::Tcp, "127.0.0.1:514");
+        let base = testutil::config("tcp", "127.0.0.1:514");
         let zero = HumanDuration(Duration::ZERO);
         assert_eq!(
             key(SinkConfig {
@@ -889,20 +884,20 @@ mod tests {
             address: "siem:514".to_owned(),
             ..SinkConfig::default()
         };
-        let tcp = of(Transport::Tcp, Framing::OctetCounting).wire();
+        let tcp = of(transport("tcp"), Framing::OctetCounting).wire();
         assert!(!tcp.newline_terminated && tcp.waits_for_receiver);
         assert_eq!(tcp.max_message, Some(DEFAULT_MAX_MESSAGE as usize));
         assert_eq!(tcp.tap_framing, Framing::OctetCounting);
-        let tls_lf = of(Transport::Tls, Framing::Lf).wire();
+        let tls_lf = of(transport("tls"), Framing::Lf).wire();
         assert!(tls_lf.newline_terminated);
         assert_eq!(tls_lf.tap_framing, Framing::Lf);
-        let udp = of(Transport::Udp, Framing::OctetCounting).wire();
+        let udp = of(transport("udp"), Framing::OctetCounting).wire();
         assert!(!udp.newline_terminated && !udp.waits_for_receiver);
         assert_eq!((udp.max_message, udp.tap_framing), (None, Framing::Lf));
-        let stdout = of(Transport::Stdout, Framing::OctetCounting).wire();
+        let stdout = of(transport("stdout"), Framing::OctetCounting).wire();
         assert!(stdout.newline_terminated && !stdout.waits_for_receiver);
-        assert_eq!(of(Transport::Tls, Framing::Lf).describe(), "tls siem:514");
-        assert_eq!(of(Transport::Stdout, Framing::Lf).describe(), "stdout");
+        assert_eq!(of(transport("tls"), Framing::Lf).describe(), "tls siem:514");
+        assert_eq!(of(transport("stdout"), Framing::Lf).describe(), "stdout");
     }
 
     #[test]
@@ -947,12 +942,12 @@ mod tests {
     #[test]
     fn build_stdout_needs_no_address() {
         let config = SinkConfig {
-            transport: Transport::Stdout,
+            transport: transport("stdout"),
             address: String::new(),
             ..SinkConfig::default()
         };
         let sink = Sink::build(&config, &crate::counters::Metrics::default()).unwrap();
-        assert_eq!(sink.transport(), Transport::Stdout);
+        assert_eq!(sink.transport().name(), "stdout");
     }
 
     #[test]

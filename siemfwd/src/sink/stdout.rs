@@ -11,7 +11,20 @@
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{describe_io, Error, Framing, Messages, Stats};
+use super::{describe_io, Error, Framing, Inner, Messages, Spec, Stats, Wire};
+
+/// The `stdout` transport.
+pub(super) const SPEC: Spec = Spec {
+    name: "stdout",
+    keys: &[],
+    wire: |_| Wire {
+        newline_terminated: true,
+        max_message: None,
+        tap_framing: Framing::Lf,
+        waits_for_receiver: false,
+    },
+    build: |_, _| Ok(Inner::Stdout(StdoutSink::new())),
+};
 
 /// The `stdout` sink.
 #[derive(Debug)]
@@ -76,15 +89,12 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::super::testutil::{batch, config};
-    use super::super::{Sink, Transport};
+    use super::super::Sink;
 
     #[tokio::test]
     async fn stdout_writes_a_batch_and_needs_no_connection() {
-        let mut sink = Sink::build(
-            &config(Transport::Stdout, ""),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("build");
+        let mut sink = Sink::build(&config("stdout", ""), &crate::counters::Metrics::default())
+            .expect("build");
         sink.check().await.expect("check");
         sink.send(
             &batch(&["siemfwd sink stdout test line"]),
@@ -98,11 +108,8 @@ mod tests {
 
     #[tokio::test]
     async fn stdout_cancelled_before_writing_reports_cancelled() {
-        let mut sink = Sink::build(
-            &config(Transport::Stdout, ""),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("build");
+        let mut sink = Sink::build(&config("stdout", ""), &crate::counters::Metrics::default())
+            .expect("build");
         let cancel = CancellationToken::new();
         cancel.cancel();
         let r = sink.send(&batch(&["never shown"]), &cancel).await;

@@ -80,10 +80,18 @@ pub(crate) fn framed(msgs: &Messages, framing: Framing) -> Vec<u8> {
     frame_model(msgs.iter(), Some(framing))
 }
 
+/// The transport named `name` (a test's typo panics).
+pub(crate) fn transport(name: &str) -> Transport {
+    match Transport::named(name) {
+        Some(t) => t,
+        None => panic!("no transport {name:?}"),
+    }
+}
+
 /// A config for `address` with timeouts and backoff short enough for tests.
-pub(crate) fn config(transport: Transport, address: &str) -> SinkConfig {
+pub(crate) fn config(transport: &str, address: &str) -> SinkConfig {
     SinkConfig {
-        transport,
+        transport: self::transport(transport),
         address: address.to_owned(),
         framing: Framing::OctetCounting,
         connect_timeout: HumanDuration(Duration::from_secs(2)),

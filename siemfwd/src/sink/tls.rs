@@ -33,7 +33,34 @@ use rustls::{
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::{describe_io, Endpoint, Error, TlsConfig};
+use super::{describe_io, Endpoint, Error, Spec, TlsConfig};
+
+/// The `tls` transport: TCP's keys and stream sink, with `[sink.tls]`.
+pub(super) const SPEC: Spec = Spec {
+    name: "tls",
+    keys: &[
+        "address",
+        "framing",
+        "connect_timeout",
+        "write_timeout",
+        "backoff_initial",
+        "backoff_max",
+        "settle_time",
+        "max_message",
+        "tls",
+    ],
+    wire: super::tcp::stream_wire,
+    build: |config, metrics| {
+        let endpoint = Endpoint::parse(&config.address)?;
+        let tls = TlsSettings::build(&config.tls, &endpoint)?;
+        Ok(super::tcp::stream_sink(
+            config,
+            endpoint,
+            Some(tls),
+            metrics,
+        ))
+    },
+};
 
 /// Everything a TLS connection needs, validated and loaded.
 #[derive(Clone)]
@@ -422,7 +449,7 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::super::testutil::{batch, config, framed, read_all, read_n, within, Pki};
-    use super::super::{Error, Framing, Sink, SinkConfig, TlsConfig, Transport};
+    use super::super::{Error, Framing, Sink, SinkConfig, TlsConfig};
     use super::plain_name;
     use crate::units::HumanDuration;
 
@@ -480,7 +507,7 @@ mod tests {
     }
 
     fn tls_config(addr: &str, tls: TlsConfig) -> SinkConfig {
-        let mut cfg = config(Transport::Tls, addr);
+        let mut cfg = config("tls", addr);
         cfg.tls = tls;
         cfg
     }
@@ -521,7 +548,7 @@ mod tests {
             &crate::counters::Metrics::default(),
         )
         .expect("build");
-        assert_eq!(sink.transport(), Transport::Tls);
+        assert_eq!(sink.transport().name(), "tls");
         within(
             "send",
             sink.send(&batch(&["<14>1 a", "<14>1 bc"]), &CancellationToken::new()),

@@ -27,7 +27,9 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use super::{describe_io, Endpoint, Error, Messages, SinkConfig, Stats};
+use super::{
+    describe_io, Endpoint, Error, Framing, Inner, Messages, SinkConfig, Spec, Stats, Wire,
+};
 use crate::backoff::Backoff;
 use crate::counters::{self, Metrics};
 use crate::format::truncate_utf8;
@@ -41,6 +43,25 @@ const MAX_UDP_PAYLOAD: u64 = 65_507;
 /// The smallest datagram cap allowed: RFC 5426 §3.2, every IPv4 receiver
 /// MUST accept 480 octets.
 const MIN_DATAGRAM: u64 = 480;
+
+/// The `udp` transport.
+pub(super) const SPEC: Spec = Spec {
+    name: "udp",
+    keys: &["address", "max_datagram", "backoff_initial", "backoff_max"],
+    wire: |_| Wire {
+        // A datagram holds one message: no delimiter to protect, and the
+        // sink cuts it to `max_datagram` itself.
+        newline_terminated: false,
+        max_message: None,
+        // One message per line, as datagrams keep them apart.
+        tap_framing: Framing::Lf,
+        waits_for_receiver: false,
+    },
+    build: |config, metrics| {
+        let endpoint = Endpoint::parse(&config.address)?;
+        Ok(Inner::Udp(UdpSink::build(config, endpoint, metrics)?))
+    },
+};
 
 /// A `udp` sink.
 #[derive(Debug)]
@@ -239,7 +260,7 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::super::testutil::{batch, config, within};
-    use super::super::{Framing, Messages, Sink, Transport};
+    use super::super::{Framing, Messages, Sink};
     use crate::units::ByteSize;
 
     async fn receiver() -> (UdpSocket, String) {
@@ -258,11 +279,8 @@ mod tests {
     #[tokio::test]
     async fn udp_sends_one_message_per_datagram_without_framing() {
         let (rx, addr) = receiver().await;
-        let mut sink = Sink::build(
-            &config(Transport::Udp, &addr),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("build");
+        let mut sink = Sink::build(&config("udp", &addr), &crate::counters::Metrics::default())
+            .expect("build");
         let msgs = batch(&["<14>1 - h a - - - one", "<14>1 - h a - - - two\nlines", ""]);
         within("send", sink.send(&msgs, &CancellationToken::new()))
             .await
@@ -277,11 +295,8 @@ mod tests {
         // A batch framed for a stream (say, a tap's) still goes out one
         // bare message per datagram: no MSG-LEN, no LF.
         let (rx, addr) = receiver().await;
-        let mut sink = Sink::build(
-            &config(Transport::Udp, &addr),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("build");
+        let mut sink = Sink::build(&config("udp", &addr), &crate::counters::Metrics::default())
+            .expect("build");
         assert_eq!(sink.batch_framing(), None);
         for framing in [Framing::OctetCounting, Framing::Lf] {
             let mut msgs = Messages::with_framing(Some(framing));
@@ -300,7 +315,7 @@ mod tests {
     #[tokio::test]
     async fn udp_caps_whole_datagram_on_utf8_boundary_and_counts() {
         let (rx, addr) = receiver().await;
-        let mut cfg = config(Transport::Udp, &addr);
+        let mut cfg = config("udp", &addr);
         cfg.max_datagram = ByteSize(480);
         let metrics = crate::counters::Metrics::default();
         let mut sink = Sink::build(&cfg, &metrics).expect("build");
@@ -327,7 +342,7 @@ mod tests {
         // the datagram keeps all `max_datagram` bytes (the formatter passes
         // such bytes through in a kv body).
         let (rx, addr) = receiver().await;
-        let mut cfg = config(Transport::Udp, &addr);
+        let mut cfg = config("udp", &addr);
         cfg.max_datagram = ByteSize(480);
         let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let mut msgs = Messages::new();
@@ -354,7 +369,7 @@ mod tests {
             drop(s);
             addr
         };
-        let mut cfg = config(Transport::Udp, &addr);
+        let mut cfg = config("udp", &addr);
         // Were refusals handled by backing off, this would take minutes.
         cfg.backoff_initial = crate::units::HumanDuration(std::time::Duration::from_secs(30));
         cfg.backoff_max = cfg.backoff_initial;
@@ -369,19 +384,16 @@ mod tests {
     #[tokio::test]
     async fn udp_check_opens_the_socket() {
         let (_rx, addr) = receiver().await;
-        let mut sink = Sink::build(
-            &config(Transport::Udp, &addr),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("build");
+        let mut sink = Sink::build(&config("udp", &addr), &crate::counters::Metrics::default())
+            .expect("build");
         sink.check().await.expect("check");
-        assert_eq!(sink.transport(), Transport::Udp);
+        assert_eq!(sink.transport().name(), "udp");
     }
 
     #[test]
     fn udp_max_datagram_out_of_range_is_a_config_error() {
         for bad in [100, 70_000] {
-            let mut cfg = config(Transport::Udp, "127.0.0.1:514");
+            let mut cfg = config("udp", "127.0.0.1:514");
             cfg.max_datagram = ByteSize(bad);
             let msg = Sink::build(&cfg, &crate::counters::Metrics::default())
                 .expect_err("refused")

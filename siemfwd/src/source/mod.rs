@@ -29,6 +29,14 @@ use crate::record::Record;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A setting of the source is wrong (found when it is built).
+    #[error("{key}: {problem}")]
+    Config {
+        /// Path of the key (`source.file.paths`).
+        key: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
     /// Reading the input failed.
     #[error("{what}: {cause}")]
     Io {

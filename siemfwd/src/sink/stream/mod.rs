@@ -197,10 +197,6 @@ impl<A: Acknowledgement> StreamSink<A> {
         }
     }
 
-    pub(crate) fn is_tls(&self) -> bool {
-        self.connector.tls.is_some()
-    }
-
     /// The stream framing, which submitted batches should already have.
     pub(crate) fn framing(&self) -> Framing {
         self.framing
@@ -575,7 +571,7 @@ mod tests {
     use super::super::testutil::{
         batch, big_batch, config, framed, read_all, read_n, within, LogCapture,
     };
-    use super::super::{Error, Framing, Messages, Sink, Transport};
+    use super::super::{Error, Framing, Messages, Sink};
     use crate::units::HumanDuration;
 
     async fn listener() -> (TcpListener, String) {
@@ -609,11 +605,8 @@ mod tests {
             let (mut s, _) = l.accept().await.expect("accept");
             read_all(&mut s).await
         });
-        let mut sink = Sink::build(
-            &config(Transport::Tcp, &addr),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("build");
+        let mut sink = Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default())
+            .expect("build");
         let msgs = batch(&[
             "<14>1 - h app - - - one",
             "<14>1 - h app - - - d\u{e9}ux\nlines",
@@ -636,7 +629,7 @@ mod tests {
             let (mut s, _) = l.accept().await.expect("accept");
             read_all(&mut s).await
         });
-        let mut cfg = config(Transport::Tcp, &addr);
+        let mut cfg = config("tcp", &addr);
         cfg.framing = Framing::Lf;
         let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let msgs = batch(&["<14>1 a", "<14>1 b"]);
@@ -655,11 +648,8 @@ mod tests {
             let (mut s, _) = l.accept().await.expect("accept");
             read_all(&mut s).await
         });
-        let mut sink = Sink::build(
-            &config(Transport::Tcp, &addr),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("build");
+        let mut sink = Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default())
+            .expect("build");
         let mut msgs = Messages::with_framing(sink.batch_framing());
         for i in 0..1000 {
             msgs.buffer()
@@ -695,7 +685,7 @@ mod tests {
             let (mut s, _) = l.accept().await.expect("accept");
             read_all(&mut s).await
         });
-        let mut cfg = config(Transport::Tcp, &addr);
+        let mut cfg = config("tcp", &addr);
         cfg.framing = Framing::Lf;
         let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let msgs = batch(&["<14>1 a", "<14>1 b"]);
@@ -736,11 +726,8 @@ mod tests {
             let _ = read_all(&mut second).await;
             (head, again)
         });
-        let mut sink = Sink::build(
-            &config(Transport::Tcp, &addr),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("build");
+        let mut sink = Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default())
+            .expect("build");
         within("send", sink.send(&msgs, &CancellationToken::new()))
             .await
             .expect("send");
@@ -780,11 +767,8 @@ mod tests {
             let (mut second, _) = within("reconnect", l.accept()).await.expect("accept 2");
             (got1, read_all(&mut second).await)
         });
-        let mut sink = Sink::build(
-            &config(Transport::Tcp, &addr),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("build");
+        let mut sink = Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default())
+            .expect("build");
         let cancel = CancellationToken::new();
         within("send 1", sink.send(&first_batch, &cancel))
             .await
@@ -831,7 +815,7 @@ mod tests {
             let (mut second, _) = within("reconnect", l.accept()).await.expect("accept 2");
             (got1, read_all(&mut second).await)
         });
-        let mut cfg = config(Transport::Tcp, &addr);
+        let mut cfg = config("tcp", &addr);
         cfg.settle_time = HumanDuration(Duration::from_millis(500));
         let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         within("send", sink.send(&msgs, &CancellationToken::new()))
@@ -873,7 +857,7 @@ mod tests {
             let (mut second, _) = within("reconnect", l.accept()).await.expect("accept 2");
             (head, read_all(&mut second).await)
         });
-        let mut cfg = config(Transport::Tcp, &addr);
+        let mut cfg = config("tcp", &addr);
         cfg.settle_time = HumanDuration(Duration::from_millis(300));
         let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let cancel = CancellationToken::new();
@@ -912,7 +896,7 @@ mod tests {
             read_all(&mut s).await
         });
         let settle = Duration::from_millis(400);
-        let mut cfg = config(Transport::Tcp, &addr);
+        let mut cfg = config("tcp", &addr);
         cfg.settle_time = HumanDuration(settle);
         let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let cancel = CancellationToken::new();
@@ -948,7 +932,7 @@ mod tests {
             within("go", go_rx).await.expect("go");
             read_all(&mut s).await
         });
-        let mut cfg = config(Transport::Tcp, &addr);
+        let mut cfg = config("tcp", &addr);
         cfg.settle_time = HumanDuration(Duration::from_millis(10));
         let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let cancel = CancellationToken::new();
@@ -983,7 +967,7 @@ mod tests {
             drop(first);
             read_all(&mut second).await
         });
-        let mut cfg = config(Transport::Tcp, &addr);
+        let mut cfg = config("tcp", &addr);
         cfg.write_timeout = HumanDuration(Duration::from_millis(300));
         let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let msgs = big_batch(16, 1000);
@@ -1000,7 +984,7 @@ mod tests {
     #[tokio::test]
     async fn tcp_cancel_during_backoff_returns_cancelled_promptly() {
         let addr = closed_port().await;
-        let mut cfg = config(Transport::Tcp, &addr);
+        let mut cfg = config("tcp", &addr);
         cfg.backoff_initial = HumanDuration(Duration::from_secs(30));
         cfg.backoff_max = HumanDuration(Duration::from_secs(30));
         let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
@@ -1041,11 +1025,8 @@ mod tests {
             start_reading.await.expect("go");
             read_all(&mut conn).await
         });
-        let mut sink = Sink::build(
-            &config(Transport::Tcp, &addr),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("build");
+        let mut sink = Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default())
+            .expect("build");
         let cut = CancellationToken::new();
         let r = tokio::select! {
             r = sink.submit(msgs, &cut) => r,
@@ -1087,7 +1068,7 @@ mod tests {
                 drop((first, second));
             })
         };
-        let mut cfg = config(Transport::Tcp, &addr);
+        let mut cfg = config("tcp", &addr);
         cfg.write_timeout = HumanDuration(Duration::from_millis(300));
         let mut sink = Sink::build(&cfg, &crate::counters::Metrics::default()).expect("build");
         let r = within("send", sink.send(&big_batch(8 * 1024, 1000), &cancel)).await;
@@ -1105,11 +1086,8 @@ mod tests {
         let logs = LogCapture::default();
         let _guard = logs.install();
         let addr = closed_port().await;
-        let mut sink = Sink::build(
-            &config(Transport::Tcp, &addr),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("build");
+        let mut sink = Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default())
+            .expect("build");
         let server = {
             let (logs, addr) = (logs.clone(), addr.clone());
             tokio::spawn(async move {
@@ -1136,11 +1114,8 @@ mod tests {
     #[tokio::test]
     async fn tcp_check_reports_connection_refused_in_one_line() {
         let addr = closed_port().await;
-        let mut sink = Sink::build(
-            &config(Transport::Tcp, &addr),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("build");
+        let mut sink = Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default())
+            .expect("build");
         let err = sink.check().await.expect_err("nobody listens");
         assert_eq!(
             err.to_string(),
@@ -1155,11 +1130,8 @@ mod tests {
             let (mut s, _) = l.accept().await.expect("accept");
             read_all(&mut s).await
         });
-        let mut sink = Sink::build(
-            &config(Transport::Tcp, &addr),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("build");
+        let mut sink = Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default())
+            .expect("build");
         sink.check().await.expect("check");
         within("send", sink.send(&batch(&["m"]), &CancellationToken::new()))
             .await
@@ -1172,11 +1144,8 @@ mod tests {
     #[tokio::test]
     async fn empty_batch_is_delivered_without_connecting() {
         let addr = closed_port().await;
-        let mut sink = Sink::build(
-            &config(Transport::Tcp, &addr),
-            &crate::counters::Metrics::default(),
-        )
-        .expect("build");
+        let mut sink = Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default())
+            .expect("build");
         sink.send(&batch::<&str>(&[]), &CancellationToken::new())
             .await
             .expect("empty batch");

@@ -140,8 +140,33 @@ impl FileGroup {
     /// # Errors
     /// A path that does not exist.
     pub fn new(config: &FileSourceConfig, metrics: &Metrics) -> Result<Self, Error> {
+        let refuse = |key: &str, problem: &str| {
+            Err(Error::Config {
+                key: format!("source.file.{key}"),
+                problem: problem.to_owned(),
+            })
+        };
+        if config.follow && config.poll_interval.0 < std::time::Duration::from_millis(10) {
+            return refuse(
+                "poll_interval",
+                "must be at least 10ms (a shorter one only spins)",
+            );
+        }
+        if config.max_line.0 < 16 {
+            return refuse(
+                "max_line",
+                "must be at least 16 bytes: no log line fits in less",
+            );
+        }
+        let inputs = expand_paths(config)?;
+        if inputs.is_empty() {
+            return refuse(
+                "paths",
+                "no input files; name files or directories (or \"-\" for stdin)",
+            );
+        }
         Ok(Self {
-            inputs: expand_paths(config)?,
+            inputs,
             config: config.clone(),
             store: None,
             metrics: metrics.clone(),
