@@ -182,6 +182,16 @@ impl Default for PipelineConfig {
 /// Where the environment is read from; a function so tests can pass a map.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+impl SourceKind {
+    /// The name `source.type` takes, which is also its table's.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::File => "file",
+            SourceKind::Sls => "sls",
+        }
+    }
+}
+
 impl Config {
     /// Read `path` (if any), overlay the process environment, and check every
     /// key.
@@ -249,12 +259,11 @@ impl Config {
         let table =
             |t: &toml::Table, key: &str| t.get(key).and_then(toml::Value::as_table).cloned();
         if let Some(source) = table(written, "source") {
-            let chosen = match self.source.kind {
-                SourceKind::File => "file",
-                SourceKind::Sls => "sls",
-            };
-            for other in ["file", "sls"].into_iter().filter(|k| *k != chosen) {
-                if source.contains_key(other) {
+            let chosen = self.source.kind.name();
+            // Every table under `[source]` is a source's (any other key was
+            // refused as unknown already).
+            for (other, value) in &source {
+                if value.is_table() && other != chosen {
                     return Err(Error::Key {
                         key: format!("source.{other}"),
                         problem: format!(

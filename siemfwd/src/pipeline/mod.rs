@@ -152,7 +152,7 @@ pub struct Summary {
 /// A pipeline built from a [`Config`], ready to run.
 #[derive(Debug)]
 pub struct Pipeline {
-    plan: Plan,
+    plan: Box<dyn Plan>,
     parts: Parts,
 }
 
@@ -169,13 +169,26 @@ struct Parts {
     metrics: Metrics,
 }
 
-/// Which shards to read.
-#[derive(Debug)]
-enum Plan {
-    /// A fixed list of files, one shard each; the run ends when all end.
-    Files(file::FileGroup),
-    /// A Log Service consumer group: shards come and go with the heartbeat.
-    Sls(Box<sls::SlsSource>),
+/// The source, ready to run: any [`GroupSource`](source::GroupSource)
+/// behind one box, so that a new source adds one arm where it is built and
+/// none where it runs. The run loop itself (`group::run`) is generic over
+/// the source: records are read without a `dyn` call.
+trait Plan: std::fmt::Debug + Send {
+    fn run(
+        self: Box<Self>,
+        parts: Parts,
+        shutdown: Shutdown,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Summary, Error>> + Send>>;
+}
+
+impl<G: source::GroupSource + std::fmt::Debug> Plan for G {
+    fn run(
+        self: Box<Self>,
+        parts: Parts,
+        shutdown: Shutdown,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Summary, Error>> + Send>> {
+        Box::pin(group::run(*self, parts, shutdown))
+    }
 }
 
 /// The formatter constraints a sink imposes (the transport's
@@ -223,11 +236,11 @@ impl Pipeline {
         } else {
             Output::Sink(Sink::build(&config.sink, &metrics)?)
         };
-        let plan = match config.source.kind {
-            SourceKind::File => Plan::Files(file::FileGroup::new(&config.source.file, &metrics)?),
-            SourceKind::Sls => Plan::Sls(Box::new(
+        let plan: Box<dyn Plan> = match config.source.kind {
+            SourceKind::File => Box::new(file::FileGroup::new(&config.source.file, &metrics)?),
+            SourceKind::Sls => Box::new(
                 sls::SlsSource::build(&config.source.sls, &metrics).map_err(source::Error::from)?,
-            )),
+            ),
         };
         Ok(Self {
             plan,
@@ -263,10 +276,7 @@ impl Pipeline {
     /// The first fatal error of a shard (after every shard committed what it
     /// delivered).
     pub async fn run(self, shutdown: Shutdown) -> Result<Summary, Error> {
-        match self.plan {
-            Plan::Files(files) => group::run(files, self.parts, shutdown).await,
-            Plan::Sls(src) => group::run(*src, self.parts, shutdown).await,
-        }
+        self.plan.run(self.parts, shutdown).await
     }
 }
 
