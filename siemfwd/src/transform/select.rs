@@ -18,6 +18,7 @@ impl Pattern {
         }
     }
 
+    #[inline]
     pub(crate) fn matches(&self, name: &[u8]) -> bool {
         let [first, middle @ .., last] = self.parts.as_slice() else {
             // One part: no `*`, an exact name.

@@ -83,7 +83,9 @@ impl Template {
 
     /// The template rendered for `record`.
     pub(crate) fn render(&self, record: &Record<'_>) -> Vec<u8> {
-        let mut out = Vec::new();
+        // Room for what header fields hold (RFC 5424 caps them at 32 to
+        // 255 bytes), so most renderings are allocated once.
+        let mut out = Vec::with_capacity(64);
         self.render_into(record, &mut out);
         out
     }
