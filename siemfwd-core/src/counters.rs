@@ -66,8 +66,11 @@ counters! {
     newlines_escaped,
     /// Header fields cut to their RFC length or cleaned of forbidden bytes.
     header_fields_sanitized,
-    /// Values with invalid UTF-8 rendered lossily (json body).
+    /// Values with invalid UTF-8 (or, in CEF and LEEF, a NUL) rendered
+    /// lossily (json, cef, leef bodies).
     invalid_utf8_values,
+    /// LEEF: TABs or delimiters inside values replaced by a space.
+    delimiters_replaced,
     /// Records the formatter refused.
     records_refused,
     /// Records a transform step dropped (done: their positions are

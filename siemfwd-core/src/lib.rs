@@ -7,7 +7,9 @@
 //! - [`counters`]: one pipeline's counters behind a cloneable handle
 //!   (`Metrics`), passed in at build time;
 //! - [`units`]: the values users write in the config (durations, sizes,
-//!   secrets).
+//!   secrets);
+//! - [`template`]: text with `{field}` placeholders rendered from a record
+//!   (transform steps and the CEF/LEEF header fields use it).
 //!
 //! Sources, the syslog encoders and sinks depend on it; it depends on none
 //! of them.
@@ -15,4 +17,5 @@
 
 pub mod counters;
 pub mod record;
+pub mod template;
 pub mod units;

@@ -21,4 +21,4 @@ pub mod fuzzing;
 pub mod listen;
 
 // The core's modules under the paths the encoders were written with.
-use siemfwd_core::{counters, record};
+use siemfwd_core::{counters, record, template};

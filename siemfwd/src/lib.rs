@@ -32,5 +32,5 @@ pub mod transform;
 
 // The parts that are crates of their own, under the paths the rest of
 // siemfwd (and its users) name them by.
-pub use siemfwd_core::{counters, record, units};
+pub use siemfwd_core::{counters, record, template, units};
 pub use siemfwd_syslog::{format, listen};

@@ -312,6 +312,35 @@ fn unescape_backslashes(input: &[u8], map: impl Fn(u8) -> Option<u8>) -> Vec<u8>
     out
 }
 
+/// Append `input` with every byte `special` picks written by `replace`
+/// instead (an escape, a substitute): the one loop of the CEF and LEEF
+/// escapers. Those formats are UTF-8 only, so an invalid sequence becomes
+/// U+FFFD; returns `true` when one did.
+pub(crate) fn write_escaped(
+    input: &[u8],
+    out: &mut Vec<u8>,
+    special: impl Fn(u8) -> bool,
+    mut replace: impl FnMut(u8, &mut Vec<u8>),
+) -> bool {
+    let mut invalid = false;
+    let done = for_each_utf8_run(input, |valid, bad| -> Result<(), Infallible> {
+        let mut rest = valid;
+        while let Some(i) = find(rest, &special) {
+            out.extend_from_slice(&rest[..i]);
+            replace(rest[i], out);
+            rest = &rest[i + 1..];
+        }
+        out.extend_from_slice(rest);
+        if bad {
+            out.extend_from_slice(REPLACEMENT);
+            invalid = true;
+        }
+        Ok(())
+    });
+    done.unwrap_or_else(|never| match never {});
+    invalid
+}
+
 /// Append `input` as a quoted JSON string (RFC 8259 §7).
 ///
 /// Returns `true` when `input` was not valid UTF-8 and was rendered lossily

@@ -42,18 +42,24 @@
 //! - **Cuts for size** are the sinks' business (the datagram cap applies to
 //!   the whole message); [`truncate_utf8`] gives them a UTF-8-safe length.
 
+mod cef;
 mod civil;
 pub(crate) mod escape;
 mod json;
 mod kv;
+mod leef;
 pub(crate) mod pri;
 mod rfc3164;
 mod rfc5424;
+mod vendor;
 
 use serde::Deserialize;
 
+pub use cef::{CefConfig, CustomField};
 pub use escape::truncate_utf8;
+pub use leef::LeefConfig;
 pub use pri::{facility_in, facility_named, severity_in, severity_named};
+pub use vendor::Rest;
 
 use crate::counters::{self, Metrics};
 use crate::record::{Field, Meta, Record};
@@ -83,6 +89,10 @@ pub enum BodyConfig {
     /// variant with no fields, so that a key such as `separator` written
     /// under it is refused, not ignored.)
     Json {},
+    /// ArcSight's Common Event Format (`cef.rs`).
+    Cef(CefConfig),
+    /// IBM QRadar's Log Event Extended Format (`leef.rs`).
+    Leef(LeefConfig),
 }
 
 fn default_separator() -> String {
@@ -141,6 +151,31 @@ fn name_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::E
             u64::try_from(v)
                 .map(|v| v.to_string())
                 .map_err(|_| E::custom(format!("{v} is not a name or a number from 0")))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// A version as text, however TOML typed it: `"2.0"`, `2.0`, `0` (the
+/// CEF and LEEF versions; an environment variable is always text).
+pub(crate) fn version_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a version such as \"1.0\" or 0")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(format!("{v:.1}"))
         }
     }
     d.deserialize_any(V)
@@ -314,10 +349,8 @@ impl Formatter {
         constraints: Constraints,
         metrics: &Metrics,
     ) -> Result<Self, Error> {
-        let pri = pri::Pri::new(
-            pri::parse_facility(&config.facility)?,
-            pri::parse_severity(&config.severity)?,
-        );
+        let severity = pri::parse_severity(&config.severity)?;
+        let pri = pri::Pri::new(pri::parse_facility(&config.facility)?, severity);
         let newline = constraints.newline_terminated.then_some(config.newline);
         if config.rfc == Rfc::Rfc5424 && config.timezone.is_some() {
             return Err(Error::Config {
@@ -340,6 +373,8 @@ impl Formatter {
         let body: Box<dyn Body> = match &config.body {
             BodyConfig::Kv { separator } => Box::new(kv::Kv::build(separator, newline)?),
             BodyConfig::Json {} => Box::new(json::Json),
+            BodyConfig::Cef(cef) => Box::new(cef::Cef::build(cef, severity)?),
+            BodyConfig::Leef(leef) => Box::new(leef::Leef::build(leef, severity)?),
         };
         Ok(Self {
             header,
@@ -447,6 +482,8 @@ pub(crate) struct Tally {
     pub invalid_utf8_values: u64,
     /// Header fields from a record's metadata changed to fit their field.
     pub header_fields_sanitized: u64,
+    /// LEEF delimiters inside values replaced.
+    pub delimiters_replaced: u64,
 }
 
 impl Tally {
@@ -456,6 +493,9 @@ impl Tally {
         }
         if self.invalid_utf8_values > 0 {
             counters::add(&metrics.invalid_utf8_values, self.invalid_utf8_values);
+        }
+        if self.delimiters_replaced > 0 {
+            counters::add(&metrics.delimiters_replaced, self.delimiters_replaced);
         }
         if self.header_fields_sanitized > 0 {
             counters::add(

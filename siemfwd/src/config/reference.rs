@@ -126,6 +126,20 @@ pub(crate) const KEYS: &[Key] = &[
     key("format.timezone", Str, r#""Asia/Shanghai""#),
     key("format.body.type", Str, r#""kv""#),
     key("format.body.separator", Str, r#""||""#),
+    // `cef` and `leef` (their `fields` and `custom` maps are tables, set in
+    // the file only).
+    key("format.body.version", Str, r#""2.0""#),
+    key("format.body.vendor", Str, r#""Alibaba Cloud""#),
+    key("format.body.product", Str, r#""ActionTrail""#),
+    key("format.body.device_version", Str, r#""1""#),
+    key("format.body.signature_id", Str, r#""{event.eventName}""#),
+    key("format.body.name", Str, r#""{event.eventName}""#),
+    key("format.body.severity_field", Str, r#""cef_severity""#),
+    key("format.body.product_version", Str, r#""1""#),
+    key("format.body.event_id", Str, r#""{event.eventName}""#),
+    key("format.body.delimiter", Str, r#""^""#),
+    key("format.body.rest", Str, r#""keep""#),
+    key("format.body.rest_prefix", Str, r#""ali""#),
     key("format.structured_data.id", Str, r#""siemfwd@32473""#),
     key(
         "format.structured_data.fields",
@@ -341,7 +355,17 @@ mod tests {
             let v: toml::Table = toml::from_str(&format!("v = {}", k.example)).unwrap();
             v["v"].clone()
         };
-        let typed = |path: &str| path.starts_with("source.") || path.starts_with("sink.");
+        let typed = |path: &str| {
+            path.starts_with("source.")
+                || path.starts_with("sink.")
+                || (path.starts_with("format.body.") && path != "format.body.type")
+        };
+        // The body that reads a `format.body` key (the first, when several do).
+        let body_of = |key: &str| match key {
+            "separator" => "kv",
+            "version" | "delimiter" | "product_version" | "event_id" => "leef",
+            _ => "cef",
+        };
         for k in KEYS {
             let mut table = toml::Table::new();
             for other in KEYS.iter().filter(|o| !typed(o.path)) {
@@ -357,6 +381,22 @@ mod tests {
             };
             if let Some(t) = source_type {
                 set(&mut table, "source.type", toml::Value::String(t.into())).unwrap();
+            }
+            if let Some(key) = k.path.strip_prefix("format.body.").filter(|k| *k != "type") {
+                set(
+                    &mut table,
+                    "format.body.type",
+                    toml::Value::String(body_of(key).into()),
+                )
+                .unwrap();
+                if key == "delimiter" {
+                    set(
+                        &mut table,
+                        "format.body.version",
+                        toml::Value::String("2.0".into()),
+                    )
+                    .unwrap();
+                }
             }
             if let Some(key) = k
                 .path

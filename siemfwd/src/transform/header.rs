@@ -4,9 +4,9 @@
 //! `header_fields_sanitized`), and an empty rendering stands for the nil
 //! value `-`.
 
-use super::template::Template;
 use super::{Scratch, Step, Verdict};
 use crate::record::{Meta, Record};
+use crate::template::Template;
 
 /// A compiled `header`.
 #[derive(Debug)]

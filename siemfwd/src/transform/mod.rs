@@ -43,7 +43,7 @@ mod parse_json;
 mod rename;
 mod select;
 mod set;
-mod template;
+use crate::template::Template;
 pub mod when;
 
 pub use config::{LevelConfig, TransformConfig};
@@ -136,8 +136,7 @@ pub fn build(
                 }
                 Box::new(set::Set {
                     field: field.as_bytes().to_vec(),
-                    value: template::Template::parse(value, &format!("{key}.value"))
-                        .map_err(fail)?,
+                    value: Template::parse(value, &format!("{key}.value")).map_err(fail)?,
                     only_if_empty: matches!(c, TransformConfig::Default { .. }),
                 })
             }
@@ -224,7 +223,7 @@ pub fn build(
             } => {
                 let t = |name: &str, v: &Option<String>| {
                     v.as_deref()
-                        .map(|text| template::Template::parse(text, &format!("{key}.{name}")))
+                        .map(|text| Template::parse(text, &format!("{key}.{name}")))
                         .transpose()
                 };
                 let header = header::Header {
@@ -311,7 +310,7 @@ impl Scratch {
         self.arena.alloc_slice_copy(bytes)
     }
 
-    fn render<'s>(&'s self, template: &template::Template, record: &Record<'_>) -> &'s [u8] {
+    fn render<'s>(&'s self, template: &Template, record: &Record<'_>) -> &'s [u8] {
         let mut line = self.line.borrow_mut();
         line.clear();
         template.render_into(record, &mut line);

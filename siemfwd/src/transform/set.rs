@@ -4,9 +4,9 @@
 
 use std::borrow::Cow;
 
-use super::template::Template;
 use super::{Scratch, Step, Verdict};
 use crate::record::{Field, Meta, Record};
+use crate::template::Template;
 
 /// A compiled `set`.
 #[derive(Debug)]

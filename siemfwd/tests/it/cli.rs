@@ -54,6 +54,23 @@ fn check_names_the_key_and_the_problem() {
             "[pipeline]\nmax_in_flight_bytes = \"100000TiB\"\n",
             "pipeline.max_in_flight_bytes: \"100000TiB\" is larger than 1TiB",
         ),
+        // Issue 14: CEF and LEEF maps are checked against their formats.
+        (
+            "[format.body]\ntype = \"cef\"\n[format.body.fields]\n\"event.sourceIpAddress\" = \"sourceAddress\"\n",
+            "format.body.fields.\"event.sourceIpAddress\": \"sourceAddress\" is not a CEF key",
+        ),
+        (
+            "[format.body]\ntype = \"cef\"\nversion = 3\n",
+            "format.body.version: \"3\" is not a CEF version",
+        ),
+        (
+            "[format.body]\ntype = \"leef\"\nversion = 2.0\ndelimiter = \"^^\"\n",
+            "format.body.delimiter: \"^^\" is not one ASCII character",
+        ),
+        (
+            "[format.body]\ntype = \"cef\"\nvendr = \"x\"\n",
+            "unknown field `vendr`",
+        ),
         // A syntax error says where, never what the line holds (a secret).
         (
             "[source.sls]\naccess_key_secret = \"hunter2\n",

@@ -12,7 +12,7 @@ use crate::record::Record;
 
 /// A compiled template.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Template {
+pub struct Template {
     pieces: Vec<Piece>,
 }
 
@@ -24,7 +24,10 @@ enum Piece {
 
 impl Template {
     /// Compile `text`; `key` names it in errors.
-    pub(crate) fn parse(text: &str, key: &str) -> Result<Self, String> {
+    ///
+    /// # Errors
+    /// An unclosed or empty placeholder, or a stray `}`, said with `key`.
+    pub fn parse(text: &str, key: &str) -> Result<Self, String> {
         let mut pieces = Vec::new();
         let mut lit = Vec::new();
         let mut rest = text;
@@ -68,7 +71,7 @@ impl Template {
     }
 
     /// Append the template rendered for `record` to `out`.
-    pub(crate) fn render_into(&self, record: &Record<'_>, out: &mut Vec<u8>) {
+    pub fn render_into(&self, record: &Record<'_>, out: &mut Vec<u8>) {
         for piece in &self.pieces {
             match piece {
                 Piece::Text(t) => out.extend_from_slice(t),
@@ -81,8 +84,36 @@ impl Template {
         }
     }
 
+    /// Each part of the rendering for `record`, in order: the literal text
+    /// and the values of the fields named (a missing field gives nothing).
+    /// For a writer that escapes as it copies.
+    pub fn each_part(&self, record: &Record<'_>, mut f: impl FnMut(&[u8])) {
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(t) => f(t),
+                Piece::Field(name) => {
+                    if let Some(v) = record.get(name) {
+                        f(v);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The text, when the template names no field (checked whole at build).
+    pub fn literal(&self) -> Option<Vec<u8>> {
+        let mut text = Vec::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(t) => text.extend_from_slice(t),
+                Piece::Field(_) => return None,
+            }
+        }
+        Some(text)
+    }
+
     /// The template rendered for `record`.
-    pub(crate) fn render(&self, record: &Record<'_>) -> Vec<u8> {
+    pub fn render(&self, record: &Record<'_>) -> Vec<u8> {
         // Room for what header fields hold (RFC 5424 caps them at 32 to
         // 255 bytes), so most renderings are allocated once.
         let mut out = Vec::with_capacity(64);

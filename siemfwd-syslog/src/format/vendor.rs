@@ -1,0 +1,274 @@
+//! What the vendor bodies (`cef.rs`, `leef.rs`) share: a `|`-separated
+//! header whose fields may be templates, the 1–10 severity scale SIEMs
+//! rank on, and keys made from field names.
+//!
+//! Header fields are where a forged value would do most harm (a `|` in an
+//! event name would shift every field after it), so they are escaped as
+//! both formats' readers expect (`\` → `\\`, `|` → `\|`); CR, LF and NUL,
+//! which no header field may hold, become a space and are counted
+//! (`header_fields_sanitized`), as is a cut to the field's length. A literal
+//! that breaks those rules is refused at build instead.
+
+use serde::Deserialize;
+
+use super::escape::{truncate_utf8, write_escaped};
+use super::{Error, Tally};
+use crate::record::{Record, Severity};
+use crate::template::Template;
+
+/// A syslog severity on the 1–10 scale of CEF (0–10) and LEEF's `sev`
+/// (1–10): emerg 10, alert 9, crit 8, err 7, warning 5, notice 3, info 2,
+/// debug 1. ArcSight reads 9–10 as Very-High, 7–8 High, 4–6 Medium, 0–3
+/// Low, so emergencies and alerts page someone and informational events do
+/// not.
+pub(crate) fn scale(severity: Severity) -> u8 {
+    const SCALE: [u8; 8] = [10, 9, 8, 7, 5, 3, 2, 1];
+    SCALE[usize::from(severity.code()).min(7)]
+}
+
+/// What happens to the fields a body's map does not name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rest {
+    /// Written under a key made from the field's name (and `rest_prefix`).
+    #[default]
+    Keep,
+    /// Left out.
+    Drop,
+}
+
+/// One field of a `|`-separated header, from a template.
+#[derive(Debug)]
+pub(crate) struct HeaderField {
+    template: Template,
+    /// The longest the field may be, in bytes as written.
+    cap: usize,
+}
+
+impl HeaderField {
+    /// Compile `text` for the config key `key`; a literal (no placeholder)
+    /// is checked whole here.
+    pub(crate) fn build(text: &str, key: &str, cap: usize) -> Result<Self, Error> {
+        let bad = |problem: String| Error::Config {
+            key: key.to_owned(),
+            problem,
+        };
+        let template = Template::parse(text, key).map_err(bad)?;
+        if let Some(literal) = template.literal() {
+            if literal.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+                return Err(bad(
+                    "holds a CR, LF or NUL, which no header field can carry".to_owned(),
+                ));
+            }
+            let mut escaped = Vec::new();
+            escape_header(&literal, &mut escaped);
+            if escaped.len() > cap {
+                return Err(bad(format!(
+                    "{} bytes as written (with `\\` and `|` escaped); at most {cap}",
+                    escaped.len()
+                )));
+            }
+        }
+        Ok(Self { template, cap })
+    }
+
+    /// Append the field for `record`, escaped and cut to its length.
+    pub(crate) fn write(&self, record: &Record<'_>, out: &mut Vec<u8>, tally: &mut Tally) {
+        let start = out.len();
+        let mut changed = 0;
+        let mut invalid = false;
+        self.template.each_part(record, |part| {
+            let (c, bad) = escape_header(part, out);
+            changed += c;
+            invalid |= bad;
+        });
+        if cut_escaped(out, start, self.cap) {
+            changed += 1;
+        }
+        tally.header_fields_sanitized += u64::from(changed > 0);
+        tally.invalid_utf8_values += u64::from(invalid);
+    }
+}
+
+/// Append `part` escaped for a header field; returns how many CR, LF or NUL
+/// became a space, and whether it was not UTF-8.
+fn escape_header(part: &[u8], out: &mut Vec<u8>) -> (u64, bool) {
+    let mut replaced = 0;
+    let invalid = write_escaped(
+        part,
+        out,
+        |b| matches!(b, b'\\' | b'|' | b'\r' | b'\n' | 0),
+        |b, out| match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'|' => out.extend_from_slice(b"\\|"),
+            _ => {
+                out.push(b' ');
+                replaced += 1;
+            }
+        },
+    );
+    (replaced, invalid)
+}
+
+/// Cut `out[start..]` to at most `cap` bytes without splitting a character
+/// or leaving half an escape (a last lone `\` would escape the delimiter
+/// after the field). True when something was cut.
+pub(crate) fn cut_escaped(out: &mut Vec<u8>, start: usize, cap: usize) -> bool {
+    let field = &out[start..];
+    if field.len() <= cap {
+        return false;
+    }
+    let mut keep = truncate_utf8(field, cap);
+    let backslashes = field[..keep]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b'\\')
+        .count();
+    if backslashes % 2 == 1 {
+        keep -= 1;
+    }
+    out.truncate(start + keep);
+    true
+}
+
+/// Append a key made from the field name `name` under `prefix`: ASCII
+/// letters and digits kept, every other run of bytes dropped and the letter
+/// after it upper-cased (`event.userIdentity.userName` →
+/// `eventUserIdentityUserName`, `__tag__:__receive_time__` →
+/// `tagReceiveTime`), which both CEF's and QRadar's key rules accept.
+/// Returns false, writing nothing, when no letter or digit is left.
+pub(crate) fn write_key(prefix: &[u8], name: &[u8], out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    out.extend_from_slice(prefix);
+    // A word starts after a prefix or after dropped bytes; the first word
+    // of a name with no prefix stays as it is.
+    let mut word_start = !prefix.is_empty();
+    let mut any = false;
+    for &b in name {
+        if b.is_ascii_alphanumeric() {
+            let capital = word_start && (any || !prefix.is_empty());
+            out.push(if capital { b.to_ascii_uppercase() } else { b });
+            word_start = false;
+            any = true;
+        } else {
+            word_start = true;
+        }
+    }
+    if !any {
+        out.truncate(start);
+    }
+    any
+}
+
+/// Append `n` in decimal (an epoch in milliseconds, a severity) without
+/// the formatting machinery.
+pub(crate) fn write_decimal(n: i64, out: &mut Vec<u8>) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        // A remainder below 10 fits a byte.
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// What a test's reader of a vendor format found: the header fields, then
+/// the key/value pairs in order.
+#[cfg(test)]
+pub(crate) type Parsed = (Vec<Vec<u8>>, Vec<(Vec<u8>, Vec<u8>)>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Field, LogTime};
+
+    #[test]
+    fn the_scale_keeps_order_and_ends() {
+        let codes: Vec<u8> = (0..8)
+            .map(|c| scale(Severity::new(c).expect("code")))
+            .collect();
+        assert_eq!(codes, [10, 9, 8, 7, 5, 3, 2, 1]);
+        assert!(codes.windows(2).all(|w| w[0] > w[1]));
+    }
+
+    #[test]
+    fn decimals_are_written_as_std_writes_them() {
+        for n in [0, 7, 10, -1, 1_795_000_006_000, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            write_decimal(n, &mut out);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+    }
+
+    #[test]
+    fn keys_from_names_are_letters_and_digits_in_camel_case() {
+        let key = |prefix: &str, name: &str| {
+            let mut out = Vec::new();
+            write_key(prefix.as_bytes(), name.as_bytes(), &mut out)
+                .then(|| String::from_utf8(out).expect("ascii"))
+        };
+        assert_eq!(
+            key("", "event.userIdentity.userName").as_deref(),
+            Some("eventUserIdentityUserName")
+        );
+        assert_eq!(
+            key("", "__tag__:__receive_time__").as_deref(),
+            Some("tagReceiveTime")
+        );
+        assert_eq!(
+            key("ali", "event.eventName").as_deref(),
+            Some("aliEventEventName")
+        );
+        assert_eq!(key("", "a1").as_deref(), Some("a1"));
+        assert_eq!(key("x", "__").as_deref(), None);
+        assert_eq!(key("", "日本").as_deref(), None);
+    }
+
+    #[test]
+    fn header_fields_escape_pipes_and_backslashes_and_replace_newlines() {
+        let f = HeaderField::build("{name}", "k", 20).expect("template");
+        let record = Record {
+            time: LogTime::default(),
+            fields: vec![Field::borrowed(b"name", b"a|b\\c\r\nd")],
+        };
+        let mut out = Vec::new();
+        let mut tally = Tally::default();
+        f.write(&record, &mut out, &mut tally);
+        assert_eq!(out, b"a\\|b\\\\c  d");
+        assert_eq!(tally.header_fields_sanitized, 1);
+    }
+
+    #[test]
+    fn a_cut_never_leaves_half_an_escape_or_half_a_character() {
+        for (field, cap, kept) in [
+            (&b"abc\\|"[..], 4, &b"abc"[..]),
+            (b"ab\\\\c", 4, b"ab\\\\"),
+            ("aé".as_bytes(), 2, b"a"),
+            (b"abc", 3, b"abc"),
+        ] {
+            let mut out = field.to_vec();
+            cut_escaped(&mut out, 0, cap);
+            assert_eq!(out, kept, "{field:?} at {cap}");
+        }
+    }
+
+    #[test]
+    fn a_literal_that_breaks_the_rules_is_refused_with_its_key() {
+        for (text, cap) in [("a\nb", 10), ("0123456789|", 10)] {
+            match HeaderField::build(text, "format.body.name", cap) {
+                Err(Error::Config { key, .. }) => assert_eq!(key, "format.body.name"),
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+        assert!(HeaderField::build("{long.field.name.is.fine}", "k", 3).is_ok());
+    }
+}
