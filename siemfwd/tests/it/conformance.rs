@@ -11,7 +11,9 @@
 //! `Formatter` on the same parsed record) and, for the `kv` body, independently by this
 //! test from the RFC 5424 / RFC 3164 rules (PRI, timestamp, SD-PARAM escaping of `"` `\` `]`,
 //! the `||key=value` body, LF-framing escapes). The two must agree, so the test does not
-//! merely compare the library with itself. The `json` body is checked by decoding it.
+//! merely compare the library with itself. The `json` body is checked by decoding it; the
+//! `cef` and `leef` bodies by readers written from their specs in siemfwd-syslog's unit
+//! tests, and here by arriving byte for byte.
 //!
 //! What the receivers do to a message on their side, modelled here so the comparison stays
 //! exact (each observed with these peers, see `rsyslog_view` and `syslog_ng_view`):
@@ -184,6 +186,10 @@ impl Transport {
 enum Body {
     Kv,
     Json,
+    /// ArcSight CEF, every field kept, the header's name fields from the hostile `msg`.
+    Cef,
+    /// QRadar LEEF 2.0 with `^` as the delimiter, the EventID from the hostile `msg`.
+    Leef,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,6 +241,12 @@ fn config_toml(case: &Case, dir: &Path, port: u16) -> String {
     match case.body {
         Body::Kv => t.push_str("body = { type = \"kv\", separator = \"||\" }\n"),
         Body::Json => t.push_str("body = { type = \"json\" }\n"),
+        Body::Cef => t.push_str(
+            "body = { type = \"cef\", signature_id = \"{msg}\", name = \"n {msg}\" }\n",
+        ),
+        Body::Leef => t.push_str(
+            "body = { type = \"leef\", version = \"2.0\", delimiter = \"^\", event_id = \"{msg}\" }\n",
+        ),
     }
     t.push_str("[sink]\n");
     let (kind, framing) = match case.transport {
@@ -394,6 +406,53 @@ fn model_newlines(corpus: &[Rec]) -> u64 {
         .sum()
 }
 
+/// How many CR and LF a CEF or LEEF body escapes: those of every value whose key keeps a
+/// letter or digit (the others are left out; header fields replace theirs instead), plus,
+/// under LF framing, the CR, LF and NUL of the SD values.
+fn model_vendor_newlines(corpus: &[Rec], lf: bool) -> u64 {
+    let body: u64 = corpus
+        .iter()
+        .flat_map(|r| &r.fields)
+        .filter(|(k, _)| k.iter().any(u8::is_ascii_alphanumeric))
+        .map(|(_, v)| v.iter().filter(|b| matches!(b, b'\r' | b'\n')).count() as u64)
+        .sum();
+    let sd: u64 = corpus
+        .iter()
+        .flat_map(|r| SD_FIELDS.iter().filter_map(|f| r.get(f)))
+        .map(|v| v.iter().filter(|b| matches!(b, b'\r' | b'\n' | 0)).count() as u64)
+        .sum();
+    body + if lf { sd } else { 0 }
+}
+
+/// A CEF or LEEF body: after the syslog header, with no raw CR, LF or NUL in it, the
+/// record's `seq` under its own key.
+fn assert_vendor_body(case: &Case, msg: &[u8]) {
+    let (magic, seq) = match case.body {
+        Body::Cef => (&b" CEF:0|Alibaba Cloud|Log Service|1|"[..], &b" seq="[..]),
+        _ => (
+            &b" LEEF:2.0|Alibaba Cloud|Log Service|1|"[..],
+            &b"^seq="[..],
+        ),
+    };
+    let start = msg
+        .windows(magic.len())
+        .position(|w| w == magic)
+        .unwrap_or_else(|| panic!("{case:?}: no {:?} in {:?}", text(magic), text(msg)));
+    // (Before it, octet framing lets the SD carry CR and LF as they are.)
+    let body = &msg[start..];
+    assert!(
+        body.windows(seq.len()).any(|w| w == seq),
+        "{case:?}: no {:?} in {:?}",
+        text(seq),
+        text(body)
+    );
+    assert!(
+        !body.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)),
+        "{case:?}: raw CR/LF/NUL: {:?}",
+        text(body)
+    );
+}
+
 /// Values (and, for `json`, keys) the formatter had to render lossily.
 fn model_invalid_utf8(corpus: &[Rec], body: Body) -> u64 {
     let bad = |v: &[u8]| u64::from(std::str::from_utf8(v).is_err());
@@ -402,7 +461,7 @@ fn model_invalid_utf8(corpus: &[Rec], body: Body) -> u64 {
         .map(|r| {
             let sd: u64 = SD_FIELDS.iter().filter_map(|f| r.get(f)).map(bad).sum();
             let body: u64 = match body {
-                Body::Kv => 0,
+                Body::Kv | Body::Cef | Body::Leef => 0,
                 Body::Json => r.fields.iter().map(|(k, v)| bad(k) + bad(v)).sum(),
             };
             sd + body
@@ -792,6 +851,10 @@ fn check_case(case: Case, peer: &Peer) {
                 "{case:?}: library vs RFC model"
             ),
             Body::Json => assert_json_body(&case, rec, msg),
+            // Field for field against readers written from the specs: the unit tests
+            // of siemfwd-syslog's `format/cef.rs` and `format/leef.rs`. Here: the bytes
+            // arrive exactly, and the format starts where the header ends.
+            Body::Cef | Body::Leef => assert_vendor_body(&case, msg),
         }
         if case.transport.lf() {
             assert!(
@@ -933,10 +996,10 @@ fn check_case(case: Case, peer: &Peer) {
         "{case:?}: {:?}",
         run.counters
     );
-    let newlines = if case.transport.lf() {
-        model_newlines(&recs)
-    } else {
-        0
+    let newlines = match case.body {
+        Body::Cef | Body::Leef => model_vendor_newlines(&recs, case.transport.lf()),
+        _ if case.transport.lf() => model_newlines(&recs),
+        _ => 0,
     };
     assert_eq!(counter("newlines_escaped"), newlines, "{case:?}");
     let invalid = match case.header {
@@ -955,7 +1018,10 @@ fn check_case(case: Case, peer: &Peer) {
                     .sum::<u64>()
         }
     };
-    assert_eq!(counter("invalid_utf8_values"), invalid, "{case:?}");
+    if matches!(case.body, Body::Kv | Body::Json) {
+        // (CEF and LEEF count a value with a NUL too; their unit tests check what.)
+        assert_eq!(counter("invalid_utf8_values"), invalid, "{case:?}");
+    }
     assert_eq!(counter("records_refused"), 0, "{case:?}");
     assert!(
         run.warnings.is_empty(),
@@ -1047,6 +1113,22 @@ fn rsyslog_receives_hostile_corpus_exactly_over_every_transport() {
             header: Header::Rfc3164,
             ..case(r, "-", Transport::TcpOctet, Input::Tcp)
         },
+        Case {
+            body: Body::Cef,
+            ..case(r, "tcp-cef", Transport::TcpOctet, Input::Tcp)
+        },
+        Case {
+            body: Body::Cef,
+            ..case(r, "tls-cef", Transport::Tls, Input::Tls)
+        },
+        Case {
+            body: Body::Leef,
+            ..case(r, "tcp-leef", Transport::TcpLf, Input::Tcp)
+        },
+        Case {
+            body: Body::Leef,
+            ..case(r, "tls-leef", Transport::Tls, Input::Tls)
+        },
     ];
     for c in cases {
         check_case(c, &rs);
@@ -1074,6 +1156,22 @@ fn syslog_ng_receives_hostile_corpus_exactly_over_every_transport() {
         case(s, "tcp-lf", Transport::TcpLf, Input::TcpLf),
         case(s, "tls", Transport::Tls, Input::Tls),
         case(s, "mtls", Transport::Mtls, Input::Mtls),
+        Case {
+            body: Body::Cef,
+            ..case(s, "tcp-cef", Transport::TcpOctet, Input::Tcp)
+        },
+        Case {
+            body: Body::Cef,
+            ..case(s, "tls-cef", Transport::Tls, Input::Tls)
+        },
+        Case {
+            body: Body::Leef,
+            ..case(s, "tcp-leef", Transport::TcpLf, Input::TcpLf)
+        },
+        Case {
+            body: Body::Leef,
+            ..case(s, "tls-leef", Transport::Tls, Input::Tls)
+        },
     ];
     for c in cases {
         check_case(c, &sng);
