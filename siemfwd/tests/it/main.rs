@@ -9,6 +9,7 @@ mod delivery_support;
 mod sls_support;
 mod support;
 
+mod cef_pycef;
 mod cli;
 mod conformance;
 mod delivery_drop;

@@ -12,9 +12,9 @@
 //! printed `SKIPPED:` line.
 
 use crate::sls_support;
+use crate::support::python::{self, emulator_dir};
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -22,38 +22,6 @@ use sls_emulator::Assign;
 use sls_support::*;
 
 const SHARDS: u32 = 8;
-
-fn emulator_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sls-emulator/tests/python")
-}
-
-fn python() -> Option<PathBuf> {
-    let out = Command::new("bash")
-        .arg(emulator_dir().join("setup.sh"))
-        .stdin(Stdio::null())
-        .output();
-    let reason = match out {
-        Ok(o) if o.status.success() => {
-            let stdout = String::from_utf8_lossy(&o.stdout);
-            if let Some(p) = stdout.lines().last() {
-                return Some(PathBuf::from(p));
-            }
-            "setup.sh printed no python path".to_owned()
-        }
-        Ok(o) => format!("setup.sh failed: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) => format!("cannot run setup.sh: {e}"),
-    };
-    if std::env::var_os("SLS_EMULATOR_SKIP_SDK").is_some() {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: aliyun-log-python-sdk unavailable and SLS_EMULATOR_SKIP_SDK is set: {reason}"
-        );
-        None
-    } else {
-        panic!("the interop test needs aliyun-log-python-sdk: {reason}\nset SLS_EMULATOR_SKIP_SDK=1 to skip");
-    }
-}
 
 struct Py(Child);
 
@@ -78,7 +46,7 @@ fn held(emu: &sls_emulator::RunningEmulator) -> BTreeMap<String, BTreeSet<u32>> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn siemfwd_and_the_python_consumer_share_one_group() {
-    let Some(py) = tokio::task::block_in_place(python) else {
+    let Some(py) = tokio::task::block_in_place(python::venv_python) else {
         return;
     };
     let emu = emulator(SHARDS).await;

@@ -5,7 +5,8 @@
 #   SLS_SDK_VENV   venv directory (default /var/cache/siemfwd-venv)
 #   SLS_SDK_SPEC   pip requirement (default aliyun-log-python-sdk==0.9.52, the version the
 #                  protocol notes were checked against)
-# Also installs PyPI `zstd`, which the SDK imports (optionally) for zstd bodies.
+# Also installs PyPI `zstd`, which the SDK imports (optionally) for zstd bodies, and
+# `pycef` (siemfwd's CEF body is read back with it: siemfwd/tests/it/cef_pycef.rs).
 set -euo pipefail
 VENV=${SLS_SDK_VENV:-/var/cache/siemfwd-venv}
 SPEC=${SLS_SDK_SPEC:-aliyun-log-python-sdk==0.9.52}
@@ -20,8 +21,8 @@ if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then
     fi
 fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-if ! "$VENV/bin/python" -c 'import aliyun.log, zstd' 2>/dev/null; then
-    "$VENV/bin/pip" install -q --disable-pip-version-check "$SPEC" zstd >&2
+if ! "$VENV/bin/python" -c 'import aliyun.log, zstd, pycef' 2>/dev/null; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check "$SPEC" zstd pycef==1.11 >&2
 fi
 "$VENV/bin/python" -c 'import aliyun.log, sys; print("aliyun-log-python-sdk", aliyun.log.version.__version__, file=sys.stderr)'
 echo "$VENV/bin/python"

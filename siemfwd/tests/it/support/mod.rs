@@ -6,10 +6,12 @@
 //!   prove a receiver works without going through siemfwd's own sinks.
 //! - [`siemfwd`]: the `siemfwd` binary as a real process (killed by PID on drop), NDJSON
 //!   corpus lines with raw bytes, siemfwd's final counters.
+//! - [`python`]: the venv of the Python peers (Alibaba's SDK, `pycef`).
 //! - [`jsonl`]: a byte-preserving reader of the peers' JSON-lines output (rsyslog writes
 //!   bytes that are not UTF-8 into it unchanged).
 
 pub(crate) mod jsonl;
 pub(crate) mod peers;
+pub(crate) mod python;
 pub(crate) mod send;
 pub(crate) mod siemfwd;
