@@ -75,6 +75,10 @@ struct Args {
     /// that is `[[transforms]]` to the end), e.g. bench/actiontrail-transforms.toml.
     #[arg(long, value_name = "FILE")]
     transforms: Option<PathBuf>,
+    /// Give siemfwd the `[format]` table of this config file instead of the bench's own
+    /// (RFC 5424, `||` kv body), e.g. examples/arcsight-cef.toml for its CEF body and map.
+    #[arg(long, value_name = "FILE")]
+    format: Option<PathBuf>,
     /// Logs per log group.
     #[arg(long, default_value_t = 100)]
     logs_per_group: u32,
@@ -282,6 +286,22 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             text[at..].to_owned()
         }
     };
+    let format = match &args.format {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --format {}", path.display()))?;
+            let mut table: toml::Table = text
+                .parse()
+                .with_context(|| format!("{}: not TOML", path.display()))?;
+            let format = table
+                .remove("format")
+                .with_context(|| format!("{}: no [format] table", path.display()))?;
+            let mut only = toml::Table::new();
+            only.insert("format".to_owned(), format);
+            Some(toml::to_string(&only).context("writing the [format] table back")?)
+        }
+    };
     let seed = !args.no_seed;
     let need_emu = args.source == SourceKind::Sls || seed;
     let data_root = args
@@ -325,6 +345,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         seed_max_secs: args.seed_max_secs,
         perf: args.perf.clone(),
         transforms,
+        format,
     };
     let emu = if need_emu {
         eprintln!("bench: starting the emulator on the cached data set");

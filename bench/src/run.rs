@@ -105,6 +105,8 @@ pub(crate) struct Ctx {
     pub perf: Option<PathBuf>,
     /// `[[transforms]]` tables appended to siemfwd's config (empty: none).
     pub transforms: String,
+    /// siemfwd's `[format]` table, when not the bench's own.
+    pub format: Option<String>,
 }
 
 /// Throughput figures of one run.
@@ -186,7 +188,8 @@ fn toml_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
-/// siemfwd's configuration for one run: RFC 5424, kv body with `||`, the bench's receiver.
+/// siemfwd's configuration for one run: RFC 5424, kv body with `||` (or the `[format]`
+/// table given), the bench's receiver.
 pub(crate) fn siemfwd_config(
     source: &Source,
     group: &str,
@@ -194,6 +197,7 @@ pub(crate) fn siemfwd_config(
     transport: Transport,
     rx: &Receiver,
     pki: &Pki,
+    format: Option<&str>,
 ) -> String {
     let mut c = String::new();
     match source {
@@ -220,11 +224,17 @@ pub(crate) fn siemfwd_config(
             );
         }
     }
-    c.push_str(
-        "[format]\nrfc = \"rfc5424\"\nfacility = \"user\"\nseverity = \"info\"\n\
-         hostname = \"bench-host\"\napp_name = \"siemfwd\"\n\n[format.body]\ntype = \"kv\"\n\
-         separator = \"||\"\n\n",
-    );
+    match format {
+        Some(table) => {
+            c.push_str(table);
+            c.push('\n');
+        }
+        None => c.push_str(
+            "[format]\nrfc = \"rfc5424\"\nfacility = \"user\"\nseverity = \"info\"\n\
+             hostname = \"bench-host\"\napp_name = \"siemfwd\"\n\n[format.body]\ntype = \"kv\"\n\
+             separator = \"||\"\n\n",
+        ),
+    }
     let addr = match transport {
         Transport::Tcp => rx.tcp,
         Transport::Tls => rx.tls,
@@ -263,8 +273,15 @@ fn spawn(
             let cfg = dir.join("siemfwd.toml");
             fs::write(
                 &cfg,
-                siemfwd_config(source, &group, &dir.join("state"), transport, rx, &ctx.pki)
-                    + "\n"
+                siemfwd_config(
+                    source,
+                    &group,
+                    &dir.join("state"),
+                    transport,
+                    rx,
+                    &ctx.pki,
+                    ctx.format.as_deref(),
+                ) + "\n"
                     + &ctx.transforms,
             )?;
             Command::new(&ctx.siemfwd)

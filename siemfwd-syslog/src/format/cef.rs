@@ -30,8 +30,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::escape::{write_escaped, REPLACEMENT};
-use super::vendor::{scale, write_decimal, write_key, HeaderField, Rest};
+use super::escape::{write_escaped, Stops, REPLACEMENT};
+use super::vendor::{scale, write_decimal, FieldMap, HeaderField, Rest, RestKeys};
 use super::{Body, Context, Error, Fields};
 use crate::record::{Meta, Record, Severity};
 
@@ -267,9 +267,9 @@ pub(crate) struct Cef {
     /// The syslog severity of a record that has none of its own.
     default_severity: Severity,
     severity_field: Option<Box<[u8]>>,
-    map: BTreeMap<Box<[u8]>, Target>,
+    map: FieldMap<Target>,
     rest: Rest,
-    rest_prefix: Box<[u8]>,
+    rest_keys: RestKeys,
 }
 
 impl Cef {
@@ -303,7 +303,7 @@ impl Cef {
             field.write(&record, &mut prefix, &mut tally);
             prefix.push(b'|');
         }
-        let mut map = BTreeMap::new();
+        let mut map = FieldMap::default();
         for (field, cef_key) in &config.fields {
             if !is_cef_key(cef_key) {
                 return Err(bad(
@@ -314,10 +314,7 @@ impl Cef {
                     ),
                 ));
             }
-            map.insert(
-                field.as_bytes().into(),
-                Target::Key(cef_key.as_bytes().into()),
-            );
+            map.insert(field.as_bytes(), Target::Key(cef_key.as_bytes().into()));
         }
         for (i, custom) in config.custom.iter().enumerate() {
             if !is_custom(&custom.key, false) {
@@ -336,7 +333,7 @@ impl Cef {
                 key: custom.key.as_bytes().into(),
                 label: label.into(),
             };
-            if map.insert(custom.field.as_bytes().into(), target).is_some() {
+            if !map.insert(custom.field.as_bytes(), target) {
                 return Err(bad(
                     &format!("custom[{i}].field"),
                     format!(
@@ -354,7 +351,7 @@ impl Cef {
             severity_field: config.severity_field.as_ref().map(|f| f.as_bytes().into()),
             map,
             rest: config.rest,
-            rest_prefix: config.rest_prefix.as_bytes().into(),
+            rest_keys: RestKeys::new(config.rest_prefix.as_bytes()),
         })
     }
 
@@ -388,27 +385,24 @@ fn is_cef_severity(v: &[u8]) -> bool {
 fn write_value(value: &[u8], out: &mut Vec<u8>) -> (u64, bool) {
     let mut newlines = 0;
     let mut nul = false;
-    let invalid = write_escaped(
-        value,
-        out,
-        |b| matches!(b, b'\\' | b'=' | b'\r' | b'\n' | 0),
-        |b, out| match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'=' => out.extend_from_slice(b"\\="),
-            b'\r' => {
-                out.extend_from_slice(b"\\r");
-                newlines += 1;
-            }
-            b'\n' => {
-                out.extend_from_slice(b"\\n");
-                newlines += 1;
-            }
-            _ => {
-                out.extend_from_slice(REPLACEMENT);
-                nul = true;
-            }
-        },
-    );
+    static STOPS: std::sync::OnceLock<Stops> = std::sync::OnceLock::new();
+    let stops = STOPS.get_or_init(|| Stops::new(|b| matches!(b, b'\\' | b'=' | b'\r' | b'\n' | 0)));
+    let invalid = write_escaped(value, out, stops, |b, out| match b {
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'=' => out.extend_from_slice(b"\\="),
+        b'\r' => {
+            out.extend_from_slice(b"\\r");
+            newlines += 1;
+        }
+        b'\n' => {
+            out.extend_from_slice(b"\\n");
+            newlines += 1;
+        }
+        _ => {
+            out.extend_from_slice(REPLACEMENT);
+            nul = true;
+        }
+    });
     (newlines, invalid || nul)
 }
 
@@ -438,7 +432,7 @@ impl Body for Cef {
         let mut lossy = 0;
         for field in fields {
             out.push(b' ');
-            let label = match self.map.get(&*field.key) {
+            let label = match self.map.get(&field.key) {
                 Some(Target::Key(key)) => {
                     out.extend_from_slice(key);
                     None
@@ -447,11 +441,7 @@ impl Body for Cef {
                     out.extend_from_slice(key);
                     Some((key, label))
                 }
-                None if self.rest == Rest::Keep
-                    && write_key(&self.rest_prefix, &field.key, out) =>
-                {
-                    None
-                }
+                None if self.rest == Rest::Keep && self.rest_keys.write(&field.key, out) => None,
                 None => {
                     out.pop();
                     continue;

@@ -26,8 +26,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::escape::{write_escaped, REPLACEMENT};
-use super::vendor::{scale, write_decimal, write_key, HeaderField, Rest};
+use super::escape::{write_escaped, Stops, REPLACEMENT};
+use super::vendor::{scale, write_decimal, FieldMap, HeaderField, Rest, RestKeys};
 use super::{Body, Context, Error, Fields, Tally};
 use crate::record::{Meta, Record, Severity};
 
@@ -96,10 +96,13 @@ pub(crate) struct Leef {
     after_event_id: Box<[u8]>,
     /// Between attributes: one ASCII character.
     delimiter: u8,
+    /// What a value escapes or replaces: `\`, `=`, CR, LF, NUL, TAB and
+    /// the delimiter.
+    stops: Stops,
     default_severity: Severity,
-    map: BTreeMap<Box<[u8]>, Box<[u8]>>,
+    map: FieldMap<Box<[u8]>>,
     rest: Rest,
-    rest_prefix: Box<[u8]>,
+    rest_keys: RestKeys,
 }
 
 /// `d` as LEEF 2.0 names a delimiter: one character, or `x`/`0x` and one
@@ -177,7 +180,7 @@ impl Leef {
         } else {
             b"|".to_vec()
         };
-        let mut map = BTreeMap::new();
+        let mut map = FieldMap::default();
         for (field, attribute) in &config.fields {
             let valid = !attribute.is_empty()
                 && attribute
@@ -193,51 +196,48 @@ impl Leef {
                     ),
                 ));
             }
-            map.insert(field.as_bytes().into(), attribute.as_bytes().into());
+            map.insert(field.as_bytes(), attribute.as_bytes().into());
         }
         Ok(Self {
             prefix: prefix.into(),
             event_id: HeaderField::build(&config.event_id, &key("event_id"), 255)?,
             after_event_id: after_event_id.into(),
             delimiter,
+            stops: Stops::new(|b| {
+                matches!(b, b'\\' | b'=' | b'\r' | b'\n' | b'\t' | 0) || b == delimiter
+            }),
             default_severity,
             map,
             rest: config.rest,
-            rest_prefix: config.rest_prefix.as_bytes().into(),
+            rest_keys: RestKeys::new(config.rest_prefix.as_bytes()),
         })
     }
 
     /// Append `value` escaped for an attribute.
     fn write_value(&self, value: &[u8], out: &mut Vec<u8>, tally: &mut Tally) {
-        let delimiter = self.delimiter;
         let mut replaced = 0;
         let mut newlines = 0;
         let mut nul = false;
-        let invalid = write_escaped(
-            value,
-            out,
-            |b| matches!(b, b'\\' | b'=' | b'\r' | b'\n' | b'\t' | 0) || b == delimiter,
-            |b, out| match b {
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'=' => out.extend_from_slice(b"\\="),
-                b'\r' => {
-                    out.extend_from_slice(b"\\r");
-                    newlines += 1;
-                }
-                b'\n' => {
-                    out.extend_from_slice(b"\\n");
-                    newlines += 1;
-                }
-                0 => {
-                    out.extend_from_slice(REPLACEMENT);
-                    nul = true;
-                }
-                _ => {
-                    out.push(b' ');
-                    replaced += 1;
-                }
-            },
-        );
+        let invalid = write_escaped(value, out, &self.stops, |b, out| match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'=' => out.extend_from_slice(b"\\="),
+            b'\r' => {
+                out.extend_from_slice(b"\\r");
+                newlines += 1;
+            }
+            b'\n' => {
+                out.extend_from_slice(b"\\n");
+                newlines += 1;
+            }
+            0 => {
+                out.extend_from_slice(REPLACEMENT);
+                nul = true;
+            }
+            _ => {
+                out.push(b' ');
+                replaced += 1;
+            }
+        });
         tally.delimiters_replaced += replaced;
         tally.newlines_escaped += newlines;
         tally.invalid_utf8_values += u64::from(invalid || nul);
@@ -270,10 +270,9 @@ impl Body for Leef {
         for field in fields {
             let mark = out.len();
             out.push(self.delimiter);
-            match self.map.get(&*field.key) {
+            match self.map.get(&field.key) {
                 Some(attribute) => out.extend_from_slice(attribute),
-                None if self.rest == Rest::Keep
-                    && write_key(&self.rest_prefix, &field.key, out) => {}
+                None if self.rest == Rest::Keep && self.rest_keys.write(&field.key, out) => {}
                 None => {
                     out.truncate(mark);
                     continue;

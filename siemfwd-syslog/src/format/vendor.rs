@@ -9,9 +9,11 @@
 //! (`header_fields_sanitized`), as is a cut to the field's length. A literal
 //! that breaks those rules is refused at build instead.
 
+use std::cell::{Cell, RefCell};
+
 use serde::Deserialize;
 
-use super::escape::{truncate_utf8, write_escaped};
+use super::escape::{truncate_utf8, write_escaped, Stops};
 use super::{Error, Tally};
 use crate::record::{Record, Severity};
 use crate::template::Template;
@@ -35,6 +37,46 @@ pub enum Rest {
     Keep,
     /// Left out.
     Drop,
+}
+
+/// A map from field names to what a body writes for them, looked up once
+/// per field of every record: names are bucketed by length, so most
+/// lookups compare no bytes at all (a `BTreeMap` spent a third of a CEF
+/// body's instructions comparing names).
+#[derive(Debug)]
+pub(crate) struct FieldMap<T> {
+    by_len: Vec<Vec<(Box<[u8]>, T)>>,
+}
+
+impl<T> Default for FieldMap<T> {
+    fn default() -> Self {
+        Self { by_len: Vec::new() }
+    }
+}
+
+impl<T> FieldMap<T> {
+    /// Map `name` to `target`; false (and no change) when `name` is mapped
+    /// already.
+    pub(crate) fn insert(&mut self, name: &[u8], target: T) -> bool {
+        if self.get(name).is_some() {
+            return false;
+        }
+        if self.by_len.len() <= name.len() {
+            self.by_len.resize_with(name.len() + 1, Vec::new);
+        }
+        self.by_len[name.len()].push((name.into(), target));
+        true
+    }
+
+    /// What `name` maps to.
+    #[inline]
+    pub(crate) fn get(&self, name: &[u8]) -> Option<&T> {
+        self.by_len
+            .get(name.len())?
+            .iter()
+            .find(|(n, _)| **n == *name)
+            .map(|(_, t)| t)
+    }
 }
 
 /// One field of a `|`-separated header, from a template.
@@ -90,23 +132,24 @@ impl HeaderField {
     }
 }
 
+/// What a header field escapes or replaces.
+fn header_stops() -> &'static Stops {
+    static STOPS: std::sync::OnceLock<Stops> = std::sync::OnceLock::new();
+    STOPS.get_or_init(|| Stops::new(|b| matches!(b, b'\\' | b'|' | b'\r' | b'\n' | 0)))
+}
+
 /// Append `part` escaped for a header field; returns how many CR, LF or NUL
 /// became a space, and whether it was not UTF-8.
 fn escape_header(part: &[u8], out: &mut Vec<u8>) -> (u64, bool) {
     let mut replaced = 0;
-    let invalid = write_escaped(
-        part,
-        out,
-        |b| matches!(b, b'\\' | b'|' | b'\r' | b'\n' | 0),
-        |b, out| match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'|' => out.extend_from_slice(b"\\|"),
-            _ => {
-                out.push(b' ');
-                replaced += 1;
-            }
-        },
-    );
+    let invalid = write_escaped(part, out, header_stops(), |b, out| match b {
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'|' => out.extend_from_slice(b"\\|"),
+        _ => {
+            out.push(b' ');
+            replaced += 1;
+        }
+    });
     (replaced, invalid)
 }
 
@@ -131,13 +174,56 @@ pub(crate) fn cut_escaped(out: &mut Vec<u8>, start: usize, cap: usize) -> bool {
     true
 }
 
+/// The keys made for the fields a body's map does not name ([`write_key`]),
+/// remembered per name: the same few dozen names come in every record, and
+/// making a key byte by byte cost more than the rest of a LEEF body. At
+/// most [`RestKeys::MAX`] names are remembered (a source with ever-new
+/// names makes their keys each time instead of growing without bound).
+#[derive(Debug, Default)]
+pub(crate) struct RestKeys {
+    prefix: Box<[u8]>,
+    /// Name → its key, `None` for a name that makes none.
+    known: RefCell<FieldMap<Option<Box<[u8]>>>>,
+    count: Cell<usize>,
+}
+
+impl RestKeys {
+    const MAX: usize = 4096;
+
+    pub(crate) fn new(prefix: &[u8]) -> Self {
+        Self {
+            prefix: prefix.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Append the key for `name`; false, writing nothing, when it has none.
+    pub(crate) fn write(&self, name: &[u8], out: &mut Vec<u8>) -> bool {
+        if let Some(key) = self.known.borrow().get(name) {
+            if let Some(key) = key {
+                out.extend_from_slice(key);
+            }
+            return key.is_some();
+        }
+        let start = out.len();
+        let made = write_key(&self.prefix, name, out);
+        if self.count.get() < Self::MAX {
+            self.known
+                .borrow_mut()
+                .insert(name, made.then(|| out[start..].into()));
+            self.count.set(self.count.get() + 1);
+        }
+        made
+    }
+}
+
 /// Append a key made from the field name `name` under `prefix`: ASCII
 /// letters and digits kept, every other run of bytes dropped and the letter
 /// after it upper-cased (`event.userIdentity.userName` →
 /// `eventUserIdentityUserName`, `__tag__:__receive_time__` →
 /// `tagReceiveTime`), which both CEF's and QRadar's key rules accept.
 /// Returns false, writing nothing, when no letter or digit is left.
-pub(crate) fn write_key(prefix: &[u8], name: &[u8], out: &mut Vec<u8>) -> bool {
+fn write_key(prefix: &[u8], name: &[u8], out: &mut Vec<u8>) -> bool {
     let start = out.len();
     out.extend_from_slice(prefix);
     // A word starts after a prefix or after dropped bytes; the first word
@@ -198,6 +284,34 @@ mod tests {
             .collect();
         assert_eq!(codes, [10, 9, 8, 7, 5, 3, 2, 1]);
         assert!(codes.windows(2).all(|w| w[0] > w[1]));
+    }
+
+    #[test]
+    fn remembered_keys_are_the_keys_made() {
+        let keys = RestKeys::new(b"ali");
+        for _ in 0..2 {
+            for name in [&b"event.eventName"[..], b"__", b"x.y"] {
+                let (mut once, mut made) = (Vec::new(), Vec::new());
+                let a = keys.write(name, &mut once);
+                let b = write_key(b"ali", name, &mut made);
+                assert_eq!((a, once), (b, made));
+            }
+        }
+    }
+
+    #[test]
+    fn a_field_map_finds_each_name_and_only_those() {
+        let mut map = FieldMap::default();
+        assert!(map.insert(b"event.eventName", 1));
+        assert!(map.insert(b"a", 2));
+        assert!(map.insert(b"b", 3));
+        assert!(!map.insert(b"a", 4), "mapped already");
+        assert_eq!(map.get(b"a"), Some(&2));
+        assert_eq!(map.get(b"b"), Some(&3));
+        assert_eq!(map.get(b"event.eventName"), Some(&1));
+        assert_eq!(map.get(b"event.eventNamf"), None);
+        assert_eq!(map.get(b""), None);
+        assert_eq!(map.get(&[b'x'; 300]), None);
     }
 
     #[test]
