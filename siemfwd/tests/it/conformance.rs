@@ -143,7 +143,9 @@ fn corpus() -> Vec<Rec> {
             .with("a key", "v 1")
             .with("k=v", "x=y")
             .with("=", "=")
-            .with(" lead", "trail "),
+            .with(" lead", "trail ")
+            // CEF's and LEEF's own separators and escapes (`^` is the LEEF 2.0 delimiter).
+            .with("pipe", "a|b^c\\d=e\t|"),
         Rec::new(10).with("long_binary", long_binary),
         Rec::new(11).with("msg", "end of corpus"),
     ];
