@@ -35,6 +35,7 @@ mod persist;
 pub mod proto;
 mod routes;
 mod server;
+pub mod spl;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -130,6 +131,9 @@ pub struct EmulatorConfig {
     pub max_clock_skew: Option<Duration>,
     /// Initial fault settings.
     pub faults: FaultConfig,
+    /// Consume processors by name (PullLogs `processor=`): each an SPL statement of the
+    /// subset in [`spl`].
+    pub processors: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for EmulatorConfig {
@@ -146,6 +150,7 @@ impl Default for EmulatorConfig {
             ttl: None,
             max_clock_skew: Some(Duration::from_secs(15 * 60)),
             faults: FaultConfig::default(),
+            processors: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -238,6 +243,15 @@ impl EmulatorBuilder {
     /// Expire data older than `ttl`.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.config.ttl = Some(ttl);
+        self
+    }
+
+    /// A consume processor named `name` running the SPL statement `spl` (PullLogs
+    /// `processor=name`).
+    pub fn processor(mut self, name: &str, spl: &str) -> Self {
+        self.config
+            .processors
+            .insert(name.to_owned(), spl.to_owned());
         self
     }
 

@@ -81,6 +81,10 @@ struct Common {
     /// Expire data older than this many seconds (cursors to it become InvalidCursor).
     #[arg(long)]
     ttl_secs: Option<u64>,
+    /// A consume processor for PullLogs `processor=NAME`: NAME=SPL, e.g.
+    /// `audit=* | where "event.eventRW" = 'Write'` (the SPL subset of the emulator's README).
+    #[arg(long = "processor", value_name = "NAME=SPL")]
+    processors: Vec<String>,
 }
 
 #[derive(Args)]
@@ -155,6 +159,18 @@ fn config(common: &Common) -> anyhow::Result<EmulatorConfig> {
             .context("--access-key: expected ID:SECRET")?;
         keys.insert(id.to_owned(), secret.to_owned());
     }
+    let processors = common
+        .processors
+        .iter()
+        .map(|p| {
+            let (name, spl) = p
+                .split_once('=')
+                .context("--processor: expected NAME=SPL")?;
+            sls_emulator::spl::Spl::parse(spl)
+                .map_err(|e| anyhow::anyhow!("--processor {name}: {}", e.message))?;
+            Ok((name.to_owned(), spl.to_owned()))
+        })
+        .collect::<anyhow::Result<_>>();
     Ok(EmulatorConfig {
         auth: if keys.is_empty() {
             Auth::Disabled
@@ -168,6 +184,7 @@ fn config(common: &Common) -> anyhow::Result<EmulatorConfig> {
         logstores: common.logstores.clone(),
         data_dir: common.data_dir.clone(),
         ttl: common.ttl_secs.map(Duration::from_secs),
+        processors: processors?,
         ..EmulatorConfig::default()
     })
 }

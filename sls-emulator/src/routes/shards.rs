@@ -9,6 +9,7 @@ use crate::compress::Compression;
 use crate::cursor;
 use crate::error::ApiError;
 use crate::proto;
+use crate::spl::Spl;
 use crate::store::{Logstore, Pulled};
 use crate::Shared;
 
@@ -91,6 +92,27 @@ pub(super) fn pull_logs(shared: &Shared, req: &Req, ls: &str, id: u32) -> Result
         .q("end_cursor")
         .or_else(|| req.q("endCursor"))
         .filter(|s| !s.is_empty());
+    // Rule-based consumption: `query` (SPL), or a named consume `processor`.
+    let spl = match (
+        req.q("query").filter(|q| !q.trim().is_empty()),
+        req.q("processor").filter(|p| !p.is_empty()),
+    ) {
+        (None, None) => None,
+        (Some(query), None) => Some(Spl::parse(query)?),
+        (None, Some(name)) => {
+            let text = shared.config.processors.get(name).ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "ConsumeProcessorNotExist",
+                    format!("consume processor {name} does not exist"),
+                )
+            })?;
+            Some(Spl::parse(text)?)
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::param("query and processor cannot both be set"));
+        }
+    };
     let Pulled {
         mut groups,
         mut next,
@@ -103,6 +125,23 @@ pub(super) fn pull_logs(shared: &Shared, req: &Req, ls: &str, id: u32) -> Result
     if keep < groups.len() {
         next -= (groups.len() - keep) as i64;
         groups.truncate(keep);
+    }
+    // What the statement scanned, before it filtered: the throttling figures.
+    let scanned = spl.as_ref().map(|_| {
+        (
+            groups.len(),
+            groups.iter().map(|g| g.len() + 6).sum::<usize>(),
+        )
+    });
+    let mut lines = None;
+    if let Some(spl) = &spl {
+        let applied = spl.apply(&groups)?;
+        lines = Some((
+            applied.scanned_lines,
+            applied.result_lines,
+            applied.failed_lines,
+        ));
+        groups = applied.groups;
     }
     // Build and compress outside the store lock.
     let mut raw = Vec::with_capacity(groups.iter().map(|g| g.len() + 6).sum());
@@ -127,7 +166,14 @@ pub(super) fn pull_logs(shared: &Shared, req: &Req, ls: &str, id: u32) -> Result
     if let Some(ct) = compression.header_value() {
         headers.push(("x-log-compresstype", ct.to_owned()));
     }
-    if !groups.is_empty() {
+    if let (Some((count, size)), Some((scanned, result, failed))) = (scanned, lines) {
+        headers.push(("x-log-rawdatacount", count.to_string()));
+        headers.push(("x-log-rawdatasize", size.to_string()));
+        headers.push(("x-log-rawdatalines", scanned.to_string()));
+        headers.push(("x-log-resultlines", result.to_string()));
+        headers.push(("x-log-failedlines", failed.to_string()));
+    } else if !groups.is_empty() {
+        // Per-group cursors exist only without a statement (protocol notes §2.4).
         headers.push(("x-log-read-last-cursor", (next - 1).to_string()));
     }
     Ok(Reply {

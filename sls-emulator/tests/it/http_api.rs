@@ -431,6 +431,72 @@ async fn pull_logs_serves_every_compression_with_sls_headers() {
 }
 
 #[tokio::test]
+async fn spl_query_and_processor_filter_and_count_what_they_scanned() {
+    let emu = Emulator::builder()
+        .logstore("proj", "store", 1)
+        .processor("odd", "* | where seq like '%1' or seq like '%3' | project seq")
+        .start()
+        .await
+        .expect("start");
+    let groups: Vec<LogGroup> = (0..10).map(group).collect();
+    emu.append("proj", "store", 0, &groups).expect("append");
+    let begin = begin_cursor(emu.addr(), 0).await;
+    let pull = |param: &'static str, value: &'static str| {
+        Request::new("GET", "/logstores/store/shards/0")
+            .q("type", "log")
+            .q("cursor", begin.clone())
+            .q("count", "4")
+            .q(param, value)
+            .q("pullMode", "scan_on_stream")
+            .header("Accept-Encoding", "lz4")
+            .send(emu.addr())
+    };
+    for (param, value) in [("query", "* | where seq = '1' or seq = '3'"), ("processor", "odd")] {
+        let r = pull(param, value).await.expect("resp");
+        assert_eq!(r.status, 200, "{r:?}");
+        // Four groups scanned, two returned, and the cursor moved past all four.
+        assert_eq!(r.h("x-log-count"), "2", "{param}");
+        assert_eq!(r.h("x-log-rawdatacount"), "4");
+        assert_eq!(r.h("x-log-rawdatalines"), "4");
+        assert_eq!(r.h("x-log-resultlines"), "2");
+        assert_eq!(r.h("x-log-failedlines"), "0");
+        let scanned: usize = r.h("x-log-rawdatasize").parse().expect("size");
+        let raw_size: usize = r.h("x-log-bodyrawsize").parse().expect("size");
+        assert!(scanned > raw_size, "{scanned} scanned, {raw_size} returned");
+        assert!(!r.headers.contains_key("x-log-read-last-cursor"));
+        let next = cursor::decode(r.h("x-log-cursor")).expect("cursor");
+        assert_eq!(next, cursor::decode(&begin).expect("begin") + 4);
+        let raw = Compression::Lz4
+            .decompress(&r.body, Some(raw_size))
+            .expect("decompress");
+        let list = LogGroupList::decode(raw.as_slice()).expect("LogGroupList");
+        let seqs: Vec<&[u8]> = list
+            .log_groups
+            .iter()
+            .map(|g| g.logs[0].contents[0].value.as_slice())
+            .collect();
+        assert_eq!(seqs, [&b"1"[..], b"3"]);
+        // The group's own parts stay.
+        assert_eq!(list.log_groups[0].topic.as_deref(), Some(&b"topic"[..]));
+    }
+    // A pull the statement empties still moves the cursor.
+    let r = pull("query", "* | where seq = 'none'").await.expect("resp");
+    assert_eq!((r.h("x-log-count"), r.h("x-log-resultlines")), ("0", "0"));
+    assert_eq!(
+        cursor::decode(r.h("x-log-cursor")).expect("cursor"),
+        cursor::decode(&begin).expect("begin") + 4
+    );
+    for (param, value, status, code) in [
+        ("processor", "missing", 404, "ConsumeProcessorNotExist"),
+        ("query", "* | stats count(*)", 400, "ParameterInvalid"),
+    ] {
+        let r = pull(param, value).await.expect("resp");
+        assert_eq!(r.status, status, "{r:?}");
+        assert_eq!(r.json()["errorCode"], code);
+    }
+}
+
+#[tokio::test]
 async fn put_logs_accepts_every_form_and_compression() {
     let emu = emulator().await;
     let raw = group(7).encode_to_vec();
