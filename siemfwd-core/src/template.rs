@@ -56,6 +56,12 @@ impl Template {
                 if name.is_empty() {
                     return Err(format!("{key}: an empty placeholder '{{}}'; name a field"));
                 }
+                if name.contains('{') {
+                    return Err(format!(
+                        "{key}: '{{' inside the placeholder '{{{name}}}'; write '{{{{' for a \
+                         literal brace"
+                    ));
+                }
                 if !lit.is_empty() {
                     pieces.push(Piece::Text(std::mem::take(&mut lit)));
                 }
@@ -98,6 +104,14 @@ impl Template {
                 }
             }
         }
+    }
+
+    /// The literal pieces of text between the placeholders.
+    pub fn texts(&self) -> impl Iterator<Item = &[u8]> {
+        self.pieces.iter().filter_map(|p| match p {
+            Piece::Text(t) => Some(t.as_slice()),
+            Piece::Field(_) => None,
+        })
     }
 
     /// The text, when the template names no field (checked whole at build).
@@ -145,6 +159,13 @@ mod tests {
             time: LogTime::default(),
             fields: fields.iter().map(|(k, v)| Field::borrowed(k, v)).collect(),
         }
+    }
+
+    #[test]
+    fn a_brace_inside_a_placeholder_is_refused() {
+        let e = Template::parse("{a{b}", "k").expect_err("refused");
+        assert!(e.starts_with("k: '{' inside"), "{e}");
+        assert!(Template::parse("{{a}}", "k").is_ok());
     }
 
     #[test]

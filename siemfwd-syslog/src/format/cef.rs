@@ -3,10 +3,10 @@
 //!
 //! `CEF:Version|Device Vendor|Device Product|Device Version|Signature ID|Name|Severity|Extension`
 //!
-//! - Header fields come from literals or templates (`signature_id =
-//!   "{event.eventName}"`), escaped and cut as `vendor.rs` says, to the
-//!   lengths ArcSight keeps (vendor and product 63 bytes, version 31,
-//!   signature ID 1023, name 512).
+//! - Header fields: vendor, product and version are literals; signature ID
+//!   and name may be templates (`signature_id = "{event.eventName}"`); all
+//!   escaped and cut as `vendor.rs` says, to the lengths ArcSight keeps
+//!   (vendor and product 63 bytes, version 31, signature ID 1023, name 512).
 //! - Severity: the record's syslog severity (set by a transform, else
 //!   `format.severity`) on the 0–10 scale of `vendor::scale`, or, with
 //!   `severity_field`, that field's value when it is 0–10 or one of the
@@ -15,7 +15,9 @@
 //!   the record's fields in order, each under the CEF key `fields` maps it
 //!   to, as a labelled custom field (`custom`: `cs1=… cs1Label=…`), or,
 //!   per `rest`, under a key made from its name (`rest_prefix` +
-//!   `eventUserIdentityUserName`) or not at all. Keys named in the config
+//!   `eventUserIdentityUserName`; a made key that is one of CEF's own,
+//!   such as a field named `src`, is written `unmappedSrc`: a log cannot
+//!   set a CEF key by naming a field) or not at all. Keys named in the config
 //!   must be CEF's own ([`KEYS`]) or a custom family (`csN`, `cnN`, `cfpN`,
 //!   `c6aN`, `flexStringN`, `flexNumberN`, `flexDate1`, `deviceCustomDateN`,
 //!   with their `…Label`); anything else is refused at build.
@@ -289,22 +291,38 @@ impl Cef {
             ));
         }
         let mut prefix = format!("CEF:{}|", config.version).into_bytes();
-        let record = Record {
-            time: crate::record::LogTime::default(),
-            fields: Vec::new(),
-        };
         for (name, text, cap) in [
             ("vendor", &config.vendor, 63),
             ("product", &config.product, 63),
             ("device_version", &config.device_version, 31),
         ] {
-            let field = HeaderField::build(text, &key(name), cap)?;
-            let mut tally = super::Tally::default();
-            field.write(&record, &mut prefix, &mut tally);
+            prefix.extend_from_slice(&HeaderField::literal(text, &key(name), cap)?);
             prefix.push(b'|');
+        }
+        if !config
+            .rest_prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(bad(
+                "rest_prefix",
+                format!(
+                    "{:?}: a CEF key is letters and digits only, and so must its prefix be",
+                    config.rest_prefix
+                ),
+            ));
         }
         let mut map = FieldMap::default();
         for (field, cef_key) in &config.fields {
+            if cef_key == "rt" || is_custom(cef_key, true) {
+                return Err(bad(
+                    &format!("fields.{field:?}"),
+                    format!(
+                        "{cef_key:?} is written by the body itself (rt: the record's time; a \
+                         label: by `custom`)"
+                    ),
+                ));
+            }
             if !is_cef_key(cef_key) {
                 return Err(bad(
                     &format!("fields.{field:?}"),
@@ -333,6 +351,14 @@ impl Cef {
                 key: custom.key.as_bytes().into(),
                 label: label.into(),
             };
+            let taken = config.fields.values().any(|k| *k == custom.key)
+                || config.custom[..i].iter().any(|c| c.key == custom.key);
+            if taken {
+                return Err(bad(
+                    &format!("custom[{i}].key"),
+                    format!("{:?} is written for another field already", custom.key),
+                ));
+            }
             if !map.insert(custom.field.as_bytes(), target) {
                 return Err(bad(
                     &format!("custom[{i}].field"),
@@ -351,7 +377,10 @@ impl Cef {
             severity_field: config.severity_field.as_ref().map(|f| f.as_bytes().into()),
             map,
             rest: config.rest,
-            rest_keys: RestKeys::new(config.rest_prefix.as_bytes()),
+            // Made keys stay clear of every key CEF defines (mapped or not).
+            rest_keys: RestKeys::new(config.rest_prefix.as_bytes(), |key| {
+                std::str::from_utf8(key).is_ok_and(is_cef_key)
+            }),
         })
     }
 
@@ -640,6 +669,19 @@ pub(crate) mod tests {
                 "format.body.vendor",
             ),
             (r#"name = "a{""#, "format.body.name"),
+            (r#"vendor = "{event.vendor}""#, "format.body.vendor"),
+            (r#"name = "a\n{f}""#, "format.body.name"),
+            (r#"fields = { "a" = "rt" }"#, "format.body.fields.\"a\""),
+            (
+                r#"fields = { "a" = "cs1Label" }"#,
+                "format.body.fields.\"a\"",
+            ),
+            (
+                r#"fields = { "a" = "cs1" }
+                   custom = [{ field = "b", key = "cs1", label = "x" }]"#,
+                "format.body.custom[0].key",
+            ),
+            (r#"rest_prefix = "a_b""#, "format.body.rest_prefix"),
         ] {
             match Cef::build(&config(text), info()) {
                 Err(Error::Config { key: got, .. }) => assert_eq!(got, key, "{text}"),
@@ -663,6 +705,40 @@ pub(crate) mod tests {
         assert!(
             KEYS.windows(2).all(|w| w[0] < w[1]),
             "KEYS sorted for the search"
+        );
+    }
+
+    #[test]
+    fn a_field_cannot_take_a_key_of_cef_by_its_name() {
+        let cef = Cef::build(&config(r#"fields = { "ip" = "src" }"#), info()).expect("builds");
+        let record = Record {
+            time: LogTime::default(),
+            fields: vec![
+                Field::borrowed(b"ip", b"10.0.0.1"),
+                Field::borrowed(b"src", b"6.6.6.6"),
+                Field::borrowed(b"rt", b"0"),
+                // Keys are case-sensitive: `rT` is not `rt`.
+                Field::borrowed(b"r.t", b"0"),
+                Field::borrowed(b"cs1_Label", b"forged"),
+                Field::borrowed(b"suser", b"mallory"),
+            ],
+        };
+        let (_, pairs) = parse(&encode(&cef, &record, &Meta::NONE).0).expect("cef");
+        let keys: Vec<String> = pairs
+            .iter()
+            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "rt",
+                "src",
+                "unmappedSrc",
+                "unmappedRt",
+                "rT",
+                "unmappedCs1Label",
+                "unmappedSuser"
+            ]
         );
     }
 

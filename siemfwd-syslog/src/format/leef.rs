@@ -5,15 +5,18 @@
 //! separated by the delimiter the header names (written in hex, which
 //! QRadar reads for any character: default TAB, `x09`).
 //!
-//! - Header fields: literals or templates (`event_id = "{event.eventName}"`),
-//!   escaped and cut as `vendor.rs` says (255 bytes each).
+//! - Header fields: vendor, product and version are literals, the EventID
+//!   may be a template (`event_id = "{event.eventName}"`); escaped and cut
+//!   as `vendor.rs` says (255 bytes each).
 //! - Attributes: `devTime` first, the record's time in epoch milliseconds
 //!   (QRadar reads `devTime` without `devTimeFormat` so), `sev` the record's
 //!   syslog severity on the 1–10 scale of `vendor::scale`; then the record's
 //!   fields in order under the key `fields` maps them to (`src`, `usrName`,
 //!   `cat`, …; any key of ASCII letters, digits, `_`, `.` and `-`), and,
 //!   per `rest`, the others under a key made from their names or not at
-//!   all.
+//!   all (a made key that is `devTime`, `sev` or a mapped attribute is
+//!   written `unmappedSev`: a log cannot set its own severity by naming a
+//!   field).
 //! - Values: IBM leaves escaping to the reader; QRadar's and AxoSyslog's
 //!   readers undo `\\` and `\=`, so `\` and `=` are escaped so. A TAB or
 //!   the delimiter inside a value has no escape in any reader: it becomes a
@@ -115,7 +118,9 @@ fn parse_delimiter(d: &str) -> Option<u8> {
             let hex = d
                 .strip_prefix("0x")
                 .or_else(|| d.strip_prefix('x'))
-                .filter(|h| (1..=4).contains(&h.len()))?;
+                .filter(|h| {
+                    (1..=4).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit())
+                })?;
             u32::from_str_radix(hex, 16).ok()?
         }
     };
@@ -150,30 +155,44 @@ impl Leef {
                 ))
             }
             (Some(d), true) => parse_delimiter(d)
-                .filter(|c| !matches!(c, b'=' | b'\\' | b'|' | b'\r' | b'\n' | 0))
+                // Not a byte that keys, values or escapes hold as they are.
+                .filter(|c| {
+                    !(c.is_ascii_alphanumeric()
+                        || matches!(
+                            c,
+                            b'=' | b'\\' | b'|' | b'\r' | b'\n' | 0 | b' ' | b'_' | b'.' | b'-'
+                        ))
+                })
                 .ok_or_else(|| {
                     bad(
                         "delimiter",
                         format!(
-                            "{d:?} is not one ASCII character other than `=`, `\\`, `|`, CR, \
-                             LF or NUL, nor its code in hex (`x5E`, `0x09`)"
+                            "{d:?} is not one ASCII character that keys and values do not hold \
+                             as they are (not a letter, digit, space, `_`, `.`, `-`, `=`, `\\`, \
+                             `|`, CR, LF or NUL), nor its code in hex (`x5E`, `0x09`)"
                         ),
                     )
                 })?,
         };
         let mut prefix = format!("LEEF:{}|", config.version).into_bytes();
-        let empty = Record {
-            time: crate::record::LogTime::default(),
-            fields: Vec::new(),
-        };
         for (name, text) in [
             ("vendor", &config.vendor),
             ("product", &config.product),
             ("product_version", &config.product_version),
         ] {
-            let field = HeaderField::build(text, &key(name), 255)?;
-            field.write(&empty, &mut prefix, &mut Tally::default());
+            prefix.extend_from_slice(&HeaderField::literal(text, &key(name), 255)?);
             prefix.push(b'|');
+        }
+        let key_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
+        if !config.rest_prefix.bytes().all(key_byte) {
+            return Err(bad(
+                "rest_prefix",
+                format!(
+                    "{:?}: an attribute key here is ASCII letters, digits, `_`, `.` and `-`, \
+                     and so must its prefix be",
+                    config.rest_prefix
+                ),
+            ));
         }
         let after_event_id = if two {
             format!("|x{delimiter:02X}|").into_bytes()
@@ -209,7 +228,17 @@ impl Leef {
             default_severity,
             map,
             rest: config.rest,
-            rest_keys: RestKeys::new(config.rest_prefix.as_bytes()),
+            // Made keys stay clear of the attributes the body writes itself
+            // and of every mapped one.
+            rest_keys: RestKeys::new(config.rest_prefix.as_bytes(), {
+                let mut taken: Vec<Vec<u8>> = config
+                    .fields
+                    .values()
+                    .map(|a| a.as_bytes().to_vec())
+                    .collect();
+                taken.extend([b"devTime".to_vec(), b"sev".to_vec()]);
+                move |key| taken.iter().any(|t| t.as_slice() == key)
+            }),
         })
     }
 
@@ -462,6 +491,28 @@ pub(crate) mod tests {
                 "format.body.fields.\"a\"",
             ),
             (r#"fields = { "a" = "sev" }"#, "format.body.fields.\"a\""),
+            (
+                "version = \"2.0\"\ndelimiter = \" \"",
+                "format.body.delimiter",
+            ),
+            (
+                "version = \"2.0\"\ndelimiter = \"n\"",
+                "format.body.delimiter",
+            ),
+            (
+                "version = \"2.0\"\ndelimiter = \"_\"",
+                "format.body.delimiter",
+            ),
+            (
+                "version = \"2.0\"\ndelimiter = \"x+9\"",
+                "format.body.delimiter",
+            ),
+            (
+                "version = \"2.0\"\ndelimiter = \"x20\"",
+                "format.body.delimiter",
+            ),
+            (r#"product = "{p}""#, "format.body.product"),
+            (r#"rest_prefix = "a b""#, "format.body.rest_prefix"),
         ] {
             match Leef::build(&config(text), info()) {
                 Err(Error::Config { key: got, .. }) => assert_eq!(got, key, "{text}"),
@@ -471,6 +522,47 @@ pub(crate) mod tests {
         for (d, byte) in [("^", b'^'), ("x09", b'\t'), ("0x7C", b'|'), ("x1", 1)] {
             assert_eq!(parse_delimiter(d), Some(byte), "{d}");
         }
+    }
+
+    #[test]
+    fn a_field_cannot_set_the_severity_or_a_mapped_attribute_by_its_name() {
+        let leef = Leef::build(&config(r#"fields = { "ip" = "src" }"#), info()).expect("builds");
+        let record = Record {
+            time: LogTime::default(),
+            fields: vec![
+                Field::borrowed(b"sev", b"10"),
+                Field::borrowed(b"dev_time", b"0"),
+                Field::borrowed(b"src", b"6.6.6.6"),
+                Field::borrowed(b"ip", b"10.0.0.1"),
+            ],
+        };
+        let (_, pairs) = parse(&encode(&leef, &record, &Meta::NONE)).expect("leef");
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(k).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect();
+        let want = [
+            ("devTime", "0"),
+            ("sev", "2"),
+            ("unmappedSev", "10"),
+            ("devTime", "0"),
+            ("unmappedSrc", "6.6.6.6"),
+            ("src", "10.0.0.1"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        assert_eq!(pairs[..2], want[..2]);
+        assert_eq!(pairs[2], want[2]);
+        // `dev_time` makes `devTime`, which the body writes itself.
+        assert_eq!(pairs[3].0, "unmappedDevTime");
+        assert_eq!(pairs[4..], want[4..]);
     }
 
     /// What a value becomes: UTF-8 without NUL, the delimiter and TAB

@@ -96,12 +96,15 @@ impl HeaderField {
             problem,
         };
         let template = Template::parse(text, key).map_err(bad)?;
+        if template
+            .texts()
+            .any(|t| t.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)))
+        {
+            return Err(bad(
+                "holds a CR, LF or NUL, which no header field can carry".to_owned(),
+            ));
+        }
         if let Some(literal) = template.literal() {
-            if literal.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
-                return Err(bad(
-                    "holds a CR, LF or NUL, which no header field can carry".to_owned(),
-                ));
-            }
             let mut escaped = Vec::new();
             escape_header(&literal, &mut escaped);
             if escaped.len() > cap {
@@ -112,6 +115,23 @@ impl HeaderField {
             }
         }
         Ok(Self { template, cap })
+    }
+
+    /// A field that is the same in every message (vendor, product,
+    /// version): its text, escaped, refused if it names a field.
+    pub(crate) fn literal(text: &str, key: &str, cap: usize) -> Result<Vec<u8>, Error> {
+        let field = Self::build(text, key, cap)?;
+        let Some(literal) = field.template.literal() else {
+            return Err(Error::Config {
+                key: key.to_owned(),
+                problem: "names a field; this header field is the same for every event \
+                          (write `{{` for a literal brace)"
+                    .to_owned(),
+            });
+        };
+        let mut out = Vec::new();
+        escape_header(&literal, &mut out);
+        Ok(out)
     }
 
     /// Append the field for `record`, escaped and cut to its length.
@@ -177,23 +197,52 @@ pub(crate) fn cut_escaped(out: &mut Vec<u8>, start: usize, cap: usize) -> bool {
 /// The keys made for the fields a body's map does not name ([`write_key`]),
 /// remembered per name: the same few dozen names come in every record, and
 /// making a key byte by byte cost more than the rest of a LEEF body. At
-/// most [`RestKeys::MAX`] names are remembered (a source with ever-new
-/// names makes their keys each time instead of growing without bound).
-#[derive(Debug, Default)]
+/// most [`RestKeys::MAX`] names of at most [`RestKeys::LONGEST`] bytes are
+/// remembered (a source with ever-new or huge names makes their keys each
+/// time instead of growing without bound).
+///
+/// A made key never takes the place of one the body writes itself (`rt`,
+/// `devTime`, `sev`), of a key the map writes, or — in CEF — of any key
+/// CEF defines: a field name comes from the log, and a log must not set a
+/// SIEM's severity or source address by naming a field `sev` or `src`.
+/// Such a key is written with [`RESERVED_PREFIX`] (`unmappedSev`).
 pub(crate) struct RestKeys {
     prefix: Box<[u8]>,
+    /// Keys a made key must not be.
+    reserved: Box<Reserved>,
     /// Name → its key, `None` for a name that makes none.
     known: RefCell<FieldMap<Option<Box<[u8]>>>>,
     count: Cell<usize>,
 }
 
-impl RestKeys {
-    const MAX: usize = 4096;
+/// Whether a key is one a made key must not be.
+type Reserved = dyn Fn(&[u8]) -> bool + Send;
 
-    pub(crate) fn new(prefix: &[u8]) -> Self {
+/// Put before a made key that would be a reserved one.
+pub(crate) const RESERVED_PREFIX: &[u8] = b"unmapped";
+
+impl std::fmt::Debug for RestKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestKeys")
+            .field("prefix", &String::from_utf8_lossy(&self.prefix))
+            .field("remembered", &self.count.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RestKeys {
+    /// Names remembered at most.
+    const MAX: usize = 4096;
+    /// Longer names are not remembered (their keys are made each time), so
+    /// memory stays bounded whatever the names.
+    const LONGEST: usize = 128;
+
+    pub(crate) fn new(prefix: &[u8], reserved: impl Fn(&[u8]) -> bool + Send + 'static) -> Self {
         Self {
             prefix: prefix.into(),
-            ..Self::default()
+            reserved: Box::new(reserved),
+            known: RefCell::default(),
+            count: Cell::new(0),
         }
     }
 
@@ -207,7 +256,13 @@ impl RestKeys {
         }
         let start = out.len();
         let made = write_key(&self.prefix, name, out);
-        if self.count.get() < Self::MAX {
+        if made && (self.reserved)(&out[start..]) {
+            let key = out.split_off(start);
+            out.extend_from_slice(RESERVED_PREFIX);
+            out.push(key[0].to_ascii_uppercase());
+            out.extend_from_slice(&key[1..]);
+        }
+        if self.count.get() < Self::MAX && name.len() <= Self::LONGEST {
             self.known
                 .borrow_mut()
                 .insert(name, made.then(|| out[start..].into()));
@@ -287,8 +342,27 @@ mod tests {
     }
 
     #[test]
+    fn a_made_key_never_takes_a_reserved_one() {
+        let keys = RestKeys::new(b"", |k| k == b"sev" || k == b"src");
+        let key = |name: &[u8]| {
+            let mut out = Vec::new();
+            keys.write(name, &mut out);
+            String::from_utf8(out).expect("ascii")
+        };
+        for _ in 0..2 {
+            assert_eq!(key(b"sev"), "unmappedSev");
+            assert_eq!(key(b"__src"), "unmappedSrc");
+            assert_eq!(key(b"severity"), "severity");
+        }
+        // A long name is not remembered, and still made.
+        let long = vec![b'a'; 1000];
+        assert_eq!(key(&long).len(), 1000);
+        assert_eq!(keys.count.get(), 3);
+    }
+
+    #[test]
     fn remembered_keys_are_the_keys_made() {
-        let keys = RestKeys::new(b"ali");
+        let keys = RestKeys::new(b"ali", |_| false);
         for _ in 0..2 {
             for name in [&b"event.eventName"[..], b"__", b"x.y"] {
                 let (mut once, mut made) = (Vec::new(), Vec::new());

@@ -15,9 +15,10 @@
 //! or change a field that is not a JSON object — invalid JSON (RFC 8259), a
 //! bare string or number, bytes that are not UTF-8, a `\u` escape of half
 //! a surrogate pair in a key or a string value leave the field as it was
-//! and are counted (`transform_json_failed`). Memory is bounded by the
-//! field: values are borrowed from it, and the fields made are at most its
-//! size plus their names.
+//! and are counted (`transform_json_failed`), as is an object whose names
+//! would come to more than eight times its length plus 64 KiB (a long key
+//! over many members: names repeat their parents'). Memory is thus bounded
+//! by the field: values are borrowed from it, names by that budget.
 //!
 //! # Why a parser of its own
 //!
@@ -95,6 +96,7 @@ impl Step for ParseJson {
                     path
                 },
                 unescaped: Vec::new(),
+                name_budget: name_budget(text.len()),
                 has_control: lowest(text) < 0x20,
                 out: &mut record.fields,
             };
@@ -119,6 +121,14 @@ impl Step for ParseJson {
 #[derive(Debug)]
 struct Invalid;
 
+/// How many bytes of field names a text of `len` bytes may make: names
+/// repeat their parents' keys and the prefix, so they may well be longer
+/// than the text, but not by more than this (an ActionTrail event makes
+/// about one and a half times its length).
+fn name_budget(len: usize) -> usize {
+    len.saturating_mul(8).saturating_add(64 << 10)
+}
+
 /// The lowest byte of `bytes` (0xff for none). A minimum over every byte
 /// rather than a search that stops at the first hit, so the compiler checks
 /// 16 or 32 bytes per instruction.
@@ -137,6 +147,8 @@ struct Flattener<'r, 'a> {
     path: Vec<u8>,
     /// Where a string with escapes is decoded before it goes to the arena.
     unescaped: Vec<u8>,
+    /// Bytes of names still allowed ([`name_budget`]).
+    name_budget: usize,
     /// The text has a byte below 0x20 somewhere (a newline between
     /// members, or one inside a string, which JSON does not allow): only
     /// then is each string checked for one. One pass over the whole text
@@ -210,6 +222,12 @@ impl<'r> Flattener<'r, '_> {
                 &self.text[start..self.pos]
             }
         };
+        // Names repeat their parents' (a long key over many members would
+        // make quadratic bytes of names): past the budget, refuse.
+        self.name_budget = self
+            .name_budget
+            .checked_sub(self.path.len())
+            .ok_or(Invalid)?;
         let key = self.scratch.copy(&self.path);
         self.out.push(Field {
             key: Cow::Borrowed(key),
@@ -600,6 +618,21 @@ mod tests {
         assert!(got[1].1.starts_with("{\"a\":{\"a\":") && got[1].1.ends_with("}}"));
         assert_eq!(got.len(), 3);
         assert_eq!(counters::get(&m.transform_json_failed), bad.len() as u64);
+    }
+
+    #[test]
+    fn names_past_their_budget_leave_the_field_as_it_was() {
+        let m = Metrics::default();
+        let key = "K".repeat(64 << 10);
+        let members = vec![r#""a":0"#; 2000].join(",");
+        let text = format!(r#"{{"{key}":{{{members}}}}}"#);
+        let got = run(&step(10, false, &m), text.as_bytes());
+        assert_eq!(got[1].0, "event", "left as it was");
+        assert_eq!(counters::get(&m.transform_json_failed), 1);
+        // The same members under a short key are fine.
+        let text = format!(r#"{{"k":{{{members}}}}}"#);
+        let got = run(&step(10, false, &m), text.as_bytes());
+        assert_eq!(got.len(), 2 + 2000);
     }
 
     #[test]

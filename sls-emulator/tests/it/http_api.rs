@@ -434,7 +434,10 @@ async fn pull_logs_serves_every_compression_with_sls_headers() {
 async fn spl_query_and_processor_filter_and_count_what_they_scanned() {
     let emu = Emulator::builder()
         .logstore("proj", "store", 1)
-        .processor("odd", "* | where seq like '%1' or seq like '%3' | project seq")
+        .processor(
+            "odd",
+            "* | where seq like '%1' or seq like '%3' | project seq",
+        )
         .start()
         .await
         .expect("start");
@@ -451,7 +454,10 @@ async fn spl_query_and_processor_filter_and_count_what_they_scanned() {
             .header("Accept-Encoding", "lz4")
             .send(emu.addr())
     };
-    for (param, value) in [("query", "* | where seq = '1' or seq = '3'"), ("processor", "odd")] {
+    for (param, value) in [
+        ("query", "* | where seq = '1' or seq = '3'"),
+        ("processor", "odd"),
+    ] {
         let r = pull(param, value).await.expect("resp");
         assert_eq!(r.status, 200, "{r:?}");
         // Four groups scanned, two returned, and the cursor moved past all four.
