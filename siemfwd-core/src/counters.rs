@@ -95,6 +95,15 @@ counters! {
     /// Of those, the ones not used: the pull before ended elsewhere, the
     /// guess failed, or the shard caught up or stopped first.
     sls_pulls_ahead_unused,
+    /// Pulls that waited because their shard was caught up (the idle wait
+    /// of `poll_interval`, backing off to `fetch_interval`).
+    sls_idle_waits,
+    /// With `source.sls.query` or `processor`: logs the server scanned ...
+    sls_scanned_lines,
+    /// ... of which it returned these ...
+    sls_returned_lines,
+    /// ... and could not evaluate the rule on these (`x-log-failedlines`).
+    sls_failed_lines,
 }
 
 /// Add `n` to a counter.

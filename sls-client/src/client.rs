@@ -226,8 +226,38 @@ pub struct Pulled {
     /// `x-log-end-of-cursor: 1`: the pull reached the shard's end (an
     /// optional header; absent means "not said").
     pub at_end: bool,
+    /// With a [`Rule`]: what the server scanned before filtering.
+    pub scanned: Option<Scanned>,
     /// The body.
     pub body: Bytes,
+}
+
+/// Rule-based consumption: the server filters (and may reshape) the logs
+/// before they are sent (protocol notes §2.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// An SPL statement, sent as `query` with `pullMode=scan_on_stream`, as
+    /// the Python and Go SDKs send it.
+    Query(String),
+    /// The name of a consume processor defined on the server.
+    Processor(String),
+}
+
+/// What a PullLogs with a [`Rule`] scanned before filtering
+/// (`x-log-rawdata*`, `x-log-resultlines`, `x-log-failedlines`; a figure
+/// the server leaves out is 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scanned {
+    /// Log groups scanned.
+    pub groups: u64,
+    /// Bytes scanned.
+    pub bytes: u64,
+    /// Logs scanned.
+    pub lines: u64,
+    /// Logs returned.
+    pub result_lines: u64,
+    /// Logs the rule failed on.
+    pub failed_lines: u64,
 }
 
 /// Compression asked for in PullLogs.
@@ -600,16 +630,26 @@ impl Client {
         count: u32,
         compression: Compression,
         max_raw: usize,
+        rule: Option<&Rule>,
     ) -> Result<Pulled, Error> {
         let what = format!("PullLogs shard {shard}");
+        let mut query = vec![
+            ("type", "log".into()),
+            ("cursor", cursor.as_str().to_owned()),
+            ("count", count.to_string()),
+        ];
+        match rule {
+            None => {}
+            Some(Rule::Query(spl)) => {
+                query.push(("query", spl.clone()));
+                query.push(("pullMode", "scan_on_stream".into()));
+            }
+            Some(Rule::Processor(name)) => query.push(("processor", name.clone())),
+        }
         let mut req = Self::get(
             what.clone(),
             self.ls_path(&format!("/shards/{shard}")),
-            vec![
-                ("type", "log".into()),
-                ("cursor", cursor.as_str().to_owned()),
-                ("count", count.to_string()),
-            ],
+            query,
         );
         req.accept_encoding = Some(match compression {
             Compression::Lz4 => "lz4",
@@ -657,12 +697,27 @@ impl Client {
         let at_end = headers
             .get("x-log-end-of-cursor")
             .is_some_and(|v| v.as_bytes().trim_ascii() == b"1");
+        let figure = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let scanned = rule.map(|_| Scanned {
+            groups: figure("x-log-rawdatacount"),
+            bytes: figure("x-log-rawdatasize"),
+            lines: figure("x-log-rawdatalines"),
+            result_lines: figure("x-log-resultlines"),
+            failed_lines: figure("x-log-failedlines"),
+        });
         Ok(Pulled {
             next,
             count,
             compress_type,
             raw_size,
             at_end,
+            scanned,
             body,
         })
     }

@@ -24,8 +24,8 @@ mod sign;
 use std::fmt;
 
 pub use client::{
-    Auth, CheckpointInfo, Client, ClientConfig, Compression, Endpoint, GroupInfo, Pulled,
-    ShardInfo, MAX_LOG_GROUP,
+    Auth, CheckpointInfo, Client, ClientConfig, Compression, Endpoint, GroupInfo, Pulled, Rule,
+    Scanned, ShardInfo, MAX_LOG_GROUP,
 };
 pub use cursor::{Cursor, ShardId};
 pub use error::{Class, Error};

@@ -115,6 +115,12 @@ pub(crate) const KEYS: &[Key] = &[
     key("source.sls.compression", Str, r#""lz4""#),
     key("source.sls.request_timeout", Str, r#""60s""#),
     key("source.sls.pool_max_idle", Int, "32"),
+    key(
+        "source.sls.query",
+        Str,
+        r#""* | where \"event.eventRW\" = 'Write'""#,
+    ),
+    key("source.sls.processor", Str, r#""siem-audit""#),
     key("format.rfc", Str, r#""rfc5424""#),
     key("format.facility", Str, r#""local3""#),
     key("format.severity", Str, r#""info""#),

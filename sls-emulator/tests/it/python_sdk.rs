@@ -327,6 +327,51 @@ fn append_round(emu: &RunningEmulator, first: u64, per_shard: u64) -> BTreeMap<u
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_consumer_with_a_query_receives_what_the_query_keeps() {
+    let Some(py) = python() else { return };
+    let emu = start_emulator().await;
+    let by_shard = append_round(&emu, 0, 250);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("q.out");
+    // The SDK sends `query` with `pullMode=scan_on_stream`; the emulator's SPL subset
+    // keeps the seqs ending in 7 (what siemfwd's tests/it/sls_rules.rs gets with a query).
+    let consumer = sdk(
+        &py,
+        &emu,
+        "proj",
+        "store",
+        &[
+            "consume",
+            "--group",
+            "cgq",
+            "--name",
+            "q1",
+            "--out",
+            out.to_str().expect("utf-8 path"),
+            "--query",
+            "* | where seq like '%7' and kind = 'takeover'",
+        ],
+    )
+    .spawn()
+    .expect("start consumer");
+    let want: BTreeSet<(u32, u64)> = by_shard
+        .iter()
+        .flat_map(|(shard, seqs)| seqs.iter().map(move |s| (*shard, *s)))
+        .filter(|(_, s)| s % 10 == 7)
+        .collect();
+    wait_until(
+        Duration::from_secs(60),
+        "the SDK consumer to record what the query keeps",
+        || recorded(&out).len() >= want.len(),
+    )
+    .await;
+    stop(consumer, "consumer q1").await;
+    let seen = recorded(&out);
+    assert_eq!(seen.len(), want.len(), "each kept log once");
+    assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sdk_consumers_split_shards_and_one_takes_over_after_the_other_dies() {
     let Some(py) = python() else { return };
     let emu = start_emulator().await;

@@ -8,7 +8,8 @@ through its HTTP proxy setting: the caller sets HTTP_PROXY=http://127.0.0.1:PORT
 project from the Host header. No SDK code is patched.
 
   put          PutLogs N logs (each with a unique `seq`) via /shards/lb and /shards/route
-  consume      run a ConsumerWorker; append "<shard>\t<seq>" per log to --out; SIGTERM = clean stop
+  consume      run a ConsumerWorker (with --query: rule-based); append "<shard>\t<seq>" per log
+               to --out; SIGTERM = clean stop
   checkpoints  print the group's checkpoints and each shard's end cursor as JSON (SDK calls)
 """
 import argparse
@@ -79,11 +80,12 @@ class Recorder(ConsumerProcessorBase):
 
 
 def cmd_consume(a):
+    rule = {"query": a.query} if a.query else {}
     option = LogHubConfig(
         a.endpoint, a.ak_id, a.ak_secret, a.project, a.logstore, a.group, a.name,
         cursor_position=CursorPosition.BEGIN_CURSOR,
         heartbeat_interval=a.heartbeat, data_fetch_interval=a.fetch_interval,
-        accept_compress_type=a.compress, **auth(a)
+        accept_compress_type=a.compress, **rule, **auth(a)
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -131,6 +133,7 @@ def main():
     con.add_argument("--heartbeat", type=int, default=1)
     con.add_argument("--fetch-interval", type=float, default=0.2)
     con.add_argument("--compress", choices=["lz4", "zstd"], default="lz4")
+    con.add_argument("--query", help="SPL for rule-based consumption (the SDK's LogHubConfig query=)")
     cps = sub.add_parser("checkpoints")
     cps.add_argument("--group", required=True)
     a = p.parse_args()

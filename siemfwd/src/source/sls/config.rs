@@ -97,6 +97,13 @@ pub struct SlsSourceConfig {
     pub request_timeout: HumanDuration,
     /// Idle HTTP connections kept in the pool shared by every shard.
     pub pool_max_idle: usize,
+    /// Rule-based consumption: an SPL statement the server applies before
+    /// sending (`* | where "event.eventRW" = 'Write'`); only what it keeps
+    /// leaves Log Service. Empty: none.
+    pub query: String,
+    /// Rule-based consumption through a consume processor defined on the
+    /// server, by name. Empty: none. Not together with `query`.
+    pub processor: String,
 }
 
 impl Default for SlsSourceConfig {
@@ -126,6 +133,8 @@ impl Default for SlsSourceConfig {
             compression: super::Compression::Lz4,
             request_timeout: HumanDuration(std::time::Duration::from_secs(60)),
             pool_max_idle: 32,
+            query: String::new(),
+            processor: String::new(),
         }
     }
 }

@@ -98,6 +98,8 @@ pub struct Settings {
     pub start_from: String,
     /// PullLogs compression.
     pub compression: Compression,
+    /// Rule-based consumption (`query` or `processor`), if configured.
+    pub rule: Option<client::Rule>,
 }
 
 /// The longest wait between two attempts at a Log Service request.
@@ -287,6 +289,19 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
         pool_max_idle: cfg.pool_max_idle,
         retry_delay: |attempt| backoff(Duration::from_millis(200), attempt),
     })?;
+    let rule = match (cfg.query.trim(), cfg.processor.trim()) {
+        ("", "") => None,
+        (query, "") => Some(client::Rule::Query(query.to_owned())),
+        ("", processor) => Some(client::Rule::Processor(processor.to_owned())),
+        _ => {
+            return Err(Error::Config {
+                key: "source.sls.processor".to_owned(),
+                problem: "a consume processor and a query cannot both apply: keep one \
+                          (source.sls.query or source.sls.processor)"
+                    .to_owned(),
+            })
+        }
+    };
     let settings = Settings {
         project: cfg.project.clone(),
         logstore: cfg.logstore.clone(),
@@ -303,6 +318,7 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
         prefetch_bytes: cfg.prefetch_bytes.0,
         start_from,
         compression: cfg.compression,
+        rule,
     };
     Ok((client, settings))
 }
@@ -768,9 +784,17 @@ impl SlsShard {
         let guessed = guess.is_some();
         let lease = guess.map(|(lease, _)| lease);
         let c = start.clone();
+        let settings = Arc::clone(&self.settings);
         let task = tokio::spawn(async move {
             let r = client
-                .pull_logs(shard, &c, count, compression, max_raw)
+                .pull_logs(
+                    shard,
+                    &c,
+                    count,
+                    compression,
+                    max_raw,
+                    settings.rule.as_ref(),
+                )
                 .await;
             (Instant::now(), r)
         });
@@ -846,6 +870,15 @@ impl SlsShard {
                 break;
             };
             self.spawn_pull(start, Some((lease, expected)));
+        }
+    }
+
+    /// Count what a pull with a rule scanned, returned and failed on.
+    fn count_scanned(&self, p: &client::Pulled) {
+        if let Some(s) = p.scanned {
+            counters::add(&self.metrics.sls_scanned_lines, s.lines);
+            counters::add(&self.metrics.sls_returned_lines, s.result_lines);
+            counters::add(&self.metrics.sls_failed_lines, s.failed_lines);
         }
     }
 
@@ -1055,7 +1088,12 @@ impl ShardReader for SlsShard {
                 // with a 100 ms poll).
                 let not_before = match self.not_before {
                     Some(t) => t,
-                    None => *self.not_before.insert(self.next_pull_at()),
+                    None => {
+                        if self.empty_pulls > 0 && self.failures == 0 {
+                            counters::add(&self.metrics.sls_idle_waits, 1);
+                        }
+                        *self.not_before.insert(self.next_pull_at())
+                    }
                 };
                 tokio::time::sleep_until(not_before.into()).await;
                 self.not_before = None;
@@ -1110,8 +1148,7 @@ impl ShardReader for SlsShard {
             match pulled {
                 Ok(p) if p.count > 0 && p.raw_size == 0 => {
                     // Log groups without a byte: not something to skip past.
-                    // (With an SPL query a pull the filter emptied may look
-                    // like this; query mode must decide when it comes.)
+                    // (A pull a rule emptied has no groups: the branch below.)
                     self.stop_pulling_ahead();
                     self.failures += 1;
                     tracing::warn!(shard = %self.shard, groups = p.count,
@@ -1125,6 +1162,27 @@ impl ShardReader for SlsShard {
                     }
                     self.failures = 0;
                     self.stop_pulling_ahead();
+                    self.count_scanned(&p);
+                    if let (Some(scanned), false) = (p.scanned, p.next.same_position(&cursor)) {
+                        // The rule emptied this pull, but the server read
+                        // on: progress is the cursor. Not caught up, so the
+                        // next pull goes at once, sized on what was scanned.
+                        self.empty_pulls = 0;
+                        self.quiet_pulls = 0;
+                        self.last_data = Instant::now();
+                        self.count = pull_count(
+                            usize::try_from(scanned.bytes).unwrap_or(usize::MAX),
+                            scanned.groups,
+                            self.pull_target(),
+                            self.settings.max_fetch_log_groups,
+                        );
+                        self.cursor = Some(p.next.clone());
+                        return Ok(Some(BatchEnd {
+                            position: p.next,
+                            records: 0,
+                            stop: None,
+                        }));
+                    }
                     if self.last_data.elapsed() >= QUIET_AFTER {
                         self.quiet_pulls = self.quiet_pulls.saturating_add(1);
                     }
@@ -1171,7 +1229,24 @@ impl ShardReader for SlsShard {
                     }
                     self.last_data = Instant::now();
                     self.last_taken = Some(self.last_data);
-                    let lagging = p.count >= u64::from(requested) && !p.at_end;
+                    self.count_scanned(&p);
+                    // With a rule, pulls are sized on what the server
+                    // scanned, not on what the rule let through (a pull
+                    // sized on a filtered answer would scan ever more), and
+                    // none is sent ahead: there are no per-group cursors to
+                    // guess from.
+                    let (sized_bytes, sized_groups) = match p.scanned {
+                        Some(s) => (
+                            usize::try_from(s.bytes)
+                                .unwrap_or(usize::MAX)
+                                .max(p.raw_size),
+                            s.groups.max(p.count),
+                        ),
+                        None => (p.raw_size, p.count),
+                    };
+                    let lagging = self.settings.rule.is_none()
+                        && p.count >= u64::from(requested)
+                        && !p.at_end;
                     self.depth.taken(prefetch::Taken {
                         lagging,
                         round_trip,
@@ -1184,8 +1259,8 @@ impl ShardReader for SlsShard {
                         pulls = self.depth.pulls(), scale = self.depth.scale(), groups = p.count,
                         "pull answered");
                     self.count = pull_count(
-                        p.raw_size,
-                        p.count,
+                        sized_bytes,
+                        sized_groups,
                         self.pull_target(),
                         self.settings.max_fetch_log_groups,
                     );
@@ -1380,6 +1455,29 @@ mod tests {
             ..cfg
         };
         assert!(super::build(&with_time).is_ok());
+    }
+
+    #[test]
+    fn a_query_or_a_processor_becomes_the_rule_but_not_both() {
+        let rule = |query: &str, processor: &str| {
+            let cfg = crate::source::sls::config::SlsSourceConfig {
+                query: query.to_owned(),
+                processor: processor.to_owned(),
+                ..valid()
+            };
+            super::build(&cfg).map(|(_, s)| s.rule)
+        };
+        assert_eq!(rule("", " ").expect("none"), None);
+        assert_eq!(
+            rule("* | where a = 'b'", "").expect("query"),
+            Some(super::client::Rule::Query("* | where a = 'b'".to_owned()))
+        );
+        assert_eq!(
+            rule("", "audit").expect("processor"),
+            Some(super::client::Rule::Processor("audit".to_owned()))
+        );
+        let e = rule("*", "audit").expect_err("both").to_string();
+        assert!(e.starts_with("source.sls.processor: "), "{e}");
     }
 
     #[test]
