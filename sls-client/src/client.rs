@@ -619,7 +619,9 @@ impl Client {
     /// PullLogs: up to `count` log groups from `cursor`, at most `max_raw`
     /// bytes decompressed (`x-log-bodyrawsize`, and a compressed body that
     /// could hold them): a larger answer is [`Error::TooLarge`], and nothing
-    /// is allocated for what a header claims beyond it.
+    /// is allocated for what a header claims beyond it. With a `rule` the
+    /// server filters first; [`Pulled::scanned`] says what it read, and
+    /// [`Pulled::next`] moves past that even when nothing came back.
     ///
     /// # Errors
     /// [`Error`]; `InvalidCursor` comes back as [`Error::Api`].

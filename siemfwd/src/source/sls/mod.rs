@@ -33,6 +33,14 @@
 //!   them). An empty pull waits `poll_interval` (100ms) before the next while
 //!   the shard had data in the last [`QUIET_AFTER`], then backs off doubling
 //!   up to `fetch_interval`.
+//! - **Rule-based consumption** (`query`, `processor`: the server filters
+//!   before sending) follows the rules Alibaba's SDKs learned the hard way:
+//!   a pull the rule emptied still moves the cursor and is followed at once
+//!   (a shard is caught up only when the next cursor is the cursor, else a
+//!   shard whose logs are nearly all filtered out would wait after every
+//!   pull); pulls are sized on what the server scanned (`x-log-rawdata*`),
+//!   not on what it returned; nothing is pulled ahead (the answers carry no
+//!   per-group cursors to guess from); positions stay pull boundaries.
 //! - **Read-only shards** (after split/merge) end when a pull at the shard's
 //!   end cursor returns nothing: the reader commits that end cursor (which
 //!   tells the server the shard is finished, §5.2a) and ends.
