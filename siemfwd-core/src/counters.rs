@@ -95,6 +95,8 @@ counters! {
     /// Of those, the ones not used: the pull before ended elsewhere, the
     /// guess failed, or the shard caught up or stopped first.
     sls_pulls_ahead_unused,
+    /// PullLogs answered (pulls ahead included).
+    sls_pulls,
     /// Pulls that waited because their shard was caught up (the idle wait
     /// of `poll_interval`, backing off to `fetch_interval`).
     sls_idle_waits,

@@ -226,7 +226,8 @@ pub struct Pulled {
     /// `x-log-end-of-cursor: 1`: the pull reached the shard's end (an
     /// optional header; absent means "not said").
     pub at_end: bool,
-    /// With a [`Rule`]: what the server scanned before filtering.
+    /// With a [`Rule`]: what the server scanned before filtering, when it
+    /// said (`x-log-rawdatacount` and `x-log-rawdatasize` both present).
     pub scanned: Option<Scanned>,
     /// The body.
     pub body: Bytes,
@@ -244,8 +245,8 @@ pub enum Rule {
 }
 
 /// What a PullLogs with a [`Rule`] scanned before filtering
-/// (`x-log-rawdata*`, `x-log-resultlines`, `x-log-failedlines`; a figure
-/// the server leaves out is 0).
+/// (`x-log-rawdata*`, `x-log-resultlines`, `x-log-failedlines`; of the
+/// line counts, one the server leaves out is 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Scanned {
     /// Log groups scanned.
@@ -704,15 +705,21 @@ impl Client {
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(0)
         };
-        let scanned = rule.map(|_| Scanned {
-            groups: figure("x-log-rawdatacount"),
-            bytes: figure("x-log-rawdatasize"),
-            lines: figure("x-log-rawdatalines"),
-            result_lines: figure("x-log-resultlines"),
-            failed_lines: figure("x-log-failedlines"),
-        });
+        let scanned = match (
+            rule,
+            figure("x-log-rawdatacount"),
+            figure("x-log-rawdatasize"),
+        ) {
+            (Some(_), Some(groups), Some(bytes)) => Some(Scanned {
+                groups,
+                bytes,
+                lines: figure("x-log-rawdatalines").unwrap_or(0),
+                result_lines: figure("x-log-resultlines").unwrap_or(0),
+                failed_lines: figure("x-log-failedlines").unwrap_or(0),
+            }),
+            _ => None,
+        };
         Ok(Pulled {
             next,
             count,

@@ -16,11 +16,12 @@
 //! - Conditions: `=`, `!=`, `<`, `<=`, `>`, `>=`, `like` (`%` any run, `_` one character),
 //!   joined with `and`, `or`, `not` and parentheses (`not` binds tightest, then `and`).
 //!   Keywords are case-insensitive.
-//! - Values are text. Against a number literal a value is compared as a number: a value
-//!   that is not one makes the log a *failed line* (left out and counted in
-//!   `x-log-failedlines`, as the service counts lines its SPL could not evaluate). A field
-//!   the log does not have is null: every comparison with it is false (so `not` of one is
-//!   true).
+//! - Values are text. Against a number literal a value is compared as a number (as Rust
+//!   reads an `f64`: `1e3` and `inf` count): when a value that is not one decides the
+//!   outcome (`and` and `or` look no further than they must), the log is a *failed line*,
+//!   left out and counted in `x-log-failedlines`. A field the log does not have is null:
+//!   every comparison with it is false (so `not` of one is true).
+//! - At most 16 KiB of statement and 256 conditions, `not`s and parentheses.
 //! - `__topic__`, `__source__` and `__tag__:…` are fields of every log of a group, as the
 //!   service shows them; `project` keeps the group's topic, source and tags as they are
 //!   and applies to the log contents only.
@@ -97,8 +98,18 @@ impl Spl {
     /// # Errors
     /// `ParameterInvalid` naming what was not understood.
     pub fn parse(text: &str) -> Result<Self, ApiError> {
+        if text.len() > MAX_STATEMENT {
+            return Err(unsupported(&format!(
+                "a statement of {} bytes (at most {MAX_STATEMENT})",
+                text.len()
+            )));
+        }
         let tokens = tokenize(text)?;
-        let mut p = Parser { tokens, at: 0 };
+        let mut p = Parser {
+            tokens,
+            at: 0,
+            conditions: 0,
+        };
         p.expect(&Token::Star)?;
         let mut stages = Vec::new();
         while p.eat(&Token::Pipe) {
@@ -240,24 +251,55 @@ fn eval(cond: &Cond, group: &LogGroup, log: &Log) -> Truth {
     }
 }
 
-/// SQL `LIKE`: `%` any run of bytes, `_` one character (one UTF-8 sequence, or one byte of
-/// text that is not UTF-8).
+/// SQL `LIKE`: `%` any run of characters, `_` one character (one UTF-8
+/// sequence, or one byte that is not part of one). Iterative, backtracking
+/// only to the last `%`: linear in the value for each `%`, whatever the
+/// pattern.
 fn like(value: &[u8], pattern: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => value.is_empty(),
-        Some((b'%', rest)) => (0..=value.len()).any(|i| like(&value[i..], rest)),
-        Some((b'_', rest)) => {
-            let len = match value.first() {
-                None => return false,
-                Some(&b) if b >= 0xF0 => 4,
-                Some(&b) if b >= 0xE0 => 3,
-                Some(&b) if b >= 0xC0 => 2,
-                Some(_) => 1,
-            };
-            value.len() >= len && like(&value[len..], rest)
+    // The length of the character at the start of `v`.
+    let char_len = |v: &[u8]| -> usize {
+        let len = match v[0] {
+            0xF0..=0xF4 => 4,
+            0xE0..=0xEF => 3,
+            0xC2..=0xDF => 2,
+            _ => 1,
+        };
+        if v.len() >= len && std::str::from_utf8(&v[..len]).is_ok() {
+            len
+        } else {
+            1
         }
-        Some((&p, rest)) => value.first() == Some(&p) && like(&value[1..], rest),
+    };
+    let (mut v, mut p) = (0, 0);
+    // Where to resume after the last `%`: (pattern after it, value from).
+    let mut star: Option<(usize, usize)> = None;
+    while v < value.len() {
+        match pattern.get(p) {
+            Some(b'%') => {
+                star = Some((p + 1, v));
+                p += 1;
+            }
+            Some(b'_') => {
+                v += char_len(&value[v..]);
+                p += 1;
+            }
+            Some(&c) if c == value[v] => {
+                v += 1;
+                p += 1;
+            }
+            _ => match star {
+                // Let the last `%` take one more character, and retry.
+                Some((after, from)) => {
+                    let next = from + char_len(&value[from..]);
+                    star = Some((after, next));
+                    p = after;
+                    v = next;
+                }
+                None => return false,
+            },
+        }
     }
+    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'%')
 }
 
 fn unsupported(what: &str) -> ApiError {
@@ -365,9 +407,18 @@ fn quoted(bytes: &[u8], q: u8) -> Result<(Vec<u8>, usize), ApiError> {
     }
 }
 
+/// The longest statement taken.
+const MAX_STATEMENT: usize = 16 << 10;
+
+/// The most conditions, `not`s and parentheses in one statement: the
+/// parser and the evaluator recurse through them.
+const MAX_CONDITIONS: usize = 256;
+
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// Conditions, `not`s and parentheses read so far.
+    conditions: usize,
 }
 
 impl Parser {
@@ -458,6 +509,12 @@ impl Parser {
     }
 
     fn not(&mut self) -> Result<Cond, ApiError> {
+        self.conditions += 1;
+        if self.conditions > MAX_CONDITIONS {
+            return Err(unsupported(&format!(
+                "more than {MAX_CONDITIONS} conditions, `not`s and parentheses"
+            )));
+        }
         if self.keyword("not") {
             return Ok(Cond::Not(Box::new(self.not()?)));
         }
@@ -673,5 +730,23 @@ mod tests {
         }
         assert!(like(b"abc", b"a%c") && like(b"abc", b"___") && !like(b"abc", b"__"));
         assert!(like("日本".as_bytes(), b"_\xe6\x9c\xac") && like(b"", b"%"));
+        // `%` takes whole characters: one character is not two.
+        assert!(!like("日".as_bytes(), b"%__") && like("日".as_bytes(), b"%_"));
+        assert!(like(b"abcabd", b"%ab_") && !like(b"abcabd", b"%abc"));
+        assert!(like(b"a%b", b"a%%b") && !like(b"", b"_"));
+        // Linear, not exponential: many `%` against a long value without a match.
+        let pattern = format!("{}a", "%".repeat(200));
+        assert!(!like(&[b'b'; 100_000], pattern.as_bytes()));
+        // Deep nesting is refused, not a stack overflow.
+        let deep = format!("* | where {}x = 'y'", "not ".repeat(10_000));
+        assert_eq!(
+            Spl::parse(&deep).expect_err("deep").code,
+            "ParameterInvalid"
+        );
+        let parens = format!("* | where {}x = 'y'", "(".repeat(300));
+        assert_eq!(
+            Spl::parse(&parens).expect_err("parens").code,
+            "ParameterInvalid"
+        );
     }
 }

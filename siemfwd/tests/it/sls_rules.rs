@@ -6,8 +6,8 @@
 //!    and the shard is caught up only when the next cursor is the cursor —
 //!    so a shard whose logs are nearly all filtered out is pulled back to
 //!    back, not once per idle wait (`sls_idle_waits` counts the waits);
-//! 2. pulls are sized and paced on what the server scanned
-//!    (`x-log-rawdata*`), not on what came back;
+//! 2. pulls are sized on what the server scanned (`x-log-rawdata*`), not on
+//!    what came back (`sls_pulls` counts them);
 //! 3. checkpoints fall on pull boundaries: every shard's checkpoint ends at
 //!    its end cursor, past the filtered tail.
 
@@ -53,7 +53,11 @@ async fn forward_with(rule: &str) -> (Vec<String>, String) {
         &emu.endpoint(),
         receiver.addr,
         "lf",
-        &format!("fetch_bytes = \"4KiB\"\n{rule}"),
+        // A long idle wait: few waits once caught up, and every emptied
+        // pull taken for "caught up" would cost half a second.
+        &format!(
+            "fetch_bytes = \"4KiB\"\npoll_interval = \"500ms\"\nfetch_interval = \"1s\"\n{rule}"
+        ),
     );
     let mut fwd = Siemfwd::start(dir.path(), "rules", &cfg);
     // `<shard>:1000`, `<shard>:2000`, … (`<shard>:0` does not end in 000).
@@ -99,6 +103,14 @@ fn check(lines: &[String], log: &str) {
     assert!(
         waits < 100,
         "{waits} idle waits: emptied pulls were taken for caught up"
+    );
+    // Rule 2: pulls sized on the ~4 KiB scanned (a few 1.3 KiB groups each,
+    // hundreds of pulls a shard), not on the few bytes returned.
+    let pulls = counter(log, "sls_pulls");
+    println!("sls_rules: {pulls} pulls, {waits} idle waits");
+    assert!(
+        pulls > 300,
+        "{pulls} pulls: sized on what came back, not on what was scanned"
     );
 }
 

@@ -128,10 +128,8 @@ pub(super) fn pull_logs(shared: &Shared, req: &Req, ls: &str, id: u32) -> Result
     }
     // What the statement scanned, before it filtered: the throttling figures.
     let scanned = spl.as_ref().map(|_| {
-        (
-            groups.len(),
-            groups.iter().map(|g| g.len() + 6).sum::<usize>(),
-        )
+        let listed = |g: &Bytes| 1 + prost::encoding::encoded_len_varint(g.len() as u64) + g.len();
+        (groups.len(), groups.iter().map(listed).sum::<usize>())
     });
     let mut lines = None;
     if let Some(spl) = &spl {

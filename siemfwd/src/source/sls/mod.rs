@@ -1097,10 +1097,11 @@ impl ShardReader for SlsShard {
                 let not_before = match self.not_before {
                     Some(t) => t,
                     None => {
-                        if self.empty_pulls > 0 && self.failures == 0 {
+                        let at = self.next_pull_at();
+                        if self.empty_pulls > 0 && self.failures == 0 && at > Instant::now() {
                             counters::add(&self.metrics.sls_idle_waits, 1);
                         }
-                        *self.not_before.insert(self.next_pull_at())
+                        *self.not_before.insert(at)
                     }
                 };
                 tokio::time::sleep_until(not_before.into()).await;
@@ -1129,6 +1130,7 @@ impl ShardReader for SlsShard {
                 ),
             };
             let round_trip = answered.saturating_duration_since(head.sent);
+            counters::add(&self.metrics.sls_pulls, 1);
             self.last_pull_sent = Some(head.sent);
             // The reader's own time since it took the last answer with data
             // (set again below only for an answer with data: an idle wait
@@ -1171,19 +1173,22 @@ impl ShardReader for SlsShard {
                     self.failures = 0;
                     self.stop_pulling_ahead();
                     self.count_scanned(&p);
-                    if let (Some(scanned), false) = (p.scanned, p.next.same_position(&cursor)) {
+                    if self.settings.rule.is_some() && !p.next.same_position(&cursor) {
                         // The rule emptied this pull, but the server read
                         // on: progress is the cursor. Not caught up, so the
-                        // next pull goes at once, sized on what was scanned.
+                        // next pull goes at once, sized on what was scanned
+                        // (as it was, if the server did not say).
                         self.empty_pulls = 0;
                         self.quiet_pulls = 0;
                         self.last_data = Instant::now();
-                        self.count = pull_count(
-                            usize::try_from(scanned.bytes).unwrap_or(usize::MAX),
-                            scanned.groups,
-                            self.pull_target(),
-                            self.settings.max_fetch_log_groups,
-                        );
+                        if let Some(scanned) = p.scanned {
+                            self.count = pull_count(
+                                usize::try_from(scanned.bytes).unwrap_or(usize::MAX),
+                                scanned.groups,
+                                self.pull_target(),
+                                self.settings.max_fetch_log_groups,
+                            );
+                        }
                         self.cursor = Some(p.next.clone());
                         return Ok(Some(BatchEnd {
                             position: p.next,
