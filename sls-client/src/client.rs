@@ -28,10 +28,10 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
+use crate::credentials::{CredentialSource, Keyring};
 use crate::cursor::{Cursor, ShardId};
 use crate::error::Error;
 use crate::sign;
-use crate::Secret;
 
 /// Tries per request for network errors and 5xx answers.
 pub(crate) const ATTEMPTS: u32 = 3;
@@ -149,12 +149,8 @@ pub struct ClientConfig {
     pub project: String,
     /// Logstore.
     pub logstore: String,
-    /// AccessKey ID.
-    pub access_key_id: String,
-    /// AccessKey secret.
-    pub access_key_secret: Secret,
-    /// STS token, if the key is temporary.
-    pub security_token: Secret,
+    /// Where the AccessKey comes from.
+    pub credentials: CredentialSource,
     /// Signature version.
     pub auth: Auth,
     /// `User-Agent`.
@@ -167,6 +163,13 @@ pub struct ClientConfig {
     /// on the network or with a 5xx answer: the caller's backoff rule, so a
     /// program has one.
     pub retry_delay: fn(u32) -> Duration,
+}
+
+/// The server's answer to a request signed with an expired STS token.
+fn token_expired(e: &Error) -> bool {
+    matches!(e, Error::Api { status: 401, message, .. }
+        if message.to_ascii_lowercase().contains("security token")
+            && message.to_ascii_lowercase().contains("expired"))
 }
 
 /// A shard as ListShards describes it.
@@ -276,6 +279,8 @@ pub enum Compression {
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
+    /// The current credentials (refreshed here when temporary).
+    keys: std::sync::Arc<Keyring>,
     cfg: std::sync::Arc<ClientConfig>,
     base: String,
     host: String,
@@ -346,6 +351,7 @@ impl Client {
             HeaderValue::from_str(&cfg.user_agent).map_err(|_| bad("consumer_name"))?;
         Ok(Self {
             http,
+            keys: std::sync::Arc::new(Keyring::new(cfg.credentials.clone())),
             cfg: std::sync::Arc::new(cfg),
             base,
             host,
@@ -377,6 +383,11 @@ impl Client {
                     tracing::debug!(error = %e, ?wait, "SLS request failed; retrying");
                     tokio::time::sleep(wait).await;
                 }
+                // A temporary key the server already holds for expired (a
+                // clock a little off): sign again with a fresh one.
+                Err(e) if attempt < ATTEMPTS && token_expired(&e) && self.keys.expired().await => {
+                    tracing::debug!(error = %e, "security token expired; refreshing it");
+                }
                 r => return r,
             }
         }
@@ -391,7 +402,8 @@ impl Client {
         let body: &[u8] = req.body.as_deref().unwrap_or_default();
         let body_len = body.len().to_string();
         let query: Vec<(&str, &str)> = req.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let token = self.cfg.security_token.expose();
+        let credentials = self.keys.current(&self.http).await?;
+        let token = credentials.security_token.expose();
         let mut headers: Vec<(&'static str, String)> = vec![
             ("x-log-apiversion", API_VERSION.to_owned()),
             ("x-log-bodyrawsize", body_len),
@@ -406,8 +418,8 @@ impl Client {
                 let signed: Vec<(&str, &str)> =
                     headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 let auth = sign::authorization(
-                    &self.cfg.access_key_id,
-                    self.cfg.access_key_secret.expose(),
+                    &credentials.access_key_id,
+                    credentials.access_key_secret.expose(),
                     &sign::Signed {
                         method: req.method.as_str(),
                         content_md5: &md5,
@@ -435,8 +447,8 @@ impl Client {
                     signed.push(("content-type", content_type));
                 }
                 sign::v4_authorization(
-                    &self.cfg.access_key_id,
-                    self.cfg.access_key_secret.expose(),
+                    &credentials.access_key_id,
+                    credentials.access_key_secret.expose(),
                     region,
                     &datetime,
                     &sign::SignedV4 {

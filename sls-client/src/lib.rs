@@ -17,6 +17,7 @@
 //! - `error.rs`: [`Error`] and its [`Class`].
 
 mod client;
+mod credentials;
 mod cursor;
 mod error;
 mod sign;
@@ -27,6 +28,7 @@ pub use client::{
     Auth, CheckpointInfo, Client, ClientConfig, Compression, Endpoint, GroupInfo, Pulled, Rule,
     Scanned, ShardInfo, MAX_LOG_GROUP,
 };
+pub use credentials::{CredentialSource, Credentials};
 pub use cursor::{Cursor, ShardId};
 pub use error::{Class, Error};
 

@@ -134,6 +134,8 @@ pub struct EmulatorConfig {
     /// Consume processors by name (PullLogs `processor=`): each an SPL statement of the
     /// subset in [`spl`].
     pub processors: std::collections::BTreeMap<String, String>,
+    /// How long the temporary AccessKeys of `GET /_emulator/credentials` stay valid.
+    pub credential_ttl: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -151,6 +153,7 @@ impl Default for EmulatorConfig {
             max_clock_skew: Some(Duration::from_secs(15 * 60)),
             faults: FaultConfig::default(),
             processors: std::collections::BTreeMap::new(),
+            credential_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -255,6 +258,12 @@ impl EmulatorBuilder {
         self
     }
 
+    /// How long temporary AccessKeys (`GET /_emulator/credentials`) stay valid.
+    pub fn credential_ttl(mut self, ttl: Duration) -> Self {
+        self.config.credential_ttl = ttl;
+        self
+    }
+
     /// Initial faults.
     pub fn faults(mut self, faults: FaultConfig) -> Self {
         self.config.faults = faults;
@@ -313,6 +322,16 @@ pub(crate) struct Shared {
     pub(crate) persist: Option<persist::DataDir>,
     /// Every UpdateCheckPoint answered, oldest first (at most [`CHECKPOINT_LOG_MAX`]).
     pub(crate) checkpoint_log: Mutex<VecDeque<CheckpointUpdate>>,
+    /// Temporary AccessKeys issued by `GET /_emulator/credentials`, by id.
+    pub(crate) temporary_keys: Mutex<std::collections::HashMap<String, TemporaryKey>>,
+}
+
+/// A temporary AccessKey (an STS token) the emulator issued.
+#[derive(Debug, Clone)]
+pub(crate) struct TemporaryKey {
+    pub(crate) secret: String,
+    pub(crate) token: String,
+    pub(crate) expires: std::time::SystemTime,
 }
 
 impl Shared {
@@ -454,6 +473,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
         request_seq: AtomicU64::new(0),
         persist,
         checkpoint_log: Mutex::new(VecDeque::new()),
+        temporary_keys: Mutex::new(std::collections::HashMap::new()),
     });
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();

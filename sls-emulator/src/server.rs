@@ -206,6 +206,16 @@ async fn handle(
     Ok(respond(&request_id, result))
 }
 
+/// The AccessKeyId an `Authorization` header names (v1 `LOG id:sig`, v4
+/// `Credential=id/…`).
+fn access_key_of(authorization: &str) -> Option<&str> {
+    if let Some(rest) = authorization.strip_prefix("LOG ") {
+        return rest.trim().rsplit_once(':').map(|(ak, _)| ak);
+    }
+    let at = authorization.find("Credential=")? + "Credential=".len();
+    authorization[at..].split('/').next()
+}
+
 /// Signature, clock skew and Content-MD5 checks.
 fn check_request(shared: &Shared, req: &Req) -> Result<(), ApiError> {
     if let crate::Auth::Keys(keys) = &shared.config.auth {
@@ -254,6 +264,36 @@ fn check_request(shared: &Shared, req: &Req) -> Result<(), ApiError> {
             path: &req.path,
             query: &req.query,
             headers: &req.headers,
+        };
+        // A temporary key the emulator issued: its own secret, its token, its expiry.
+        let temporary = access_key_of(req.header("authorization").unwrap_or("")).and_then(|ak| {
+            let keys = shared
+                .temporary_keys
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            keys.get(ak).map(|k| (ak.to_owned(), k.clone()))
+        });
+        let one;
+        let keys = match &temporary {
+            None => keys,
+            Some((ak, key)) => {
+                if req.header("x-acs-security-token") != Some(key.token.as_str()) {
+                    return Err(ApiError::new(
+                        401,
+                        "Unauthorized",
+                        "The security token you provided is invalid",
+                    ));
+                }
+                if SystemTime::now() >= key.expires {
+                    return Err(ApiError::new(
+                        401,
+                        "Unauthorized",
+                        "The security token you provided has expired",
+                    ));
+                }
+                one = std::collections::HashMap::from([(ak.clone(), key.secret.clone())]);
+                &one
+            }
         };
         auth::verify(keys, &parts).map_err(|e| {
             let (code, status) = e.code_and_status();

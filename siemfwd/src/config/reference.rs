@@ -121,6 +121,11 @@ pub(crate) const KEYS: &[Key] = &[
         r#""* | where \"event.eventRW\" = 'Write'""#,
     ),
     key("source.sls.processor", Str, r#""siem-audit""#),
+    key(
+        "source.sls.credentials_uri",
+        Str,
+        r#""http://127.0.0.1:8080/credentials""#,
+    ),
     key("format.rfc", Str, r#""rfc5424""#),
     key("format.facility", Str, r#""local3""#),
     key("format.severity", Str, r#""info""#),

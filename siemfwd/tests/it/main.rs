@@ -20,6 +20,7 @@ mod delivery_restarts_tls;
 mod delivery_sigterm;
 mod file_restart;
 mod peers_smoke;
+mod sls_credentials;
 mod sls_cutoff;
 mod sls_failover;
 mod sls_fatal;

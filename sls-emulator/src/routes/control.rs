@@ -143,12 +143,47 @@ fn status(shared: &Shared) -> Value {
 }
 
 /// Serves one control request.
+/// A new temporary AccessKey in the form Alibaba's credentials URIs answer with, valid for
+/// the emulator's `credential_ttl`.
+fn issue_credentials(shared: &Shared) -> Value {
+    let n = shared
+        .request_seq
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let random = || format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let id = format!("STS.emulator{n}");
+    let key = crate::TemporaryKey {
+        secret: random(),
+        token: random(),
+        expires: std::time::SystemTime::now() + shared.config.credential_ttl,
+    };
+    let expiration = jiff::Timestamp::try_from(key.expires)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let answer = json!({
+        "Code": "Success",
+        "AccessKeyId": id,
+        "AccessKeySecret": key.secret,
+        "SecurityToken": key.token,
+        "Expiration": expiration,
+    });
+    let mut keys = shared
+        .temporary_keys
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let now = std::time::SystemTime::now();
+    keys.retain(|_, k| k.expires > now);
+    keys.insert(id, key);
+    answer
+}
+
 pub(crate) fn control(shared: &Shared, req: &Req) -> Result<Reply, ApiError> {
     let what = req
         .path
         .trim_start_matches(CONTROL_PREFIX)
         .trim_end_matches('/');
     match (req.method.as_str(), what) {
+        ("GET", "credentials") => Ok(Reply::json(&issue_credentials(shared))),
         ("GET", "faults") => Ok(Reply::json(&faults_json(shared))),
         ("PUT" | "POST", "faults") => {
             let body = req.json()?;

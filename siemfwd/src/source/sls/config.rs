@@ -97,6 +97,11 @@ pub struct SlsSourceConfig {
     pub request_timeout: HumanDuration,
     /// Idle HTTP connections kept in the pool shared by every shard.
     pub pool_max_idle: usize,
+    /// A URL that answers with temporary credentials (Alibaba's JSON form:
+    /// `AccessKeyId`, `AccessKeySecret`, `SecurityToken`, `Expiration`),
+    /// fetched again before they expire; instead of `access_key_id` and
+    /// `access_key_secret`. Empty: none.
+    pub credentials_uri: String,
     /// Rule-based consumption: an SPL statement the server applies before
     /// sending (`* | where "event.eventRW" = 'Write'`); only what it keeps
     /// leaves Log Service. Empty: none.
@@ -133,6 +138,7 @@ impl Default for SlsSourceConfig {
             compression: super::Compression::Lz4,
             request_timeout: HumanDuration(std::time::Duration::from_secs(60)),
             pool_max_idle: 32,
+            credentials_uri: String::new(),
             query: String::new(),
             processor: String::new(),
         }

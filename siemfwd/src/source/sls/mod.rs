@@ -201,7 +201,6 @@ pub fn default_consumer_name() -> String {
 pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
     let required = [
         ("endpoint", &cfg.endpoint, "SLS_ENDPOINT"),
-        ("access_key_id", &cfg.access_key_id, "SLS_AK_ID"),
         ("project", &cfg.project, "SLS_PROJECT"),
         ("logstore", &cfg.logstore, "SLS_LOGSTORE"),
         ("consumer_group", &cfg.consumer_group, "SLS_CG"),
@@ -211,12 +210,41 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
             return Err(config_error(key, format!("required (or set {var})")));
         }
     }
-    if cfg.access_key_secret.is_empty() {
-        return Err(config_error(
-            "access_key_secret",
-            "required (or set SLS_AK_KEY)",
-        ));
-    }
+    let uri = cfg.credentials_uri.trim();
+    let credentials = if uri.is_empty() {
+        if cfg.access_key_id.trim().is_empty() {
+            return Err(config_error(
+                "access_key_id",
+                "required (or set SLS_AK_ID), unless credentials_uri gives temporary keys",
+            ));
+        }
+        if cfg.access_key_secret.is_empty() {
+            return Err(config_error(
+                "access_key_secret",
+                "required (or set SLS_AK_KEY)",
+            ));
+        }
+        client::CredentialSource::Static(client::Credentials {
+            access_key_id: cfg.access_key_id.clone(),
+            access_key_secret: client::Secret::new(cfg.access_key_secret.expose()),
+            security_token: client::Secret::new(cfg.security_token.expose()),
+        })
+    } else {
+        if !cfg.access_key_id.trim().is_empty() || !cfg.access_key_secret.is_empty() {
+            return Err(config_error(
+                "credentials_uri",
+                "gives the AccessKey itself: remove access_key_id and access_key_secret \
+                 (or this key)",
+            ));
+        }
+        if !(uri.starts_with("http://") || uri.starts_with("https://")) {
+            return Err(config_error(
+                "credentials_uri",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        client::CredentialSource::Uri(uri.to_owned())
+    };
     check_names(cfg)?;
     if !(1..=1000).contains(&cfg.max_fetch_log_groups) {
         return Err(config_error("max_fetch_log_groups", "must be 1 to 1000"));
@@ -284,9 +312,7 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
         endpoint,
         project: cfg.project.clone(),
         logstore: cfg.logstore.clone(),
-        access_key_id: cfg.access_key_id.clone(),
-        access_key_secret: client::Secret::new(cfg.access_key_secret.expose()),
-        security_token: client::Secret::new(cfg.security_token.expose()),
+        credentials,
         auth,
         user_agent: format!(
             "siemfwd/{}-consumergroup-{}-{consumer}",
