@@ -166,7 +166,7 @@ pub struct ClientConfig {
 }
 
 /// The server's answer to a request signed with an expired STS token.
-fn token_expired(e: &Error) -> bool {
+pub(crate) fn token_expired(e: &Error) -> bool {
     matches!(e, Error::Api { status: 401, message, .. }
         if message.to_ascii_lowercase().contains("security token")
             && message.to_ascii_lowercase().contains("expired"))

@@ -184,3 +184,125 @@ async fn fetch(http: &reqwest::Client, url: &str) -> Result<(Credentials, System
         expires,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read as _, Write as _};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A credentials URI on loopback answering each request with the next of
+    /// `answers` (status, body); returns its URL and how many it answered.
+    fn serve(answers: Vec<(u16, String)>) -> (String, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/creds", listener.local_addr().expect("addr"));
+        let served = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&served);
+        std::thread::spawn(move || {
+            for (status, body) in answers {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        (url, served)
+    }
+
+    fn answer(id: &str, expires: SystemTime) -> (u16, String) {
+        let expiration = jiff::Timestamp::try_from(expires)
+            .expect("time")
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        (
+            200,
+            format!(
+                r#"{{"Code":"Success","AccessKeyId":"{id}","AccessKeySecret":"s","SecurityToken":"t","Expiration":"{expiration}"}}"#
+            ),
+        )
+    }
+
+    #[tokio::test]
+    async fn keys_are_fetched_once_then_replaced_when_due_and_kept_while_a_refresh_fails() {
+        let hour = SystemTime::now() + Duration::from_secs(3600);
+        let (url, served) = serve(vec![
+            answer("STS.1", hour),
+            answer("STS.2", hour),
+            (500, "down".to_owned()),
+        ]);
+        let http = reqwest::Client::new();
+        let ring = Keyring::new(CredentialSource::Uri(url));
+        assert_eq!(
+            ring.current(&http).await.expect("first").access_key_id,
+            "STS.1"
+        );
+        // Fresh: no second fetch.
+        assert_eq!(
+            ring.current(&http).await.expect("held").access_key_id,
+            "STS.1"
+        );
+        assert_eq!(served.load(Ordering::SeqCst), 1);
+        // Due for replacement: the next key.
+        let due = |ring: &Keyring| {
+            let mut held = ring.held.try_lock().expect("unlocked");
+            if let Some(h) = held.as_mut() {
+                h.refresh_at = SystemTime::now() - Duration::from_secs(1);
+            }
+        };
+        due(&ring);
+        assert_eq!(
+            ring.current(&http).await.expect("refresh").access_key_id,
+            "STS.2"
+        );
+        // A refresh that fails keeps the valid key ...
+        due(&ring);
+        assert_eq!(
+            ring.current(&http).await.expect("kept").access_key_id,
+            "STS.2"
+        );
+        assert_eq!(served.load(Ordering::SeqCst), 3);
+        // ... and the server saying it expired drops it: the next request
+        // fetches again (here the URI is gone: an error, not a stale key).
+        assert!(ring.expired().await);
+        assert!(ring.current(&http).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_static_key_is_never_fetched_nor_dropped() {
+        let ring = Keyring::new(CredentialSource::Static(Credentials {
+            access_key_id: "AK".to_owned(),
+            access_key_secret: Secret::new("s"),
+            security_token: Secret::default(),
+        }));
+        let http = reqwest::Client::new();
+        assert_eq!(
+            ring.current(&http).await.expect("static").access_key_id,
+            "AK"
+        );
+        assert!(!ring.expired().await);
+    }
+
+    #[test]
+    fn the_server_refusing_an_expired_token_is_told_apart() {
+        let refused = |message: &str| crate::Error::Api {
+            what: "PullLogs".to_owned(),
+            status: 401,
+            code: "Unauthorized".to_owned(),
+            message: message.to_owned(),
+            request_id: String::new(),
+        };
+        assert!(crate::client::token_expired(&refused(
+            "The security token you provided has expired"
+        )));
+        assert!(!crate::client::token_expired(&refused(
+            "signature mismatch"
+        )));
+    }
+}
