@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::escape::{write_escaped, Stops, REPLACEMENT};
-use super::vendor::{scale, write_decimal, FieldMap, HeaderField, Rest, RestKeys};
+use super::vendor::{scale, write_decimal, write_epoch_ms, FieldMap, HeaderField, Rest, RestKeys};
 use super::{Body, Context, Error, Fields};
 use crate::record::{Meta, Record, Severity};
 
@@ -451,12 +451,7 @@ impl Body for Cef {
         out.push(b'|');
         self.write_severity(record, meta, out);
         out.extend_from_slice(b"|rt=");
-        let ms = record
-            .time
-            .secs()
-            .saturating_mul(1000)
-            .saturating_add(i64::from(record.time.nanos() / 1_000_000));
-        write_decimal(ms, out);
+        write_epoch_ms(record.time, out);
         let mut newlines = 0;
         let mut lossy = 0;
         for field in fields {
@@ -500,7 +495,7 @@ impl Body for Cef {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::format::vendor::Parsed;
+    use crate::format::vendor::{read_header, unescape_value, Parsed};
     use crate::format::Tally;
     use crate::record::{Field, LogTime};
     use proptest::prelude::*;
@@ -512,27 +507,7 @@ pub(crate) mod tests {
     /// space; a value runs to the space before the next key, `\\`, `\=`,
     /// `\n`, `\r` undone.
     pub(crate) fn parse(msg: &[u8]) -> Option<Parsed> {
-        let mut rest = msg.strip_prefix(b"CEF:")?;
-        let mut header = Vec::new();
-        while header.len() < 7 {
-            let mut field = Vec::new();
-            let mut i = 0;
-            loop {
-                match *rest.get(i)? {
-                    b'\\' => {
-                        field.push(*rest.get(i + 1)?);
-                        i += 2;
-                    }
-                    b'|' => break,
-                    b => {
-                        field.push(b);
-                        i += 1;
-                    }
-                }
-            }
-            header.push(field);
-            rest = &rest[i + 1..];
-        }
+        let (header, rest) = read_header(msg.strip_prefix(b"CEF:")?, 7)?;
         let escaped =
             |at: usize| rest[..at].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1;
         // Each key: (start, the `=` after it).
@@ -551,26 +526,14 @@ pub(crate) mod tests {
             }
             keys.push((start, at));
         }
-        let mut pairs = Vec::new();
-        for (n, &(start, eq)) in keys.iter().enumerate() {
-            let end = keys.get(n + 1).map_or(rest.len(), |&(next, _)| next - 1);
-            let mut value = Vec::new();
-            let mut i = eq + 1;
-            while i < end {
-                if rest[i] == b'\\' && i + 1 < end {
-                    value.push(match rest[i + 1] {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        other => other,
-                    });
-                    i += 2;
-                } else {
-                    value.push(rest[i]);
-                    i += 1;
-                }
-            }
-            pairs.push((rest[start..eq].to_vec(), value));
-        }
+        let pairs = keys
+            .iter()
+            .enumerate()
+            .map(|(n, &(start, eq))| {
+                let end = keys.get(n + 1).map_or(rest.len(), |&(next, _)| next - 1);
+                (rest[start..eq].to_vec(), unescape_value(&rest[eq + 1..end]))
+            })
+            .collect();
         Some((header, pairs))
     }
 

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::escape::{write_escaped, Stops, REPLACEMENT};
-use super::vendor::{scale, write_decimal, FieldMap, HeaderField, Rest, RestKeys};
+use super::vendor::{scale, write_decimal, write_epoch_ms, FieldMap, HeaderField, Rest, RestKeys};
 use super::{Body, Context, Error, Fields, Tally};
 use crate::record::{Meta, Record, Severity};
 
@@ -286,12 +286,7 @@ impl Body for Leef {
         self.event_id.write(record, out, cx.tally);
         out.extend_from_slice(&self.after_event_id);
         out.extend_from_slice(b"devTime=");
-        let ms = record
-            .time
-            .secs()
-            .saturating_mul(1000)
-            .saturating_add(i64::from(record.time.nanos() / 1_000_000));
-        write_decimal(ms, out);
+        write_epoch_ms(record.time, out);
         out.push(self.delimiter);
         out.extend_from_slice(b"sev=");
         let sev = scale(meta.severity.unwrap_or(self.default_severity));
@@ -321,7 +316,7 @@ impl Body for Leef {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::format::vendor::Parsed;
+    use crate::format::vendor::{read_header, unescape_value, Parsed};
     use crate::record::{Field, LogTime};
     use proptest::prelude::*;
 
@@ -332,28 +327,9 @@ pub(crate) mod tests {
     /// delimiter, each `key=value` split at its first `=` that no `\`
     /// escapes, `\\`, `\=`, `\n`, `\r` undone in the value.
     pub(crate) fn parse(msg: &[u8]) -> Option<Parsed> {
-        let mut rest = msg.strip_prefix(b"LEEF:")?;
+        let rest = msg.strip_prefix(b"LEEF:")?;
         let two = rest.starts_with(b"2.0|");
-        let mut header = Vec::new();
-        while header.len() < if two { 6 } else { 5 } {
-            let mut field = Vec::new();
-            let mut i = 0;
-            loop {
-                match *rest.get(i)? {
-                    b'\\' => {
-                        field.push(*rest.get(i + 1)?);
-                        i += 2;
-                    }
-                    b'|' => break,
-                    b => {
-                        field.push(b);
-                        i += 1;
-                    }
-                }
-            }
-            header.push(field);
-            rest = &rest[i + 1..];
-        }
+        let (header, rest) = read_header(rest, if two { 6 } else { 5 })?;
         let delimiter = if two {
             let d = std::str::from_utf8(&header[5]).ok()?;
             match d.strip_prefix("0x").or_else(|| d.strip_prefix('x')) {
@@ -378,23 +354,10 @@ pub(crate) mod tests {
                 }
             }
             let eq = eq?;
-            let mut value = Vec::new();
-            let raw = &attribute[eq + 1..];
-            let mut i = 0;
-            while i < raw.len() {
-                if raw[i] == b'\\' && i + 1 < raw.len() {
-                    value.push(match raw[i + 1] {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        other => other,
-                    });
-                    i += 2;
-                } else {
-                    value.push(raw[i]);
-                    i += 1;
-                }
-            }
-            pairs.push((attribute[..eq].to_vec(), value));
+            pairs.push((
+                attribute[..eq].to_vec(),
+                unescape_value(&attribute[eq + 1..]),
+            ));
         }
         Some((header, pairs))
     }

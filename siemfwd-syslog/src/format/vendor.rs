@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::escape::{truncate_utf8, write_escaped, Stops};
 use super::{Error, Tally};
-use crate::record::{Record, Severity};
+use crate::record::{LogTime, Record, Severity};
 use crate::template::Template;
 
 /// A syslog severity on the 1–10 scale of CEF (0–10) and LEEF's `sev`
@@ -301,6 +301,15 @@ fn write_key(prefix: &[u8], name: &[u8], out: &mut Vec<u8>) -> bool {
     any
 }
 
+/// Append `time` as Unix epoch milliseconds (CEF `rt`, LEEF `devTime`).
+pub(crate) fn write_epoch_ms(time: LogTime, out: &mut Vec<u8>) {
+    let ms = time
+        .secs()
+        .saturating_mul(1000)
+        .saturating_add(i64::from(time.nanos() / 1_000_000));
+    write_decimal(ms, out);
+}
+
 /// Append `n` in decimal (an epoch in milliseconds, a severity) without
 /// the formatting machinery.
 pub(crate) fn write_decimal(n: i64, out: &mut Vec<u8>) {
@@ -326,6 +335,56 @@ pub(crate) fn write_decimal(n: i64, out: &mut Vec<u8>) {
 /// the key/value pairs in order.
 #[cfg(test)]
 pub(crate) type Parsed = (Vec<Vec<u8>>, Vec<(Vec<u8>, Vec<u8>)>);
+
+/// For the tests' readers, as both specs describe a `|` header: `n` fields
+/// from the start of `rest`, each ended by a `|` that no `\` escapes (a
+/// `\` takes the next byte as it is); the fields and what follows them.
+#[cfg(test)]
+pub(crate) fn read_header(mut rest: &[u8], n: usize) -> Option<(Vec<Vec<u8>>, &[u8])> {
+    let mut header = Vec::new();
+    while header.len() < n {
+        let mut field = Vec::new();
+        let mut i = 0;
+        loop {
+            match *rest.get(i)? {
+                b'\\' => {
+                    field.push(*rest.get(i + 1)?);
+                    i += 2;
+                }
+                b'|' => break,
+                b => {
+                    field.push(b);
+                    i += 1;
+                }
+            }
+        }
+        header.push(field);
+        rest = &rest[i + 1..];
+    }
+    Some((header, rest))
+}
+
+/// For the tests' readers: a value with `\\`, `\=`, `\n`, `\r` undone (a
+/// `\` takes the next byte as it is; a last lone one stays).
+#[cfg(test)]
+pub(crate) fn unescape_value(raw: &[u8]) -> Vec<u8> {
+    let mut value = Vec::new();
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'\\' && i + 1 < raw.len() {
+            value.push(match raw[i + 1] {
+                b'n' => b'\n',
+                b'r' => b'\r',
+                other => other,
+            });
+            i += 2;
+        } else {
+            value.push(raw[i]);
+            i += 1;
+        }
+    }
+    value
+}
 
 #[cfg(test)]
 mod tests {
