@@ -398,13 +398,21 @@ fn model_message(case: &Case, rec: &Rec) -> Vec<u8> {
 /// How many CR/LF/NUL the formatter must have escaped for LF framing (SD values and body).
 fn model_newlines(corpus: &[Rec]) -> u64 {
     let count = |v: &[u8]| v.iter().filter(|b| matches!(b, b'\r' | b'\n' | 0)).count() as u64;
+    let body: u64 = corpus
+        .iter()
+        .flat_map(|r| &r.fields)
+        .map(|(k, v)| count(k) + count(v))
+        .sum();
+    model_sd_newlines(corpus) + body
+}
+
+/// How many CR/LF/NUL the SD values hold (escaped under LF framing).
+fn model_sd_newlines(corpus: &[Rec]) -> u64 {
+    let count = |v: &[u8]| v.iter().filter(|b| matches!(b, b'\r' | b'\n' | 0)).count() as u64;
     corpus
         .iter()
-        .map(|r| {
-            let sd: u64 = SD_FIELDS.iter().filter_map(|f| r.get(f)).map(count).sum();
-            let body: u64 = r.fields.iter().map(|(k, v)| count(k) + count(v)).sum();
-            sd + body
-        })
+        .flat_map(|r| SD_FIELDS.iter().filter_map(|f| r.get(f)))
+        .map(count)
         .sum()
 }
 
@@ -418,12 +426,7 @@ fn model_vendor_newlines(corpus: &[Rec], lf: bool) -> u64 {
         .filter(|(k, _)| k.iter().any(u8::is_ascii_alphanumeric))
         .map(|(_, v)| v.iter().filter(|b| matches!(b, b'\r' | b'\n')).count() as u64)
         .sum();
-    let sd: u64 = corpus
-        .iter()
-        .flat_map(|r| SD_FIELDS.iter().filter_map(|f| r.get(f)))
-        .map(|v| v.iter().filter(|b| matches!(b, b'\r' | b'\n' | 0)).count() as u64)
-        .sum();
-    body + if lf { sd } else { 0 }
+    body + if lf { model_sd_newlines(corpus) } else { 0 }
 }
 
 /// A CEF or LEEF body: after the syslog header, with no raw CR, LF or NUL in it, the

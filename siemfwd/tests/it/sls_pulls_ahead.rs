@@ -20,18 +20,6 @@ use sls_support::*;
 const SHARDS: u32 = 4;
 const PER_SHARD: u64 = 20_000;
 
-/// `name=N` from siemfwd's `siemfwd stopped counters=…` line (0 if absent:
-/// only counters that moved are printed).
-fn counter(log: &str, name: &str) -> u64 {
-    log.lines()
-        .filter(|l| l.contains("siemfwd stopped"))
-        .flat_map(|l| l.split_whitespace())
-        .filter_map(|w| w.trim_start_matches("counters=").split_once('='))
-        .find(|(k, _)| *k == name)
-        .and_then(|(_, v)| v.trim_matches('"').parse().ok())
-        .unwrap_or(0)
-}
-
 /// What one run saw.
 struct Run {
     ahead: u64,

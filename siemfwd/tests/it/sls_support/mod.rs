@@ -326,6 +326,18 @@ pub(crate) fn count_lines(path: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// `name=N` from siemfwd's `siemfwd stopped counters=…` line (0 if absent:
+/// only counters that moved are printed).
+pub(crate) fn counter(log: &str, name: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("siemfwd stopped"))
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|w| w.trim_start_matches("counters=").split_once('='))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| v.trim_matches('"').parse().ok())
+        .unwrap_or(0)
+}
+
 /// The WARN/ERROR lines of a siemfwd log, for test output.
 pub(crate) fn warnings(log: &str) -> Vec<String> {
     log.lines()
