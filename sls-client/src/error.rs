@@ -70,6 +70,17 @@ pub enum Error {
         /// The limit for this call.
         limit: u64,
     },
+    /// Temporary credentials could not be had from where they come from
+    /// (the metadata service, STS, a credentials URI): retried, since the
+    /// key held may still be valid and these services come back.
+    #[error("cannot get credentials from {from}: {problem}")]
+    Credentials {
+        /// The source, as [`crate::CredentialSource::describe`] names it
+        /// (never a secret).
+        from: String,
+        /// What went wrong.
+        problem: String,
+    },
     /// A setting is wrong.
     #[error("{key}: {problem}")]
     Config {
@@ -120,9 +131,10 @@ impl Error {
     /// Retry or stop.
     pub fn class(&self) -> Class {
         match self {
-            Error::Network { .. } | Error::Protocol { .. } | Error::TooLarge { .. } => {
-                Class::Retryable
-            }
+            Error::Network { .. }
+            | Error::Protocol { .. }
+            | Error::TooLarge { .. }
+            | Error::Credentials { .. } => Class::Retryable,
             Error::Api { code, status, .. } => {
                 if FATAL_CODES.contains(&code.as_str()) || *status == 401 {
                     Class::Fatal

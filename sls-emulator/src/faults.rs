@@ -43,6 +43,10 @@ pub struct FaultConfig {
     pub reset_rate: f64,
     /// Probability that a PullLogs returns half the log groups it found (at least one).
     pub short_pull_rate: f64,
+    /// Probability that a request for temporary credentials (the metadata service, STS,
+    /// `/_emulator/credentials`) answers `503`: 1 is an outage of every credential
+    /// service at once.
+    pub identity_error_rate: f64,
 }
 
 /// What a request should suffer.
@@ -84,6 +88,8 @@ pub struct FaultCounts {
     pub write_throttles: u64,
     /// PullLogs answered with fewer log groups than asked for and available.
     pub short_pulls: u64,
+    /// Requests for temporary credentials answered `503`.
+    pub identity_errors: u64,
 }
 
 #[derive(Debug, Default)]
@@ -94,6 +100,7 @@ struct Counters {
     read_throttles: AtomicU64,
     write_throttles: AtomicU64,
     short_pulls: AtomicU64,
+    identity_errors: AtomicU64,
 }
 
 /// Shared, run-time adjustable fault settings, and counts of the faults that fired.
@@ -158,6 +165,7 @@ impl Faults {
             read_throttles: f.read_throttles.load(Ordering::Relaxed),
             write_throttles: f.write_throttles.load(Ordering::Relaxed),
             short_pulls: f.short_pulls.load(Ordering::Relaxed),
+            identity_errors: f.identity_errors.load(Ordering::Relaxed),
         }
     }
 
@@ -184,6 +192,20 @@ impl Faults {
     /// Sets the share of short PullLogs answers.
     pub fn set_short_pull_rate(&self, rate: f64) {
         self.lock().short_pull_rate = rate;
+    }
+
+    /// Sets the share of refused requests for temporary credentials.
+    pub fn set_identity_error_rate(&self, rate: f64) {
+        self.lock().identity_error_rate = rate;
+    }
+
+    /// Whether this request for temporary credentials is refused (counted when it is).
+    pub fn identity_fails(&self) -> bool {
+        let fails = hit(self.lock().identity_error_rate);
+        if fails {
+            self.fired.identity_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        fails
     }
 
     /// How many of the `groups` log groups a PullLogs found to return: half (at least
@@ -312,8 +334,12 @@ mod tests {
         assert_eq!(f.draw(RequestKind::Other), Injected::ServerError);
         f.set_reset_rate(1.0);
         assert_eq!(f.draw(RequestKind::Read), Injected::Reset);
+        assert!(!f.identity_fails());
+        f.set_identity_error_rate(1.0);
+        assert!(f.identity_fails());
         f.clear();
         assert_eq!(f.draw(RequestKind::Read), Injected::None);
+        assert!(!f.identity_fails());
         assert_eq!(
             f.counts(),
             FaultCounts {
@@ -323,6 +349,7 @@ mod tests {
                 read_throttles: 1,
                 write_throttles: 2,
                 short_pulls: 0,
+                identity_errors: 1,
             },
             "clear() keeps the counts"
         );

@@ -134,8 +134,35 @@ pub struct EmulatorConfig {
     /// Consume processors by name (PullLogs `processor=`): each an SPL statement of the
     /// subset in [`spl`].
     pub processors: std::collections::BTreeMap<String, String>,
-    /// How long the temporary AccessKeys of `GET /_emulator/credentials` stay valid.
+    /// How long the temporary AccessKeys the emulator issues stay valid (from its
+    /// metadata service, its STS and `GET /_emulator/credentials`).
     pub credential_ttl: Duration,
+    /// The RAM role its metadata service says the instance has.
+    pub ecs_role: String,
+    /// What its STS accepts in `AssumeRoleWithOIDC`.
+    pub oidc: OidcTrust,
+}
+
+/// The role, OIDC provider and token the emulator's STS accepts (a real STS checks the
+/// token's signature against the provider's keys; the emulator compares it whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcTrust {
+    /// The role's ARN.
+    pub role_arn: String,
+    /// The OIDC provider's ARN.
+    pub provider_arn: String,
+    /// The one token accepted.
+    pub token: String,
+}
+
+impl Default for OidcTrust {
+    fn default() -> Self {
+        Self {
+            role_arn: "acs:ram::1000000000000000:role/siemfwd-emulator".to_owned(),
+            provider_arn: "acs:ram::1000000000000000:oidc-provider/ack-rrsa-emulator".to_owned(),
+            token: "emulator-oidc-token".to_owned(),
+        }
+    }
 }
 
 impl Default for EmulatorConfig {
@@ -154,6 +181,8 @@ impl Default for EmulatorConfig {
             faults: FaultConfig::default(),
             processors: std::collections::BTreeMap::new(),
             credential_ttl: Duration::from_secs(3600),
+            ecs_role: "siemfwd-emulator".to_owned(),
+            oidc: OidcTrust::default(),
         }
     }
 }
@@ -258,7 +287,20 @@ impl EmulatorBuilder {
         self
     }
 
-    /// How long temporary AccessKeys (`GET /_emulator/credentials`) stay valid.
+    /// The RAM role the metadata service reports.
+    pub fn ecs_role(mut self, role: &str) -> Self {
+        self.config.ecs_role = role.to_owned();
+        self
+    }
+
+    /// What STS accepts in `AssumeRoleWithOIDC`.
+    pub fn oidc(mut self, trust: OidcTrust) -> Self {
+        self.config.oidc = trust;
+        self
+    }
+
+    /// How long temporary AccessKeys (metadata service, STS, `GET /_emulator/credentials`)
+    /// stay valid.
     pub fn credential_ttl(mut self, ttl: Duration) -> Self {
         self.config.credential_ttl = ttl;
         self
@@ -322,8 +364,10 @@ pub(crate) struct Shared {
     pub(crate) persist: Option<persist::DataDir>,
     /// Every UpdateCheckPoint answered, oldest first (at most [`CHECKPOINT_LOG_MAX`]).
     pub(crate) checkpoint_log: Mutex<VecDeque<CheckpointUpdate>>,
-    /// Temporary AccessKeys issued by `GET /_emulator/credentials`, by id.
+    /// Temporary AccessKeys issued (`routes/identity.rs`), by id.
     pub(crate) temporary_keys: Mutex<std::collections::HashMap<String, TemporaryKey>>,
+    /// The metadata service's session tokens, with their expiry.
+    pub(crate) metadata_tokens: Mutex<std::collections::HashMap<String, std::time::SystemTime>>,
 }
 
 /// A temporary AccessKey (an STS token) the emulator issued.
@@ -474,6 +518,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
         persist,
         checkpoint_log: Mutex::new(VecDeque::new()),
         temporary_keys: Mutex::new(std::collections::HashMap::new()),
+        metadata_tokens: Mutex::new(std::collections::HashMap::new()),
     });
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();

@@ -85,6 +85,22 @@ struct Common {
     /// `audit=* | where "event.eventRW" = 'Write'` (the SPL subset of the emulator's README).
     #[arg(long = "processor", value_name = "NAME=SPL")]
     processors: Vec<String>,
+    /// Life of the temporary AccessKeys issued by the metadata service, STS and
+    /// /_emulator/credentials, seconds.
+    #[arg(long, default_value_t = 3600)]
+    credential_ttl_secs: u64,
+    /// The RAM role the metadata service (/latest/...) reports.
+    #[arg(long, default_value = "siemfwd-emulator")]
+    ecs_role: String,
+    /// The role ARN STS's AssumeRoleWithOIDC accepts.
+    #[arg(long, default_value_t = sls_emulator::OidcTrust::default().role_arn)]
+    oidc_role_arn: String,
+    /// The OIDC provider ARN STS's AssumeRoleWithOIDC accepts.
+    #[arg(long, default_value_t = sls_emulator::OidcTrust::default().provider_arn)]
+    oidc_provider_arn: String,
+    /// The OIDC token STS's AssumeRoleWithOIDC accepts.
+    #[arg(long, default_value_t = sls_emulator::OidcTrust::default().token)]
+    oidc_token: String,
 }
 
 #[derive(Args)]
@@ -185,6 +201,13 @@ fn config(common: &Common) -> anyhow::Result<EmulatorConfig> {
         data_dir: common.data_dir.clone(),
         ttl: common.ttl_secs.map(Duration::from_secs),
         processors: processors?,
+        credential_ttl: Duration::from_secs(common.credential_ttl_secs.max(1)),
+        ecs_role: common.ecs_role.clone(),
+        oidc: sls_emulator::OidcTrust {
+            role_arn: common.oidc_role_arn.clone(),
+            provider_arn: common.oidc_provider_arn.clone(),
+            token: common.oidc_token.clone(),
+        },
         ..EmulatorConfig::default()
     })
 }
@@ -245,6 +268,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 write_throttle_rate: faults.fault_write_throttle_rate,
                 reset_rate: faults.fault_reset_rate,
                 short_pull_rate: faults.fault_short_pull_rate,
+                identity_error_rate: 0.0,
             };
             let emu = sls_emulator::start(cfg)
                 .await

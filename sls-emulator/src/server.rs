@@ -150,6 +150,12 @@ async fn handle(
         body,
     };
 
+    if routes::identity::is_identity(&req) {
+        return Ok(respond(
+            &request_id,
+            Ok(routes::identity::route(&shared, &req)),
+        ));
+    }
     if req.path.starts_with(routes::CONTROL_PREFIX) {
         return Ok(respond(&request_id, routes::control(&shared, &req)));
     }

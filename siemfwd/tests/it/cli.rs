@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn siemfwd(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+    crate::support::siemfwd::hermetic()
         .args(args)
         .current_dir(dir)
         .env_remove("SIEMFWD_CONFIG")
@@ -177,7 +177,7 @@ fn a_log_file_in_a_missing_folder_and_an_unreadable_config_are_reported_once() {
 fn secrets_never_reach_errors_or_help() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("c.toml"), "[source]\ntype = \"sls\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+    let out = crate::support::siemfwd::hermetic()
         .args(["check", "-c", "c.toml"])
         .current_dir(dir.path())
         .env("SLS_AK_KEY", "hunter2-secret")
@@ -412,7 +412,7 @@ fn run_to_a_stdout_that_fails_for_good_exits_1_and_commits_nothing() {
         eprintln!("SKIPPED: no /dev/full on this system");
         return;
     };
-    let out = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+    let out = crate::support::siemfwd::hermetic()
         .args(["run", "-c", "c.toml"])
         .current_dir(dir.path())
         .env_remove("SIEMFWD_CONFIG")
@@ -446,7 +446,7 @@ fn hup_and_usr_signals_do_not_kill_a_run() {
     )
     .unwrap();
     let log = dir.path().join("err.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+    let mut child = crate::support::siemfwd::hermetic()
         .args(["run", "-c", "c.toml"])
         .current_dir(dir.path())
         .env_remove("SIEMFWD_CONFIG")
@@ -543,7 +543,7 @@ fn a_record_over_max_message_is_cut_not_resent_forever() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+    let mut child = crate::support::siemfwd::hermetic()
         .args(["run", "-c", "c.toml"])
         .current_dir(dir.path())
         .env_remove("SIEMFWD_CONFIG")

@@ -6,7 +6,6 @@
 
 use crate::sls_support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use sls_support::*;
@@ -16,7 +15,7 @@ fn run_expecting_failure(config_text: &str) -> (Option<i32>, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, config_text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+    let mut child = crate::support::siemfwd::hermetic()
         .args(["run", "-c"])
         .arg(&cfg)
         .env_remove("SLS_ENDPOINT")

@@ -9,7 +9,6 @@
 use crate::sls_support;
 use crate::support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sls_support::*;
@@ -170,7 +169,7 @@ async fn forward_to_rsyslog(total: u64, timeout: Duration) {
     }
 
     // `siemfwd status --json` shows zero lag on every shard.
-    let out = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+    let out = crate::support::siemfwd::hermetic()
         .args(["status", "--json", "-c"])
         .arg(&cfg)
         .env_remove("SLS_ENDPOINT")
@@ -189,7 +188,7 @@ async fn forward_to_rsyslog(total: u64, timeout: Duration) {
         assert_eq!(s["lag_seconds"], 0, "{s}");
         assert_eq!(s["owner"], "fwd-1", "{s}");
     }
-    let table = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+    let table = crate::support::siemfwd::hermetic()
         .args(["status", "-c"])
         .arg(&cfg)
         .env_remove("SLS_ENDPOINT")

@@ -4,13 +4,13 @@
 
 use crate::sls_support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use sls_support::*;
 
 fn siemfwd(args: &[&str], cfg: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+    crate::support::siemfwd::hermetic()
         .args(args)
         .arg("-c")
         .arg(cfg)

@@ -54,6 +54,7 @@ fn faults_json(shared: &Shared) -> Value {
         "write_throttle_rate": f.write_throttle_rate,
         "reset_rate": f.reset_rate,
         "short_pull_rate": f.short_pull_rate,
+        "identity_error_rate": f.identity_error_rate,
         "fired": {
             "slowed": n.slowed,
             "resets": n.resets,
@@ -61,6 +62,7 @@ fn faults_json(shared: &Shared) -> Value {
             "read_throttles": n.read_throttles,
             "write_throttles": n.write_throttles,
             "short_pulls": n.short_pulls,
+            "identity_errors": n.identity_errors,
         },
     })
 }
@@ -143,47 +145,13 @@ fn status(shared: &Shared) -> Value {
 }
 
 /// Serves one control request.
-/// A new temporary AccessKey in the form Alibaba's credentials URIs answer with, valid for
-/// the emulator's `credential_ttl`.
-fn issue_credentials(shared: &Shared) -> Value {
-    let n = shared
-        .request_seq
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let random = || format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-    let id = format!("STS.emulator{n}");
-    let key = crate::TemporaryKey {
-        secret: random(),
-        token: random(),
-        expires: std::time::SystemTime::now() + shared.config.credential_ttl,
-    };
-    let expiration = jiff::Timestamp::try_from(key.expires)
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    let answer = json!({
-        "Code": "Success",
-        "AccessKeyId": id,
-        "AccessKeySecret": key.secret,
-        "SecurityToken": key.token,
-        "Expiration": expiration,
-    });
-    let mut keys = shared
-        .temporary_keys
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let now = std::time::SystemTime::now();
-    keys.retain(|_, k| k.expires > now);
-    keys.insert(id, key);
-    answer
-}
-
 pub(crate) fn control(shared: &Shared, req: &Req) -> Result<Reply, ApiError> {
     let what = req
         .path
         .trim_start_matches(CONTROL_PREFIX)
         .trim_end_matches('/');
     match (req.method.as_str(), what) {
-        ("GET", "credentials") => Ok(Reply::json(&issue_credentials(shared))),
+        ("GET", "credentials") => super::identity::credentials_uri(shared),
         ("GET", "faults") => Ok(Reply::json(&faults_json(shared))),
         ("PUT" | "POST", "faults") => {
             let body = req.json()?;
@@ -197,6 +165,7 @@ pub(crate) fn control(shared: &Shared, req: &Req) -> Result<Reply, ApiError> {
             f.write_throttle_rate = rate(&body, "write_throttle_rate", f.write_throttle_rate)?;
             f.reset_rate = rate(&body, "reset_rate", f.reset_rate)?;
             f.short_pull_rate = rate(&body, "short_pull_rate", f.short_pull_rate)?;
+            f.identity_error_rate = rate(&body, "identity_error_rate", f.identity_error_rate)?;
             shared.faults.set(f);
             Ok(Reply::json(&faults_json(shared)))
         }

@@ -2,11 +2,13 @@
 //! select one API. Each API lives in a submodule by concern: `shards` (ListShards,
 //! GetCursor, GetCursorTime, PullLogs, split/merge/delete), `logs` (PutLogs), `groups`
 //! (consumer groups), `admin` (projects and logstores), `control` (the emulator's own
-//! `/_emulator/` endpoints: faults, forced expiry, status).
+//! `/_emulator/` endpoints: faults, forced expiry, status), `identity` (the metadata
+//! service, STS and credentials URI that temporary keys come from).
 
 mod admin;
 mod control;
 mod groups;
+pub(crate) mod identity;
 mod logs;
 mod shards;
 

@@ -44,7 +44,7 @@ impl Resp {
 /// A request to send; `sign` = Some((ak, secret)) adds a v1 signature.
 struct Request<'a> {
     method: &'a str,
-    path: &'a str,
+    path: String,
     query: Vec<(&'a str, String)>,
     host: &'a str,
     headers: Vec<(&'a str, String)>,
@@ -54,10 +54,10 @@ struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    fn new(method: &'a str, path: &'a str) -> Self {
+    fn new(method: &'a str, path: &str) -> Self {
         Self {
             method,
-            path,
+            path: path.to_owned(),
             query: vec![],
             host: "proj.127.0.0.1",
             headers: vec![],
@@ -65,6 +65,11 @@ impl<'a> Request<'a> {
             sign: None,
             absolute_form: false,
         }
+    }
+
+    fn path_owned(mut self, path: String) -> Self {
+        self.path = path;
+        self
     }
 
     fn q(mut self, k: &'a str, v: impl Into<String>) -> Self {
@@ -110,7 +115,7 @@ impl<'a> Request<'a> {
                 .collect();
             let parts = SignedParts {
                 method: self.method,
-                path: self.path,
+                path: &self.path,
                 query: &q,
                 headers: &lower,
             };
@@ -853,7 +858,7 @@ async fn injected_faults_fire_and_clear() {
         .json();
     assert_eq!(
         faults["fired"],
-        serde_json::json!({"slowed": 1, "resets": 1, "server_errors": 1, "read_throttles": 1, "write_throttles": 0, "short_pulls": 1})
+        serde_json::json!({"slowed": 1, "resets": 1, "server_errors": 1, "read_throttles": 1, "write_throttles": 0, "short_pulls": 1, "identity_errors": 0})
     );
 
     // Cursor expiry: the old begin cursor becomes invalid and begin moves forward.
@@ -1053,4 +1058,238 @@ async fn split_shards_reach_consumers_and_a_finished_readonly_shard_is_released(
             .json(),
         serde_json::json!([1, 2, 3])
     );
+}
+
+/// A signed ListShards with a temporary key: its status and error code.
+async fn list_shards_with(addr: SocketAddr, key: &serde_json::Value, token: &str) -> (u16, String) {
+    let id = key["AccessKeyId"].as_str().expect("id");
+    let secret = key["AccessKeySecret"].as_str().expect("secret");
+    let mut req =
+        Request::new("GET", "/logstores/store/shards").header("x-acs-security-token", token);
+    req.sign = Some((id, secret));
+    let resp = req.send(addr).await.expect("response");
+    let code = if resp.status == 200 {
+        String::new()
+    } else {
+        resp.error_code()
+    };
+    (resp.status, code)
+}
+
+#[tokio::test]
+async fn the_metadata_service_is_hardened_and_its_keys_sign_requests_until_they_expire() {
+    let emu = Emulator::builder()
+        .access_key("AK", "SECRET")
+        .logstore("proj", "store", 2)
+        .ecs_role("forwarder-role")
+        .credential_ttl(Duration::from_secs(2))
+        .start()
+        .await
+        .expect("start");
+    let addr = emu.addr();
+    let put_token = |ttl: Option<&str>| {
+        let req = Request::new("PUT", "/latest/api/token");
+        match ttl {
+            Some(t) => req.header("X-aliyun-ecs-metadata-token-ttl-seconds", t),
+            None => req,
+        }
+    };
+    assert_eq!(put_token(None).send(addr).await.expect("resp").status, 400);
+    assert_eq!(
+        put_token(Some("21601"))
+            .send(addr)
+            .await
+            .expect("resp")
+            .status,
+        400
+    );
+    let token = put_token(Some("60")).send(addr).await.expect("resp");
+    assert_eq!(token.status, 200);
+    let token = String::from_utf8(token.body).expect("text");
+    let path = "/latest/meta-data/ram/security-credentials/";
+    // Without the session token (or with a made-up one): refused.
+    assert_eq!(
+        Request::new("GET", path)
+            .send(addr)
+            .await
+            .expect("resp")
+            .status,
+        403
+    );
+    let forged = Request::new("GET", path).header("X-aliyun-ecs-metadata-token", "forged");
+    assert_eq!(forged.send(addr).await.expect("resp").status, 403);
+    let get = |p: String| {
+        Request::new("GET", "")
+            .header("X-aliyun-ecs-metadata-token", token.clone())
+            .path_owned(p)
+    };
+    let role = get(path.to_owned()).send(addr).await.expect("resp");
+    assert_eq!(
+        (role.status, role.body.as_slice()),
+        (200, b"forwarder-role".as_slice())
+    );
+    assert_eq!(
+        get(format!("{path}other-role"))
+            .send(addr)
+            .await
+            .expect("resp")
+            .status,
+        404
+    );
+    let keys = get(format!("{path}forwarder-role"))
+        .send(addr)
+        .await
+        .expect("resp");
+    assert_eq!(keys.status, 200);
+    let key = keys.json();
+    assert_eq!(key["Code"], "Success");
+    for field in [
+        "AccessKeyId",
+        "AccessKeySecret",
+        "SecurityToken",
+        "Expiration",
+        "LastUpdated",
+    ] {
+        assert!(
+            key[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{field} in {key}"
+        );
+    }
+    let expiration = key["Expiration"].as_str().expect("expiration");
+    // Whole seconds, UTC, as Alibaba writes it: `2026-12-05T10:00:00Z`.
+    assert!(
+        expiration.len() == 20 && expiration.parse::<jiff::Timestamp>().is_ok(),
+        "{expiration}"
+    );
+    let token = key["SecurityToken"].as_str().expect("token").to_owned();
+    assert_eq!(
+        list_shards_with(addr, &key, &token).await,
+        (200, String::new())
+    );
+    assert_eq!(
+        list_shards_with(addr, &key, "wrong").await,
+        (401, "Unauthorized".to_owned())
+    );
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(
+        list_shards_with(addr, &key, &token).await,
+        (401, "Unauthorized".to_owned())
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn sts_assumes_the_trusted_role_with_the_trusted_oidc_token_and_refuses_the_rest() {
+    let trust = sls_emulator::OidcTrust::default();
+    let emu = Emulator::builder()
+        .access_key("AK", "SECRET")
+        .logstore("proj", "store", 2)
+        .start()
+        .await
+        .expect("start");
+    let addr = emu.addr();
+    let assume = |token: &str, role: &str, duration: &str| {
+        Request::new("GET", "/")
+            .q("Action", "AssumeRoleWithOIDC")
+            .q("Format", "JSON")
+            .q("Version", "2015-04-01")
+            .q("RoleArn", role)
+            .q("OIDCProviderArn", trust.provider_arn.clone())
+            .q("OIDCToken", token)
+            .q("RoleSessionName", "test")
+            .q("DurationSeconds", duration)
+    };
+    let ok = assume(&trust.token, &trust.role_arn, "3600")
+        .send(addr)
+        .await
+        .expect("resp");
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let answer = ok.json();
+    let key = &answer["Credentials"];
+    let token = key["SecurityToken"].as_str().expect("token").to_owned();
+    assert_eq!(
+        list_shards_with(addr, key, &token).await,
+        (200, String::new())
+    );
+    assert!(answer["AssumedRoleUser"]["Arn"]
+        .as_str()
+        .is_some_and(|a| a.contains(":assumed-role/") && a.ends_with("/test")));
+    // The parameters in a form body, as siemfwd sends them (the token stays out of URLs).
+    let mut form = Request::new("POST", "/")
+        .q("Action", "AssumeRoleWithOIDC")
+        .header("Content-Type", "application/x-www-form-urlencoded");
+    form.body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("RoleArn", &trust.role_arn)
+        .append_pair("OIDCProviderArn", &trust.provider_arn)
+        .append_pair("OIDCToken", &trust.token)
+        .finish()
+        .into_bytes();
+    assert_eq!(form.send(addr).await.expect("resp").status, 200);
+    let refused = |resp: Resp| {
+        let body = resp.json();
+        for field in ["RequestId", "HostId", "Message"] {
+            assert!(body[field].as_str().is_some(), "{field} in {body}");
+        }
+        (
+            resp.status,
+            body["Code"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    let bad_token = assume("not-the-token", &trust.role_arn, "3600")
+        .send(addr)
+        .await
+        .expect("resp");
+    assert_eq!(
+        refused(bad_token),
+        (400, "InvalidParameter.OIDCToken".to_owned())
+    );
+    let bad_role = assume(&trust.token, "acs:ram::1:role/other", "3600")
+        .send(addr)
+        .await
+        .expect("resp");
+    assert_eq!(refused(bad_role), (404, "EntityNotExist.Role".to_owned()));
+    let short = assume(&trust.token, &trust.role_arn, "60")
+        .send(addr)
+        .await
+        .expect("resp");
+    assert_eq!(
+        refused(short),
+        (400, "InvalidParameter.DurationSeconds".to_owned())
+    );
+    let missing = Request::new("GET", "/")
+        .q("Action", "AssumeRoleWithOIDC")
+        .send(addr)
+        .await
+        .expect("resp");
+    assert_eq!(refused(missing), (400, "MissingParameter".to_owned()));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_identity_outage_refuses_every_credential_service_and_is_counted() {
+    let emu = Emulator::builder()
+        .logstore("proj", "store", 2)
+        .start()
+        .await
+        .expect("start");
+    let addr = emu.addr();
+    emu.faults().set_identity_error_rate(1.0);
+    let token = Request::new("PUT", "/latest/api/token")
+        .header("X-aliyun-ecs-metadata-token-ttl-seconds", "60");
+    assert_eq!(token.send(addr).await.expect("resp").status, 503);
+    let sts = Request::new("GET", "/").q("Action", "AssumeRoleWithOIDC");
+    assert_eq!(sts.send(addr).await.expect("resp").status, 503);
+    let uri = Request::new("GET", "/_emulator/credentials");
+    assert_eq!(uri.send(addr).await.expect("resp").status, 503);
+    assert_eq!(emu.faults().counts().identity_errors, 3);
+    // Log Service itself is not part of the outage.
+    let shards = Request::new("GET", "/logstores/store/shards")
+        .send(addr)
+        .await
+        .expect("resp");
+    assert_eq!(shards.status, 200);
+    emu.faults().set_identity_error_rate(0.0);
+    let uri = Request::new("GET", "/_emulator/credentials");
+    assert_eq!(uri.send(addr).await.expect("resp").status, 200);
+    emu.shutdown().await;
 }

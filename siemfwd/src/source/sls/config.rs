@@ -30,6 +30,26 @@ pub enum AuthVersion {
     V4,
 }
 
+/// Where the AccessKey comes from (`source.sls.credentials`); the sources
+/// and the lookup are described in docs/configuration.md, "Credentials".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialsFrom {
+    /// The keys this table sets, else the lookup Alibaba's credential
+    /// libraries make: environment AccessKey, RRSA (OIDC), the ECS
+    /// instance's RAM role, a credentials URI.
+    #[default]
+    Auto,
+    /// `access_key_id` / `access_key_secret` (+ `security_token`).
+    AccessKey,
+    /// RRSA on ACK: `AssumeRoleWithOIDC` with a token file.
+    Oidc,
+    /// The ECS instance's RAM role, from its metadata service.
+    EcsRamRole,
+    /// `credentials_uri`.
+    Uri,
+}
+
 /// The `[source.sls]` table: a Log Service consumer group. Defaults follow
 /// Alibaba's `LogHubConfig` except where noted in docs/configuration.md.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -102,6 +122,25 @@ pub struct SlsSourceConfig {
     /// fetched again before they expire; instead of `access_key_id` and
     /// `access_key_secret`. Empty: none.
     pub credentials_uri: String,
+    /// Where the AccessKey comes from; `auto` (default) looks.
+    pub credentials: CredentialsFrom,
+    /// The ECS RAM role's name (`ALIBABA_CLOUD_ECS_METADATA`). Empty: the
+    /// one attached to the instance.
+    pub ecs_ram_role: String,
+    /// The instance metadata service's base URL.
+    pub metadata_endpoint: String,
+    /// RRSA: the RAM role's ARN (`ALIBABA_CLOUD_ROLE_ARN`).
+    pub oidc_role_arn: String,
+    /// RRSA: the OIDC provider's ARN (`ALIBABA_CLOUD_OIDC_PROVIDER_ARN`).
+    pub oidc_provider_arn: String,
+    /// RRSA: the file holding the OIDC token (`ALIBABA_CLOUD_OIDC_TOKEN_FILE`).
+    pub oidc_token_file: String,
+    /// RRSA: the session name ActionTrail shows
+    /// (`ALIBABA_CLOUD_ROLE_SESSION_NAME`). Empty: `siemfwd-{hostname}`.
+    pub role_session_name: String,
+    /// STS's base URL for RRSA. Empty: `https://sts.aliyuncs.com`, or the
+    /// region's (`ALIBABA_CLOUD_STS_REGION`, `ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED`).
+    pub sts_endpoint: String,
     /// Rule-based consumption: an SPL statement the server applies before
     /// sending (`* | where "event.eventRW" = 'Write'`); only what it keeps
     /// leaves Log Service. Empty: none.
@@ -139,6 +178,14 @@ impl Default for SlsSourceConfig {
             request_timeout: HumanDuration(std::time::Duration::from_secs(60)),
             pool_max_idle: 32,
             credentials_uri: String::new(),
+            credentials: CredentialsFrom::Auto,
+            ecs_ram_role: String::new(),
+            metadata_endpoint: "http://100.100.100.200".to_owned(),
+            oidc_role_arn: String::new(),
+            oidc_provider_arn: String::new(),
+            oidc_token_file: String::new(),
+            role_session_name: String::new(),
+            sts_endpoint: String::new(),
             query: String::new(),
             processor: String::new(),
         }

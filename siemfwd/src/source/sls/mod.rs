@@ -50,6 +50,7 @@
 //!   part of the pull after a failover, never skip it.
 
 pub mod config;
+pub(crate) mod credentials;
 pub(crate) mod decode;
 pub(crate) mod heartbeat;
 pub(crate) mod prefetch;
@@ -210,41 +211,7 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
             return Err(config_error(key, format!("required (or set {var})")));
         }
     }
-    let uri = cfg.credentials_uri.trim();
-    let credentials = if uri.is_empty() {
-        if cfg.access_key_id.trim().is_empty() {
-            return Err(config_error(
-                "access_key_id",
-                "required (or set SLS_AK_ID), unless credentials_uri gives temporary keys",
-            ));
-        }
-        if cfg.access_key_secret.is_empty() {
-            return Err(config_error(
-                "access_key_secret",
-                "required (or set SLS_AK_KEY)",
-            ));
-        }
-        client::CredentialSource::Static(client::Credentials {
-            access_key_id: cfg.access_key_id.clone(),
-            access_key_secret: client::Secret::new(cfg.access_key_secret.expose()),
-            security_token: client::Secret::new(cfg.security_token.expose()),
-        })
-    } else {
-        if !cfg.access_key_id.trim().is_empty() || !cfg.access_key_secret.is_empty() {
-            return Err(config_error(
-                "credentials_uri",
-                "gives the AccessKey itself: remove access_key_id and access_key_secret \
-                 (or this key)",
-            ));
-        }
-        if !(uri.starts_with("http://") || uri.starts_with("https://")) {
-            return Err(config_error(
-                "credentials_uri",
-                "must be an http:// or https:// URL",
-            ));
-        }
-        client::CredentialSource::Uri(uri.to_owned())
-    };
+    let credentials = credentials::source(cfg, &|name| std::env::var(name).ok())?;
     check_names(cfg)?;
     if !(1..=1000).contains(&cfg.max_fetch_log_groups) {
         return Err(config_error("max_fetch_log_groups", "must be 1 to 1000"));

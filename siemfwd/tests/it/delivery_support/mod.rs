@@ -25,7 +25,7 @@ impl Siemfwd {
     /// `siemfwd run -c c.toml` in `dir`, its stderr in `siemfwd-<run>.log`.
     pub(crate) fn start(dir: &Path, run: usize) -> Self {
         let log = dir.join(format!("siemfwd-{run}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+        let child = crate::support::siemfwd::hermetic()
             .args(["run", "-c", "c.toml"])
             .current_dir(dir)
             .stdin(Stdio::null())

@@ -175,9 +175,20 @@ pub(crate) struct Siemfwd {
 impl Siemfwd {
     /// `siemfwd run -c config`, stderr into `dir/<name>.log`.
     pub(crate) fn start(dir: &Path, name: &str, config: &Path) -> Self {
+        Self::start_with_env(dir, name, config, &[])
+    }
+
+    /// [`Siemfwd::start`] with these environment variables set as well.
+    pub(crate) fn start_with_env(
+        dir: &Path,
+        name: &str,
+        config: &Path,
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = dir.join(format!("{name}.log"));
         let err = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_siemfwd"))
+        let child = crate::support::siemfwd::hermetic()
+            .envs(env.iter().copied())
             .args(["run", "-c"])
             .arg(config)
             .env("SIEMFWD_LOG", "info")

@@ -23,10 +23,26 @@ pub(crate) fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_siemfwd")
 }
 
-/// A `siemfwd` command with a clean environment: no `SIEMFWD_*` or `SLS_*` variable of the
-/// caller leaks into the config (both are read as config overrides).
-pub(crate) fn command(args: &[&str]) -> Command {
+/// The `siemfwd` binary as a command that cannot reach a real cloud: no
+/// `ALIBABA_CLOUD_*` variable of the caller's (a credentials lookup reads
+/// them), and the lookup's probe of the ECS metadata service off, so that a
+/// test whose config lacks keys never asks 100.100.100.200. Tests of the
+/// lookup set the variables they mean, pointing at the emulator.
+pub(crate) fn hermetic() -> Command {
     let mut cmd = Command::new(binary());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("ALIBABA_CLOUD_") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true");
+    cmd
+}
+
+/// A [`hermetic`] `siemfwd` command with a clean environment: no `SIEMFWD_*` or `SLS_*`
+/// variable of the caller leaks into the config (both are read as config overrides).
+pub(crate) fn command(args: &[&str]) -> Command {
+    let mut cmd = hermetic();
     cmd.args(args);
     for (key, _) in std::env::vars_os() {
         let k = key.to_string_lossy();

@@ -1,0 +1,474 @@
+//! Where the AccessKey that signs requests comes from, and keeping a
+//! temporary one fresh.
+//!
+//! A forwarder runs for months; security teams do not give it a permanent
+//! AccessKey. A temporary one (an STS token: id, secret and security token,
+//! valid for an hour or so) must be replaced before it expires, without a
+//! restart and without a request failing on the way. [`Keyring`] holds the
+//! current one and fetches the next when two thirds of its life have
+//! passed, under a lock so that many shards asking at once cause one fetch.
+//! A fetch that fails while the held key is still valid is logged once per
+//! failure and retried a second later; only a key that has expired
+//! with no replacement fails requests (as retryable errors, so shards wait
+//! rather than give up). A request refused because its token expired after
+//! all (a clock a little off) drops the held key and is signed again with a
+//! fresh one.
+//!
+//! One file per source of temporary keys, each a variant of
+//! [`CredentialSource`] and an arm of its `fetch`:
+//! - `uri.rs`: a URL answering with Alibaba's JSON form, as the Alibaba
+//!   Cloud credential libraries read `ALIBABA_CLOUD_CREDENTIALS_URI`;
+//! - `imds.rs`: the ECS instance RAM role, from the instance metadata
+//!   service, always with its session token (hardened mode);
+//! - `oidc.rs`: RRSA on ACK, `AssumeRoleWithOIDC` with the token file
+//!   Kubernetes mounts, read again at every refresh (it is rotated).
+//!
+//! [`CredentialSource::Lookup`] tries several in order and keeps the first
+//! that answers for the life of the process; which ones, in which order, is
+//! the caller's decision (siemfwd's is in `source/sls/credentials.rs`). No
+//! endpoint is built in here: every URL comes from the caller.
+
+mod imds;
+mod oidc;
+mod uri;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub use imds::{is_role_name, EcsRamRole};
+pub use oidc::OidcRole;
+
+use crate::{Error, Secret};
+
+/// The credentials one request is signed with.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// AccessKey ID.
+    pub access_key_id: String,
+    /// AccessKey secret.
+    pub access_key_secret: Secret,
+    /// STS security token (empty for a permanent key).
+    pub security_token: Secret,
+}
+
+/// Where credentials come from.
+#[derive(Debug, Clone)]
+pub enum CredentialSource {
+    /// A fixed AccessKey, permanent or (with a token) temporary.
+    Static(Credentials),
+    /// A URL answering `GET` with temporary credentials in Alibaba's JSON
+    /// form; fetched again before they expire.
+    Uri(String),
+    /// The RAM role of the ECS instance, from its metadata service.
+    EcsRamRole(EcsRamRole),
+    /// A RAM role assumed with an OIDC token (RRSA on ACK).
+    Oidc(OidcRole),
+    /// The first of these that gives credentials, kept once it has; if
+    /// none does, the first request fails with what each one said.
+    Lookup(Vec<CredentialSource>),
+}
+
+impl CredentialSource {
+    /// The source in words for logs and errors: what it is and where,
+    /// never a secret (a URI's query string is left out).
+    pub fn describe(&self) -> String {
+        match self {
+            CredentialSource::Static(c) if c.security_token.is_empty() => {
+                "a static AccessKey".to_owned()
+            }
+            CredentialSource::Static(_) => "a static STS token".to_owned(),
+            CredentialSource::Uri(url) => {
+                format!("the credentials URI {}", without_query(url))
+            }
+            CredentialSource::EcsRamRole(role) => role.describe(),
+            CredentialSource::Oidc(role) => role.describe(),
+            CredentialSource::Lookup(sources) => {
+                let names: Vec<String> = sources.iter().map(Self::describe).collect();
+                format!("the first of: {}", names.join(", "))
+            }
+        }
+    }
+
+    /// Fetch credentials now, with when they stop working.
+    async fn fetch(&self, http: &reqwest::Client) -> Result<Temporary, Error> {
+        match self {
+            CredentialSource::Static(c) => Ok(Temporary {
+                credentials: c.clone(),
+                // Never due for a refresh.
+                expires: SystemTime::now() + Duration::from_secs(100 * 365 * 86_400),
+            }),
+            CredentialSource::Uri(url) => uri::fetch(http, url).await,
+            CredentialSource::EcsRamRole(role) => role.fetch(http).await,
+            CredentialSource::Oidc(role) => role.fetch(http).await,
+            CredentialSource::Lookup(_) => Err(Error::Fatal(
+                "a credentials lookup inside a lookup".to_owned(),
+            )),
+        }
+    }
+}
+
+/// `scheme://host/path` of a URL, without what follows `?` or `#`.
+fn without_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+/// Temporary credentials and the time they stop working.
+#[derive(Debug)]
+struct Temporary {
+    credentials: Credentials,
+    expires: SystemTime,
+}
+
+/// The credentials held, and when to replace them.
+#[derive(Debug)]
+struct Held {
+    credentials: Arc<Credentials>,
+    /// Fetch the next at this time.
+    refresh_at: SystemTime,
+    /// Unusable from this time.
+    expires: SystemTime,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    held: Option<Held>,
+    /// The source that answered (an index into `Keyring::sources`), once
+    /// one has: a lookup is made once.
+    chosen: Option<usize>,
+}
+
+/// The wait before trying again after a refresh failed while the held key
+/// is still valid.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The current credentials of a client; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Keyring {
+    fixed: Option<Arc<Credentials>>,
+    sources: Vec<CredentialSource>,
+    /// Several sources to try, or one to use: a lookup that finds nothing
+    /// is fatal (nothing is configured), a single source that fails is
+    /// retried (it is configured, and may come back).
+    lookup: bool,
+    state: tokio::sync::Mutex<State>,
+}
+
+impl Keyring {
+    pub(crate) fn new(source: CredentialSource) -> Self {
+        let (fixed, sources, lookup) = match source {
+            CredentialSource::Static(c) => (Some(Arc::new(c)), Vec::new(), false),
+            CredentialSource::Lookup(sources) => (None, sources, true),
+            one => (None, vec![one], false),
+        };
+        Self {
+            fixed,
+            sources,
+            lookup,
+            state: tokio::sync::Mutex::new(State::default()),
+        }
+    }
+
+    /// The credentials to sign a request with now.
+    pub(crate) async fn current(&self, http: &reqwest::Client) -> Result<Arc<Credentials>, Error> {
+        if let Some(fixed) = &self.fixed {
+            return Ok(Arc::clone(fixed));
+        }
+        let mut state = self.state.lock().await;
+        let now = SystemTime::now();
+        if let Some(h) = state.held.as_ref().filter(|h| now < h.refresh_at) {
+            return Ok(Arc::clone(&h.credentials));
+        }
+        let fetched = match state.chosen {
+            Some(i) => self.sources[i].fetch(http).await.map(|t| (i, t)),
+            None => self.first_answer(http).await,
+        };
+        match fetched {
+            Ok((i, temporary)) => {
+                let life = temporary.expires.duration_since(now).unwrap_or_default();
+                let next = Held {
+                    credentials: Arc::new(temporary.credentials),
+                    refresh_at: now + life * 2 / 3,
+                    expires: temporary.expires,
+                };
+                if state.chosen.is_some() {
+                    tracing::info!(expires_in = ?life, "temporary credentials refreshed");
+                } else {
+                    tracing::info!(from = %self.sources[i].describe(), expires_in = ?life, "temporary credentials obtained");
+                }
+                let current = Arc::clone(&next.credentials);
+                state.chosen = Some(i);
+                state.held = Some(next);
+                Ok(current)
+            }
+            Err(e) => match state.held.as_mut().filter(|h| now < h.expires) {
+                Some(h) => {
+                    // Not again at the very next request: once a second at
+                    // most (sooner near the end), so an outage costs a log
+                    // line a second, not one per request.
+                    let left = h.expires.duration_since(now).unwrap_or_default();
+                    h.refresh_at = now + RETRY.min(left / 2);
+                    tracing::warn!(error = %e, expires_in = ?left, "cannot refresh the temporary credentials; using the ones held until they expire");
+                    Ok(Arc::clone(&h.credentials))
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// The first source that answers, in order; for a lookup, an error
+    /// listing what each one said when none does.
+    async fn first_answer(&self, http: &reqwest::Client) -> Result<(usize, Temporary), Error> {
+        if !self.lookup {
+            let source = self
+                .sources
+                .first()
+                .ok_or_else(|| Error::Fatal("no credentials source".to_owned()))?;
+            return source.fetch(http).await.map(|t| (0, t));
+        }
+        let mut tried = Vec::new();
+        for (i, source) in self.sources.iter().enumerate() {
+            match source.fetch(http).await {
+                Ok(t) => return Ok((i, t)),
+                Err(e) => tried.push(e.to_string()),
+            }
+        }
+        Err(Error::Fatal(format!(
+            "no credentials found: set source.sls.access_key_id and access_key_secret \
+             (SLS_AK_ID, SLS_AK_KEY) or choose a source with source.sls.credentials \
+             (docs/configuration.md, \"Credentials\"); the lookup tried: {}",
+            tried.join("; ")
+        )))
+    }
+
+    /// The server refused the held credentials as expired: fetch new ones
+    /// for the next request. False when they cannot be replaced (static).
+    pub(crate) async fn expired(&self) -> bool {
+        if self.fixed.is_some() {
+            return false;
+        }
+        self.state.lock().await.held = None;
+        true
+    }
+}
+
+/// What the three temporary-credential services answer with: Alibaba's
+/// field names, the same in each.
+#[derive(serde::Deserialize)]
+struct KeyAnswer {
+    #[serde(rename = "AccessKeyId")]
+    access_key_id: String,
+    #[serde(rename = "AccessKeySecret")]
+    access_key_secret: String,
+    #[serde(rename = "SecurityToken", default)]
+    security_token: String,
+    #[serde(rename = "Expiration")]
+    expiration: String,
+}
+
+impl KeyAnswer {
+    /// The credentials, with their expiry read as Alibaba writes it
+    /// (`2026-12-05T10:00:00Z`; any RFC 3339 time is taken too).
+    fn into_temporary(self, from: &(dyn Fn(String) -> Error + Sync)) -> Result<Temporary, Error> {
+        let expires = jiff::Timestamp::strptime("%Y-%m-%dT%H:%M:%SZ", &self.expiration)
+            .or_else(|_| self.expiration.parse::<jiff::Timestamp>())
+            .map(SystemTime::from)
+            .map_err(|e| from(format!("Expiration {:?}: {e}", self.expiration)))?;
+        Ok(Temporary {
+            credentials: Credentials {
+                access_key_id: self.access_key_id,
+                access_key_secret: Secret::new(self.access_key_secret),
+                security_token: Secret::new(self.security_token),
+            },
+            expires,
+        })
+    }
+}
+
+/// The largest answer read from a credentials service.
+const MAX_ANSWER: usize = 64 << 10;
+
+/// Send `request` and read its status and body (at most [`MAX_ANSWER`]),
+/// errors phrased as `from`'s.
+async fn exchange(
+    request: reqwest::RequestBuilder,
+    from: &(dyn Fn(String) -> Error + Sync),
+) -> Result<(reqwest::StatusCode, bytes::Bytes), Error> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| from(crate::error::chain(&e.without_url())))?;
+    let status = response.status();
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER as u64)
+    {
+        return Err(from(format!("answer of over {MAX_ANSWER} bytes")));
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| from(crate::error::chain(&e.without_url())))?;
+    if body.len() > MAX_ANSWER {
+        return Err(from(format!("answer of over {MAX_ANSWER} bytes")));
+    }
+    Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read as _, Write as _};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A credentials URI on loopback answering each request with the next of
+    /// `answers` (status, body); returns its URL and how many it answered.
+    fn serve(answers: Vec<(u16, String)>) -> (String, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/creds", listener.local_addr().expect("addr"));
+        let served = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&served);
+        std::thread::spawn(move || {
+            for (status, body) in answers {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        (url, served)
+    }
+
+    fn answer(id: &str, expires: SystemTime) -> (u16, String) {
+        let expiration = jiff::Timestamp::try_from(expires)
+            .expect("time")
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        (
+            200,
+            format!(
+                r#"{{"Code":"Success","AccessKeyId":"{id}","AccessKeySecret":"s","SecurityToken":"t","Expiration":"{expiration}"}}"#
+            ),
+        )
+    }
+
+    #[tokio::test]
+    async fn keys_are_fetched_once_then_replaced_when_due_and_kept_while_a_refresh_fails() {
+        let hour = SystemTime::now() + Duration::from_secs(3600);
+        let (url, served) = serve(vec![
+            answer("STS.1", hour),
+            answer("STS.2", hour),
+            (500, "down".to_owned()),
+        ]);
+        let http = reqwest::Client::new();
+        let ring = Keyring::new(CredentialSource::Uri(url));
+        assert_eq!(
+            ring.current(&http).await.expect("first").access_key_id,
+            "STS.1"
+        );
+        // Fresh: no second fetch.
+        assert_eq!(
+            ring.current(&http).await.expect("held").access_key_id,
+            "STS.1"
+        );
+        assert_eq!(served.load(Ordering::SeqCst), 1);
+        // Due for replacement: the next key.
+        let due = |ring: &Keyring| {
+            let mut state = ring.state.try_lock().expect("unlocked");
+            if let Some(h) = state.held.as_mut() {
+                h.refresh_at = SystemTime::now() - Duration::from_secs(1);
+            }
+        };
+        due(&ring);
+        assert_eq!(
+            ring.current(&http).await.expect("refresh").access_key_id,
+            "STS.2"
+        );
+        // A refresh that fails keeps the valid key ...
+        due(&ring);
+        assert_eq!(
+            ring.current(&http).await.expect("kept").access_key_id,
+            "STS.2"
+        );
+        assert_eq!(served.load(Ordering::SeqCst), 3);
+        // ... and the server saying it expired drops it: the next request
+        // fetches again (here the URI is gone: an error, not a stale key).
+        assert!(ring.expired().await);
+        assert!(ring.current(&http).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_lookup_keeps_the_first_source_that_answers_and_lists_them_all_when_none_does() {
+        let hour = SystemTime::now() + Duration::from_secs(3600);
+        let (down, _) = serve(vec![(503, "down".to_owned())]);
+        let (up, served) = serve(vec![answer("STS.up", hour), answer("STS.up2", hour)]);
+        let http = reqwest::Client::new();
+        let ring = Keyring::new(CredentialSource::Lookup(vec![
+            CredentialSource::Uri(format!("{down}?token=t0pS3cr3t")),
+            CredentialSource::Uri(up.clone()),
+        ]));
+        assert_eq!(
+            ring.current(&http).await.expect("found").access_key_id,
+            "STS.up"
+        );
+        // Chosen for good: a refresh asks the same source, not the lookup.
+        assert!(ring.expired().await);
+        assert_eq!(
+            ring.current(&http).await.expect("again").access_key_id,
+            "STS.up2"
+        );
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+
+        let (down, _) = serve(vec![(503, "down".to_owned())]);
+        let ring = Keyring::new(CredentialSource::Lookup(vec![CredentialSource::Uri(
+            format!("{down}?token=t0pS3cr3t"),
+        )]));
+        let e = ring.current(&http).await.expect_err("nothing found");
+        assert_eq!(e.class(), crate::Class::Fatal);
+        let text = e.to_string();
+        assert!(text.starts_with("no credentials found"), "{text}");
+        assert!(text.contains(&down) && text.contains("503"), "{text}");
+        assert!(
+            !text.contains("t0pS3cr3t"),
+            "a URI's query is never printed: {text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_static_key_is_never_fetched_nor_dropped() {
+        let ring = Keyring::new(CredentialSource::Static(Credentials {
+            access_key_id: "AK".to_owned(),
+            access_key_secret: Secret::new("s"),
+            security_token: Secret::default(),
+        }));
+        let http = reqwest::Client::new();
+        assert_eq!(
+            ring.current(&http).await.expect("static").access_key_id,
+            "AK"
+        );
+        assert!(!ring.expired().await);
+    }
+
+    #[test]
+    fn the_server_refusing_an_expired_token_is_told_apart() {
+        let refused = |message: &str| crate::Error::Api {
+            what: "PullLogs".to_owned(),
+            status: 401,
+            code: "Unauthorized".to_owned(),
+            message: message.to_owned(),
+            request_id: String::new(),
+        };
+        assert!(crate::client::token_expired(&refused(
+            "The security token you provided has expired"
+        )));
+        assert!(!crate::client::token_expired(&refused(
+            "signature mismatch"
+        )));
+    }
+}
