@@ -1,5 +1,6 @@
 //! Fidelity test: Alibaba's official Python SDK (PyPI `aliyun-log-python-sdk`, unchanged)
-//! against an in-process emulator.
+//! against an in-process emulator; and Alibaba's official credential library
+//! (`alibabacloud_credentials`) against its metadata service and STS.
 //!
 //! `tests/python/setup.sh` installs the SDK into a venv (default `/var/cache/siemfwd-venv`,
 //! or `$SLS_SDK_VENV`); `tests/python/fidelity.py` runs the SDK's own PutLogs, ConsumerWorker
@@ -775,5 +776,59 @@ async fn sdk_consumer_follows_a_split_and_finishes_the_readonly_parent() {
         .collect();
     assert_eq!(seqs, want);
     assert_eq!(seen.len(), want.len(), "no log read twice");
+    emu.shutdown().await;
+}
+
+/// `tests/python/credentials.py ARGS` against `emu`: its one JSON line.
+async fn credentials_py(py: &Path, emu: &RunningEmulator, args: &[&str]) -> serde_json::Value {
+    let url = format!("http://{}", emu.addr());
+    let mut c = Command::new(py);
+    c.arg(crate_dir().join("tests/python/credentials.py"))
+        .arg(args[0])
+        .arg(&url)
+        .args(&args[1..])
+        .env("HTTP_PROXY", &url)
+        .env("http_proxy", &url)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let out = run_ok(c, "credentials.py").await;
+    let line = out.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_credential_library_gets_keys_from_the_metadata_service_and_sts() {
+    let Some(py) = python() else { return };
+    let emu = start_emulator().await;
+    // The metadata service, hardened, role discovered; the key signs a ListShards.
+    let ecs = credentials_py(&py, &emu, &["ecs"]).await;
+    assert_eq!(ecs["provider"], "ecs_ram_role", "{ecs}");
+    assert!(
+        ecs["access_key_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("STS.")),
+        "{ecs}"
+    );
+    assert_eq!(ecs["shards"], 4, "{ecs}");
+    // STS with the trusted OIDC token; then with another one, refused as the library reports.
+    let trust = sls_emulator::OidcTrust::default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, &trust.token).expect("token file");
+    let token = token.display().to_string();
+    let args = ["oidc", token.as_str(), &trust.role_arn, &trust.provider_arn];
+    let oidc = credentials_py(&py, &emu, &args).await;
+    assert_eq!(oidc["provider"], "oidc_role_arn", "{oidc}");
+    assert_eq!(oidc["shards"], 4, "{oidc}");
+    std::fs::write(&token, "not-the-token").expect("token file");
+    let refused = credentials_py(&py, &emu, &args).await;
+    let message = refused["error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("http_code: 400") && message.contains("InvalidParameter.OIDCToken"),
+        "{refused}"
+    );
     emu.shutdown().await;
 }

@@ -5,8 +5,10 @@
 #   SLS_SDK_VENV   venv directory (default /var/cache/siemfwd-venv)
 #   SLS_SDK_SPEC   pip requirement (default aliyun-log-python-sdk==0.9.52, the version the
 #                  protocol notes were checked against)
-# Also installs PyPI `zstd`, which the SDK imports (optionally) for zstd bodies, and
-# `pycef` (siemfwd's CEF body is read back with it: siemfwd/tests/it/cef_pycef.rs).
+# Also installs PyPI `zstd`, which the SDK imports (optionally) for zstd bodies, `pycef`
+# (siemfwd's CEF body is read back with it: siemfwd/tests/it/cef_pycef.rs), and Alibaba's
+# official credential library `alibabacloud_credentials` (the emulator's metadata service and
+# STS are checked against it: tests/python/credentials.py).
 set -euo pipefail
 VENV=${SLS_SDK_VENV:-/var/cache/siemfwd-venv}
 SPEC=${SLS_SDK_SPEC:-aliyun-log-python-sdk==0.9.52}
@@ -21,8 +23,9 @@ if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then
     fi
 fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-if ! "$VENV/bin/python" -c 'import aliyun.log, zstd, pycef' 2>/dev/null; then
-    "$VENV/bin/pip" install -q --disable-pip-version-check "$SPEC" zstd pycef==1.11 >&2
+if ! "$VENV/bin/python" -c 'import aliyun.log, zstd, pycef, alibabacloud_credentials' 2>/dev/null; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check "$SPEC" zstd pycef==1.11 \
+        alibabacloud_credentials==1.0.12 >&2
 fi
 "$VENV/bin/python" -c 'import aliyun.log, sys; print("aliyun-log-python-sdk", aliyun.log.version.__version__, file=sys.stderr)'
 echo "$VENV/bin/python"
