@@ -94,6 +94,11 @@ pub mod reserved {
     pub const TOPIC: &[u8] = b"__topic__";
     /// The log group's source (usually the writer's IP).
     pub const SOURCE: &[u8] = b"__source__";
+    /// The Log Service project a record was read from, when one process
+    /// reads several logstores.
+    pub const PROJECT: &[u8] = b"__project__";
+    /// The logstore a record was read from, when one process reads several.
+    pub const LOGSTORE: &[u8] = b"__logstore__";
     /// Prefix of group tags: `__tag__:__hostname__`, `__tag__:__path__`, ….
     pub const TAG_PREFIX: &[u8] = b"__tag__:";
     /// Log time in Unix seconds; consumed into [`super::LogTime`], never a field.

@@ -34,7 +34,7 @@ pub fn pull_logs(data: &[u8]) {
     let mut resume = decode::Resume::default();
     let mut seen = 0usize;
     for _ in 0..64 {
-        let visited = decode::visit_logs(&out, resume, &mut |r: &Record<'_>| {
+        let visited = decode::visit_logs(&out, resume, None, &mut |r: &Record<'_>| {
             seen += r.fields.len();
             if seen % 7 == 3 {
                 Flow::Full

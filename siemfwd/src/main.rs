@@ -135,27 +135,29 @@ async fn check(args: &cli::ConfigArgs) -> Result<u8, Failure> {
     }
     if config.source.kind == siemfwd::config::SourceKind::Sls {
         use siemfwd::source::sls;
-        let (client, settings) = sls::build(&config.source.sls)
-            .context("invalid configuration")
-            .map_err(config_failure)?;
-        let explain =
-            |e: sls::Error| e.explain(&settings.project, &settings.logstore, &settings.group);
-        let shards = client.list_shards().await.map_err(explain)?;
-        let groups = client.list_groups().await.map_err(explain)?;
-        let group = if groups.iter().any(|g| g.name == settings.group) {
-            "exists"
-        } else if settings.create_group {
-            "will be created"
-        } else {
-            "missing (create_group = false)"
-        };
-        println!(
-            "source: ok (sls {}/{}: {} shards; consumer group {} {group})",
-            settings.project,
-            settings.logstore,
-            shards.len(),
-            settings.group
-        );
+        for (entry, table) in sls_tables(&config.source.sls) {
+            let (client, settings) = sls::build(table)
+                .with_context(|| invalid_in(entry))
+                .map_err(config_failure)?;
+            let explain =
+                |e: sls::Error| e.explain(&settings.project, &settings.logstore, &settings.group);
+            let shards = client.list_shards().await.map_err(explain)?;
+            let groups = client.list_groups().await.map_err(explain)?;
+            let group = if groups.iter().any(|g| g.name == settings.group) {
+                "exists"
+            } else if settings.create_group {
+                "will be created"
+            } else {
+                "missing (create_group = false)"
+            };
+            println!(
+                "source: ok (sls {}/{}: {} shards; consumer group {} {group})",
+                settings.project,
+                settings.logstore,
+                shards.len(),
+                settings.group
+            );
+        }
     }
     if let Some(sink) = pipeline.sink_mut() {
         // The sink's error already names the address.
@@ -169,16 +171,61 @@ async fn check(args: &cli::ConfigArgs) -> Result<u8, Failure> {
 async fn status(args: &cli::StatusArgs) -> Result<u8, Failure> {
     use siemfwd::source::sls;
     let config = load(&args.config)?;
-    let (client, settings) = sls::build(&config.source.sls)
-        .context("invalid configuration")
-        .map_err(config_failure)?;
-    let status = sls::status::collect(&client, &settings).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
-    } else {
-        print!("{}", sls::status::render_table(&status));
+    let tables = sls_tables(&config.source.sls);
+    let several = tables.iter().any(|(entry, _)| entry.is_some());
+    let mut groups = Vec::with_capacity(tables.len());
+    for (entry, table) in tables {
+        let (client, settings) = sls::build(table)
+            .with_context(|| invalid_in(entry))
+            .map_err(config_failure)?;
+        groups.push(sls::status::collect(&client, &settings).await?);
+    }
+    match (args.json, groups.as_slice()) {
+        // One group: the object it always was; several: a list of them.
+        (true, [one]) if !several => println!("{}", serde_json::to_string_pretty(one)?),
+        (true, _) => println!("{}", serde_json::to_string_pretty(&groups)?),
+        (false, _) => {
+            for (i, group) in groups.iter().enumerate() {
+                if several {
+                    if i > 0 {
+                        println!();
+                    }
+                    println!(
+                        "{}/{} (consumer group {})",
+                        group.project, group.logstore, group.consumer_group
+                    );
+                }
+                print!("{}", sls::status::render_table(group));
+            }
+        }
     }
     Ok(0)
+}
+
+/// The Log Service tables to check or report on: `[source.sls]`, or each of
+/// its `[[source.sls.logstores]]` (with its index).
+fn sls_tables(
+    cfg: &siemfwd::source::sls::config::SlsSourceConfig,
+) -> Vec<(
+    Option<usize>,
+    &siemfwd::source::sls::config::SlsSourceConfig,
+)> {
+    if cfg.logstores.is_empty() {
+        vec![(None, cfg)]
+    } else {
+        cfg.logstores
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (Some(i), t))
+            .collect()
+    }
+}
+
+fn invalid_in(entry: Option<usize>) -> String {
+    match entry {
+        Some(i) => format!("invalid configuration (source.sls.logstores[{i}])"),
+        None => "invalid configuration".to_owned(),
+    }
 }
 
 /// `tcp 10.0.0.1:514`, `stdout`: for log lines and `check`.

@@ -236,6 +236,7 @@ impl Config {
         // variable left in a shell must not break a file-source config).
         let written = table.clone();
         reference::overlay_env(&mut table, env)?;
+        expand_logstores(&mut table)?;
         let de = toml::Value::Table(table);
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
@@ -299,6 +300,66 @@ impl Config {
     }
 }
 
+/// The keys that say where credentials come from: an entry of
+/// `[[source.sls.logstores]]` that sets one of them inherits none of them
+/// (its own `credentials_uri` beside the table's AccessKey would be two
+/// sources).
+const CREDENTIAL_KEYS: &[&str] = &[
+    "credentials",
+    "access_key_id",
+    "access_key_secret",
+    "security_token",
+    "credentials_uri",
+    "ecs_ram_role",
+    "oidc_role_arn",
+    "oidc_provider_arn",
+    "oidc_token_file",
+    "role_session_name",
+];
+
+/// Fill each `[[source.sls.logstores]]` entry in with the keys of
+/// `[source.sls]` it does not set itself, so that an entry reads as a whole
+/// `[source.sls]` table (and its errors name `source.sls.logstores[i].key`).
+/// Credentials go as a whole ([`CREDENTIAL_KEYS`]). Done on the TOML, after
+/// the environment: a variable such as `SLS_AK_ID` reaches every entry that
+/// does not say otherwise.
+fn expand_logstores(table: &mut toml::Table) -> Result<(), Error> {
+    let Some(sls) = table
+        .get_mut("source")
+        .and_then(toml::Value::as_table_mut)
+        .and_then(|s| s.get_mut("sls"))
+        .and_then(toml::Value::as_table_mut)
+    else {
+        return Ok(());
+    };
+    let Some(entries) = sls.remove("logstores") else {
+        return Ok(());
+    };
+    let toml::Value::Array(entries) = entries else {
+        return Err(Error::Key {
+            key: "source.sls.logstores".to_owned(),
+            problem: "must be a list of tables: [[source.sls.logstores]]".to_owned(),
+        });
+    };
+    let mut filled = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let toml::Value::Table(entry) = entry else {
+            return Err(Error::Key {
+                key: format!("source.sls.logstores[{i}]"),
+                problem: "must be a table: [[source.sls.logstores]]".to_owned(),
+            });
+        };
+        let mut whole = sls.clone();
+        if CREDENTIAL_KEYS.iter().any(|k| entry.contains_key(*k)) {
+            whole.retain(|k, _| !CREDENTIAL_KEYS.contains(&k));
+        }
+        whole.extend(entry);
+        filled.push(toml::Value::Table(whole));
+    }
+    sls.insert("logstores".to_owned(), toml::Value::Array(filled));
+    Ok(())
+}
+
 /// The parser's message with its line and column, without the excerpt of
 /// the file that `toml`'s own `Display` prints: that line may be
 /// `access_key_secret = "…` with the quote missing.
@@ -328,6 +389,62 @@ mod tests {
             Err(Error::Key { key, problem }) => (key, problem),
             other => panic!("expected a key error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn each_logstore_entry_is_the_table_with_its_own_keys_over_it() {
+        let text = r#"
+[source]
+type = "sls"
+[source.sls]
+endpoint = "127.0.0.1:1"
+project = "proj"
+consumer_group = "siem"
+query = "* | where a = '1'"
+[[source.sls.logstores]]
+logstore = "audit"
+[[source.sls.logstores]]
+logstore = "waf"
+project = "edge"
+query = ""
+credentials_uri = "http://127.0.0.1:2/creds"
+"#;
+        let env = |k: &str| (k == "SLS_AK_ID").then(|| "from-env".to_owned());
+        let c = Config::from_toml(text, "t", &env).unwrap();
+        let l = &c.source.sls.logstores;
+        assert_eq!(l.len(), 2);
+        assert_eq!(
+            (l[0].project.as_str(), l[0].logstore.as_str()),
+            ("proj", "audit")
+        );
+        assert_eq!(
+            (l[1].project.as_str(), l[1].logstore.as_str()),
+            ("edge", "waf")
+        );
+        assert_eq!(l[0].query, "* | where a = '1'");
+        assert_eq!(l[1].query, "", "an entry's own key wins");
+        assert!(l.iter().all(|e| e.consumer_group == "siem"));
+        assert_eq!(l[0].access_key_id, "from-env");
+        assert_eq!(
+            (l[1].access_key_id.as_str(), l[1].credentials_uri.as_str()),
+            ("", "http://127.0.0.1:2/creds"),
+            "an entry's credentials replace the table's whole"
+        );
+        assert!(l.iter().all(|e| e.logstores.is_empty()));
+
+        let (key, problem) = key_of(Config::from_toml(
+            "[source.sls]\n[[source.sls.logstores]]\nlogstore = \"a\"\nprojet = \"p\"\n",
+            "t",
+            &no_env,
+        ));
+        assert_eq!(key, "source.sls.logstores[0].projet");
+        assert!(problem.contains("unknown field"), "{problem}");
+        let (key, _) = key_of(Config::from_toml(
+            "[source.sls]\nlogstores = \"a,b\"\n",
+            "t",
+            &no_env,
+        ));
+        assert_eq!(key, "source.sls.logstores");
     }
 
     #[test]

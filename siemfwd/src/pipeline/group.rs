@@ -123,7 +123,7 @@ pub(super) async fn run<G: GroupSource>(
                                 summary.messages += s.messages;
                                 summary.dropped += s.dropped;
                                 if !finite {
-                                    tracing::info!(shard = id, "shard released");
+                                    tracing::info!(shard = %source.shard_name(id), "shard released");
                                 }
                                 // Not delivered without a stop: the output
                                 // failed for good; restarting the shard
@@ -158,7 +158,7 @@ pub(super) async fn run<G: GroupSource>(
             // Revoked shards: drain, commit, end.
             for (id, token) in &running {
                 if !wanted.contains(id) && !token.is_cancelled() {
-                    tracing::info!(shard = id, "shard taken away; draining and committing it");
+                    tracing::info!(shard = %source.shard_name(*id), "shard taken away; draining and committing it");
                     token.cancel();
                 }
             }
@@ -203,7 +203,7 @@ pub(super) async fn run<G: GroupSource>(
                     framing,
                 };
                 if !finite {
-                    tracing::info!(shard = id, "shard assigned; starting it");
+                    tracing::info!(shard = %source.shard_name(id), "shard assigned; starting it");
                 }
                 tasks.spawn(
                     async move { (id, shard::run(reader, transforms, formatter, ctx).await) },

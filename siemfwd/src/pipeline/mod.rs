@@ -238,9 +238,20 @@ impl Pipeline {
         };
         let plan: Box<dyn Plan> = match config.source.kind {
             SourceKind::File => Box::new(file::FileGroup::new(&config.source.file, &metrics)?),
-            SourceKind::Sls => Box::new(
+            SourceKind::Sls if config.source.sls.logstores.is_empty() => Box::new(
                 sls::SlsSource::build(&config.source.sls, &metrics).map_err(source::Error::from)?,
             ),
+            SourceKind::Sls => {
+                let members = sls::SlsSource::build_several(&config.source.sls, &metrics)
+                    .map_err(source::Error::from)?
+                    .into_iter()
+                    .map(|s| {
+                        let label = format!("{}/{}", s.settings().project, s.settings().logstore);
+                        (label, s)
+                    })
+                    .collect();
+                Box::new(source::several::Several::new(members)?)
+            }
         };
         Ok(Self {
             plan,

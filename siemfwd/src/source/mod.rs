@@ -17,6 +17,7 @@
 
 pub mod file;
 pub mod ndjson;
+pub mod several;
 pub mod sls;
 
 use std::fmt;
@@ -163,6 +164,12 @@ pub trait GroupSource: Send + 'static {
     /// a consumer group runs until it is stopped.
     fn finite(&self) -> bool {
         false
+    }
+
+    /// How a shard is named in the run loop's log lines (a [`several`]
+    /// source says whose shard it is).
+    fn shard_name(&self, shard: u32) -> String {
+        shard.to_string()
     }
 
     /// Leave the group after every reader finished.

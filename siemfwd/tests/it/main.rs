@@ -31,6 +31,7 @@ mod sls_pulls_ahead;
 mod sls_python;
 mod sls_resilience;
 mod sls_rules;
+mod sls_several;
 mod sls_status;
 mod tls_refusals;
 mod transforms_rsyslog;

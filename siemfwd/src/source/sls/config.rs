@@ -148,6 +148,11 @@ pub struct SlsSourceConfig {
     /// Rule-based consumption through a consume processor defined on the
     /// server, by name. Empty: none. Not together with `query`.
     pub processor: String,
+    /// Several logstores in one process (`[[source.sls.logstores]]`): each
+    /// entry is this table with the entry's keys over it (filled in by
+    /// `config::expand_logstores` before the entries are read). Empty: the
+    /// table itself is the one logstore.
+    pub logstores: Vec<SlsSourceConfig>,
 }
 
 impl Default for SlsSourceConfig {
@@ -188,6 +193,7 @@ impl Default for SlsSourceConfig {
             sts_endpoint: String::new(),
             query: String::new(),
             processor: String::new(),
+            logstores: Vec::new(),
         }
     }
 }

@@ -9,7 +9,9 @@
 //! buffer, and returns an error — never panics — on malformed input (a
 //! property test feeds it random bytes).
 //!
-//! Field order of a record mirrors the Python SDK's flattening (§4.2):
+//! Field order of a record mirrors the Python SDK's flattening (§4.2),
+//! after `__project__` and `__logstore__` when the reader is one of several
+//! logstores (`source.sls.logstores`):
 //! `__topic__`, `__source__` (both always present, empty when unset), then
 //! `__tag__:{key}` per group tag, then the log's contents in order. Unlike
 //! the Python dict, duplicate keys are kept, and `__time__`/`__time_ns_part__`
@@ -504,9 +506,17 @@ fn decode_log<'a>(log: &'a [u8], base: usize, record: &mut Record<'a>) -> Result
 ///
 /// # Errors
 /// Malformed protobuf; logs visited before the error stay visited.
-pub(crate) fn visit_logs(
-    list: &[u8],
+/// Where a record came from, written into it as its first fields.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stream<'a> {
+    pub(crate) project: &'a [u8],
+    pub(crate) logstore: &'a [u8],
+}
+
+pub(crate) fn visit_logs<'l>(
+    list: &'l [u8],
     from: Resume,
+    stream: Option<Stream<'l>>,
     visit: &mut dyn FnMut(&Record<'_>) -> Flow,
 ) -> Result<Visit, DecodeError> {
     let mut records = 0usize;
@@ -529,6 +539,14 @@ pub(crate) fn visit_logs(
         };
         // The group's metadata leads every record of the group: pushed once,
         // and each log only cuts the vector back to it.
+        if let Some(stream) = stream {
+            record
+                .fields
+                .push(Field::borrowed(reserved::PROJECT, stream.project));
+            record
+                .fields
+                .push(Field::borrowed(reserved::LOGSTORE, stream.logstore));
+        }
         record
             .fields
             .push(Field::borrowed(reserved::TOPIC, meta.topic));
@@ -659,7 +677,7 @@ pub(crate) mod tests {
 
     fn collect(list: &[u8]) -> Vec<Decoded> {
         let mut out = Vec::new();
-        visit_logs(list, Resume::default(), &mut |r| {
+        visit_logs(list, Resume::default(), None, &mut |r| {
             out.push((
                 r.time,
                 r.fields
@@ -800,7 +818,7 @@ pub(crate) mod tests {
         let mut at = Resume::default();
         for _ in 0..20 {
             let mut n = 0;
-            let v = visit_logs(&list, at, &mut |r| {
+            let v = visit_logs(&list, at, None, &mut |r| {
                 seen.push(r.time.secs());
                 n += 1;
                 if n == 2 {
@@ -827,14 +845,17 @@ pub(crate) mod tests {
             logs: vec![(1, None, vec![(b"k", b"v")])],
         }]);
         for cut in 1..list.len() {
-            let _ = visit_logs(&list[..cut], Resume::default(), &mut |_| Flow::Continue);
-        }
-        assert!(
-            visit_logs(&list[..list.len() - 1], Resume::default(), &mut |_| {
+            let _ = visit_logs(&list[..cut], Resume::default(), None, &mut |_| {
                 Flow::Continue
-            })
-            .is_err()
-        );
+            });
+        }
+        assert!(visit_logs(
+            &list[..list.len() - 1],
+            Resume::default(),
+            None,
+            &mut |_| { Flow::Continue }
+        )
+        .is_err());
     }
 
     #[test]
@@ -1062,7 +1083,7 @@ pub(crate) mod tests {
 
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = visit_logs(&bytes, Resume::default(), &mut |_| Flow::Continue);
+            let _ = visit_logs(&bytes, Resume::default(), None, &mut |_| Flow::Continue);
             let mut out = Vec::new();
             let _ = decompress("lz4", bytes.len() * 3, &bytes, &mut out);
             let _ = decompress("zstd", bytes.len(), &bytes, &mut out);

@@ -109,6 +109,10 @@ pub struct Settings {
     pub compression: Compression,
     /// Rule-based consumption (`query` or `processor`), if configured.
     pub rule: Option<client::Rule>,
+    /// Write `__project__` and `__logstore__` into every record and name
+    /// shards by logstore: this is one of several logstores read by one
+    /// process (`source.sls.logstores`).
+    pub one_of_several: bool,
 }
 
 /// The longest wait between two attempts at a Log Service request.
@@ -320,6 +324,7 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
         start_from,
         compression: cfg.compression,
         rule,
+        one_of_several: false,
     };
     Ok((client, settings))
 }
@@ -366,15 +371,75 @@ impl SlsSource {
     /// [`Error::Config`].
     pub fn build(cfg: &SlsSourceConfig, metrics: &Metrics) -> Result<Self, Error> {
         let (client, settings) = build(cfg)?;
-        Ok(Self {
+        let prefetch = prefetch::Budget::new(settings.prefetch_bytes);
+        Ok(Self::with(client, settings, prefetch, metrics))
+    }
+
+    /// One source per entry of `cfg.logstores`, sharing one budget of pulls
+    /// ahead (the first entry's `prefetch_bytes`, as every entry inherits
+    /// the table's), each writing where its records came from into them.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the entry's key.
+    pub fn build_several(cfg: &SlsSourceConfig, metrics: &Metrics) -> Result<Vec<Self>, Error> {
+        let budget = cfg
+            .logstores
+            .first()
+            .map_or(cfg.prefetch_bytes.0, |e| e.prefetch_bytes.0);
+        let prefetch = prefetch::Budget::new(budget);
+        let mut seen = BTreeSet::new();
+        let mut sources = Vec::with_capacity(cfg.logstores.len());
+        for (i, entry) in cfg.logstores.iter().enumerate() {
+            let in_entry = |e: Error| match e {
+                Error::Config { key, problem } => Error::Config {
+                    key: key.replacen("source.sls.", &format!("source.sls.logstores[{i}]."), 1),
+                    problem,
+                },
+                other => other,
+            };
+            if !entry.logstores.is_empty() {
+                return Err(in_entry(config_error(
+                    "logstores",
+                    "an entry of logstores cannot list logstores itself",
+                )));
+            }
+            let (client, mut settings) = build(entry).map_err(in_entry)?;
+            let stream = (
+                entry.endpoint.trim().to_owned(),
+                settings.project.clone(),
+                settings.logstore.clone(),
+                settings.group.clone(),
+            );
+            if !seen.insert(stream) {
+                return Err(in_entry(config_error(
+                    "logstore",
+                    format!(
+                        "{}/{} with consumer group {} is listed twice",
+                        settings.project, settings.logstore, settings.group
+                    ),
+                )));
+            }
+            settings.one_of_several = true;
+            sources.push(Self::with(client, settings, prefetch.clone(), metrics));
+        }
+        Ok(sources)
+    }
+
+    fn with(
+        client: Client,
+        settings: Settings,
+        prefetch: prefetch::Budget,
+        metrics: &Metrics,
+    ) -> Self {
+        Self {
             metrics: metrics.clone(),
             client,
-            prefetch: prefetch::Budget::new(settings.prefetch_bytes),
+            prefetch,
             settings: Arc::new(settings),
             held: Arc::default(),
             rx: None,
             stop_heartbeat: CancellationToken::new(),
-        })
+        }
     }
 
     /// The settings in force.
@@ -717,12 +782,17 @@ impl SlsShard {
         metrics: Metrics,
     ) -> Self {
         let count = settings.max_fetch_log_groups.min(FIRST_PULL_GROUPS);
+        let name = if settings.one_of_several {
+            format!("{}/{} shard {shard}", settings.project, settings.logstore)
+        } else {
+            format!("shard {shard}")
+        };
         Self {
             metrics,
             client,
             settings,
             shard,
-            name: format!("shard {shard}"),
+            name,
             cursor: None,
             buf: Vec::new(),
             count,
@@ -998,7 +1068,11 @@ impl SlsShard {
         visit: &mut (dyn FnMut(&Record<'_>) -> Flow + Send),
     ) -> Option<BatchEnd<Cursor>> {
         let p = self.pending.take()?;
-        let result = decode::visit_logs(&self.buf, p.resume, &mut |r| visit(r));
+        let stream = self.settings.one_of_several.then(|| decode::Stream {
+            project: self.settings.project.as_bytes(),
+            logstore: self.settings.logstore.as_bytes(),
+        });
+        let result = decode::visit_logs(&self.buf, p.resume, stream, &mut |r| visit(r));
         match result {
             Ok(decode::Visit::Done { records }) => {
                 counters::add(&self.metrics.records_in, records as u64);
@@ -1381,6 +1455,43 @@ mod tests {
             access_key_secret: "secret".into(),
             ..crate::source::sls::config::SlsSourceConfig::default()
         }
+    }
+
+    #[test]
+    fn several_logstores_are_checked_entry_by_entry() {
+        use crate::counters::Metrics;
+        use crate::source::sls::config::SlsSourceConfig;
+        use crate::source::sls::SlsSource;
+        use crate::units::Secret;
+        let entry = |logstore: &str| SlsSourceConfig {
+            endpoint: "127.0.0.1:1".to_owned(),
+            access_key_id: "ak".to_owned(),
+            access_key_secret: Secret::from("s"),
+            project: "proj".to_owned(),
+            logstore: logstore.to_owned(),
+            consumer_group: "siem".to_owned(),
+            ..SlsSourceConfig::default()
+        };
+        let several = |entries: Vec<SlsSourceConfig>| SlsSourceConfig {
+            logstores: entries,
+            ..SlsSourceConfig::default()
+        };
+        let metrics = Metrics::default();
+        let built =
+            SlsSource::build_several(&several(vec![entry("audit"), entry("waf")]), &metrics)
+                .expect("two logstores");
+        assert!(built.iter().all(|s| s.settings().one_of_several));
+        let err = |entries| match SlsSource::build_several(&several(entries), &metrics) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted"),
+        };
+        let twice = err(vec![entry("audit"), entry("audit")]);
+        assert!(twice.starts_with("source.sls.logstores[1].logstore: proj/audit with consumer group siem is listed twice"), "{twice}");
+        let bad = err(vec![entry("audit"), entry("Bad Name")]);
+        assert!(
+            bad.starts_with("source.sls.logstores[1].logstore:"),
+            "{bad}"
+        );
     }
 
     #[test]

@@ -51,6 +51,29 @@ pub(crate) fn load_shard(
     count: u64,
     per_group: u64,
 ) {
+    load_shard_of(
+        emu,
+        (PROJECT, LOGSTORE),
+        shard,
+        shard,
+        first,
+        count,
+        per_group,
+    );
+}
+
+/// [`load_shard`] into any project and logstore, the logs numbered
+/// `seq=<label>:<n>` (several logstores count into one [`SeqCounter`] by
+/// giving each shard a label of its own).
+pub(crate) fn load_shard_of(
+    emu: &sls_emulator::RunningEmulator,
+    (project, logstore): (&str, &str),
+    shard: u32,
+    label: u32,
+    first: u64,
+    count: u64,
+    per_group: u64,
+) {
     let mut n = first;
     let end = first + count;
     let mut batch = Vec::new();
@@ -62,7 +85,7 @@ pub(crate) fn load_shard(
                 contents: vec![
                     Content {
                         key: b"seq".to_vec(),
-                        value: format!("{shard}:{i}").into_bytes(),
+                        value: format!("{label}:{i}").into_bytes(),
                     },
                     Content {
                         key: b"user".to_vec(),
@@ -92,13 +115,13 @@ pub(crate) fn load_shard(
         });
         n += k;
         if batch.len() >= 200 {
-            emu.append(PROJECT, LOGSTORE, shard, &batch)
+            emu.append(project, logstore, shard, &batch)
                 .expect("append");
             batch.clear();
         }
     }
     if !batch.is_empty() {
-        emu.append(PROJECT, LOGSTORE, shard, &batch)
+        emu.append(project, logstore, shard, &batch)
             .expect("append");
     }
 }
@@ -373,10 +396,20 @@ pub(crate) struct SeqCounter {
     reordered: Arc<std::sync::atomic::AtomicU64>,
     /// Lines without a seq in range, e.g. `["3:x", …]` (the first few).
     strays: Arc<Mutex<Vec<String>>>,
+    /// Per shard, text every line of it must hold (`__logstore__=a`), if
+    /// checked; and how many lines did not.
+    labels: Arc<Vec<Vec<String>>>,
+    mislabelled: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl SeqCounter {
     pub(crate) fn start(shards: u32, per_shard: u64) -> Self {
+        Self::start_labelled(shards, per_shard, Vec::new())
+    }
+
+    /// A counter that also checks each line of shard `s` holds every text
+    /// of `labels[s]` ([`SeqCounter::mislabelled`]).
+    pub(crate) fn start_labelled(shards: u32, per_shard: u64, labels: Vec<Vec<String>>) -> Self {
         use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -394,6 +427,8 @@ impl SeqCounter {
             high,
             reordered: Arc::new(AtomicU64::new(0)),
             strays,
+            labels: Arc::new(labels),
+            mislabelled: Arc::new(AtomicU64::new(0)),
         };
         let shared = me.clone();
         std::thread::spawn(move || {
@@ -406,10 +441,16 @@ impl SeqCounter {
                     for line in r.split(b'\n') {
                         let Ok(line) = line else { return };
                         me.lines.fetch_add(1, Ordering::Relaxed);
-                        match seq_of(&String::from_utf8_lossy(&line))
-                            .filter(|(s, n)| *s < me.shards && *n < me.per_shard)
-                        {
+                        let text = String::from_utf8_lossy(&line);
+                        match seq_of(&text).filter(|(s, n)| *s < me.shards && *n < me.per_shard) {
                             Some((s, n)) => {
+                                if me
+                                    .labels
+                                    .get(s as usize)
+                                    .is_some_and(|l| l.iter().any(|t| !text.contains(t.as_str())))
+                                {
+                                    me.mislabelled.fetch_add(1, Ordering::Relaxed);
+                                }
                                 let first = me.counts[(u64::from(s) * me.per_shard + n) as usize]
                                     .fetch_add(1, Ordering::Relaxed)
                                     == 0;
@@ -466,6 +507,11 @@ impl SeqCounter {
     /// this).
     pub(crate) fn reordered(&self) -> u64 {
         self.reordered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Lines that lacked a text of their shard's labels.
+    pub(crate) fn mislabelled(&self) -> u64 {
+        self.mislabelled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Receptions beyond the first of each log.
