@@ -448,6 +448,37 @@ credentials_uri = "http://127.0.0.1:2/creds"
     }
 
     #[test]
+    fn the_several_logstores_example_of_the_docs_reads_as_documented() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let section = doc
+            .split("#### Several logstores in one process")
+            .nth(1)
+            .expect("the section");
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("its example");
+        let c = Config::from_toml(example, "docs", &no_env).unwrap();
+        let l = &c.source.sls.logstores;
+        let names: Vec<(&str, &str)> = l
+            .iter()
+            .map(|e| (e.project.as_str(), e.logstore.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("security", "actiontrail"),
+                ("security", "waf-logs"),
+                ("edge-sg", "access")
+            ]
+        );
+        assert_eq!(l[2].endpoint, "ap-southeast-1.log.aliyuncs.com");
+        assert!(l.iter().all(|e| e.consumer_group == "siem"));
+        assert!(l[0].query.contains("eventRW") && l[1].query.is_empty());
+    }
+
+    #[test]
     fn keys_of_another_sink_type_are_refused_with_their_path() {
         let (key, problem) = key_of(Config::from_toml(
             "[sink]\ntype = \"tcp\"\n[sink.tls]\nca_file = \"ca.pem\"\n",
