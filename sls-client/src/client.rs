@@ -385,7 +385,7 @@ impl Client {
                 }
                 // A temporary key the server already holds for expired (a
                 // clock a little off): sign again with a fresh one.
-                Err(e) if attempt < ATTEMPTS && token_expired(&e) && self.keys.expired().await => {
+                Err(e) if attempt < ATTEMPTS && token_expired(&e) && self.keys.expired() => {
                     tracing::debug!(error = %e, "security token expired; refreshing it");
                 }
                 r => return r,

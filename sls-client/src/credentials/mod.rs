@@ -150,7 +150,14 @@ pub(crate) struct Keyring {
     /// is fatal (nothing is configured), a single source that fails is
     /// retried (it is configured, and may come back).
     lookup: bool,
-    state: tokio::sync::Mutex<State>,
+    /// The key held and the source chosen, read by every request: a plain
+    /// lock, held for the copy of an `Arc` and never across a fetch.
+    state: std::sync::Mutex<State>,
+    /// Taken by the request that fetches. While the key held is still
+    /// valid the others sign with it rather than wait (a metadata service
+    /// that hangs must not hold every shard up); without a valid key they
+    /// wait for that one fetch instead of making their own.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl Keyring {
@@ -164,7 +171,26 @@ impl Keyring {
             fixed,
             sources,
             lookup,
-            state: tokio::sync::Mutex::new(State::default()),
+            state: std::sync::Mutex::new(State::default()),
+            fetching: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // Plain data, changed in one assignment: a panic elsewhere cannot
+        // leave it half-written.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The key held if it is not due for a refresh (`Ok`), else the key
+    /// held if it is still valid (`Err(Some)`).
+    fn held(&self, now: SystemTime) -> Result<Arc<Credentials>, Option<Arc<Credentials>>> {
+        match &self.state().held {
+            Some(h) if now < h.refresh_at => Ok(Arc::clone(&h.credentials)),
+            Some(h) if now < h.expires => Err(Some(Arc::clone(&h.credentials))),
+            _ => Err(None),
         }
     }
 
@@ -173,15 +199,29 @@ impl Keyring {
         if let Some(fixed) = &self.fixed {
             return Ok(Arc::clone(fixed));
         }
-        let mut state = self.state.lock().await;
+        let valid = match self.held(SystemTime::now()) {
+            Ok(fresh) => return Ok(fresh),
+            Err(valid) => valid,
+        };
+        let _fetching = match valid {
+            Some(valid) => match self.fetching.try_lock() {
+                Ok(guard) => guard,
+                // Another request is fetching; this one goes on with the key held.
+                Err(_) => return Ok(valid),
+            },
+            None => self.fetching.lock().await,
+        };
+        // The fetch this request waited for may have brought a key.
         let now = SystemTime::now();
-        if let Some(h) = state.held.as_ref().filter(|h| now < h.refresh_at) {
-            return Ok(Arc::clone(&h.credentials));
+        if let Ok(fresh) = self.held(now) {
+            return Ok(fresh);
         }
-        let fetched = match state.chosen {
+        let chosen = self.state().chosen;
+        let fetched = match chosen {
             Some(i) => self.sources[i].fetch(http).await.map(|t| (i, t)),
             None => self.first_answer(http).await,
         };
+        let mut state = self.state();
         match fetched {
             Ok((i, temporary)) => {
                 let life = temporary.expires.duration_since(now).unwrap_or_default();
@@ -242,11 +282,11 @@ impl Keyring {
 
     /// The server refused the held credentials as expired: fetch new ones
     /// for the next request. False when they cannot be replaced (static).
-    pub(crate) async fn expired(&self) -> bool {
+    pub(crate) fn expired(&self) -> bool {
         if self.fixed.is_some() {
             return false;
         }
-        self.state.lock().await.held = None;
+        self.state().held = None;
         true
     }
 }
@@ -334,6 +374,13 @@ mod tests {
                 };
                 let mut buf = [0u8; 4096];
                 let _ = conn.read(&mut buf);
+                // Status 0: a service that hangs, then fails.
+                let status = if status == 0 {
+                    std::thread::sleep(Duration::from_secs(3));
+                    500
+                } else {
+                    status
+                };
                 let _ = write!(
                     conn,
                     "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -380,7 +427,7 @@ mod tests {
         assert_eq!(served.load(Ordering::SeqCst), 1);
         // Due for replacement: the next key.
         let due = |ring: &Keyring| {
-            let mut state = ring.state.try_lock().expect("unlocked");
+            let mut state = ring.state();
             if let Some(h) = state.held.as_mut() {
                 h.refresh_at = SystemTime::now() - Duration::from_secs(1);
             }
@@ -399,7 +446,7 @@ mod tests {
         assert_eq!(served.load(Ordering::SeqCst), 3);
         // ... and the server saying it expired drops it: the next request
         // fetches again (here the URI is gone: an error, not a stale key).
-        assert!(ring.expired().await);
+        assert!(ring.expired());
         assert!(ring.current(&http).await.is_err());
     }
 
@@ -418,7 +465,7 @@ mod tests {
             "STS.up"
         );
         // Chosen for good: a refresh asks the same source, not the lookup.
-        assert!(ring.expired().await);
+        assert!(ring.expired());
         assert_eq!(
             ring.current(&http).await.expect("again").access_key_id,
             "STS.up2"
@@ -441,6 +488,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn while_one_request_waits_on_a_hanging_refresh_the_others_sign_with_the_key_held() {
+        let hour = SystemTime::now() + Duration::from_secs(3600);
+        let (url, _) = serve(vec![answer("STS.1", hour), (0, "hangs".to_owned())]);
+        let http = reqwest::Client::new();
+        let ring = Arc::new(Keyring::new(CredentialSource::Uri(url)));
+        assert_eq!(
+            ring.current(&http).await.expect("first").access_key_id,
+            "STS.1"
+        );
+        if let Some(h) = ring.state().held.as_mut() {
+            h.refresh_at = SystemTime::now() - Duration::from_secs(1);
+        }
+        let refreshing = {
+            let (ring, http) = (Arc::clone(&ring), http.clone());
+            tokio::spawn(async move { ring.current(&http).await.map(|c| c.access_key_id.clone()) })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let meanwhile = tokio::time::timeout(Duration::from_millis(500), ring.current(&http))
+            .await
+            .expect("not held up by the refresh")
+            .expect("the key held");
+        assert_eq!(meanwhile.access_key_id, "STS.1");
+        // The refresh fails in the end; its request still signs with the key held.
+        let refreshed = refreshing.await.expect("task").expect("key held");
+        assert_eq!(refreshed, "STS.1");
+    }
+
+    #[tokio::test]
     async fn a_static_key_is_never_fetched_nor_dropped() {
         let ring = Keyring::new(CredentialSource::Static(Credentials {
             access_key_id: "AK".to_owned(),
@@ -452,7 +527,7 @@ mod tests {
             ring.current(&http).await.expect("static").access_key_id,
             "AK"
         );
-        assert!(!ring.expired().await);
+        assert!(!ring.expired());
     }
 
     #[test]
