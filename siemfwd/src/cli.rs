@@ -119,6 +119,16 @@ pub(crate) struct ListenArgs {
     /// TLS address to listen on, e.g. 127.0.0.1:6514 (needs --tls-cert and --tls-key).
     #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
     pub tls: Option<std::net::SocketAddr>,
+    /// RELP address to listen on, e.g. 127.0.0.1:20514: each message is
+    /// acknowledged once it is written to the output.
+    #[arg(long, value_name = "ADDR")]
+    pub relp: Option<std::net::SocketAddr>,
+    /// RELP fault: never acknowledge a message (they are still written).
+    #[arg(long, requires = "relp")]
+    pub relp_withhold_acks: bool,
+    /// RELP fault: refuse every Nth message with `500` (not written).
+    #[arg(long, value_name = "N", requires = "relp", default_value_t = 0)]
+    pub relp_refuse_every: u64,
     /// PEM certificate chain of the TLS listener.
     #[arg(long, value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
@@ -152,6 +162,11 @@ pub(crate) async fn listen(args: ListenArgs) -> anyhow::Result<u8> {
         udp: args.udp,
         tcp: args.tcp,
         tls: args.tls,
+        relp: args.relp,
+        relp_faults: siemfwd::listen::RelpFaults {
+            withhold_acks: args.relp_withhold_acks,
+            refuse_every: args.relp_refuse_every,
+        },
         tls_cert_file: args.tls_cert,
         tls_key_file: args.tls_key,
         tls_client_ca_file: args.tls_client_ca,

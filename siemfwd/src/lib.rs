@@ -33,4 +33,4 @@ pub mod transform;
 // The parts that are crates of their own, under the paths the rest of
 // siemfwd (and its users) name them by.
 pub use siemfwd_core::{counters, record, template, units};
-pub use siemfwd_syslog::{format, listen};
+pub use siemfwd_syslog::{format, listen, relp};

@@ -161,8 +161,16 @@ async fn check(args: &cli::ConfigArgs) -> Result<u8, Failure> {
     }
     if let Some(sink) = pipeline.sink_mut() {
         // The sink's error already names the address.
-        sink.check().await.context("sink check failed")?;
+        let greeting = sink.check().await.context("sink check failed")?;
         sink.close().await;
+        match greeting {
+            Some(offers) => println!(
+                "sink: ok ({}; the receiver offers {offers})",
+                config.sink.describe()
+            ),
+            None => println!("sink: ok ({})", config.sink.describe()),
+        }
+        return Ok(0);
     }
     println!("sink: ok ({})", config.sink.describe());
     Ok(0)

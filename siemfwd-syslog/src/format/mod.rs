@@ -51,7 +51,7 @@ mod leef;
 pub(crate) mod pri;
 mod rfc3164;
 mod rfc5424;
-mod vendor;
+pub(crate) mod vendor;
 
 use serde::Deserialize;
 

@@ -11,6 +11,10 @@
 //!   although RFC 5426 has no trailer; one trailing LF is removed. Datagrams
 //!   are read whole (up to the 65 535-byte UDP ceiling) whatever
 //!   [`ListenConfig::max_message`] says. Empty datagrams are ignored.
+//! - RELP (`relp.rs`): each `syslog` command is answered `200 OK` once its
+//!   message was written to the output (not merely read), so a sender's
+//!   acknowledged messages are the ones shown; fault options withhold the
+//!   answers or refuse every Nth message with `500`, for tests.
 //! - TCP (RFC 6587) and TLS (RFC 5425): both framings, chosen per frame by
 //!   its first octet ([`framing`]). A framing error is logged and closes the
 //!   connection. TLS uses rustls (TLS 1.2 and 1.3) with the `ring` provider;
@@ -30,6 +34,7 @@
 pub(crate) mod framing;
 mod output;
 pub(crate) mod parse;
+mod relp;
 #[cfg(test)]
 mod tests;
 
@@ -84,6 +89,10 @@ pub struct ListenConfig {
     pub tcp: Option<SocketAddr>,
     /// TLS address (RFC 5425); needs `tls_cert_file` and `tls_key_file`.
     pub tls: Option<SocketAddr>,
+    /// RELP address (plain TCP).
+    pub relp: Option<SocketAddr>,
+    /// Faults of the RELP listener, for tests.
+    pub relp_faults: RelpFaults,
     /// PEM file with the server certificate chain, leaf first.
     pub tls_cert_file: Option<PathBuf>,
     /// PEM file with the server's private key (PKCS#8, PKCS#1 or SEC1).
@@ -141,6 +150,8 @@ impl Default for ListenConfig {
             udp: None,
             tcp: None,
             tls: None,
+            relp: None,
+            relp_faults: RelpFaults::default(),
             tls_cert_file: None,
             tls_key_file: None,
             tls_client_ca_file: None,
@@ -151,12 +162,24 @@ impl Default for ListenConfig {
     }
 }
 
+/// What the RELP listener does wrong on purpose: how a sender copes with a
+/// receiver that stops acknowledging, or refuses messages, is otherwise
+/// hard to see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RelpFaults {
+    /// Never answer a `syslog` command (its message is still written).
+    pub withhold_acks: bool,
+    /// Answer every Nth `syslog` command (over all connections) with `500`
+    /// and do not write its message; 0: never.
+    pub refuse_every: u64,
+}
+
 /// Why the receiver could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The configuration names no address at all.
-    #[error("nothing to listen on: give at least one of the udp, tcp or tls addresses")]
+    #[error("nothing to listen on: give at least one of the udp, tcp, tls or relp addresses")]
     NoListener,
     /// TLS needs a certificate and a key.
     #[error("a TLS listener needs both a certificate file and a key file")]
@@ -205,13 +228,20 @@ pub struct BoundAddrs {
     pub tcp: Option<SocketAddr>,
     /// TLS address, if listening.
     pub tls: Option<SocketAddr>,
+    /// RELP address, if listening.
+    pub relp: Option<SocketAddr>,
 }
 
 impl fmt::Display for BoundAddrs {
     /// `udp 127.0.0.1:5514, tcp 127.0.0.1:5514` — for a "listening on" line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut sep = "";
-        for (name, addr) in [("udp", self.udp), ("tcp", self.tcp), ("tls", self.tls)] {
+        for (name, addr) in [
+            ("udp", self.udp),
+            ("tcp", self.tcp),
+            ("tls", self.tls),
+            ("relp", self.relp),
+        ] {
             if let Some(addr) = addr {
                 write!(f, "{sep}{name} {addr}")?;
                 sep = ", ";
@@ -242,6 +272,10 @@ pub struct Stats {
     pub tls_handshake_errors: AtomicU64,
     /// Connections closed at once because `max_connections` were open.
     pub refused_connections: AtomicU64,
+    /// RELP `syslog` commands answered `200 OK`.
+    pub relp_acked: AtomicU64,
+    /// RELP `syslog` commands answered `500` ([`RelpFaults::refuse_every`]).
+    pub relp_refused: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -263,6 +297,10 @@ pub struct StatsSnapshot {
     pub tls_handshake_errors: u64,
     /// See [`Stats::refused_connections`].
     pub refused_connections: u64,
+    /// See [`Stats::relp_acked`].
+    pub relp_acked: u64,
+    /// See [`Stats::relp_refused`].
+    pub relp_refused: u64,
 }
 
 impl Stats {
@@ -278,6 +316,8 @@ impl Stats {
             active_connections: get(&self.active_connections),
             tls_handshake_errors: get(&self.tls_handshake_errors),
             refused_connections: get(&self.refused_connections),
+            relp_acked: get(&self.relp_acked),
+            relp_refused: get(&self.relp_refused),
         }
     }
 }
@@ -291,6 +331,8 @@ pub struct Listener {
     udp: Option<UdpSocket>,
     tcp: Option<TcpListener>,
     tls: Option<(TcpListener, TlsAcceptor)>,
+    relp: Option<TcpListener>,
+    relp_faults: RelpFaults,
     addrs: BoundAddrs,
     output: Output,
     max_message: usize,
@@ -316,7 +358,7 @@ impl Listener {
     /// [`Error`] when the configuration is incomplete, a PEM file is
     /// unusable or an address cannot be bound.
     pub async fn bind(cfg: ListenConfig) -> Result<Listener, Error> {
-        if cfg.udp.is_none() && cfg.tcp.is_none() && cfg.tls.is_none() {
+        if cfg.udp.is_none() && cfg.tcp.is_none() && cfg.tls.is_none() && cfg.relp.is_none() {
             return Err(Error::NoListener);
         }
         if cfg.max_message == 0 {
@@ -370,10 +412,22 @@ impl Listener {
             }
             _ => None,
         };
+        let relp = match cfg.relp {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(bind_err("relp", addr))?;
+                addrs.relp = Some(l.local_addr().map_err(bind_err("relp", addr))?);
+                Some(l)
+            }
+            None => None,
+        };
         Ok(Listener {
             udp,
             tcp,
             tls,
+            relp,
+            relp_faults: cfg.relp_faults,
             addrs,
             output: cfg.output,
             max_message: cfg.max_message,
@@ -409,8 +463,10 @@ impl Listener {
         // cancelling the caller's token.
         let inner = cancel.child_token();
         let tracker = TaskTracker::new();
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(OUTPUT_QUEUE);
+        let (tx, mut rx) = mpsc::channel::<Chunk>(OUTPUT_QUEUE);
         let shared = Arc::new(Shared {
+            relp_faults: self.relp_faults,
+            relp_seen: AtomicU64::new(0),
             output: self.output,
             max_message: self.max_message,
             stats: Arc::clone(&self.stats),
@@ -428,7 +484,7 @@ impl Listener {
         if let Some(l) = self.tcp {
             let accept = accept_loop(
                 l,
-                None,
+                Kind::Tcp,
                 Arc::clone(&shared),
                 tx.clone(),
                 inner.clone(),
@@ -439,7 +495,18 @@ impl Listener {
         if let Some((l, acceptor)) = self.tls {
             let accept = accept_loop(
                 l,
-                Some(acceptor),
+                Kind::Tls(acceptor),
+                Arc::clone(&shared),
+                tx.clone(),
+                inner.clone(),
+                tracker.clone(),
+            );
+            tracker.spawn(accept);
+        }
+        if let Some(l) = self.relp {
+            let accept = accept_loop(
+                l,
+                Kind::Relp,
                 Arc::clone(&shared),
                 tx.clone(),
                 inner.clone(),
@@ -453,11 +520,15 @@ impl Listener {
         let mut result = Ok(());
         while let Some(chunk) = rx.recv().await {
             let written = async {
-                out.write_all(&chunk).await?;
-                // Flush when idle: a person watching sees each message at
-                // once, and a busy receiver still writes in large chunks.
-                if rx.is_empty() {
+                out.write_all(&chunk.bytes).await?;
+                // Flush when idle (a person watching sees each message at
+                // once, and a busy receiver still writes in large chunks),
+                // and before a RELP sender hears its messages are written.
+                if rx.is_empty() || chunk.written.is_some() {
                     out.flush().await?;
+                }
+                if let Some(done) = chunk.written {
+                    let _ = done.send(());
                 }
                 Ok::<_, io::Error>(())
             }
@@ -477,9 +548,20 @@ impl Listener {
     }
 }
 
+/// Rendered output on its way to the writer, and who waits until it is
+/// written (a RELP connection, before it answers).
+struct Chunk {
+    bytes: Vec<u8>,
+    written: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
 /// What every task needs to know.
 #[derive(Debug)]
 struct Shared {
+    relp_faults: RelpFaults,
+    /// RELP `syslog` commands seen, over all connections (for
+    /// [`RelpFaults::refuse_every`]).
+    relp_seen: AtomicU64,
     output: Output,
     max_message: usize,
     stats: Arc<Stats>,
@@ -542,17 +624,35 @@ impl Shared {
 }
 
 /// Hand rendered output to the writer. False when the writer is gone.
-async fn send(tx: &mpsc::Sender<Vec<u8>>, out: &mut Vec<u8>) -> bool {
+async fn send(tx: &mpsc::Sender<Chunk>, out: &mut Vec<u8>) -> bool {
     if out.is_empty() {
         return true;
     }
-    tx.send(std::mem::take(out)).await.is_ok()
+    let chunk = Chunk {
+        bytes: std::mem::take(out),
+        written: None,
+    };
+    tx.send(chunk).await.is_ok()
+}
+
+/// Hand rendered output to the writer and wait until it is written. False
+/// when the writer is gone.
+async fn send_and_wait(tx: &mpsc::Sender<Chunk>, out: &mut Vec<u8>) -> bool {
+    if out.is_empty() {
+        return true;
+    }
+    let (done, written) = tokio::sync::oneshot::channel();
+    let chunk = Chunk {
+        bytes: std::mem::take(out),
+        written: Some(done),
+    };
+    tx.send(chunk).await.is_ok() && written.await.is_ok()
 }
 
 async fn serve_udp(
     sock: UdpSocket,
     shared: Arc<Shared>,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<Chunk>,
     cancel: CancellationToken,
 ) {
     let mut buf = vec![0u8; UDP_MAX];
@@ -598,15 +698,33 @@ async fn serve_udp(
     }
 }
 
+/// What runs on an accepted connection.
+#[derive(Clone)]
+enum Kind {
+    Tcp,
+    Tls(TlsAcceptor),
+    Relp,
+}
+
+impl Kind {
+    fn name(&self) -> &'static str {
+        match self {
+            Kind::Tcp => "tcp",
+            Kind::Tls(_) => "tls",
+            Kind::Relp => "relp",
+        }
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    kind: Kind,
     shared: Arc<Shared>,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<Chunk>,
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let transport = if tls.is_some() { "tls" } else { "tcp" };
+    let transport = kind.name();
     let mut backoff = Duration::from_millis(10);
     loop {
         let accepted = tokio::select! {
@@ -647,9 +765,9 @@ async fn accept_loop(
             tx: tx.clone(),
             cancel: cancel.clone(),
         };
-        let tls = tls.clone();
+        let kind = kind.clone();
         tracker.spawn(async move {
-            conn.run(stream, tls).await;
+            conn.run(stream, kind).await;
             drop(slot);
         });
     }
@@ -660,18 +778,19 @@ struct Connection {
     transport: &'static str,
     peer: String,
     shared: Arc<Shared>,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<Chunk>,
     cancel: CancellationToken,
 }
 
 impl Connection {
-    async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
+    async fn run(self, stream: TcpStream, kind: Kind) {
         let stats = Arc::clone(&self.shared.stats);
         bump(&stats.active_connections, 1);
         tracing::debug!(transport = self.transport, peer = %self.peer, "connection opened");
-        match tls {
-            None => self.serve(stream).await,
-            Some(acceptor) => {
+        match kind {
+            Kind::Tcp => self.serve(stream).await,
+            Kind::Relp => self.serve_relp(stream).await,
+            Kind::Tls(acceptor) => {
                 let handshake = tokio::select! {
                     _ = self.cancel.cancelled() => None,
                     r = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => Some(r),

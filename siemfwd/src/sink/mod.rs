@@ -73,8 +73,10 @@ use serde::Deserialize;
 use crate::units::HumanDuration;
 
 pub use messages::Messages;
+pub use relp::RelpConfig;
 
 mod messages;
+mod relp;
 mod stdout;
 mod stream;
 mod tcp;
@@ -132,7 +134,13 @@ pub(crate) struct Spec {
 
 /// Every transport, in the order the docs list them. A new transport is a
 /// file with its [`Spec`] and one entry here.
-const TRANSPORTS: [&Spec; 4] = [&udp::SPEC, &tcp::SPEC, &tls::SPEC, &stdout::SPEC];
+const TRANSPORTS: [&Spec; 5] = [
+    &udp::SPEC,
+    &tcp::SPEC,
+    &tls::SPEC,
+    &relp::SPEC,
+    &stdout::SPEC,
+];
 
 /// Which transport (`sink.type`): one of [`TRANSPORTS`].
 #[derive(Clone, Copy)]
@@ -230,8 +238,10 @@ pub struct SinkConfig {
     /// TCP/TLS: the longest message sent, in bytes; a longer one is cut on a
     /// UTF-8 boundary and counted ([`SinkConfig::wire`]).
     pub max_message: crate::units::ByteSize,
-    /// TLS settings (`type = "tls"` only).
+    /// TLS settings (`type = "tls"`, and `relp` with `relp.tls`).
     pub tls: TlsConfig,
+    /// RELP settings (`type = "relp"` only).
+    pub relp: relp::RelpConfig,
 }
 
 /// What a transport asks of the messages it carries, and how it shows
@@ -283,6 +293,7 @@ impl Default for SinkConfig {
             max_datagram: crate::units::ByteSize(2048),
             max_message: crate::units::ByteSize(DEFAULT_MAX_MESSAGE),
             tls: TlsConfig::default(),
+            relp: relp::RelpConfig::default(),
         }
     }
 }
@@ -355,6 +366,7 @@ pub struct Sink {
 enum Inner {
     Udp(udp::UdpSink),
     Stream(Box<stream::StreamSink<stream::settle::KernelSettle>>),
+    Relp(Box<stream::StreamSink<relp::RelpAck>>),
     Stdout(stdout::StdoutSink),
 }
 
@@ -469,6 +481,7 @@ impl Sink {
         match &self.inner {
             Inner::Udp(_) => None,
             Inner::Stream(s) => Some(s.framing()),
+            Inner::Relp(s) => Some(s.framing()),
             Inner::Stdout(_) => Some(Framing::Lf),
         }
     }
@@ -478,6 +491,7 @@ impl Sink {
         match &self.inner {
             Inner::Udp(s) => s.stats(),
             Inner::Stream(s) => s.stats(),
+            Inner::Relp(s) => s.stats(),
             Inner::Stdout(s) => s.stats(),
         }
     }
@@ -510,6 +524,7 @@ impl Sink {
         match &mut self.inner {
             Inner::Udp(s) => s.send(msgs, cancel).await,
             Inner::Stream(s) => s.send(msgs, cancel).await,
+            Inner::Relp(s) => s.send(msgs, cancel).await,
             Inner::Stdout(s) => s.send(msgs, cancel).await,
         }
     }
@@ -537,6 +552,7 @@ impl Sink {
         match &mut self.inner {
             Inner::Udp(s) => s.send(&msgs, cancel).await?,
             Inner::Stream(s) => return s.submit(msgs, cancel).await,
+            Inner::Relp(s) => return s.submit(msgs, cancel).await,
             Inner::Stdout(s) => s.send(&msgs, cancel).await?,
         }
         self.done.push_back(msgs);
@@ -552,6 +568,7 @@ impl Sink {
         }
         match &mut self.inner {
             Inner::Stream(s) => s.take_safe(),
+            Inner::Relp(s) => s.take_safe(),
             Inner::Udp(_) | Inner::Stdout(_) => None,
         }
     }
@@ -560,6 +577,7 @@ impl Sink {
     pub fn in_flight(&self) -> usize {
         match &self.inner {
             Inner::Stream(s) => s.held(),
+            Inner::Relp(s) => s.held(),
             Inner::Udp(_) | Inner::Stdout(_) => 0,
         }
     }
@@ -570,6 +588,7 @@ impl Sink {
     pub fn next_check(&self) -> Option<tokio::time::Instant> {
         match &self.inner {
             Inner::Stream(s) => s.next_check(),
+            Inner::Relp(s) => s.next_check(),
             Inner::Udp(_) | Inner::Stdout(_) => None,
         }
     }
@@ -587,6 +606,7 @@ impl Sink {
     ) -> Result<(), Error> {
         match &mut self.inner {
             Inner::Stream(s) => s.progress(cancel).await,
+            Inner::Relp(s) => s.progress(cancel).await,
             Inner::Udp(_) | Inner::Stdout(_) => Ok(()),
         }
     }
@@ -601,6 +621,7 @@ impl Sink {
     ) -> Option<tokio::sync::watch::Receiver<Option<tokio::time::Instant>>> {
         match &self.inner {
             Inner::Stream(s) => Some(s.blocked_watch()),
+            Inner::Relp(s) => Some(s.blocked_watch()),
             Inner::Udp(_) | Inner::Stdout(_) => None,
         }
     }
@@ -611,6 +632,7 @@ impl Sink {
     pub fn discard_held(&mut self) -> Vec<Messages> {
         match &mut self.inner {
             Inner::Stream(s) => s.discard_held(),
+            Inner::Relp(s) => s.discard_held(),
             Inner::Udp(_) | Inner::Stdout(_) => Vec::new(),
         }
     }
@@ -627,6 +649,7 @@ impl Sink {
     ) -> Result<bool, Error> {
         match &mut self.inner {
             Inner::Stream(s) => s.reconnect_once(cancel).await,
+            Inner::Relp(s) => s.reconnect_once(cancel).await,
             Inner::Udp(_) | Inner::Stdout(_) => Ok(true),
         }
     }
@@ -638,13 +661,17 @@ impl Sink {
     /// For `udp` this only opens and connects the socket: UDP has no way to
     /// tell whether anyone listens. For `stdout` it does nothing.
     ///
+    /// `Ok(Some(..))`: what the receiver said when the session opened
+    /// (RELP: its offers).
+    ///
     /// # Errors
     /// [`Error::Connection`] with the cause in one line.
-    pub async fn check(&mut self) -> Result<(), Error> {
+    pub async fn check(&mut self) -> Result<Option<String>, Error> {
         match &mut self.inner {
-            Inner::Udp(s) => s.check().await,
+            Inner::Udp(s) => s.check().await.map(|()| None),
             Inner::Stream(s) => s.check().await,
-            Inner::Stdout(_) => Ok(()),
+            Inner::Relp(s) => s.check().await,
+            Inner::Stdout(_) => Ok(None),
         }
     }
 
@@ -653,6 +680,7 @@ impl Sink {
         match &mut self.inner {
             Inner::Udp(s) => s.close(),
             Inner::Stream(s) => s.close().await,
+            Inner::Relp(s) => s.close().await,
             Inner::Stdout(s) => s.close().await,
         }
     }
@@ -807,7 +835,7 @@ mod tests {
     #[test]
     fn transports_have_one_name_each_and_tls_reads_what_tcp_reads() {
         let names: Vec<&str> = Transport::all().map(Transport::name).collect();
-        assert_eq!(names, ["udp", "tcp", "tls", "stdout"]);
+        assert_eq!(names, ["udp", "tcp", "tls", "relp", "stdout"]);
         for t in Transport::all() {
             assert_eq!(Transport::named(t.name()), Some(t));
         }

@@ -65,6 +65,7 @@ pub(super) fn stream_sink(
             endpoint,
             tls,
             timeout: config.connect_timeout.0,
+            session: None,
         },
         framing: config.framing,
         write_timeout: config.write_timeout.0,

@@ -102,6 +102,7 @@ pub(crate) fn config(transport: &str, address: &str) -> SinkConfig {
         max_datagram: ByteSize(2048),
         max_message: ByteSize(super::DEFAULT_MAX_MESSAGE),
         tls: TlsConfig::default(),
+        relp: super::RelpConfig::default(),
     }
 }
 

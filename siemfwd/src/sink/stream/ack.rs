@@ -50,6 +50,13 @@ pub(crate) trait Acknowledgement: Send {
     /// every check.
     fn listen(&mut self, conn: &mut Conn) -> impl Future<Output = io::Result<()>> + Send;
 
+    /// Whether `msgs` may be written now. A protocol with a window of
+    /// unanswered messages (RELP) says no while it is full; the batch waits,
+    /// unwritten, for answers.
+    fn room(&self, _msgs: &Messages) -> bool {
+        true
+    }
+
     /// The bytes that carry `msgs` on the current connection, about to be
     /// written in full. A write cut short (every sink call is cancel-safe)
     /// resumes at its offset with the bytes of a second call, so until

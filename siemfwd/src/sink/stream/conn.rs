@@ -44,6 +44,9 @@ const IDLE_DRAIN_ROUNDS: usize = 16;
 pub(crate) struct Counted {
     tcp: TcpStream,
     written: u64,
+    /// What the receiver answered to our opening (RELP: its `open` offers),
+    /// for `siemfwd check`.
+    greeting: Option<String>,
     /// The last health check stopped draining unsolicited bytes before the
     /// TLS layer ran dry ([`IDLE_DRAIN_ROUNDS`]): what it still holds (an
     /// alert, a close) is read by the next check even if the kernel has
@@ -56,6 +59,7 @@ impl Counted {
         Self {
             tcp,
             written: 0,
+            greeting: None,
             undrained: false,
         }
     }
@@ -181,6 +185,11 @@ impl Conn {
     pub(crate) fn written(&self) -> u64 {
         self.counted().written
     }
+
+    /// What the receiver answered to our opening, if the protocol has one.
+    pub(crate) fn greeting(&self) -> Option<&str> {
+        self.counted().greeting.as_deref()
+    }
 }
 
 /// Bytes written to `tcp` that the receiver has not acknowledged yet, as
@@ -284,6 +293,40 @@ async fn idle_check(conn: &mut Conn) -> io::Result<()> {
     .await
 }
 
+/// Append to `into` whatever the receiver sent that is ready now (through
+/// the TLS layer), without waiting for more: for a protocol whose receiver
+/// answers (RELP). End of stream is an error, as in [`idle_check`].
+pub(crate) async fn read_ready(conn: &mut Conn, into: &mut Vec<u8>) -> io::Result<()> {
+    if !conn.counted().undrained {
+        match peek_kernel(conn.tcp())? {
+            None => return Ok(()),
+            Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Some(_) => {}
+        }
+    }
+    conn.counted_mut().undrained = false;
+    let mut scratch = [0u8; 16 * 1024];
+    poll_fn(|cx| loop {
+        let mut rb = ReadBuf::new(&mut scratch);
+        match Pin::new(&mut *conn).poll_read(cx, &mut rb) {
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => {
+                return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()))
+            }
+            Poll::Ready(Ok(())) => into.extend_from_slice(rb.filled()),
+            Poll::Pending => {
+                return match peek_kernel(conn.tcp()) {
+                    Err(e) => Poll::Ready(Err(e)),
+                    Ok(None) => Poll::Ready(Ok(())),
+                    Ok(Some(0)) => Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
+                    Ok(Some(_)) => Poll::Pending,
+                };
+            }
+        }
+    })
+    .await
+}
+
 /// [`idle_check`], bounded: if the kernel has bytes the TLS layer cannot
 /// make progress on within `limit`, the connection is treated as broken.
 pub(crate) async fn idle_check_within(conn: &mut Conn, limit: Duration) -> io::Result<()> {
@@ -304,6 +347,8 @@ pub(crate) struct Connector {
     pub(crate) endpoint: Endpoint,
     pub(crate) tls: Option<TlsSettings>,
     pub(crate) timeout: Duration,
+    /// A session to open once connected (RELP's `open`), else none.
+    pub(crate) session: Option<super::super::relp::Session>,
 }
 
 impl Connector {
@@ -331,7 +376,7 @@ impl Connector {
             Ok(Ok(tcp)) => Counted::new(tcp),
         };
         let Some(tls) = &self.tls else {
-            return Ok(Conn::Tcp(tcp));
+            return self.open(Conn::Tcp(tcp)).await;
         };
         let stream = match tokio::time::timeout(limit, tls.handshake(tcp)).await {
             Err(_) => {
@@ -361,6 +406,26 @@ impl Connector {
                 }
             }
         }
-        Ok(conn)
+        self.open(conn).await
+    }
+
+    /// Open the session the protocol has, if any, within the connect timeout.
+    async fn open(&self, mut conn: Conn) -> Result<Conn, String> {
+        let Some(session) = &self.session else {
+            return Ok(conn);
+        };
+        let addr = &self.endpoint;
+        let limit = self.timeout;
+        match tokio::time::timeout(limit, session.open(&mut conn)).await {
+            Err(_) => Err(format!(
+                "opening a RELP session with {addr}: no answer within {}",
+                human(limit)
+            )),
+            Ok(Err(cause)) => Err(format!("opening a RELP session with {addr}: {cause}")),
+            Ok(Ok(offers)) => {
+                conn.counted_mut().greeting = Some(offers);
+                Ok(conn)
+            }
+        }
     }
 }

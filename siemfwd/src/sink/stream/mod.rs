@@ -323,6 +323,11 @@ impl<A: Acknowledgement> StreamSink<A> {
             for i in first..self.held.len() {
                 let h = &mut self.held[i];
                 if h.sent == 0 {
+                    if !self.ack.room(&h.msgs) {
+                        // The receiver's window is full: the rest waits
+                        // for its answers (`progress`).
+                        return Ok(());
+                    }
                     h.writes += 1;
                 }
                 let written = tokio::select! {
@@ -529,12 +534,13 @@ impl<A: Acknowledgement> StreamSink<A> {
         Ok(())
     }
 
-    pub(crate) async fn check(&mut self) -> Result<(), Error> {
+    pub(crate) async fn check(&mut self) -> Result<Option<String>, Error> {
         self.conn = None;
         match self.connector.connect().await {
             Ok(conn) => {
+                let greeting = conn.greeting().map(str::to_owned);
                 self.attach(conn);
-                Ok(())
+                Ok(greeting)
             }
             Err(cause) => {
                 self.stats.last_error = Some(cause.clone());
