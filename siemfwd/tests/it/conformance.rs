@@ -1,7 +1,8 @@
 //! Conformance against real receivers: siemfwd, run as a real process, reads a corpus of
 //! hostile records from an NDJSON file and sends it to rsyslog and syslog-ng (started by the
-//! tests, `support::peers`) over UDP, TCP (octet-counted and LF) and TLS (server auth and
-//! mutual auth). For every record the test checks that the receiver got exactly one message,
+//! tests, `support::peers`) over UDP, TCP (octet-counted and LF), TLS (server auth and
+//! mutual auth) and RELP (rsyslog's imrelp, plain and over TLS: each message answered by
+//! rsyslog before siemfwd counts it delivered). For every record the test checks that the receiver got exactly one message,
 //! byte for byte what siemfwd meant to send, and that every header field the receiver parsed
 //! is the one in those bytes: nothing split, merged or shifted. Over UDP, messages above the
 //! datagram cap arrive cut exactly where `format::truncate_utf8` says, and siemfwd counted
@@ -176,6 +177,9 @@ enum Transport {
     TcpLf,
     Tls,
     Mtls,
+    /// RELP (rsyslog's imrelp), plain and over TLS.
+    Relp,
+    RelpTls,
 }
 
 impl Transport {
@@ -256,12 +260,15 @@ fn config_toml(case: &Case, dir: &Path, port: u16) -> String {
         Transport::TcpOctet => ("tcp", Some("octet_counting")),
         Transport::TcpLf => ("tcp", Some("lf")),
         Transport::Tls | Transport::Mtls => ("tls", Some("octet_counting")),
+        Transport::Relp | Transport::RelpTls => ("relp", None),
     };
     t.push_str(&format!(
         "type = \"{kind}\"\naddress = \"127.0.0.1:{port}\"\n"
     ));
     // Each key only for the transports that read it (others are refused).
     match framing {
+        // RELP carries each message's length itself: no framing to choose.
+        None if kind == "relp" => t.push_str("max_message = \"128KiB\"\n"),
         None => t.push_str(&format!("max_datagram = {MAX_DATAGRAM}\n")),
         Some(framing) => {
             t.push_str(&format!("framing = \"{framing}\"\n"));
@@ -270,7 +277,13 @@ fn config_toml(case: &Case, dir: &Path, port: u16) -> String {
             t.push_str("max_message = \"256KiB\"\n");
         }
     }
-    if matches!(case.transport, Transport::Tls | Transport::Mtls) {
+    if case.transport == Transport::RelpTls {
+        t.push_str("[sink.relp]\ntls = true\n");
+    }
+    if matches!(
+        case.transport,
+        Transport::Tls | Transport::Mtls | Transport::RelpTls
+    ) {
         let pki = certs();
         t.push_str(&format!(
             "[sink.tls]\nca_file = {}\nserver_name = \"localhost\"\n",
@@ -1098,7 +1111,14 @@ fn case(receiver: Receiver, msgid: &'static str, transport: Transport, input: In
 #[test]
 fn rsyslog_receives_hostile_corpus_exactly_over_every_transport() {
     let Some(rs) = require(Rsyslog::start(RsyslogOpts {
-        inputs: vec![Input::Udp, Input::Tcp, Input::Tls, Input::Mtls],
+        inputs: vec![
+            Input::Udp,
+            Input::Tcp,
+            Input::Tls,
+            Input::Mtls,
+            Input::Relp,
+            Input::RelpTls,
+        ],
         ..Default::default()
     })) else {
         return;
@@ -1114,6 +1134,12 @@ fn rsyslog_receives_hostile_corpus_exactly_over_every_transport() {
             ..case(r, "tls-json", Transport::Tls, Input::Tls)
         },
         case(r, "mtls", Transport::Mtls, Input::Mtls),
+        // RELP: each message answered by rsyslog itself.
+        case(r, "relp", Transport::Relp, Input::Relp),
+        Case {
+            body: Body::Cef,
+            ..case(r, "relp-tls-cef", Transport::RelpTls, Input::RelpTls)
+        },
         Case {
             header: Header::Rfc3164,
             ..case(r, "-", Transport::TcpOctet, Input::Tcp)
