@@ -28,7 +28,9 @@ pub use client::{
     Auth, CheckpointInfo, Client, ClientConfig, Compression, Endpoint, GroupInfo, Pulled, Rule,
     Scanned, ShardInfo, MAX_LOG_GROUP,
 };
-pub use credentials::{is_role_name, CredentialSource, Credentials, EcsRamRole, OidcRole};
+pub use credentials::{
+    is_role_name, without_query, CredentialSource, Credentials, EcsRamRole, OidcRole,
+};
 pub use cursor::{Cursor, ShardId};
 pub use error::{Class, Error};
 

@@ -99,7 +99,9 @@ pub(super) async fn run<G: GroupSource>(
                     wanted = shards.into_iter().collect();
                     assigned = true;
                     if !finite {
-                        tracing::info!(shards = ?wanted, "shard assignment");
+                        let names: Vec<String> =
+                            wanted.iter().map(|id| source.shard_name(*id)).collect();
+                        tracing::info!(shards = ?names, "shard assignment");
                     }
                 }
                 Err(e) => {

@@ -86,8 +86,15 @@ impl<S: GroupSource + Sync> GroupSource for Several<S> {
     type Reader = S::Reader;
 
     async fn join(&mut self) -> Result<(), Error> {
-        for m in &mut self.members {
-            m.source.join().await?;
+        for i in 0..self.members.len() {
+            if let Err(e) = self.members[i].source.join().await {
+                // Those already in their groups leave them, rather than hold
+                // shards until the groups time them out.
+                for m in &mut self.members[..i] {
+                    m.source.leave().await;
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }

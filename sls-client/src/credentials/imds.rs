@@ -88,7 +88,8 @@ impl EcsRamRole {
                 let text = String::from_utf8_lossy(&body);
                 let role = text.lines().next().unwrap_or_default().trim().to_owned();
                 if !is_role_name(&role) {
-                    return Err(from(format!("role name: {role:?} is not a RAM role name")));
+                    let shown: String = role.chars().take(64).collect();
+                    return Err(from(format!("role name: {shown:?} is not a RAM role name")));
                 }
                 role
             }

@@ -51,8 +51,9 @@ pub struct Credentials {
     pub security_token: Secret,
 }
 
-/// Where credentials come from.
-#[derive(Debug, Clone)]
+/// Where credentials come from. Its `Debug` is [`CredentialSource::describe`]:
+/// no secret, and no URI's query or user.
+#[derive(Clone)]
 pub enum CredentialSource {
     /// A fixed AccessKey, permanent or (with a token) temporary.
     Static(Credentials),
@@ -66,6 +67,12 @@ pub enum CredentialSource {
     /// The first of these that gives credentials, kept once it has; if
     /// none does, the first request fails with what each one said.
     Lookup(Vec<CredentialSource>),
+}
+
+impl std::fmt::Debug for CredentialSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
 impl CredentialSource {
@@ -107,9 +114,23 @@ impl CredentialSource {
     }
 }
 
-/// `scheme://host/path` of a URL, without what follows `?` or `#`.
-fn without_query(url: &str) -> &str {
-    url.split(['?', '#']).next().unwrap_or(url)
+/// `scheme://host/path` of a URL: without what follows `?` or `#`, and
+/// without a `user:password@` — what may be said of it in a log line.
+pub fn without_query(url: &str) -> String {
+    let bare = url.split(['?', '#']).next().unwrap_or(url);
+    let (scheme, rest) = bare.split_once("://").unwrap_or(("", bare));
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if scheme.is_empty() {
+        format!("{host}{path}")
+    } else {
+        format!("{scheme}://{host}{path}")
+    }
 }
 
 /// Temporary credentials and the time they stop working.
@@ -131,6 +152,11 @@ struct Held {
 
 #[derive(Debug, Default)]
 struct State {
+    /// Fetches finished (either way), and what the last failed one said: a
+    /// request that waited through a fetch that failed reports its error
+    /// rather than fetching again at once.
+    fetches: u64,
+    last_error: Option<String>,
     held: Option<Held>,
     /// The source that answered (an index into `Keyring::sources`), once
     /// one has: a lookup is made once.
@@ -203,6 +229,7 @@ impl Keyring {
             Ok(fresh) => return Ok(fresh),
             Err(valid) => valid,
         };
+        let before = self.state().fetches;
         let _fetching = match valid {
             Some(valid) => match self.fetching.try_lock() {
                 Ok(guard) => guard,
@@ -211,23 +238,42 @@ impl Keyring {
             },
             None => self.fetching.lock().await,
         };
-        // The fetch this request waited for may have brought a key.
-        let now = SystemTime::now();
-        if let Ok(fresh) = self.held(now) {
+        // The fetch this request waited for may have brought a key, or
+        // failed just now: then its error, not a fetch more.
+        if let Ok(fresh) = self.held(SystemTime::now()) {
             return Ok(fresh);
         }
-        let chosen = self.state().chosen;
+        let (chosen, waited_through) = {
+            let state = self.state();
+            let failed = (state.fetches != before)
+                .then(|| state.last_error.clone())
+                .flatten();
+            (state.chosen, failed)
+        };
+        if let Some(problem) = waited_through {
+            return Err(Error::Credentials {
+                from: self.describe_chosen(chosen),
+                problem,
+            });
+        }
         let fetched = match chosen {
             Some(i) => self.sources[i].fetch(http).await.map(|t| (i, t)),
             None => self.first_answer(http).await,
         };
+        // A fetch may take seconds: what follows is timed from its end.
+        let now = SystemTime::now();
         let mut state = self.state();
+        state.fetches += 1;
+        state.last_error = fetched.as_ref().err().map(ToString::to_string);
         match fetched {
             Ok((i, temporary)) => {
                 let life = temporary.expires.duration_since(now).unwrap_or_default();
                 let next = Held {
                     credentials: Arc::new(temporary.credentials),
-                    refresh_at: now + life * 2 / 3,
+                    // Not again at once for a key that comes (nearly)
+                    // expired: a service answering so would be asked
+                    // at every request.
+                    refresh_at: now + (life * 2 / 3).max(RETRY),
                     expires: temporary.expires,
                 };
                 if state.chosen.is_some() {
@@ -252,6 +298,13 @@ impl Keyring {
                 }
                 None => Err(e),
             },
+        }
+    }
+
+    fn describe_chosen(&self, chosen: Option<usize>) -> String {
+        match chosen.and_then(|i| self.sources.get(i)) {
+            Some(source) => source.describe(),
+            None => CredentialSource::Lookup(self.sources.clone()).describe(),
         }
     }
 
@@ -309,8 +362,9 @@ impl KeyAnswer {
     /// The credentials, with their expiry read as Alibaba writes it
     /// (`2026-12-05T10:00:00Z`; any RFC 3339 time is taken too).
     fn into_temporary(self, from: &(dyn Fn(String) -> Error + Sync)) -> Result<Temporary, Error> {
-        let expires = jiff::Timestamp::strptime("%Y-%m-%dT%H:%M:%SZ", &self.expiration)
-            .or_else(|_| self.expiration.parse::<jiff::Timestamp>())
+        let expires = self
+            .expiration
+            .parse::<jiff::Timestamp>()
             .map(SystemTime::from)
             .map_err(|e| from(format!("Expiration {:?}: {e}", self.expiration)))?;
         Ok(Temporary {
@@ -513,6 +567,33 @@ mod tests {
         // The refresh fails in the end; its request still signs with the key held.
         let refreshed = refreshing.await.expect("task").expect("key held");
         assert_eq!(refreshed, "STS.1");
+    }
+
+    #[tokio::test]
+    async fn requests_waiting_through_a_failed_fetch_get_its_error_without_fetching_again() {
+        let (url, served) = serve(vec![(0, "hangs".to_owned()), (500, "later".to_owned())]);
+        let http = reqwest::Client::new();
+        let ring = Arc::new(Keyring::new(CredentialSource::Uri(url)));
+        let first = {
+            let (ring, http) = (Arc::clone(&ring), http.clone());
+            tokio::spawn(async move { ring.current(&http).await.map(|_| ()) })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let second = ring.current(&http).await.expect_err("no key");
+        assert!(second.to_string().contains("500"), "{second}");
+        assert!(first.await.expect("task").is_err());
+        assert_eq!(served.load(Ordering::SeqCst), 1, "one fetch for both");
+    }
+
+    #[test]
+    fn a_uri_is_described_without_its_query_or_user() {
+        assert_eq!(
+            without_query("https://me:pw@creds.example:8080/sts/key?token=x#f"),
+            "https://creds.example:8080/sts/key"
+        );
+        assert_eq!(without_query("http://127.0.0.1:1"), "http://127.0.0.1:1");
+        let source = CredentialSource::Uri("http://u:p@h/c?t=1".to_owned());
+        assert_eq!(format!("{source:?}"), "the credentials URI http://h/c");
     }
 
     #[tokio::test]

@@ -131,8 +131,21 @@ fn lookup(cfg: &SlsSourceConfig, var: Var) -> Result<client::CredentialSource, E
         "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
         "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
     ];
-    if rrsa.iter().all(|v| var(v).is_some()) {
+    let (set, unset): (Vec<&str>, Vec<&str>) = rrsa.iter().partition(|v| var(v).is_some());
+    if unset.is_empty() {
         return oidc(cfg, var);
+    }
+    if !set.is_empty() {
+        // A pod spec half set up for RRSA: going on would find the node's
+        // metadata service, and the node's (wider) role.
+        return Err(config_error(
+            "oidc_role_arn",
+            format!(
+                "RRSA is half set up: {} set but not {}; set all three (or none)",
+                set.join(", "),
+                unset.join(", ")
+            ),
+        ));
     }
     let mut candidates = Vec::new();
     let imds_disabled =
@@ -169,16 +182,24 @@ fn access_key(cfg: &SlsSourceConfig, var: Var) -> Result<client::CredentialSourc
             var("ALIBABA_CLOUD_SECURITY_TOKEN").unwrap_or_default(),
         )
     };
+    let (id_var, secret_var) = if from_table {
+        ("SLS_AK_ID", "SLS_AK_KEY")
+    } else {
+        (
+            "ALIBABA_CLOUD_ACCESS_KEY_ID",
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+        )
+    };
     if id.is_empty() {
         return Err(config_error(
             "access_key_id",
-            "required (or set SLS_AK_ID) with access_key_secret",
+            format!("required (or set {id_var}) with the secret"),
         ));
     }
     if secret.is_empty() {
         return Err(config_error(
             "access_key_secret",
-            "required (or set SLS_AK_KEY) with access_key_id",
+            format!("required (or set {secret_var}) with the AccessKey ID"),
         ));
     }
     Ok(client::CredentialSource::Static(client::Credentials {
@@ -198,10 +219,18 @@ fn uri(cfg: &SlsSourceConfig, var: Var) -> Result<client::CredentialSource, Erro
                 "required with credentials = \"uri\" (or set ALIBABA_CLOUD_CREDENTIALS_URI)",
             )
         })?;
-    Ok(client::CredentialSource::Uri(http_url(
-        "credentials_uri",
-        &url,
-    )?))
+    // The URL as given (a trailing `/` may matter to the server); only its
+    // scheme is checked, and an error never repeats its query or user.
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(config_error(
+            "credentials_uri",
+            format!(
+                "{} must be an http:// or https:// URL",
+                client::without_query(&url)
+            ),
+        ));
+    }
+    Ok(client::CredentialSource::Uri(url))
 }
 
 fn ecs_ram_role(cfg: &SlsSourceConfig, var: Var) -> Result<client::CredentialSource, Error> {
@@ -416,11 +445,10 @@ mod tests {
             describe(&cfg, &no_key).as_deref(),
             Ok("AssumeRoleWithOIDC of acs:ram::1:role/r at https://sts.cn-hangzhou.aliyuncs.com")
         );
-        // RRSA only when all three are set; then the network sources, the
-        // URI's query string never printed.
-        let partial: Vec<(&str, &str)> = rrsa[..2].iter().chain(&uri).copied().collect();
+        // Without RRSA, the network sources, the URI's query string never
+        // printed.
         assert_eq!(
-            describe(&cfg, &partial).as_deref(),
+            describe(&cfg, &uri).as_deref(),
             Ok(
                 "the first of: the ECS instance's RAM role at http://127.0.0.1:9, \
                 the credentials URI http://127.0.0.1:2/c"
@@ -434,6 +462,18 @@ mod tests {
         assert_eq!(
             describe(&cfg, &disabled).as_deref(),
             Ok("the first of: the credentials URI http://127.0.0.1:2/c")
+        );
+        let half = describe(&cfg, &rrsa[..2]).expect_err("half set up");
+        assert!(
+            half.starts_with("source.sls.oidc_role_arn: RRSA is half set up")
+                && half.contains("not ALIBABA_CLOUD_OIDC_TOKEN_FILE"),
+            "{half}"
+        );
+        let secret_only =
+            describe(&cfg, &[("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "s")]).expect_err("no id");
+        assert!(
+            secret_only.contains("ALIBABA_CLOUD_ACCESS_KEY_ID"),
+            "{secret_only}"
         );
         let nothing = describe(&cfg, &[("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")])
             .expect_err("nothing");

@@ -501,11 +501,6 @@ fn decode_log<'a>(log: &'a [u8], base: usize, record: &mut Record<'a>) -> Result
     Ok(())
 }
 
-/// Visit every log of a decompressed `LogGroupList`, starting at `from`,
-/// until done or the visitor says [`Flow::Full`].
-///
-/// # Errors
-/// Malformed protobuf; logs visited before the error stay visited.
 /// Where a record came from, written into it as its first fields.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stream<'a> {
@@ -513,6 +508,12 @@ pub(crate) struct Stream<'a> {
     pub(crate) logstore: &'a [u8],
 }
 
+/// Visit every log of a decompressed `LogGroupList`, starting at `from`,
+/// until done or the visitor says [`Flow::Full`]; with `stream`, each
+/// record starts with where it came from.
+///
+/// # Errors
+/// Malformed protobuf; logs visited before the error stay visited.
 pub(crate) fn visit_logs<'l>(
     list: &'l [u8],
     from: Resume,

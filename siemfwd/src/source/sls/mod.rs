@@ -404,8 +404,9 @@ impl SlsSource {
                 )));
             }
             let (client, mut settings) = build(entry).map_err(in_entry)?;
+            // The endpoint as requests reach it (`https://x` and `x` are one).
             let stream = (
-                entry.endpoint.trim().to_owned(),
+                client.config().endpoint.base(&settings.project).0,
                 settings.project.clone(),
                 settings.logstore.clone(),
                 settings.group.clone(),
@@ -1487,6 +1488,11 @@ mod tests {
         };
         let twice = err(vec![entry("audit"), entry("audit")]);
         assert!(twice.starts_with("source.sls.logstores[1].logstore: proj/audit with consumer group siem is listed twice"), "{twice}");
+        // The same endpoint written two ways is one endpoint.
+        let mut spelled = entry("audit");
+        spelled.endpoint = "http://127.0.0.1:1".to_owned();
+        let twice = err(vec![entry("audit"), spelled]);
+        assert!(twice.contains("is listed twice"), "{twice}");
         let bad = err(vec![entry("audit"), entry("Bad Name")]);
         assert!(
             bad.starts_with("source.sls.logstores[1].logstore:"),
