@@ -436,7 +436,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         let mut median = runs.swap_remove(runs.len() / 2);
         median.runs = spread;
         throughput.push(median);
-        if let (true, Some(sls)) = (seed, &sls) {
+        if let (true, Some(sls)) = (seed && t.seed_speaks(), &sls) {
             throughput.push(run::throughput(&ctx, Program::Seed, t, sls, &ds).await?);
         }
     }
@@ -453,7 +453,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         let mut n = 0;
         for &t in &args.transport {
             let mut programs = vec![Program::Siemfwd];
-            if seed {
+            if seed && t.seed_speaks() {
                 programs.push(Program::Seed);
             }
             for p in programs {

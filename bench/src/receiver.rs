@@ -1,5 +1,5 @@
 //! The receiver: siemfwd's own `listen` module run in-process (the same code as
-//! `siemfwd listen`), on TCP and TLS ports of 127.0.0.1. For throughput it frames and
+//! `siemfwd listen`), on TCP, TLS, RELP and RELP/TLS ports of 127.0.0.1. For throughput it frames and
 //! counts (`--output discard`); the harness polls its counters every few milliseconds, which
 //! a separate process's once-a-second count line could not give.
 //!
@@ -26,6 +26,10 @@ pub(crate) struct Receiver {
     pub tcp: std::net::SocketAddr,
     /// TLS address.
     pub tls: std::net::SocketAddr,
+    /// RELP address.
+    pub relp: std::net::SocketAddr,
+    /// RELP over TLS address.
+    pub relp_tls: std::net::SocketAddr,
     /// Live counters.
     pub stats: Arc<Stats>,
     /// Latencies (ns) of marked messages, when started for latency.
@@ -50,6 +54,8 @@ impl Receiver {
         let cfg = ListenConfig {
             tcp: Some(any),
             tls: Some(any),
+            relp: Some(any),
+            relp_tls: Some(any),
             tls_cert_file: Some(cert.to_owned()),
             tls_key_file: Some(key.to_owned()),
             output: if latency {
@@ -115,6 +121,8 @@ impl Receiver {
         Ok(Self {
             tcp: addrs.tcp.context("no TCP address")?,
             tls: addrs.tls.context("no TLS address")?,
+            relp: addrs.relp.context("no RELP address")?,
+            relp_tls: addrs.relp_tls.context("no RELP/TLS address")?,
             stats,
             latencies,
             cancel,

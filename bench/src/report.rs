@@ -214,6 +214,22 @@ impl Report {
             s_tls.map(|t| t.mb_per_cpu_s() >= 350.0),
             s_tls.map_or("—".into(), |t| f1(t.mb_per_cpu_s())),
         ));
+        for tr in [Transport::Relp, Transport::RelpTls] {
+            let relp = self.find(Program::Siemfwd, tr);
+            let base = if tr == Transport::Relp { s_tcp } else { s_tls };
+            let ratio = relp
+                .zip(base)
+                .map(|(r, b)| r.mb_per_cpu_s() / b.mb_per_cpu_s().max(1e-9));
+            m.push_str(&target(
+                &format!(
+                    "{} ≥ 70 % of {}'s raw MB per CPU-second",
+                    tr.name(),
+                    if tr == Transport::Relp { "tcp" } else { "tls" }
+                ),
+                ratio.map(|r| r >= 0.7),
+                ratio.map_or("—".into(), |r| format!("{:.0} %", r * 100.0)),
+            ));
+        }
         let ratio = s_tcp
             .zip(seed_tcp)
             .map(|(a, b)| a.mb_per_cpu_s() / b.mb_per_cpu_s().max(1e-9));

@@ -52,6 +52,12 @@ pub(crate) enum Transport {
     Tcp,
     /// TLS.
     Tls,
+    /// RELP (each message answered by the receiver).
+    Relp,
+    /// RELP over TLS.
+    #[value(name = "relp-tls")]
+    #[serde(rename = "relp-tls")]
+    RelpTls,
 }
 
 impl Transport {
@@ -60,7 +66,14 @@ impl Transport {
         match self {
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
+            Transport::Relp => "relp",
+            Transport::RelpTls => "relp-tls",
         }
+    }
+
+    /// Whether the seed program can send this way (it has no RELP).
+    pub(crate) fn seed_speaks(self) -> bool {
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 }
 
@@ -235,16 +248,17 @@ pub(crate) fn siemfwd_config(
              separator = \"||\"\n\n",
         ),
     }
-    let addr = match transport {
-        Transport::Tcp => rx.tcp,
-        Transport::Tls => rx.tls,
+    let (addr, kind) = match transport {
+        Transport::Tcp => (rx.tcp, "tcp"),
+        Transport::Tls => (rx.tls, "tls"),
+        Transport::Relp => (rx.relp, "relp"),
+        Transport::RelpTls => (rx.relp_tls, "relp"),
     };
-    let _ = write!(
-        c,
-        "[sink]\ntype = \"{}\"\naddress = \"{addr}\"\n",
-        transport.name()
-    );
-    if transport == Transport::Tls {
+    let _ = write!(c, "[sink]\ntype = \"{kind}\"\naddress = \"{addr}\"\n");
+    if transport == Transport::RelpTls {
+        c.push_str("\n[sink.relp]\ntls = true\n");
+    }
+    if matches!(transport, Transport::Tls | Transport::RelpTls) {
         let _ = write!(
             c,
             "\n[sink.tls]\nca_file = {}\nserver_name = \"localhost\"\n",
@@ -308,6 +322,9 @@ fn spawn(
             let port = match transport {
                 Transport::Tcp => rx.tcp.port(),
                 Transport::Tls => rx.tls.port(),
+                Transport::Relp | Transport::RelpTls => {
+                    anyhow::bail!("the seed program has no RELP")
+                }
             };
             Command::new(python)
                 .arg(&ctx.seed_script)

@@ -29,6 +29,9 @@
 #                            out what it accepted. rsyslog's default, 1500, DISCARDS the rest (lines
 #                            it read, so no TCP sender can notice); stay below the caller's SIGKILL
 #                            deadline (tests/it/support/peers.rs gives rsyslogd 30 s)
+#   QUEUE_TYPE=fixedarray    main queue type; "direct" runs the actions (the write to the output
+#                            file) before an input goes on -- imrelp then answers a message only
+#                            once it is written, and a SIGKILL loses nothing rsyslog answered for
 #   QUEUE_WORKERS=1          main queue worker threads; 1 writes messages out in the order they were
 #                            received (more workers write batches in parallel and reorder them)
 #   OUTPUT=full|slim         slim writes only input, msg and received: a fifth of the bytes, for
@@ -78,6 +81,8 @@ MAX_MSG=${MAX_MSG:-256k}
 ESCAPE_CC=${ESCAPE_CC:-off}
 QUEUE_SHUTDOWN_MS=${QUEUE_SHUTDOWN_MS:-20000}
 QUEUE_WORKERS=${QUEUE_WORKERS:-1}
+QUEUE_TYPE=${QUEUE_TYPE:-fixedarray}
+case "$QUEUE_TYPE" in fixedarray|linkedlist|direct) ;; *) die "$EXIT_USAGE" "QUEUE_TYPE=$QUEUE_TYPE: want fixedarray, linkedlist or direct" ;; esac
 OUTPUT=${OUTPUT:-full}
 case "$SERVER_CERT" in server|expired-server|wrong-host-server) ;; *) die "$EXIT_USAGE" "SERVER_CERT=$SERVER_CERT: want server, expired-server or wrong-host-server" ;; esac
 case "$TLS_DRIVER" in gtls|ossl) ;; *) die "$EXIT_USAGE" "TLS_DRIVER=$TLS_DRIVER: want gtls or ossl" ;; esac
@@ -137,6 +142,7 @@ global(
 # and timeoutActionCompletion to finish the action under way; what is left is discarded (no
 # saveOnShutdown: that needs a disk queue). One worker keeps the received order in the output.
 main_queue(
+  queue.type="$QUEUE_TYPE"
   queue.workerThreads="$QUEUE_WORKERS"
   queue.timeoutShutdown="$QUEUE_SHUTDOWN_MS"
   queue.timeoutActionCompletion="$QUEUE_SHUTDOWN_MS"

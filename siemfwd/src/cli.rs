@@ -123,11 +123,14 @@ pub(crate) struct ListenArgs {
     /// acknowledged once it is written to the output.
     #[arg(long, value_name = "ADDR")]
     pub relp: Option<std::net::SocketAddr>,
+    /// RELP over TLS address to listen on (needs --tls-cert and --tls-key).
+    #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
+    pub relp_tls: Option<std::net::SocketAddr>,
     /// RELP fault: never acknowledge a message (they are still written).
-    #[arg(long, requires = "relp")]
+    #[arg(long)]
     pub relp_withhold_acks: bool,
     /// RELP fault: refuse every Nth message with `500` (not written).
-    #[arg(long, value_name = "N", requires = "relp", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub relp_refuse_every: u64,
     /// PEM certificate chain of the TLS listener.
     #[arg(long, value_name = "FILE")]
@@ -163,6 +166,7 @@ pub(crate) async fn listen(args: ListenArgs) -> anyhow::Result<u8> {
         tcp: args.tcp,
         tls: args.tls,
         relp: args.relp,
+        relp_tls: args.relp_tls,
         relp_faults: siemfwd::listen::RelpFaults {
             withhold_acks: args.relp_withhold_acks,
             refuse_every: args.relp_refuse_every,

@@ -91,6 +91,9 @@ pub struct ListenConfig {
     pub tls: Option<SocketAddr>,
     /// RELP address (plain TCP).
     pub relp: Option<SocketAddr>,
+    /// RELP over TLS address; needs `tls_cert_file` and `tls_key_file`
+    /// (and requires client certificates with `tls_client_ca_file`).
+    pub relp_tls: Option<SocketAddr>,
     /// Faults of the RELP listener, for tests.
     pub relp_faults: RelpFaults,
     /// PEM file with the server certificate chain, leaf first.
@@ -151,6 +154,7 @@ impl Default for ListenConfig {
             tcp: None,
             tls: None,
             relp: None,
+            relp_tls: None,
             relp_faults: RelpFaults::default(),
             tls_cert_file: None,
             tls_key_file: None,
@@ -230,6 +234,8 @@ pub struct BoundAddrs {
     pub tls: Option<SocketAddr>,
     /// RELP address, if listening.
     pub relp: Option<SocketAddr>,
+    /// RELP over TLS address, if listening.
+    pub relp_tls: Option<SocketAddr>,
 }
 
 impl fmt::Display for BoundAddrs {
@@ -241,6 +247,7 @@ impl fmt::Display for BoundAddrs {
             ("tcp", self.tcp),
             ("tls", self.tls),
             ("relp", self.relp),
+            ("relp-tls", self.relp_tls),
         ] {
             if let Some(addr) = addr {
                 write!(f, "{sep}{name} {addr}")?;
@@ -332,6 +339,7 @@ pub struct Listener {
     tcp: Option<TcpListener>,
     tls: Option<(TcpListener, TlsAcceptor)>,
     relp: Option<TcpListener>,
+    relp_tls: Option<(TcpListener, TlsAcceptor)>,
     relp_faults: RelpFaults,
     addrs: BoundAddrs,
     output: Output,
@@ -358,23 +366,28 @@ impl Listener {
     /// [`Error`] when the configuration is incomplete, a PEM file is
     /// unusable or an address cannot be bound.
     pub async fn bind(cfg: ListenConfig) -> Result<Listener, Error> {
-        if cfg.udp.is_none() && cfg.tcp.is_none() && cfg.tls.is_none() && cfg.relp.is_none() {
+        if cfg.udp.is_none()
+            && cfg.tcp.is_none()
+            && cfg.tls.is_none()
+            && cfg.relp.is_none()
+            && cfg.relp_tls.is_none()
+        {
             return Err(Error::NoListener);
         }
         if cfg.max_message == 0 {
             return Err(Error::ZeroMaxMessage);
         }
-        if cfg.tls.is_none() && cfg.tls_client_ca_file.is_some() {
+        let any_tls = cfg.tls.is_some() || cfg.relp_tls.is_some();
+        if !any_tls && cfg.tls_client_ca_file.is_some() {
             return Err(Error::ClientCaWithoutTls);
         }
-        let acceptor = match cfg.tls {
-            Some(_) => {
-                let (Some(cert), Some(key)) = (&cfg.tls_cert_file, &cfg.tls_key_file) else {
-                    return Err(Error::TlsFilesMissing);
-                };
-                Some(tls_acceptor(cert, key, cfg.tls_client_ca_file.as_deref())?)
-            }
-            None => None,
+        let acceptor = if any_tls {
+            let (Some(cert), Some(key)) = (&cfg.tls_cert_file, &cfg.tls_key_file) else {
+                return Err(Error::TlsFilesMissing);
+            };
+            Some(tls_acceptor(cert, key, cfg.tls_client_ca_file.as_deref())?)
+        } else {
+            None
         };
         let bind_err = |transport, addr| {
             move |source| Error::Bind {
@@ -402,7 +415,7 @@ impl Listener {
             }
             None => None,
         };
-        let tls = match (cfg.tls, acceptor) {
+        let tls = match (cfg.tls, acceptor.clone()) {
             (Some(addr), Some(acceptor)) => {
                 let l = TcpListener::bind(addr)
                     .await
@@ -422,11 +435,22 @@ impl Listener {
             }
             None => None,
         };
+        let relp_tls = match (cfg.relp_tls, acceptor) {
+            (Some(addr), Some(acceptor)) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(bind_err("relp-tls", addr))?;
+                addrs.relp_tls = Some(l.local_addr().map_err(bind_err("relp-tls", addr))?);
+                Some((l, acceptor))
+            }
+            _ => None,
+        };
         Ok(Listener {
             udp,
             tcp,
             tls,
             relp,
+            relp_tls,
             relp_faults: cfg.relp_faults,
             addrs,
             output: cfg.output,
@@ -496,6 +520,17 @@ impl Listener {
             let accept = accept_loop(
                 l,
                 Kind::Tls(acceptor),
+                Arc::clone(&shared),
+                tx.clone(),
+                inner.clone(),
+                tracker.clone(),
+            );
+            tracker.spawn(accept);
+        }
+        if let Some((l, acceptor)) = self.relp_tls {
+            let accept = accept_loop(
+                l,
+                Kind::RelpTls(acceptor),
                 Arc::clone(&shared),
                 tx.clone(),
                 inner.clone(),
@@ -704,6 +739,7 @@ enum Kind {
     Tcp,
     Tls(TlsAcceptor),
     Relp,
+    RelpTls(TlsAcceptor),
 }
 
 impl Kind {
@@ -712,6 +748,7 @@ impl Kind {
             Kind::Tcp => "tcp",
             Kind::Tls(_) => "tls",
             Kind::Relp => "relp",
+            Kind::RelpTls(_) => "relp-tls",
         }
     }
 }
@@ -790,13 +827,15 @@ impl Connection {
         match kind {
             Kind::Tcp => self.serve(stream).await,
             Kind::Relp => self.serve_relp(stream).await,
-            Kind::Tls(acceptor) => {
+            Kind::Tls(acceptor) | Kind::RelpTls(acceptor) => {
+                let relp = self.transport == "relp-tls";
                 let handshake = tokio::select! {
                     _ = self.cancel.cancelled() => None,
                     r = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => Some(r),
                 };
                 match handshake {
                     None => {}
+                    Some(Ok(Ok(stream))) if relp => self.serve_relp(stream).await,
                     Some(Ok(Ok(stream))) => self.serve(stream).await,
                     Some(Ok(Err(e))) => {
                         bump(&stats.tls_handshake_errors, 1);

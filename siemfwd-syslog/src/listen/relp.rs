@@ -15,8 +15,7 @@
 
 use std::sync::atomic::Ordering;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::output::Origin;
 use super::{bump, send_and_wait, Connection};
@@ -32,7 +31,7 @@ enum Answer {
 }
 
 impl Connection {
-    pub(super) async fn serve_relp(&self, mut stream: TcpStream) {
+    pub(super) async fn serve_relp<S: AsyncRead + AsyncWrite + Unpin>(&self, mut stream: S) {
         let origin = Origin {
             transport: self.transport,
             peer: &self.peer,

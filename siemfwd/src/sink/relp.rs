@@ -106,7 +106,7 @@ pub struct RelpConfig {
 
 /// Default of `sink.relp.window`, measured against rsyslog's imrelp
 /// (bench/results/issue-16.md): larger gains nothing there, smaller costs.
-pub(crate) const DEFAULT_WINDOW: usize = 4096;
+pub(crate) const DEFAULT_WINDOW: usize = 16384;
 
 impl Default for RelpConfig {
     fn default() -> Self {

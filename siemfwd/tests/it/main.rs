@@ -14,6 +14,7 @@ mod cli;
 mod conformance;
 mod delivery_drop;
 mod delivery_kills;
+mod delivery_kills_relp;
 mod delivery_outage;
 mod delivery_restarts_tcp;
 mod delivery_restarts_tls;

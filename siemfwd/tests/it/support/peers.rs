@@ -314,6 +314,9 @@ pub(crate) struct RsyslogOpts {
     /// Write only `input`, `msg` and `received` per message (`OUTPUT=slim`): a fifth of the
     /// bytes, for tests that send a million messages and look at their bodies only.
     pub slim_output: bool,
+    /// A direct main queue (`QUEUE_TYPE=direct`): each message is written out before rsyslog
+    /// goes on reading — and, over RELP, before it answers.
+    pub direct_queue: bool,
 }
 
 impl Default for RsyslogOpts {
@@ -325,6 +328,7 @@ impl Default for RsyslogOpts {
             escape_control_chars: false,
             max_message_size: None,
             slim_output: false,
+            direct_queue: false,
         }
     }
 }
@@ -436,6 +440,9 @@ impl Rsyslog {
         ];
         if opts.slim_output {
             env.push(("OUTPUT", "slim".to_owned()));
+        }
+        if opts.direct_queue {
+            env.push(("QUEUE_TYPE", "direct".to_owned()));
         }
         if let Some(size) = opts.max_message_size {
             env.push(("MAX_MSG", size));
@@ -559,6 +566,25 @@ impl Peer {
     /// (received messages are appended to the same files): a SIEM restarted during a run.
     pub(crate) fn restart(&mut self) -> Result<(), PeerError> {
         self.stop();
+        self.start_again()
+    }
+
+    /// SIGKILL the daemon (nothing written out, nothing said to its peers), then start it
+    /// again on the same ports.
+    pub(crate) fn kill_and_restart(&mut self) -> Result<(), PeerError> {
+        if let Some(pid) = self.pid.take() {
+            if self.is_ours(pid) {
+                signal(pid, "KILL");
+                let deadline = Instant::now() + self.kind.stop_deadline();
+                while self.is_ours(pid) && Instant::now() < deadline {
+                    thread::sleep(POLL);
+                }
+            }
+        }
+        self.start_again()
+    }
+
+    fn start_again(&mut self) -> Result<(), PeerError> {
         let env: Vec<(&str, String)> = self
             .env
             .iter()
