@@ -40,10 +40,10 @@ pub(crate) enum Command {
     /// Print exactly the bytes that would go on the wire (framing included)
     /// instead of sending them; commits nothing. Same as `run --dry-run`.
     Tap(ConfigArgs),
-    /// Receive syslog on UDP, TCP and TLS (octet-counted and LF framing,
-    /// auto-detected) and print each parsed message, or write JSON lines, or
-    /// count and discard (for benchmarks).
-    Listen(ListenArgs),
+    /// Receive syslog on UDP, TCP, TLS and RELP (octet-counted and LF
+    /// framing, auto-detected) and print each parsed message, or write JSON
+    /// lines, or count and discard (for benchmarks).
+    Listen(Box<ListenArgs>),
     /// Show the Log Service consumer group: each shard's status, the
     /// consumer that committed last, its checkpoint and lag (log groups and
     /// time behind).

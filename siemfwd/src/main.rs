@@ -82,7 +82,7 @@ async fn run(command: Command) -> Result<u8, Failure> {
         Command::Run(args) => forward(&args.config, args.dry_run).await,
         Command::Tap(args) => forward(&args, true).await,
         Command::Check(args) => check(&args).await,
-        Command::Listen(args) => cli::listen(args).await.map_err(Failure::from),
+        Command::Listen(args) => cli::listen(*args).await.map_err(Failure::from),
         Command::Status(args) => status(&args).await,
     }
 }
