@@ -118,6 +118,11 @@ impl Running {
         }
     }
 
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// What the process wrote on stderr so far (lossy UTF-8).
     pub(crate) fn stderr(&self) -> String {
         let b = self.stderr.lock().map(|b| b.clone()).unwrap_or_default();
