@@ -28,6 +28,8 @@ const READ_CHUNK: usize = 64 * 1024;
 enum Answer {
     Ok(u32),
     Refused(u32),
+    /// `close`: answered, not counted as a message.
+    Closed(u32),
 }
 
 impl Connection {
@@ -94,7 +96,7 @@ impl Connection {
                     ("close", true) => {
                         // Answered after the messages before it.
                         close = true;
-                        answers.push(Answer::Ok(frame.txnr));
+                        answers.push(Answer::Closed(frame.txnr));
                         break;
                     }
                     (command, _) => {
@@ -122,6 +124,9 @@ impl Connection {
                             bump(&self.shared.stats.relp_acked, 1);
                             relp::write_frame(&mut replies, txnr, "rsp", b"200 OK");
                         }
+                    }
+                    Answer::Closed(txnr) => {
+                        relp::write_frame(&mut replies, txnr, "rsp", b"200 OK");
                     }
                     Answer::Refused(txnr) => {
                         bump(&self.shared.stats.relp_refused, 1);

@@ -375,6 +375,32 @@ impl Acknowledgement for RelpAck {
         Ok(marks.take_while(|m| m.end <= self.answered).count())
     }
 
+    /// `close`, answered after every message before it; waited for at
+    /// most a second (the receiver may be gone, and a session not closed
+    /// loses nothing: what was not answered is not safe).
+    async fn goodbye(&mut self, conn: &mut Conn, limit: Duration) {
+        let txnr = self.next;
+        self.next = relp::next_txnr(self.next);
+        self.unanswered.push_back(txnr);
+        let mut frame = Vec::new();
+        relp::write_frame(&mut frame, txnr, "close", b"");
+        let said = async {
+            conn.write_all(&frame).await?;
+            conn.flush().await?;
+            while self.unanswered.contains(&txnr) {
+                wait_readable(conn).await?;
+                conn::read_ready(conn, &mut self.carry).await?;
+                self.answers()?;
+            }
+            Ok::<_, io::Error>(())
+        };
+        match tokio::time::timeout(limit.min(Duration::from_secs(1)), said).await {
+            Ok(Ok(())) => tracing::debug!("RELP session closed"),
+            Ok(Err(e)) => tracing::debug!(error = %e, "RELP close not answered"),
+            Err(_) => tracing::debug!("RELP close not answered in time"),
+        }
+    }
+
     fn next_check(&self, last_check: Instant, oldest: Option<&Mark>) -> Instant {
         match oldest {
             // Answers come within a round trip: look soon.
@@ -470,6 +496,46 @@ mod tests {
         let mut m = batch(items);
         m.reframe(Some(super::Framing::OctetCounting));
         m
+    }
+
+    #[test]
+    fn answers_move_in_order_and_a_serverclose_or_a_stranger_ends_the_session() {
+        use super::RelpAck;
+        let mut ack = RelpAck::new(100, Duration::from_secs(1));
+        ack.unanswered.extend([2, 3, 4]);
+        ack.carry
+            .extend_from_slice(b"2 rsp 6 200 OK\n3 rsp 6 200 OK\n");
+        ack.answers().expect("two answers");
+        assert_eq!((ack.answered, ack.unanswered.len()), (2, 1));
+        ack.carry.extend_from_slice(b"0 serverclose 0\n");
+        let e = ack.answers().expect_err("serverclose");
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionAborted);
+        let mut ack = RelpAck::new(100, Duration::from_secs(1));
+        ack.unanswered.extend([2, 3]);
+        ack.carry.extend_from_slice(b"3 rsp 6 200 OK\n");
+        let e = ack.answers().expect_err("out of order");
+        assert!(
+            e.to_string().contains("transaction 3 where 2 was due"),
+            "{e}"
+        );
+        let mut ack = RelpAck::new(100, Duration::from_secs(1));
+        ack.unanswered.extend([2]);
+        ack.carry
+            .extend_from_slice(b"2 rsp 24 500 queue is full, sorry\n");
+        let e = ack.answers().expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("refused message 2: 500 queue is full"),
+            "{e}"
+        );
+        // Half an answer is kept for later.
+        let mut ack = RelpAck::new(100, Duration::from_secs(1));
+        ack.unanswered.extend([2]);
+        ack.carry.extend_from_slice(b"2 rsp 6 20");
+        ack.answers().expect("incomplete");
+        ack.carry.extend_from_slice(b"0 OK\n");
+        ack.answers().expect("complete");
+        assert_eq!(ack.answered, 1);
     }
 
     #[tokio::test]

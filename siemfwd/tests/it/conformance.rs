@@ -177,9 +177,10 @@ enum Transport {
     TcpLf,
     Tls,
     Mtls,
-    /// RELP (rsyslog's imrelp), plain and over TLS.
+    /// RELP (rsyslog's imrelp), plain, over TLS, and over TLS with a client certificate.
     Relp,
     RelpTls,
+    RelpMtls,
 }
 
 impl Transport {
@@ -260,7 +261,7 @@ fn config_toml(case: &Case, dir: &Path, port: u16) -> String {
         Transport::TcpOctet => ("tcp", Some("octet_counting")),
         Transport::TcpLf => ("tcp", Some("lf")),
         Transport::Tls | Transport::Mtls => ("tls", Some("octet_counting")),
-        Transport::Relp | Transport::RelpTls => ("relp", None),
+        Transport::Relp | Transport::RelpTls | Transport::RelpMtls => ("relp", None),
     };
     t.push_str(&format!(
         "type = \"{kind}\"\naddress = \"127.0.0.1:{port}\"\n"
@@ -277,19 +278,19 @@ fn config_toml(case: &Case, dir: &Path, port: u16) -> String {
             t.push_str("max_message = \"256KiB\"\n");
         }
     }
-    if case.transport == Transport::RelpTls {
+    if matches!(case.transport, Transport::RelpTls | Transport::RelpMtls) {
         t.push_str("[sink.relp]\ntls = true\n");
     }
     if matches!(
         case.transport,
-        Transport::Tls | Transport::Mtls | Transport::RelpTls
+        Transport::Tls | Transport::Mtls | Transport::RelpTls | Transport::RelpMtls
     ) {
         let pki = certs();
         t.push_str(&format!(
             "[sink.tls]\nca_file = {}\nserver_name = \"localhost\"\n",
             toml_path(&pki.join("ca.pem"))
         ));
-        if case.transport == Transport::Mtls {
+        if matches!(case.transport, Transport::Mtls | Transport::RelpMtls) {
             t.push_str(&format!(
                 "cert_file = {}\nkey_file = {}\n",
                 toml_path(&pki.join("client.pem")),
@@ -1118,6 +1119,7 @@ fn rsyslog_receives_hostile_corpus_exactly_over_every_transport() {
             Input::Mtls,
             Input::Relp,
             Input::RelpTls,
+            Input::RelpMtls,
         ],
         ..Default::default()
     })) else {
@@ -1140,6 +1142,7 @@ fn rsyslog_receives_hostile_corpus_exactly_over_every_transport() {
             body: Body::Cef,
             ..case(r, "relp-tls-cef", Transport::RelpTls, Input::RelpTls)
         },
+        case(r, "relp-mtls", Transport::RelpMtls, Input::RelpMtls),
         Case {
             header: Header::Rfc3164,
             ..case(r, "-", Transport::TcpOctet, Input::Tcp)

@@ -21,7 +21,7 @@ mod delivery_restarts_tls;
 mod delivery_sigterm;
 mod file_restart;
 mod peers_smoke;
-mod relp_withheld;
+mod relp_sessions;
 mod sls_credentials;
 mod sls_cutoff;
 mod sls_failover;

@@ -89,4 +89,14 @@ pub(crate) trait Acknowledgement: Send {
     /// When the next check is due, given the last one and the oldest held
     /// batch's mark (if it was written on this connection).
     fn next_check(&self, last_check: Instant, oldest: Option<&Self::Mark>) -> Instant;
+
+    /// Say goodbye on `conn` before it is shut down, within `limit` (RELP's
+    /// `close`); plain syslog has nothing to say.
+    fn goodbye(
+        &mut self,
+        _conn: &mut Conn,
+        _limit: std::time::Duration,
+    ) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
 }

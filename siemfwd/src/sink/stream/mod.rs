@@ -557,6 +557,7 @@ impl<A: Acknowledgement> StreamSink<A> {
             );
         }
         if let Some(mut conn) = self.conn.take() {
+            self.ack.goodbye(&mut conn, self.write_timeout).await;
             // TLS: sends close_notify (RFC 5425 §4.4), then FIN.
             match tokio::time::timeout(self.write_timeout, conn.shutdown()).await {
                 Ok(Ok(())) => {}

@@ -1,8 +1,9 @@
-//! Issue 16 acceptance: a RELP receiver that stops answering (`siemfwd listen`'s
-//! `withhold_acks`, in-process). siemfwd, a real process reading a file, fills the
-//! window and writes no more, its memory stays bounded, and it commits nothing: stopped
-//! and started again against a receiver that answers, it sends every line from the
-//! first, and all of them arrive.
+//! RELP sessions with a real siemfwd process and `siemfwd listen`'s RELP side
+//! in-process: `siemfwd check` opens a session and prints the receiver's offers; and
+//! (issue 16 acceptance) a receiver that stops answering (`withhold_acks`): siemfwd,
+//! reading a file, fills the window and writes no more, its memory stays bounded, and it
+//! commits nothing — stopped and started again against a receiver that answers, it sends
+//! every line from the first, and all of them arrive.
 
 use crate::support;
 
@@ -106,7 +107,7 @@ async fn withheld_answers_fill_the_window_stop_the_writes_and_commit_nothing() {
     let status = fwd.wait_exit(Duration::from_secs(30));
     stop.cancel();
     println!(
-        "relp_withheld: window {WINDOW} filled, {written} written, RSS {} MiB, exit {status:?}",
+        "relp_sessions: window {WINDOW} filled, {written} written, RSS {} MiB, exit {status:?}",
         rss / 1024
     );
 
@@ -125,4 +126,27 @@ async fn withheld_answers_fill_the_window_stop_the_writes_and_commit_nothing() {
         fwd.stderr()
     );
     assert_eq!(got.relp_acked, LINES as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_opens_a_session_and_prints_the_receivers_offers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, "{\"a\":\"1\"}\n").expect("input");
+    let (port, _stats, stop) = receiver(RelpFaults::default()).await;
+    let cfg = config(dir.path(), &input, port);
+    let (status, stdout, stderr) = tokio::task::block_in_place(|| {
+        support::siemfwd::run_to_end(
+            &["check", "-c", cfg.to_str().expect("utf-8")],
+            Duration::from_secs(30),
+        )
+    });
+    stop.cancel();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "sink: ok (relp 127.0.0.1:{port}; the receiver offers relp_version=0"
+        )) && stdout.contains("commands=syslog"),
+        "{stdout}"
+    );
 }
