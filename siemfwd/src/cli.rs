@@ -132,6 +132,9 @@ pub(crate) struct ListenArgs {
     /// RELP fault: refuse every Nth message with `500` (not written).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub relp_refuse_every: u64,
+    /// RELP fault: hold every answer back this many milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub relp_answer_delay_ms: u64,
     /// PEM certificate chain of the TLS listener.
     #[arg(long, value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
@@ -170,6 +173,7 @@ pub(crate) async fn listen(args: ListenArgs) -> anyhow::Result<u8> {
         relp_faults: siemfwd::listen::RelpFaults {
             withhold_acks: args.relp_withhold_acks,
             refuse_every: args.relp_refuse_every,
+            answer_delay: std::time::Duration::from_millis(args.relp_answer_delay_ms),
         },
         tls_cert_file: args.tls_cert,
         tls_key_file: args.tls_key,

@@ -176,6 +176,8 @@ pub struct RelpFaults {
     /// Answer every Nth `syslog` command (over all connections) with `500`
     /// and do not write its message; 0: never.
     pub refuse_every: u64,
+    /// Hold every answer back this long (a slow or distant receiver).
+    pub answer_delay: Duration,
 }
 
 /// Why the receiver could not start or had to stop.

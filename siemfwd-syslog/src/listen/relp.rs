@@ -140,6 +140,12 @@ impl Connection {
                 }
             }
             if !replies.is_empty() {
+                if !faults.answer_delay.is_zero() {
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => return,
+                        () = tokio::time::sleep(faults.answer_delay) => {}
+                    }
+                }
                 if let Err(e) = stream.write_all(&replies).await {
                     tracing::debug!(peer = %self.peer, error = %e, "RELP answer not sent");
                     return;

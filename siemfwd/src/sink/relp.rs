@@ -573,7 +573,7 @@ mod tests {
     async fn withheld_answers_fill_the_window_stop_the_writes_and_leave_nothing_safe() {
         let rx = Receiver::start(RelpFaults {
             withhold_acks: true,
-            refuse_every: 0,
+            ..RelpFaults::default()
         })
         .await;
         let mut sink = relp_sink(&rx.addr, 5);
@@ -613,6 +613,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn answers_held_back_keep_a_batch_unsafe_until_they_come() {
+        let rx = Receiver::start(RelpFaults {
+            answer_delay: Duration::from_millis(300),
+            ..RelpFaults::default()
+        })
+        .await;
+        let mut sink = relp_sink(&rx.addr, 4096);
+        let cancel = CancellationToken::new();
+        let msgs = framed(&["<14>1 - h a - - - 1", "<14>1 - h a - - - 2"]);
+        let sent = tokio::time::Instant::now();
+        within("submit", sink.submit(msgs, &cancel))
+            .await
+            .expect("submit");
+        let safe_after = loop {
+            within("progress", sink.progress(&cancel))
+                .await
+                .expect("progress");
+            if sink.take_safe().is_some() {
+                break sent.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert!(
+            safe_after >= Duration::from_millis(300),
+            "safe after {safe_after:?}"
+        );
+        sink.close().await;
+        let (stats, _) = rx.stop().await;
+        assert_eq!(stats.relp_acked, 2);
+    }
+
+    #[tokio::test]
     async fn a_refused_message_is_warned_about_once_and_sent_again_with_what_followed_it() {
         let logs = LogCapture::default();
         let _guard = logs.install();
@@ -620,6 +652,7 @@ mod tests {
         let rx = Receiver::start(RelpFaults {
             withhold_acks: false,
             refuse_every: 5,
+            ..RelpFaults::default()
         })
         .await;
         let mut sink = relp_sink(&rx.addr, 4096);

@@ -77,7 +77,7 @@ async fn withheld_answers_fill_the_window_stop_the_writes_and_commit_nothing() {
 
     let (port, stats, stop) = receiver(RelpFaults {
         withhold_acks: true,
-        refuse_every: 0,
+        ..RelpFaults::default()
     })
     .await;
     let cfg = config(dir.path(), &input, port);
