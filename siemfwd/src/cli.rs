@@ -109,6 +109,7 @@ pub(crate) enum ListenOutput {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("relp_listener").args(["relp", "relp_tls"]).multiple(true)))]
 pub(crate) struct ListenArgs {
     /// UDP address to listen on, e.g. 127.0.0.1:5514.
     #[arg(long, value_name = "ADDR")]
@@ -127,13 +128,23 @@ pub(crate) struct ListenArgs {
     #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
     pub relp_tls: Option<std::net::SocketAddr>,
     /// RELP fault: never acknowledge a message (they are still written).
-    #[arg(long)]
+    #[arg(long, requires = "relp_listener")]
     pub relp_withhold_acks: bool,
     /// RELP fault: refuse every Nth message with `500` (not written).
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        requires = "relp_listener"
+    )]
     pub relp_refuse_every: u64,
     /// RELP fault: hold every answer back this many milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 0)]
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 0,
+        requires = "relp_listener"
+    )]
     pub relp_answer_delay_ms: u64,
     /// PEM certificate chain of the TLS listener.
     #[arg(long, value_name = "FILE")]

@@ -30,6 +30,9 @@ enum Answer {
     Refused(u32),
     /// `close`: answered, not counted as a message.
     Closed(u32),
+    /// Any other answer (to `open`, to a command we do not take), in its
+    /// place among the others.
+    Reply(u32, Vec<u8>),
 }
 
 impl Connection {
@@ -81,7 +84,9 @@ impl Connection {
                 };
                 match (frame.command, opened) {
                     ("open", _) => {
-                        opened = open(&frame, &mut replies);
+                        let (accepted, answer) = open(&frame);
+                        answers.push(Answer::Reply(frame.txnr, answer));
+                        opened = accepted;
                         close = !opened;
                     }
                     ("syslog", true) => {
@@ -105,7 +110,7 @@ impl Connection {
                         } else {
                             format!("500 {command} before open")
                         };
-                        relp::write_frame(&mut replies, frame.txnr, "rsp", why.as_bytes());
+                        answers.push(Answer::Reply(frame.txnr, why.into_bytes()));
                     }
                 }
                 if close {
@@ -128,6 +133,9 @@ impl Connection {
                     Answer::Closed(txnr) => {
                         relp::write_frame(&mut replies, txnr, "rsp", b"200 OK");
                     }
+                    Answer::Reply(txnr, data) => {
+                        relp::write_frame(&mut replies, txnr, "rsp", &data);
+                    }
                     Answer::Refused(txnr) => {
                         bump(&self.shared.stats.relp_refused, 1);
                         relp::write_frame(
@@ -146,40 +154,45 @@ impl Connection {
                         () = tokio::time::sleep(faults.answer_delay) => {}
                     }
                 }
-                if let Err(e) = stream.write_all(&replies).await {
+                // Flushed: over TLS the records may otherwise wait in the
+                // TLS layer while we go back to reading.
+                let written = tokio::select! {
+                    _ = self.cancel.cancelled() => return,
+                    r = async {
+                        stream.write_all(&replies).await?;
+                        stream.flush().await
+                    } => r,
+                };
+                if let Err(e) = written {
                     tracing::debug!(peer = %self.peer, error = %e, "RELP answer not sent");
                     return;
                 }
                 replies.clear();
             }
             if close {
-                let _ = stream.shutdown().await;
+                tokio::select! {
+                    _ = self.cancel.cancelled() => {}
+                    _ = stream.shutdown() => {}
+                }
                 return;
             }
         }
     }
 }
 
-/// Answer an `open`; false when its offers are not ones we can serve.
-fn open(frame: &Frame<'_>, replies: &mut Vec<u8>) -> bool {
+/// The answer to an `open`, and whether its offers are ones we serve.
+fn open(frame: &Frame<'_>) -> (bool, Vec<u8>) {
     let offers = relp::offers(frame.data);
     let syslog = offers
         .iter()
         .any(|(n, v)| n == "commands" && v.split(',').any(|c| c.trim() == "syslog"));
     if !syslog {
-        relp::write_frame(
-            replies,
-            frame.txnr,
-            "rsp",
-            b"500 commands=syslog is required",
-        );
-        return false;
+        return (false, b"500 commands=syslog is required".to_vec());
     }
     let answer = format!(
         "200 OK\nrelp_version={}\nrelp_software=siemfwd-listen,{}\ncommands=syslog",
         relp::VERSION,
         env!("CARGO_PKG_VERSION")
     );
-    relp::write_frame(replies, frame.txnr, "rsp", answer.as_bytes());
-    true
+    (true, answer.into_bytes())
 }

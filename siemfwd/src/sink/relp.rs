@@ -1,7 +1,9 @@
 //! The `relp` transport: the receiving application answers every message,
 //! and only an answered message is safe (its checkpoint may move). No
 //! settle time, no guess from the receiver's kernel: what rsyslog's imrelp
-//! (or `siemfwd listen --relp`) answered `200 OK`, it has.
+//! (or `siemfwd listen --relp`) answered `200 OK`, it took — into its queue
+//! for rsyslog, whose queue type then decides what a crash can still take
+//! (docs/configuration.md, "RELP").
 //!
 //! The stream sink's replay queue carries it like `tcp` and `tls`; what
 //! differs lives here:
@@ -19,8 +21,8 @@
 //!   pass that waits (one batch always goes when nothing is outstanding).
 //! - An answer other than `200` for a message: the receiver refused it. The
 //!   session is given up like a broken connection — one warning with the
-//!   receiver's words, reconnect with backoff, everything unanswered sent
-//!   again in order — since a refusal (rsyslog's queue full, a message over
+//!   receiver's words, reconnect (at once, then with backoff), everything
+//!   unanswered sent again in order — since a refusal (rsyslog's queue full, a message over
 //!   its `maxDataSize`) is the receiver's to resolve, and skipping the
 //!   message would lose it. A message the receiver refuses for good holds
 //!   the pipeline until it is fixed (or `pipeline.when_blocked = "drop"`).
@@ -28,6 +30,9 @@
 //!   reconnect and resend what is unanswered.
 //! - No answer for `sink.write_timeout` while messages are outstanding: the
 //!   receiver stalled; reconnect and resend.
+//! - Transaction numbers about to pass 999,999,999 (a receiver checks they
+//!   come in sequence): writes wait until everything is answered, and the
+//!   session is renewed.
 
 use std::collections::VecDeque;
 use std::io;
@@ -118,8 +123,9 @@ impl Default for RelpConfig {
 }
 
 /// The longest message sent: `sink.max_message`, at most librelp's
-/// default largest data (rsyslog's imrelp closes the session on a frame
-/// over its `maxDataSize`, which must be at least this).
+/// default largest data. rsyslog's imrelp must take it (`maxDataSize`):
+/// else it cuts longer messages (or, with `oversizeMode="abort"`, ends the
+/// session).
 fn max_data(config: &SinkConfig) -> usize {
     usize::try_from(config.max_message.0)
         .unwrap_or(usize::MAX)
@@ -215,6 +221,9 @@ pub(crate) struct RelpAck {
     carry: Vec<u8>,
     /// The last time an answer came (or nothing was outstanding).
     answer_moved_at: Instant,
+    /// A batch waits because the transaction numbers are near their end:
+    /// once everything is answered, the session is renewed.
+    renew: bool,
 }
 
 /// How many messages of the connection were written once this batch was.
@@ -237,7 +246,13 @@ impl RelpAck {
             encoded_messages: 0,
             carry: Vec::new(),
             answer_moved_at: Instant::now(),
+            renew: false,
         }
+    }
+
+    /// Messages written and not answered yet.
+    fn outstanding(&self) -> u64 {
+        self.written.saturating_sub(self.answered)
     }
 
     /// Take in the answers in `carry`.
@@ -313,20 +328,30 @@ impl Acknowledgement for RelpAck {
         self.encoded_for = None;
         self.carry.clear();
         self.answer_moved_at = now;
+        self.renew = false;
     }
 
     async fn listen(&mut self, conn: &mut Conn) -> io::Result<()> {
         let before = self.answered;
-        conn::read_ready(conn, &mut self.carry).await?;
-        self.answers()?;
+        // What came before an end of stream (answers, a `serverclose`)
+        // counts: read it first, then report the end.
+        let read = conn::read_ready(conn, &mut self.carry).await;
+        let heard = self.answers();
         if self.answered > before {
             self.answer_moved_at = Instant::now();
         }
-        Ok(())
+        heard.and(read)
     }
 
-    fn room(&self, msgs: &Messages) -> bool {
-        let outstanding = self.written - self.answered;
+    fn room(&mut self, msgs: &Messages) -> bool {
+        // Transaction numbers go up to 999,999,999 and a receiver checks
+        // they come in sequence: before they run out, everything is let
+        // answered and the session renewed (`settled`), numbering from 2.
+        if u64::from(self.next) + msgs.len() as u64 >= u64::from(relp::MAX_TXNR) {
+            self.renew = true;
+            return false;
+        }
+        let outstanding = self.outstanding();
         outstanding == 0 || outstanding + msgs.len() as u64 <= self.window as u64
     }
 
@@ -350,7 +375,7 @@ impl Acknowledgement for RelpAck {
     }
 
     fn writing(&mut self, _conn: &Conn, now: Instant) {
-        if self.written == self.answered {
+        if self.outstanding() == 0 {
             self.answer_moved_at = now;
         }
     }
@@ -367,10 +392,14 @@ impl Acknowledgement for RelpAck {
         marks: impl Iterator<Item = &'m mut Mark>,
         now: Instant,
     ) -> Result<usize, Failure> {
-        if self.written > self.answered
-            && now.duration_since(self.answer_moved_at) >= self.write_timeout
+        if self.outstanding() > 0 && now.duration_since(self.answer_moved_at) >= self.write_timeout
         {
             return Err(Failure::Stalled);
+        }
+        if self.renew && self.outstanding() == 0 {
+            return Err(Failure::Io(io::Error::other(
+                "RELP transaction numbers used up: a new session",
+            )));
         }
         Ok(marks.take_while(|m| m.end <= self.answered).count())
     }
@@ -500,6 +529,7 @@ mod tests {
 
     #[test]
     fn answers_move_in_order_and_a_serverclose_or_a_stranger_ends_the_session() {
+        use super::super::stream::ack::Acknowledgement as _;
         use super::RelpAck;
         let mut ack = RelpAck::new(100, Duration::from_secs(1));
         ack.unanswered.extend([2, 3, 4]);
@@ -528,6 +558,12 @@ mod tests {
                 .contains("refused message 2: 500 queue is full"),
             "{e}"
         );
+        // Transaction numbers about to run out: no more writes, and once
+        // everything is answered, a new session.
+        let mut ack = RelpAck::new(100, Duration::from_secs(1));
+        ack.next = crate::relp::MAX_TXNR - 2;
+        assert!(!ack.room(&super::super::testutil::batch(&["a", "b", "c"])));
+        assert!(ack.renew);
         // Half an answer is kept for later.
         let mut ack = RelpAck::new(100, Duration::from_secs(1));
         ack.unanswered.extend([2]);

@@ -53,7 +53,7 @@ pub(crate) trait Acknowledgement: Send {
     /// Whether `msgs` may be written now. A protocol with a window of
     /// unanswered messages (RELP) says no while it is full; the batch waits,
     /// unwritten, for answers.
-    fn room(&self, _msgs: &Messages) -> bool {
+    fn room(&mut self, _msgs: &Messages) -> bool {
         true
     }
 

@@ -1,5 +1,5 @@
-//! The stream sinks (`tcp`, `tls`): a replay queue over a connection,
-//! generic over how the receiver acknowledges.
+//! The stream sinks (`tcp`, `tls`, `relp`): a replay queue over a
+//! connection, generic over how the receiver acknowledges.
 //!
 //! ```text
 //!   submit ──► held (written, not yet safe) ──► safe ──► take_safe
@@ -394,7 +394,8 @@ impl<A: Acknowledgement> StreamSink<A> {
             }
             let Some(conn) = self.conn.as_mut() else {
                 // `write_held` returns with batches held only once they
-                // are all written on a connection.
+                // are written on a connection (all of them, or as many as
+                // the receiver's window takes).
                 continue;
             };
             let heard = self.ack.listen(conn).await;
@@ -461,6 +462,12 @@ impl<A: Acknowledgement> StreamSink<A> {
     /// after the receiver was unreachable for too long. Batches already
     /// safe stay for [`StreamSink::take_safe`].
     pub(crate) fn discard_held(&mut self) -> Vec<Messages> {
+        // A batch already (partly) written on the connection leaves its
+        // bytes, maybe half a frame, and the strategy's count of it there:
+        // the connection goes with it, and the next starts clean.
+        if self.held.iter().any(|h| h.sent > 0 || h.mark.is_some()) {
+            self.conn = None;
+        }
         self.held.drain(..).map(|h| h.msgs).collect()
     }
 
@@ -557,7 +564,10 @@ impl<A: Acknowledgement> StreamSink<A> {
             );
         }
         if let Some(mut conn) = self.conn.take() {
-            self.ack.goodbye(&mut conn, self.write_timeout).await;
+            // Not in the middle of a frame (a write cut by the drain deadline).
+            if !self.held.iter().any(|h| h.sent > 0 && h.mark.is_none()) {
+                self.ack.goodbye(&mut conn, self.write_timeout).await;
+            }
             // TLS: sends close_notify (RFC 5425 §4.4), then FIN.
             match tokio::time::timeout(self.write_timeout, conn.shutdown()).await {
                 Ok(Ok(())) => {}
