@@ -48,6 +48,9 @@ impl Connection {
         let mut answers: Vec<Answer> = Vec::new();
         let mut replies = Vec::new();
         let mut opened = false;
+        // librelp checks that transaction numbers come in sequence; so do
+        // we, so that a sender's numbering mistake shows here.
+        let mut expected: Option<u32> = None;
         loop {
             let at = buf.len();
             buf.resize(at + READ_CHUNK, 0);
@@ -82,6 +85,12 @@ impl Connection {
                         return;
                     }
                 };
+                if expected.is_some_and(|t| t != frame.txnr) {
+                    bump(&self.shared.stats.framing_errors, 1);
+                    tracing::warn!(transport = self.transport, peer = %self.peer, txnr = frame.txnr, expected = expected.unwrap_or_default(), "RELP transaction number out of sequence, closing connection");
+                    return;
+                }
+                expected = Some(relp::next_txnr(frame.txnr));
                 match (frame.command, opened) {
                     ("open", _) => {
                         let (accepted, answer) = open(&frame);
