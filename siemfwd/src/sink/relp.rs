@@ -22,9 +22,9 @@
 //! - An answer other than `200` for a message: the receiver refused it. The
 //!   session is given up like a broken connection — one warning with the
 //!   receiver's words, reconnect (at once, then with backoff), everything
-//!   unanswered sent again in order — since a refusal (rsyslog's queue full, a message over
-//!   its `maxDataSize`) is the receiver's to resolve, and skipping the
-//!   message would lose it. A message the receiver refuses for good holds
+//!   unanswered sent again in order — since a refusal (rsyslog's queue
+//!   full) is the receiver's to resolve, and skipping the message would
+//!   lose it. A message the receiver refuses for good holds
 //!   the pipeline until it is fixed (or `pipeline.when_blocked = "drop"`).
 //! - `serverclose` (the receiver is going away): the session is over;
 //!   reconnect and resend what is unanswered.
@@ -143,7 +143,7 @@ impl Session {
     /// offers on success, else why not.
     pub(crate) async fn open(&self, conn: &mut Conn) -> Result<String, String> {
         let offers = format!(
-            "relp_version={}\nrelp_software=siemfwd,{},https://github.com/siemfwd\ncommands=syslog",
+            "relp_version={}\nrelp_software=siemfwd,{}\ncommands=syslog",
             relp::VERSION,
             env!("CARGO_PKG_VERSION")
         );
