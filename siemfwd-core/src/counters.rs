@@ -29,16 +29,63 @@ macro_rules! counters {
     };
 }
 
-/// A handle on one pipeline's [`Counters`]; clones share them.
+/// A handle on one pipeline's [`Counters`] (and [`Gauges`]); clones share
+/// them.
 #[derive(Debug, Clone, Default)]
-pub struct Metrics(Arc<Counters>);
+pub struct Metrics(Arc<(Counters, Gauges)>);
 
 impl std::ops::Deref for Metrics {
     type Target = Counters;
 
     fn deref(&self) -> &Counters {
-        &self.0
+        &self.0 .0
     }
+}
+
+impl Metrics {
+    /// The pipeline's state: what `/metrics` shows besides the counters,
+    /// and what `/health` and `/ready` decide on.
+    pub fn gauges(&self) -> &Gauges {
+        &self.0 .1
+    }
+}
+
+/// Values that go up and down: states, each stored by the part that knows
+/// it, at the moment it changes (never per record). Times are Unix
+/// milliseconds, 0 for "never" or "not so".
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// 1 once the source has its shards: joined its consumer group(s), or
+    /// opened its files.
+    pub source_assigned: AtomicU64,
+    /// When a consumer group last answered a heartbeat (0: no group).
+    pub heartbeat_answered_ms: AtomicU64,
+    /// The group's timeout (0: no group): a heartbeat older than this
+    /// means the group may have given our shards away.
+    pub heartbeat_timeout_ms: AtomicU64,
+    /// Since when the sink has had no working connection (0: it has one,
+    /// or needs none).
+    pub sink_down_since_ms: AtomicU64,
+    /// When a batch was last delivered.
+    pub delivered_at_ms: AtomicU64,
+    /// Bytes of messages read and not yet delivered, and the budget they
+    /// may use (`pipeline.max_in_flight_bytes`).
+    pub in_flight_bytes: AtomicU64,
+    /// See `in_flight_bytes`.
+    pub in_flight_budget: AtomicU64,
+}
+
+/// Set a gauge.
+#[inline]
+pub fn set(g: &AtomicU64, v: u64) {
+    g.store(v, Ordering::Relaxed);
+}
+
+/// Now, in Unix milliseconds (what the time gauges hold).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The current value of a counter.

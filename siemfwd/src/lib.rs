@@ -28,6 +28,7 @@ pub mod fuzzing;
 pub mod pipeline;
 pub mod sink;
 pub mod source;
+pub mod telemetry;
 pub mod transform;
 
 // The parts that are crates of their own, under the paths the rest of

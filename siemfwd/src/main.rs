@@ -107,7 +107,18 @@ async fn forward(args: &cli::ConfigArgs, dry_run: bool) -> Result<u8, Failure> {
         "siemfwd started"
     );
     let metrics = pipeline.metrics();
+    let telemetry_stop = tokio_util::sync::CancellationToken::new();
+    if !config.metrics.address.is_empty() {
+        let telemetry = siemfwd::telemetry::Telemetry::bind(&config.metrics.address, &metrics)
+            .await
+            .map_err(config_failure)?;
+        if let Some(addr) = telemetry.local_addr() {
+            tracing::info!(%addr, "serving /metrics, /health and /ready");
+        }
+        tokio::spawn(telemetry.serve(telemetry_stop.clone()));
+    }
     let result = pipeline.run(shutdown.clone()).await;
+    telemetry_stop.cancel();
     let counters: Vec<String> = metrics
         .snapshot()
         .into_iter()

@@ -87,6 +87,17 @@ pub struct Config {
     /// Per-record steps between the source and the encoder, in order
     /// (`[[transforms]]`; docs/transforms.md).
     pub transforms: Vec<crate::transform::TransformConfig>,
+    /// `/metrics`, `/health` and `/ready` (`[metrics]`).
+    pub metrics: MetricsConfig,
+}
+
+/// The `[metrics]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port` of the HTTP endpoint (`/metrics`, `/health`, `/ready`);
+    /// empty: none.
+    pub address: String,
 }
 
 /// Which source to read from.

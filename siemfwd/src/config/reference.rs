@@ -203,6 +203,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("sink.tls.server_name", Str, r#""siem.example.com""#),
     key("sink.tls.insecure_skip_verify", Bool, "false"),
     key("sink.relp.window", Int, "16384"),
+    key("metrics.address", Str, r#""127.0.0.1:9598""#),
     key("sink.relp.tls", Bool, "true"),
     key("pipeline.batch_records", Int, "1000"),
     key("pipeline.batch_bytes", Str, r#""1MiB""#),

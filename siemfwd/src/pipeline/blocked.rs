@@ -207,6 +207,7 @@ impl PolicySink {
 
     fn delivered(&mut self, msgs: Messages) -> Done {
         counters::add(&self.metrics.messages_delivered, msgs.len() as u64);
+        counters::set(&self.metrics.gauges().delivered_at_ms, counters::now_ms());
         counters::add(&self.metrics.bytes_delivered, msgs.byte_len() as u64);
         if let Some(i) = self.incident.take() {
             self.total.merge(i.end(true));

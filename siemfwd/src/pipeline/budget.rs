@@ -26,6 +26,8 @@ const UNIT: u64 = 1024;
 #[derive(Debug, Clone)]
 pub(super) struct Budget {
     sem: Arc<Semaphore>,
+    /// Where the bytes held are shown (`in_flight_bytes`), if anywhere.
+    gauge: Option<crate::counters::Metrics>,
     /// The whole budget in permits: one batch never asks for more, so a
     /// batch larger than the budget (one record over `batch_bytes`, or a
     /// budget set below it) still goes, alone.
@@ -36,6 +38,19 @@ pub(super) struct Budget {
 #[derive(Debug)]
 pub(super) struct Permit {
     _inner: Option<OwnedSemaphorePermit>,
+    /// Bytes to take off the gauge when dropped.
+    shown: Option<(crate::counters::Metrics, u64)>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some((metrics, bytes)) = self.shown.take() {
+            metrics
+                .gauges()
+                .in_flight_bytes
+                .fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 impl Budget {
@@ -44,7 +59,21 @@ impl Budget {
         let units = bytes.div_ceil(UNIT).min(Semaphore::MAX_PERMITS as u64);
         let total = u32::try_from(units).unwrap_or(u32::MAX).max(1);
         let sem = Arc::new(Semaphore::new(total as usize));
-        Self { sem, total }
+        Self {
+            sem,
+            total,
+            gauge: None,
+        }
+    }
+
+    /// Show the bytes held, and the budget, in `metrics`' gauges.
+    pub(super) fn shown_in(mut self, metrics: &crate::counters::Metrics) -> Self {
+        crate::counters::set(
+            &metrics.gauges().in_flight_budget,
+            u64::from(self.total) * UNIT,
+        );
+        self.gauge = Some(metrics.clone());
+        self
     }
 
     /// How many permits a batch of `bytes` takes.
@@ -60,8 +89,15 @@ impl Budget {
         let n = self.units(bytes);
         // The semaphore is never closed, so this only fails if someone
         // closes it; then nothing is held and memory is simply unbounded.
+        let inner = Arc::clone(&self.sem).acquire_many_owned(n).await.ok();
+        let shown = self.gauge.as_ref().map(|m| {
+            let bytes = u64::from(n) * UNIT;
+            crate::counters::add(&m.gauges().in_flight_bytes, bytes);
+            (m.clone(), bytes)
+        });
         Permit {
-            _inner: Arc::clone(&self.sem).acquire_many_owned(n).await.ok(),
+            _inner: inner,
+            shown,
         }
     }
 
@@ -72,7 +108,10 @@ impl Budget {
         Arc::clone(&self.sem)
             .try_acquire_many_owned(n)
             .ok()
-            .map(|p| Permit { _inner: Some(p) })
+            .map(|p| Permit {
+                _inner: Some(p),
+                shown: None,
+            })
     }
 
     /// Bytes not held by any batch (rounded to the unit).

@@ -71,7 +71,7 @@ pub(super) async fn run<G: GroupSource>(
     ));
     let deadline = drain_deadline(&shutdown, parts.settings.drain_timeout.0);
     // One budget for every shard the group ever hands us.
-    let budget = Budget::new(parts.settings.max_in_flight_bytes.0);
+    let budget = Budget::new(parts.settings.max_in_flight_bytes.0).shown_in(&parts.metrics);
 
     let mut tasks: JoinSet<Joined> = JoinSet::new();
     let mut running: BTreeMap<u32, CancellationToken> = BTreeMap::new();
@@ -98,6 +98,7 @@ pub(super) async fn run<G: GroupSource>(
                 Ok(shards) => {
                     wanted = shards.into_iter().collect();
                     assigned = true;
+                    crate::counters::set(&parts.metrics.gauges().source_assigned, 1);
                     if !finite {
                         let names: Vec<String> =
                             wanted.iter().map(|id| source.shard_name(*id)).collect();

@@ -385,6 +385,7 @@ async fn run_tap(mut tap: tap::Tap, mut rx: mpsc::Receiver<SendRequest>, metrics
         let result = tap.write(&req.msgs).await;
         if result.is_ok() {
             counters::add(&metrics.messages_delivered, req.msgs.len() as u64);
+            counters::set(&metrics.gauges().delivered_at_ms, counters::now_ms());
             counters::add(&metrics.bytes_delivered, req.msgs.byte_len() as u64);
         }
         let _ = req.ack.send(result.map(|()| Done::Delivered(req.msgs)));

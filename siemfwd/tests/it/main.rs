@@ -35,5 +35,6 @@ mod sls_resilience;
 mod sls_rules;
 mod sls_several;
 mod sls_status;
+mod telemetry;
 mod tls_refusals;
 mod transforms_rsyslog;

@@ -219,6 +219,7 @@ impl<A: Acknowledgement> StreamSink<A> {
         }
         self.ack.connected(&conn, Instant::now());
         self.conn = Some(conn);
+        counters::set(&self.metrics.gauges().sink_down_since_ms, 0);
         self.blocked.send_if_modified(|b| b.take().is_some());
     }
 
@@ -234,6 +235,10 @@ impl<A: Acknowledgement> StreamSink<A> {
     /// incident is logged at `warn`, the following ones at `debug`.
     fn fail(&mut self, cause: String) {
         self.conn = None;
+        let down = &self.metrics.gauges().sink_down_since_ms;
+        if counters::get(down) == 0 {
+            counters::set(down, counters::now_ms());
+        }
         let receiver = &self.connector.endpoint;
         match &mut self.outage {
             None => {

@@ -54,6 +54,7 @@ pub(crate) async fn run(
     held: Held,
     tx: watch::Sender<Assignment>,
     cancel: CancellationToken,
+    metrics: crate::counters::Metrics,
 ) {
     let interval = settings.heartbeat_interval;
     let give_up = settings.heartbeat_timeout + interval;
@@ -106,6 +107,10 @@ pub(crate) async fn run(
                 failures = 0;
                 last_ok = Instant::now();
                 rejoin = false;
+                crate::counters::set(
+                    &metrics.gauges().heartbeat_answered_ms,
+                    crate::counters::now_ms(),
+                );
                 let shards: BTreeSet<ShardId> = shards.into_iter().collect();
                 tracing::debug!(?shards, held = ?body, "heartbeat");
                 publish(shards);
@@ -252,6 +257,7 @@ mod tests {
             Held::default(),
             tx,
             cancel.clone(),
+            crate::counters::Metrics::default(),
         ));
         rx.changed().await.expect("first answer");
         assert_eq!(

@@ -528,12 +528,17 @@ impl GroupSource for SlsSource {
             consumer = %self.settings.consumer,
             "joined the consumer group"
         );
+        counters::set(
+            &self.metrics.gauges().heartbeat_timeout_ms,
+            u64::try_from(self.settings.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX),
+        );
         tokio::spawn(heartbeat::run(
             self.client.clone(),
             self.settings.clone(),
             self.held.clone(),
             tx,
             self.stop_heartbeat.clone(),
+            self.metrics.clone(),
         ));
         Ok(())
     }

@@ -1,0 +1,246 @@
+//! `/metrics`, `/health` and `/ready` over HTTP, on `metrics.address`
+//! (off unless configured): what an operator's Prometheus scrapes and a
+//! supervisor (Kubernetes, a load balancer) asks.
+//!
+//! `/metrics` is the Prometheus text format, written by `prometheus-client`
+//! (the Prometheus project's Rust client) from the pipeline's own atomics:
+//! every counter of `counters::Counters` as `siemfwd_<name>_total`, the
+//! gauges of `counters::Gauges`, and `siemfwd_build_info`. Nothing is
+//! counted twice and the hot path is unchanged: a scrape reads the atomics.
+//!
+//! `/health` — the process works: 200 unless it reads a consumer group
+//! whose last answered heartbeat is older than the group's timeout (the
+//! group may have handed our shards to others). `/ready` — it forwards:
+//! 200 once the source has its shards (joined its group or opened its
+//! files) and while the sink has a working connection (a sink that failed
+//! and has not connected since makes it 503 at once). Both answer JSON:
+//! `{"status":"ok"}`, or `{"status":"failing"|"not ready","why":"..."}`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::counters::{self, Metrics};
+
+/// The HTTP endpoint, bound.
+#[derive(Debug)]
+pub struct Telemetry {
+    listener: TcpListener,
+    metrics: Metrics,
+}
+
+impl Telemetry {
+    /// Bind `address` (`host:port`; port 0 picks one).
+    ///
+    /// # Errors
+    /// The address is not `host:port`, or cannot be bound.
+    pub async fn bind(address: &str, metrics: &Metrics) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let addr: SocketAddr = address
+            .parse()
+            .with_context(|| format!("metrics.address {address:?}: not an IP address and port"))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("metrics.address {address}: cannot listen"))?;
+        Ok(Self {
+            listener,
+            metrics: metrics.clone(),
+        })
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Answer requests until `stop`.
+    pub async fn serve(self, stop: CancellationToken) {
+        let mut registry = Registry::with_prefix("siemfwd");
+        registry.register_collector(Box::new(Pipeline(self.metrics.clone())));
+        let registry = std::sync::Arc::new(registry);
+        loop {
+            let accepted = tokio::select! {
+                () = stop.cancelled() => return,
+                a = self.listener.accept() => a,
+            };
+            let Ok((stream, _)) = accepted else { continue };
+            let (metrics, registry) = (self.metrics.clone(), registry.clone());
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let reply = answer(req.uri().path(), &metrics, &registry);
+                async move { Ok::<_, Infallible>(reply) }
+            });
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                tokio::select! {
+                    _ = conn => {}
+                    () = stop.cancelled() => {}
+                }
+            });
+        }
+    }
+}
+
+fn answer(path: &str, metrics: &Metrics, registry: &Registry) -> Response<Full<Bytes>> {
+    match path {
+        "/metrics" => {
+            let mut text = String::new();
+            match prometheus_client::encoding::text::encode(&mut text, registry) {
+                Ok(()) => reply(
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    text,
+                ),
+                Err(_) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    "cannot encode the metrics".to_owned(),
+                ),
+            }
+        }
+        "/health" => judged(health(metrics), "failing"),
+        "/ready" => judged(ready(metrics), "not ready"),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "siemfwd serves /metrics, /health and /ready\n".to_owned(),
+        ),
+    }
+}
+
+fn judged(verdict: Result<(), String>, not: &str) -> Response<Full<Bytes>> {
+    match verdict {
+        Ok(()) => reply(
+            StatusCode::OK,
+            "application/json",
+            serde_json::json!({"status": "ok"}).to_string(),
+        ),
+        Err(why) => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "application/json",
+            serde_json::json!({"status": not, "why": why}).to_string(),
+        ),
+    }
+}
+
+fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// `/health`: see the module docs.
+pub fn health(metrics: &Metrics) -> Result<(), String> {
+    let g = metrics.gauges();
+    let timeout = counters::get(&g.heartbeat_timeout_ms);
+    if timeout == 0 {
+        return Ok(());
+    }
+    let answered = counters::get(&g.heartbeat_answered_ms);
+    let now = counters::now_ms();
+    if answered == 0 {
+        return Err("the consumer group has not answered a heartbeat yet".to_owned());
+    }
+    let silent = now.saturating_sub(answered);
+    if silent > timeout {
+        return Err(format!(
+            "no heartbeat answered for {} s (the group's timeout is {} s)",
+            silent / 1000,
+            timeout / 1000
+        ));
+    }
+    Ok(())
+}
+
+/// `/ready`: see the module docs.
+pub fn ready(metrics: &Metrics) -> Result<(), String> {
+    let g = metrics.gauges();
+    if counters::get(&g.source_assigned) == 0 {
+        return Err(
+            "the source has no shards yet (joining its group, or opening files)".to_owned(),
+        );
+    }
+    let down = counters::get(&g.sink_down_since_ms);
+    if down != 0 {
+        return Err(format!(
+            "the SIEM has been unreachable for {} s",
+            counters::now_ms().saturating_sub(down) / 1000
+        ));
+    }
+    Ok(())
+}
+
+/// The pipeline's atomics as Prometheus metrics.
+#[derive(Debug)]
+struct Pipeline(Metrics);
+
+impl Collector for Pipeline {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, value) in self.0.snapshot() {
+            let help = format!("siemfwd's {name} counter (docs/configuration.md)");
+            let mut metric = encoder.encode_descriptor(name, &help, None, MetricType::Counter)?;
+            metric.encode_counter::<NoLabelSet, u64, u64>(&value, None)?;
+        }
+        let g = self.0.gauges();
+        let seconds = |ms: u64| if ms == 0 { 0.0 } else { ms as f64 / 1000.0 };
+        let gauges: [(&str, &str, f64); 7] = [
+            (
+                "source_assigned",
+                "1 once the source has its shards",
+                counters::get(&g.source_assigned) as f64,
+            ),
+            (
+                "heartbeat_answered_timestamp_seconds",
+                "when the consumer group last answered a heartbeat (0: no group)",
+                seconds(counters::get(&g.heartbeat_answered_ms)),
+            ),
+            (
+                "sink_down_since_timestamp_seconds",
+                "since when the sink has had no working connection (0: it has one)",
+                seconds(counters::get(&g.sink_down_since_ms)),
+            ),
+            (
+                "delivered_timestamp_seconds",
+                "when a batch was last delivered",
+                seconds(counters::get(&g.delivered_at_ms)),
+            ),
+            (
+                "in_flight_bytes",
+                "bytes of messages read and not yet delivered",
+                g.in_flight_bytes.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "in_flight_budget_bytes",
+                "pipeline.max_in_flight_bytes",
+                counters::get(&g.in_flight_budget) as f64,
+            ),
+            (
+                "healthy",
+                "1 while /health answers 200",
+                f64::from(u8::from(health(&self.0).is_ok())),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            metric.encode_gauge(&value)?;
+        }
+        let mut info =
+            encoder.encode_descriptor("build", "siemfwd's version", None, MetricType::Info)?;
+        info.encode_info(&[("version", env!("CARGO_PKG_VERSION"))])?;
+        Ok(())
+    }
+}

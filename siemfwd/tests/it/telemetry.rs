@@ -1,0 +1,163 @@
+//! `/metrics`, `/health` and `/ready` of a real siemfwd process (issue 17, first part):
+//! reading a followed file, sending to an in-process receiver over TCP. `/metrics` says
+//! what the receiver counted; `/ready` turns 503 (with why) when the receiver goes away
+//! and 200 again when it is back; `/health` stays 200 (no consumer group to lose).
+
+use crate::support;
+
+use std::io::{Read as _, Write as _};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use siemfwd::listen::{ListenConfig, Listener, Output, Stats};
+use support::siemfwd::{command, toml_path, Running};
+use tokio_util::sync::CancellationToken;
+
+const LINES: u64 = 5_000;
+
+async fn receiver(addr: SocketAddr) -> (SocketAddr, std::sync::Arc<Stats>, CancellationToken) {
+    let listener = Listener::bind(ListenConfig {
+        tcp: Some(addr),
+        output: Output::Discard,
+        ..ListenConfig::default()
+    })
+    .await
+    .expect("bind");
+    let bound = listener.local_addrs().tcp.expect("tcp");
+    let stats = listener.stats();
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move { listener.run(tokio::io::sink(), c).await });
+    (bound, stats, cancel)
+}
+
+/// `GET path`: status and body.
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of a sample in the exposition.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_say_what_arrived_and_ready_follows_the_receiver() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.ndjson");
+    let text: String = (0..LINES)
+        .map(|i| format!("{{\"seq\":\"{i}\"}}\n"))
+        .collect();
+    std::fs::write(&input, text).expect("input");
+    let (rx_addr, stats, stop_rx) = receiver("127.0.0.1:0".parse().expect("addr")).await;
+    let cfg = dir.path().join("siemfwd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[source]\ntype = \"file\"\n[source.file]\npaths = [{}]\nfollow = true\nstate_dir = {}\n\
+             [sink]\ntype = \"tcp\"\naddress = \"{rx_addr}\"\nbackoff_max = \"200ms\"\n\
+             [metrics]\naddress = \"127.0.0.1:0\"\n",
+            toml_path(&input),
+            toml_path(&dir.path().join("state")),
+        ),
+    )
+    .expect("config");
+    let mut fwd = Running::start(command(&["run", "-c", cfg.to_str().expect("utf-8")]));
+    let addr: SocketAddr = tokio::task::block_in_place(|| {
+        until("the metrics address in the log", || {
+            let log = fwd.stderr();
+            let line = log.lines().find(|l| l.contains("serving /metrics"))?;
+            let at = line.find("addr=")? + 5;
+            line[at..].split_whitespace().next()?.parse().ok()
+        })
+    });
+    tokio::task::block_in_place(|| {
+        until("every line delivered and shown", || {
+            let (status, text) = get(addr, "/metrics");
+            let shown = sample(&text, "siemfwd_messages_delivered_total")?;
+            (status == 200 && shown == LINES as f64 && stats.snapshot().messages == LINES)
+                .then_some(())
+        })
+    });
+    let (_, text) = tokio::task::block_in_place(|| get(addr, "/metrics"));
+    assert_eq!(
+        sample(&text, "siemfwd_records_in_total"),
+        Some(LINES as f64),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "siemfwd_source_assigned"),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(sample(&text, "siemfwd_delivered_timestamp_seconds").is_some_and(|t| t > 0.0));
+    assert!(text.contains("siemfwd_build_info{version=\""), "{text}");
+    assert_eq!(tokio::task::block_in_place(|| get(addr, "/ready")).0, 200);
+    assert_eq!(tokio::task::block_in_place(|| get(addr, "/health")).0, 200);
+
+    // The receiver goes away; a new line makes the sink find out.
+    stop_rx.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&input)
+        .and_then(|mut f| f.write_all(b"{\"seq\":\"late\"}\n"))
+        .expect("append");
+    let why = tokio::task::block_in_place(|| {
+        until("/ready to say the SIEM is unreachable", || {
+            let (status, body) = get(addr, "/ready");
+            (status == 503).then_some(body)
+        })
+    });
+    let why: serde_json::Value = serde_json::from_str(&why).expect("JSON");
+    assert_eq!(why["status"], "not ready");
+    assert!(
+        why["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("unreachable")),
+        "{why}"
+    );
+
+    // Back on the same port: ready again, and the late line arrives.
+    let (_, stats, stop_rx) = receiver(rx_addr).await;
+    tokio::task::block_in_place(|| {
+        until("/ready again", || {
+            (get(addr, "/ready").0 == 200 && stats.snapshot().messages >= 1).then_some(())
+        })
+    });
+    fwd.signal("TERM");
+    let status = fwd.wait_exit(Duration::from_secs(30));
+    stop_rx.cancel();
+    assert!(status.success(), "{}", fwd.stderr());
+}
