@@ -5,7 +5,7 @@
 #   syslog-ng                     a PRIVATE unpacked copy of Debian's syslog-ng-core in
 #                                 $PEERS_CACHE/syslog-ng-core (default /var/cache/siemfwd-peers),
 #                                 because syslog-ng-core and rsyslog conflict as packages
-#   openssl (CLI, for gen-certs.sh), python3 (if missing)
+#   openssl (CLI, for gen-certs.sh), python3 and systemd (for systemd-analyze) if missing
 #
 # Fast no-op when everything is present; `apt-get update` runs only when needed.
 # Needs root (or passwordless sudo) only when something is missing. Never starts a daemon.
@@ -25,6 +25,8 @@ esac
 
 PKGS=(rsyslog rsyslog-gnutls rsyslog-openssl rsyslog-relp openssl)
 command -v python3 >/dev/null 2>&1 || PKGS+=(python3)
+# systemd-analyze checks the service unit in packaging/ (nothing is started).
+command -v systemd-analyze >/dev/null 2>&1 || PKGS+=(systemd)
 
 missing=()
 for p in "${PKGS[@]}"; do pkg_installed "$p" || missing+=("$p"); done

@@ -28,6 +28,7 @@ pub mod fuzzing;
 pub mod pipeline;
 pub mod sink;
 pub mod source;
+pub mod systemd;
 pub mod telemetry;
 pub mod transform;
 

@@ -117,6 +117,11 @@ async fn forward(args: &cli::ConfigArgs, dry_run: bool) -> Result<u8, Failure> {
         }
         tokio::spawn(telemetry.serve(telemetry_stop.clone()));
     }
+    tokio::spawn(siemfwd::systemd::run(
+        siemfwd::systemd::Notifier::from_env(),
+        metrics.clone(),
+        shutdown.stop.clone(),
+    ));
     let result = pipeline.run(shutdown.clone()).await;
     telemetry_stop.cancel();
     let counters: Vec<String> = metrics

@@ -35,6 +35,7 @@ mod sls_resilience;
 mod sls_rules;
 mod sls_several;
 mod sls_status;
+mod systemd;
 mod telemetry;
 mod tls_refusals;
 mod transforms_rsyslog;
