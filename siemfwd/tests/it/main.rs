@@ -20,6 +20,7 @@ mod delivery_restarts_tcp;
 mod delivery_restarts_tls;
 mod delivery_sigterm;
 mod file_restart;
+mod linkage;
 mod peers_smoke;
 mod relp_sessions;
 mod sls_credentials;
