@@ -6,6 +6,9 @@
 #                                 $PEERS_CACHE/syslog-ng-core (default /var/cache/siemfwd-peers),
 #                                 because syslog-ng-core and rsyslog conflict as packages
 #   openssl (CLI, for gen-certs.sh), python3 and systemd (for systemd-analyze) if missing
+#   prometheus                    a PRIVATE unpacked copy of Debian's prometheus in
+#                                 $PEERS_CACHE/prometheus (the package's post-install would
+#                                 start a server on :9090; the binary is static)
 #
 # Fast no-op when everything is present; `apt-get update` runs only when needed.
 # Needs root (or passwordless sudo) only when something is missing. Never starts a daemon.
@@ -32,13 +35,16 @@ missing=()
 for p in "${PKGS[@]}"; do pkg_installed "$p" || missing+=("$p"); done
 sng_ok=0
 if find_syslog_ng; then sng_ok=1; fi
+prom_ok=0
+if find_prometheus; then prom_ok=1; fi
 
-if [ ${#missing[@]} -eq 0 ] && [ $sng_ok = 1 ]; then
+if [ ${#missing[@]} -eq 0 ] && [ $sng_ok = 1 ] && [ $prom_ok = 1 ]; then
   [ $CHECK_ONLY = 1 ] || echo "peers: all test peers installed (syslog-ng: ${SNG[0]})" >&2
   exit 0
 fi
 if [ $CHECK_ONLY = 1 ]; then
   [ $sng_ok = 1 ] || missing+=("syslog-ng (private copy)")
+  [ $prom_ok = 1 ] || missing+=("prometheus (private copy)")
   die "$EXIT_NOT_INSTALLED" "missing: ${missing[*]}; run scripts/peers/install.sh"
 fi
 
@@ -69,5 +75,22 @@ if [ $sng_ok = 0 ]; then
   as_root rm -rf "$dest/root"
   as_root mv "$dest/root.new" "$dest/root"
   find_syslog_ng || die 1 "unpacked syslog-ng-core into $dest/root but it does not run: try '$dest/root/usr/sbin/syslog-ng --version'"
+fi
+if [ $prom_ok = 0 ]; then
+  # Only the binary: no service, no dependency (a static Go program).
+  dest=$PEERS_CACHE/prometheus
+  as_root mkdir -p "$dest"
+  scratch=$(mktemp -d)
+  chmod 755 "$scratch"
+  if id _apt >/dev/null 2>&1; then as_root chown _apt "$scratch" 2>/dev/null || true; fi
+  apt_lists_present || apt_update
+  ( cd "$scratch" && { as_root apt-get download -q prometheus >&2 || { apt_update && as_root apt-get download -q prometheus >&2; }; } )
+  deb=$(ls "$scratch"/prometheus_*.deb)
+  as_root rm -rf "$dest/root.new"
+  as_root dpkg-deb -x "$deb" "$dest/root.new"
+  as_root rm -rf "$dest/root"
+  as_root mv "$dest/root.new" "$dest/root"
+  rm -rf "$scratch"
+  find_prometheus || die 1 "unpacked prometheus into $dest/root but it does not run: try '$dest/root/usr/bin/prometheus --version'"
 fi
 echo "peers: test peers installed (rsyslogd $(rsyslogd -v | awk 'NR==1 { print $2 }'), syslog-ng config version $SNG_CONFIG_VERSION from ${SNG[0]})" >&2

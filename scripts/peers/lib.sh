@@ -163,6 +163,20 @@ stop_pidfile() {
   rm -f "$f"
 }
 
+# find_prometheus : sets PROMETHEUS (the binary) or returns 1: a system-wide one, else the
+# private copy install.sh unpacked.
+find_prometheus() {
+  local private=$PEERS_CACHE/prometheus/root/usr/bin/prometheus
+  if command -v prometheus >/dev/null 2>&1; then
+    PROMETHEUS=$(command -v prometheus)
+  elif [ -x "$private" ]; then
+    PROMETHEUS=$private
+  else
+    return 1
+  fi
+  "$PROMETHEUS" --version >/dev/null 2>&1
+}
+
 # find_syslog_ng : sets SNG (command array) and SNG_CONFIG_VERSION, or returns 1.
 # Debian's syslog-ng-core and rsyslog conflict (both Provide system-log-daemon), so unless
 # syslog-ng-core is installed system-wide we run the private copy unpacked by install.sh.

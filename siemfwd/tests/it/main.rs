@@ -22,6 +22,7 @@ mod delivery_sigterm;
 mod file_restart;
 mod linkage;
 mod peers_smoke;
+mod prometheus;
 mod relp_sessions;
 mod sls_credentials;
 mod sls_cutoff;

@@ -1,0 +1,215 @@
+//! Issue 17 acceptance (first part): a real Prometheus server (Debian's, a private copy
+//! unpacked by scripts/peers/install.sh) scrapes siemfwd every second during a Log Service
+//! run with faults (injected 5xx answers), and the series read back through Prometheus' HTTP
+//! API agree with the receiver: delivered = received; and when the SIEM goes away with
+//! `pipeline.when_blocked = "drop"`, the records dropped show in their series.
+
+use crate::sls_support;
+use std::io::{Read as _, Write as _};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use siemfwd::listen::{ListenConfig, Listener, Output, Stats};
+use sls_support::*;
+use tokio_util::sync::CancellationToken;
+
+const SHARDS: u32 = 4;
+const PER_SHARD: u64 = 5_000;
+
+fn prometheus_binary() -> Option<std::path::PathBuf> {
+    let private =
+        std::path::Path::new("/var/cache/siemfwd-peers/prometheus/root/usr/bin/prometheus");
+    if private.is_file() {
+        return Some(private.to_owned());
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("prometheus"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A Prometheus server, killed on drop.
+struct Prometheus {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `GET path` on `addr`: status and body.
+fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((status, body))
+}
+
+impl Prometheus {
+    fn start(dir: &std::path::Path, target: SocketAddr) -> Option<Self> {
+        let binary = match prometheus_binary() {
+            Some(b) => b,
+            None if std::env::var_os("SIEMFWD_SKIP_PEERS").is_some() => {
+                eprintln!("SKIPPED: no prometheus (scripts/peers/install.sh unpacks one)");
+                return None;
+            }
+            None => panic!("no prometheus: run scripts/peers/install.sh"),
+        };
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n\
+                 scrape_configs:\n  - job_name: siemfwd\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .expect("prometheus config");
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).expect("log"))
+            .spawn()
+            .expect("prometheus starts");
+        let p = Prometheus { child, addr };
+        let ready = wait_until(Duration::from_secs(30), || {
+            get(p.addr, "/-/ready")
+                .filter(|(s, _)| *s == 200)
+                .map(|_| ())
+        });
+        assert!(
+            ready.is_some(),
+            "prometheus not ready:\n{}",
+            std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
+        );
+        Some(p)
+    }
+
+    /// The value of `metric` as Prometheus has it now.
+    fn value(&self, metric: &str) -> Option<f64> {
+        let (status, body) = get(self.addr, &format!("/api/v1/query?query={metric}"))?;
+        if status != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+}
+
+async fn receiver(addr: SocketAddr) -> (SocketAddr, std::sync::Arc<Stats>, CancellationToken) {
+    let listener = Listener::bind(ListenConfig {
+        tcp: Some(addr),
+        output: Output::Discard,
+        ..ListenConfig::default()
+    })
+    .await
+    .expect("bind");
+    let bound = listener.local_addrs().tcp.expect("tcp");
+    let stats = listener.stats();
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move { listener.run(tokio::io::sink(), c).await });
+    (bound, stats, cancel)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
+    let emu = emulator(SHARDS).await;
+    load(&emu, SHARDS, 0, PER_SHARD, 50);
+    emu.faults().set_server_error_rate(0.05);
+    let (rx_addr, stats, stop_rx) = receiver("127.0.0.1:0".parse().expect("addr")).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), "prom", &emu.endpoint(), rx_addr, "lf", "");
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text.push_str(
+        "when_blocked = \"drop\"\ndrop_after = \"1s\"\n\n[metrics]\naddress = \"127.0.0.1:0\"\n",
+    );
+    std::fs::write(&cfg, text).expect("config");
+    let mut fwd = Siemfwd::start(dir.path(), "prom", &cfg);
+    let metrics: SocketAddr = tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(30), || {
+            let log = fwd.log_text();
+            let line = log.lines().find(|l| l.contains("serving /metrics"))?;
+            let at = line.find("addr=")? + 5;
+            line[at..].split_whitespace().next()?.parse().ok()
+        })
+    })
+    .unwrap_or_else(|| panic!("no metrics address:\n{}", fwd.log_text()));
+    let Some(prom) = tokio::task::block_in_place(|| Prometheus::start(dir.path(), metrics)) else {
+        return;
+    };
+    let total = u64::from(SHARDS) * PER_SHARD;
+    // Every log arrives despite the faults; Prometheus then says the same.
+    let delivered = tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(120), || {
+            let got = stats.snapshot().messages;
+            let scraped = prom.value("siemfwd_messages_delivered_total")?;
+            (got >= total && scraped == got as f64).then_some(scraped)
+        })
+    });
+    assert!(
+        delivered.is_some(),
+        "received {}, Prometheus says {:?}\n{}",
+        stats.snapshot().messages,
+        prom.value("siemfwd_messages_delivered_total"),
+        warnings(&fwd.log_text()).join("\n")
+    );
+    assert!(emu.faults().counts().server_errors > 0, "the faults fired");
+    assert_eq!(
+        tokio::task::block_in_place(|| prom.value("siemfwd_source_assigned")),
+        Some(1.0)
+    );
+
+    // The SIEM goes away; new logs are dropped after `drop_after`, and counted.
+    stop_rx.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    load_shard(&emu, 0, PER_SHARD, 500, 50);
+    let dropped = tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(60), || {
+            prom.value("siemfwd_records_dropped_total")
+                .filter(|d| *d > 0.0)
+        })
+    });
+    assert!(
+        dropped.is_some(),
+        "no drops in Prometheus:\n{}",
+        warnings(&fwd.log_text()).join("\n")
+    );
+    let ready = get(metrics, "/ready").map(|(s, _)| s);
+    assert_eq!(ready, Some(503), "not ready while the SIEM is away");
+    let status = tokio::task::block_in_place(|| fwd.terminate(Duration::from_secs(30)));
+    assert!(status.is_some(), "siemfwd did not stop");
+    println!(
+        "prometheus: {total} delivered as scraped, {} dropped as scraped, {} 5xx injected",
+        dropped.unwrap_or_default(),
+        emu.faults().counts().server_errors
+    );
+    emu.shutdown().await;
+}
