@@ -153,6 +153,12 @@ counters! {
     sls_returned_lines,
     /// ... and could not evaluate the rule on these (`x-log-failedlines`).
     sls_failed_lines,
+    /// Heartbeats of a consumer group that got no answer (or an error).
+    sls_heartbeat_failures,
+    /// Checkpoints a Log Service consumer group stored for us ...
+    sls_checkpoints_committed,
+    /// ... and commits that did not get through (retried with the next).
+    sls_checkpoint_failures,
 }
 
 /// Add `n` to a counter.

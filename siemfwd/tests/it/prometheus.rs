@@ -186,6 +186,10 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
         tokio::task::block_in_place(|| prom.value("siemfwd_source_assigned")),
         Some(1.0)
     );
+    assert!(
+        tokio::task::block_in_place(|| prom.value("siemfwd_sls_checkpoints_committed_total"))
+            .is_some_and(|c| c > 0.0)
+    );
 
     // The SIEM goes away; new logs are dropped after `drop_after`, and counted.
     stop_rx.cancel();

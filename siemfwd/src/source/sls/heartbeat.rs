@@ -132,6 +132,7 @@ pub(crate) async fn run(
             }
             Err(e) => {
                 failures += 1;
+                crate::counters::add(&metrics.sls_heartbeat_failures, 1);
                 if failures == 1 || failures % 10 == 0 {
                     tracing::warn!(error = %e, failures, "heartbeat failed; retrying");
                 }

@@ -999,10 +999,13 @@ impl SlsShard {
         let outcome = task.await;
         self.committing = None;
         match outcome {
-            Ok(Stored::Saved(c)) => self.last_committed = Some(c),
+            Ok(Stored::Saved(c)) => {
+                counters::add(&self.metrics.sls_checkpoints_committed, 1);
+                self.last_committed = Some(c);
+            }
             Ok(Stored::NotOurs) => self.lost = true,
             Ok(Stored::Fatal(e)) => return Err(self.fatal(e)),
-            Ok(Stored::NotNow) => {}
+            Ok(Stored::NotNow) => counters::add(&self.metrics.sls_checkpoint_failures, 1),
             Err(e) => {
                 tracing::warn!(shard = %self.shard, error = %e, "checkpoint commit task failed; the next commit will carry it");
             }
