@@ -77,6 +77,7 @@ struct KillCost {
 
 #[test]
 fn siemfwd_sigkilled_10_times_loses_nothing_and_repeats_little() {
+    let _alone = crate::support::alone();
     let Some(rs) = require(Rsyslog::start(RsyslogOpts {
         inputs: vec![Input::Tcp],
         slim_output: true,

@@ -17,6 +17,7 @@ use crate::support::peers::Input;
 
 #[test]
 fn rsyslog_sigkilled_10_times_during_1m_lines_over_relp_loses_nothing() {
+    let _alone = crate::support::alone();
     let lines = delivery_support::env_usize("SIEMFWD_TEST_LINES", 1_000_000);
     delivery_support::receiver_interrupted(
         Input::Relp,
@@ -30,6 +31,7 @@ fn rsyslog_sigkilled_10_times_during_1m_lines_over_relp_loses_nothing() {
 
 #[test]
 fn the_same_sigkills_over_tcp_for_comparison() {
+    let _alone = crate::support::alone();
     let lines = delivery_support::env_usize("SIEMFWD_TEST_LINES", 1_000_000);
     delivery_support::receiver_interrupted(
         Input::Tcp,

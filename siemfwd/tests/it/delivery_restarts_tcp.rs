@@ -26,6 +26,7 @@ use support::peers::Input;
 
 #[test]
 fn rsyslog_restarted_10_times_during_1m_lines_over_tcp_loses_nothing() {
+    let _alone = crate::support::alone();
     let lines = delivery_support::env_usize("SIEMFWD_TEST_LINES", 1_000_000);
     delivery_support::receiver_restarts(Input::Tcp, 4, lines, 100_000, 10);
 }

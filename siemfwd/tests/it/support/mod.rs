@@ -9,9 +9,22 @@
 //! - [`python`]: the venv of the Python peers (Alibaba's SDK, `pycef`).
 //! - [`jsonl`]: a byte-preserving reader of the peers' JSON-lines output (rsyslog writes
 //!   bytes that are not UTF-8 into it unchanged).
+//! - [`alone`]: a lock that keeps the heaviest runs from overlapping a test that measures
+//!   time.
 
 pub(crate) mod jsonl;
 pub(crate) mod peers;
 pub(crate) mod python;
 pub(crate) mod send;
 pub(crate) mod siemfwd;
+
+/// Held by the tests that push a million lines through real peers and by the one that
+/// bounds, in milliseconds, what a SIGKILL may cost (`delivery_kills`): on a 2-core CI
+/// machine two of them at once starve each other's timers, and that test's bound is about
+/// siemfwd, not about the machine. Other tests still run beside them.
+pub(crate) fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
