@@ -61,6 +61,7 @@ async fn keys_that_expire_every_two_seconds_are_replaced_in_flight() {
         warnings(&log).join("\n")
     );
     emu.faults().clear();
+    until_refreshed(&fwd, 2);
     let status = tokio::task::block_in_place(|| fwd.terminate(Duration::from_secs(30)));
     let log = fwd.log_text();
     assert_eq!(
@@ -96,6 +97,21 @@ fn without_access_key(cfg: &std::path::Path) {
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(cfg, text).unwrap();
+}
+
+/// Keep siemfwd running (its heartbeats keep signing requests) until its log shows `n`
+/// replacements of the keys: however fast the logs went through, the keys must have been
+/// replaced in flight, at least `n` times.
+fn until_refreshed(fwd: &Siemfwd, n: usize) {
+    tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(60), || {
+            (fwd.log_text()
+                .matches("temporary credentials refreshed")
+                .count()
+                >= n)
+                .then_some(())
+        })
+    });
 }
 
 /// Lines of the log that say a refresh failed.
@@ -171,6 +187,7 @@ async fn the_lookup_finds_the_ecs_ram_role_and_a_million_logs_cross_a_credential
         warnings(&log).join("\n")
     );
     emu.faults().clear();
+    until_refreshed(&fwd, 2);
     let status = tokio::task::block_in_place(|| fwd.terminate(Duration::from_secs(30)));
     let log = fwd.log_text();
     assert_eq!(
@@ -265,6 +282,7 @@ async fn rrsa_assumes_the_role_with_the_token_file_and_refreshes_it() {
         receiver.missing().0,
         warnings(&log).join("\n")
     );
+    until_refreshed(&fwd, 2);
     let status = tokio::task::block_in_place(|| fwd.terminate(Duration::from_secs(30)));
     let log = fwd.log_text();
     assert_eq!(
