@@ -32,6 +32,23 @@ use tokio_util::sync::CancellationToken;
 
 use crate::counters::{self, Metrics};
 
+/// Why the endpoint cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `metrics.address` is not `IP:port`.
+    #[error("metrics.address {0:?}: not an IP address and port (e.g. 127.0.0.1:9598)")]
+    Address(String),
+    /// The address cannot be bound.
+    #[error("metrics.address {address}: cannot listen: {cause}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// Why.
+        cause: std::io::Error,
+    },
+}
+
 /// The HTTP endpoint, bound.
 #[derive(Debug)]
 pub struct Telemetry {
@@ -43,15 +60,15 @@ impl Telemetry {
     /// Bind `address` (`host:port`; port 0 picks one).
     ///
     /// # Errors
-    /// The address is not `host:port`, or cannot be bound.
-    pub async fn bind(address: &str, metrics: &Metrics) -> anyhow::Result<Self> {
-        use anyhow::Context as _;
+    /// [`Error`]: the address is not `IP:port`, or cannot be bound.
+    pub async fn bind(address: &str, metrics: &Metrics) -> Result<Self, Error> {
         let addr: SocketAddr = address
             .parse()
-            .with_context(|| format!("metrics.address {address:?}: not an IP address and port"))?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("metrics.address {address}: cannot listen"))?;
+            .map_err(|_| Error::Address(address.to_owned()))?;
+        let listener = TcpListener::bind(addr).await.map_err(|cause| Error::Bind {
+            address: address.to_owned(),
+            cause,
+        })?;
         Ok(Self {
             listener,
             metrics: metrics.clone(),
