@@ -244,11 +244,42 @@ fn peek_kernel(tcp: &TcpStream) -> io::Result<Option<usize>> {
 /// may need a reactor turn to see bytes the kernel already has); the caller
 /// bounds it with a timeout.
 async fn idle_check(conn: &mut Conn) -> io::Result<()> {
+    let mut scratch = [0u8; 1024];
+    drain(conn, &mut scratch, IDLE_DRAIN_ROUNDS, |bytes| {
+        tracing::debug!(
+            bytes = bytes.len(),
+            "discarding unsolicited bytes from the receiver"
+        );
+    })
+    .await
+}
+
+/// Append to `into` whatever the receiver sent that is ready now (through
+/// the TLS layer), without waiting for more: for a protocol whose receiver
+/// answers (RELP). End of stream is an error, as in [`idle_check`].
+pub(crate) async fn read_ready(conn: &mut Conn, into: &mut Vec<u8>) -> io::Result<()> {
+    let mut scratch = [0u8; 16 * 1024];
+    drain(conn, &mut scratch, usize::MAX, |bytes| {
+        into.extend_from_slice(bytes);
+    })
+    .await
+}
+
+/// Read what the kernel holds for us now, through the TLS layer, handing each
+/// read to `take`, until the kernel has nothing left or `max_rounds` reads
+/// were made (then the next call reads on even if the kernel looks empty).
+/// End of stream, a socket error or a TLS alert is an error.
+async fn drain(
+    conn: &mut Conn,
+    scratch: &mut [u8],
+    max_rounds: usize,
+    mut take: impl FnMut(&[u8]),
+) -> io::Result<()> {
     // The common case first, in one system call: the receiver sent nothing.
     // Going through the TLS layer every time (to find nothing) cost ~8 % of
     // the CPU per byte over TLS once checks ran every 10 ms. Nothing the
     // peer sent waits inside the TLS layer unprocessed: whatever it read was
-    // decoded by the read of an earlier check, which reads until the kernel
+    // decoded by the read of an earlier call, which reads until the kernel
     // has nothing left — unless it stopped at its round limit.
     if !conn.counted().undrained {
         match peek_kernel(conn.tcp())? {
@@ -258,22 +289,18 @@ async fn idle_check(conn: &mut Conn) -> io::Result<()> {
         }
     }
     conn.counted_mut().undrained = false;
-    let mut scratch = [0u8; 1024];
     let mut rounds = 0;
     poll_fn(|cx| loop {
-        let mut rb = ReadBuf::new(&mut scratch);
+        let mut rb = ReadBuf::new(scratch);
         match Pin::new(&mut *conn).poll_read(cx, &mut rb) {
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Ready(Ok(())) if rb.filled().is_empty() => {
                 return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()))
             }
             Poll::Ready(Ok(())) => {
-                tracing::debug!(
-                    bytes = rb.filled().len(),
-                    "discarding unsolicited bytes from the receiver"
-                );
+                take(rb.filled());
                 rounds += 1;
-                if rounds >= IDLE_DRAIN_ROUNDS {
+                if rounds >= max_rounds {
                     conn.counted_mut().undrained = true;
                     return Poll::Ready(Ok(()));
                 }
@@ -285,40 +312,6 @@ async fn idle_check(conn: &mut Conn) -> io::Result<()> {
                     Ok(Some(0)) => Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
                     // Bytes the TLS layer has not seen yet: the reactor
                     // will wake us once it notices them.
-                    Ok(Some(_)) => Poll::Pending,
-                };
-            }
-        }
-    })
-    .await
-}
-
-/// Append to `into` whatever the receiver sent that is ready now (through
-/// the TLS layer), without waiting for more: for a protocol whose receiver
-/// answers (RELP). End of stream is an error, as in [`idle_check`].
-pub(crate) async fn read_ready(conn: &mut Conn, into: &mut Vec<u8>) -> io::Result<()> {
-    if !conn.counted().undrained {
-        match peek_kernel(conn.tcp())? {
-            None => return Ok(()),
-            Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Some(_) => {}
-        }
-    }
-    conn.counted_mut().undrained = false;
-    let mut scratch = [0u8; 16 * 1024];
-    poll_fn(|cx| loop {
-        let mut rb = ReadBuf::new(&mut scratch);
-        match Pin::new(&mut *conn).poll_read(cx, &mut rb) {
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Ready(Ok(())) if rb.filled().is_empty() => {
-                return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()))
-            }
-            Poll::Ready(Ok(())) => into.extend_from_slice(rb.filled()),
-            Poll::Pending => {
-                return match peek_kernel(conn.tcp()) {
-                    Err(e) => Poll::Ready(Err(e)),
-                    Ok(None) => Poll::Ready(Ok(())),
-                    Ok(Some(0)) => Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
                     Ok(Some(_)) => Poll::Pending,
                 };
             }
