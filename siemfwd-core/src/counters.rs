@@ -10,7 +10,7 @@
 //! relaxed add, never a lock or a log line.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 macro_rules! counters {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
@@ -48,6 +48,31 @@ impl Metrics {
     pub fn gauges(&self) -> &Gauges {
         &self.0 .1
     }
+
+    /// The series of the shard these labels name, created at its first
+    /// opening and shared by every later one.
+    pub fn shard(&self, labels: Vec<(&'static str, String)>) -> Arc<ShardGauges> {
+        let mut shards = self
+            .gauges()
+            .shards
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = shards.iter().find(|s| s.labels == labels) {
+            return s.clone();
+        }
+        let s = Arc::new(ShardGauges::new(labels));
+        shards.push(s.clone());
+        s
+    }
+
+    /// Every shard's series (see [`Metrics::shard`]).
+    pub fn shards(&self) -> Vec<Arc<ShardGauges>> {
+        self.gauges()
+            .shards
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Values that go up and down: states, each stored by the part that knows
@@ -73,6 +98,55 @@ pub struct Gauges {
     pub in_flight_bytes: AtomicU64,
     /// See `in_flight_bytes`.
     pub in_flight_budget: AtomicU64,
+    /// One entry per shard this process has held, in the order first
+    /// opened ([`Metrics::shard`]).
+    shards: Mutex<Vec<Arc<ShardGauges>>>,
+}
+
+/// One shard's series: what it read, its checkpoints, how far behind it is.
+/// Kept after the shard is released (`held` 0) so its counters never go
+/// back when it returns. Updated per batch or per commit, never per record.
+#[derive(Debug)]
+pub struct ShardGauges {
+    /// What names the shard (`project`, `logstore`, `shard`).
+    pub labels: Vec<(&'static str, String)>,
+    /// 1 while this process holds the shard.
+    pub held: AtomicU64,
+    /// Records read from it.
+    pub records_in: AtomicU64,
+    /// Checkpoints stored for it ...
+    pub checkpoints_committed: AtomicU64,
+    /// ... and commits that did not get through.
+    pub checkpoint_failures: AtomicU64,
+    /// When a checkpoint was last stored (Unix ms, 0: never by us).
+    pub committed_at_ms: AtomicU64,
+    /// Log groups between the stored position and the shard's end, and the
+    /// seconds since the oldest of them was received; [`UNKNOWN`] until
+    /// first measured (or when the server's cursors cannot be counted).
+    pub lag_log_groups: AtomicU64,
+    /// See `lag_log_groups`.
+    pub lag_seconds: AtomicU64,
+    /// When the lag was last measured (Unix ms).
+    pub lag_measured_ms: AtomicU64,
+}
+
+/// The value of a lag gauge not (yet) measured.
+pub const UNKNOWN: u64 = u64::MAX;
+
+impl ShardGauges {
+    fn new(labels: Vec<(&'static str, String)>) -> Self {
+        Self {
+            labels,
+            held: AtomicU64::new(0),
+            records_in: AtomicU64::new(0),
+            checkpoints_committed: AtomicU64::new(0),
+            checkpoint_failures: AtomicU64::new(0),
+            committed_at_ms: AtomicU64::new(0),
+            lag_log_groups: AtomicU64::new(UNKNOWN),
+            lag_seconds: AtomicU64::new(UNKNOWN),
+            lag_measured_ms: AtomicU64::new(0),
+        }
+    }
 }
 
 /// Set a gauge.
@@ -182,5 +256,20 @@ mod tests {
         assert_eq!(get(&a.records_in), 5);
         assert_eq!(get(&b.records_in), 7);
         assert!(a.snapshot().contains(&("records_in", 5)));
+    }
+
+    #[test]
+    fn a_shard_opened_again_keeps_its_series() {
+        let m = Metrics::default();
+        let labels = |s: &str| vec![("logstore", "audit".to_owned()), ("shard", s.to_owned())];
+        let first = m.shard(labels("0"));
+        add(&first.records_in, 4);
+        drop(first);
+        let other = m.shard(labels("1"));
+        let again = m.shard(labels("0"));
+        assert_eq!(get(&again.records_in), 4);
+        assert_eq!(get(&other.records_in), 0);
+        assert_eq!(get(&again.lag_seconds), UNKNOWN);
+        assert_eq!(m.shards().len(), 2);
     }
 }

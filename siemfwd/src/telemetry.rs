@@ -255,9 +255,97 @@ impl Collector for Pipeline {
             let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             metric.encode_gauge(&value)?;
         }
+        encode_shards(&self.0, &mut encoder)?;
         let mut info =
             encoder.encode_descriptor("build", "siemfwd's version", None, MetricType::Info)?;
         info.encode_info(&[("version", env!("CARGO_PKG_VERSION"))])?;
         Ok(())
     }
+}
+
+/// The per-shard series, labelled by what names the shard (`project`,
+/// `logstore`, `shard`). A shard this process released keeps its counters
+/// and `shard_held 0`; its lag and checkpoint age are left out (the process
+/// that holds it now reports them), so Prometheus marks them stale.
+fn encode_shards(
+    metrics: &Metrics,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    let shards = metrics.shards();
+    if shards.is_empty() {
+        return Ok(());
+    }
+    let now = counters::now_ms();
+    type Value = fn(&counters::ShardGauges, u64) -> Option<f64>;
+    // A lag gauge of a shard held and measured.
+    fn lag(s: &counters::ShardGauges, gauge: &std::sync::atomic::AtomicU64) -> Option<f64> {
+        let v = counters::get(gauge);
+        (counters::get(&s.held) == 1 && v != counters::UNKNOWN).then_some(v as f64)
+    }
+    let families: [(&str, &str, MetricType, Value); 7] = [
+        (
+            "shard_held",
+            "1 while this process holds the shard",
+            MetricType::Gauge,
+            |s, _| Some(counters::get(&s.held) as f64),
+        ),
+        (
+            "shard_records_in",
+            "records read from the shard",
+            MetricType::Counter,
+            |s, _| Some(counters::get(&s.records_in) as f64),
+        ),
+        (
+            "shard_checkpoints_committed",
+            "checkpoints stored for the shard",
+            MetricType::Counter,
+            |s, _| Some(counters::get(&s.checkpoints_committed) as f64),
+        ),
+        (
+            "shard_checkpoint_failures",
+            "checkpoint commits for the shard that did not get through",
+            MetricType::Counter,
+            |s, _| Some(counters::get(&s.checkpoint_failures) as f64),
+        ),
+        (
+            "shard_checkpoint_age_seconds",
+            "seconds since this process last stored the shard's checkpoint",
+            MetricType::Gauge,
+            |s, now| {
+                let at = counters::get(&s.committed_at_ms);
+                (counters::get(&s.held) == 1 && at != 0)
+                    .then(|| now.saturating_sub(at) as f64 / 1000.0)
+            },
+        ),
+        (
+            "shard_lag_log_groups",
+            "log groups between the shard's stored position and its end (source.sls.lag_interval)",
+            MetricType::Gauge,
+            |s, _| lag(s, &s.lag_log_groups),
+        ),
+        (
+            "shard_lag_seconds",
+            "seconds since the oldest log group after the shard's stored position was received",
+            MetricType::Gauge,
+            |s, _| lag(s, &s.lag_seconds),
+        ),
+    ];
+    for (name, help, kind, value) in families {
+        let values: Vec<_> = shards
+            .iter()
+            .filter_map(|s| Some((s, value(s, now)?)))
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        let mut family = encoder.encode_descriptor(name, help, None, kind.clone())?;
+        for (s, v) in values {
+            let mut metric = family.encode_family(&s.labels)?;
+            match kind {
+                MetricType::Counter => metric.encode_counter::<NoLabelSet, f64, u64>(&v, None)?,
+                _ => metric.encode_gauge(&v)?,
+            }
+        }
+    }
+    Ok(())
 }

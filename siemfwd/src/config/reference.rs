@@ -103,6 +103,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("source.sls.heartbeat_timeout", Str, r#""40s""#),
     key("source.sls.fetch_interval", Str, r#""1s""#),
     key("source.sls.poll_interval", Str, r#""100ms""#),
+    key("source.sls.lag_interval", Str, r#""15s""#),
     key("source.sls.max_fetch_log_groups", Int, "1000"),
     key("source.sls.fetch_bytes", Str, r#""256KiB""#),
     key("source.sls.prefetch_bytes", Str, r#""8MiB""#),

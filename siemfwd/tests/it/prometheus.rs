@@ -1,7 +1,8 @@
 //! Issue 17 acceptance (first part): a real Prometheus server (Debian's, a private copy
 //! unpacked by scripts/peers/install.sh) scrapes siemfwd every second during a Log Service
 //! run with faults (injected 5xx answers), and the series read back through Prometheus' HTTP
-//! API agree with the receiver: delivered = received; and when the SIEM goes away with
+//! API agree with the receiver: delivered = received; every shard's lag, above 0 while the
+//! backlog is read, falls to 0; and when the SIEM goes away with
 //! `pipeline.when_blocked = "drop"`, the records dropped show in their series.
 
 use crate::sls_support;
@@ -112,9 +113,19 @@ impl Prometheus {
         Some(p)
     }
 
-    /// The value of `metric` as Prometheus has it now.
-    fn value(&self, metric: &str) -> Option<f64> {
-        let (status, body) = get(self.addr, &format!("/api/v1/query?query={metric}"))?;
+    /// The value of `query` (PromQL, one series) as Prometheus has it now.
+    fn value(&self, query: &str) -> Option<f64> {
+        let query: String = query
+            .chars()
+            .map(|c| match c {
+                '[' => "%5B".to_owned(),
+                ']' => "%5D".to_owned(),
+                '=' => "%3D".to_owned(),
+                ' ' => "%20".to_owned(),
+                c => c.to_string(),
+            })
+            .collect();
+        let (status, body) = get(self.addr, &format!("/api/v1/query?query={query}"))?;
         if status != 200 {
             return None;
         }
@@ -144,27 +155,31 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
     let emu = emulator(SHARDS).await;
     load(&emu, SHARDS, 0, PER_SHARD, 50);
     emu.faults().set_server_error_rate(0.05);
+    // Slow pulls of few log groups: the backlog lasts seconds, so the lag
+    // Prometheus scrapes every second is seen above 0 before it falls.
+    emu.faults()
+        .set_latency(Duration::from_millis(250), Duration::ZERO);
     let (rx_addr, stats, stop_rx) = receiver("127.0.0.1:0".parse().expect("addr")).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = config(dir.path(), "prom", &emu.endpoint(), rx_addr, "lf", "");
-    let mut text = std::fs::read_to_string(&cfg).expect("config");
-    text.push_str(
-        "when_blocked = \"drop\"\ndrop_after = \"1s\"\n\n[metrics]\naddress = \"127.0.0.1:0\"\n",
+    let cfg = config(
+        dir.path(),
+        "prom",
+        &emu.endpoint(),
+        rx_addr,
+        "lf",
+        "lag_interval = \"1s\"\nmax_fetch_log_groups = 5\nprefetch_bytes = \"0\"",
     );
-    std::fs::write(&cfg, text).expect("config");
-    let mut fwd = Siemfwd::start(dir.path(), "prom", &cfg);
-    let metrics: SocketAddr = tokio::task::block_in_place(|| {
-        wait_until(Duration::from_secs(30), || {
-            let log = fwd.log_text();
-            let line = log.lines().find(|l| l.contains("serving /metrics"))?;
-            let at = line.find("addr=")? + 5;
-            line[at..].split_whitespace().next()?.parse().ok()
-        })
-    })
-    .unwrap_or_else(|| panic!("no metrics address:\n{}", fwd.log_text()));
+    // Prometheus first, so that it scrapes from siemfwd's first second.
+    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let Some(prom) = tokio::task::block_in_place(|| Prometheus::start(dir.path(), metrics)) else {
         return;
     };
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text.push_str(&format!(
+        "when_blocked = \"drop\"\ndrop_after = \"1s\"\n\n[metrics]\naddress = \"{metrics}\"\n"
+    ));
+    std::fs::write(&cfg, text).expect("config");
+    let mut fwd = Siemfwd::start(dir.path(), "prom", &cfg);
     let total = u64::from(SHARDS) * PER_SHARD;
     // Every log arrives despite the faults; Prometheus then says the same.
     let delivered = tokio::task::block_in_place(|| {
@@ -190,6 +205,31 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
         tokio::task::block_in_place(|| prom.value("siemfwd_sls_checkpoints_committed_total"))
             .is_some_and(|c| c > 0.0)
     );
+    // Every shard's lag falls to 0 once its last position is stored ...
+    let caught_up = tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(30), || {
+            let zero = prom.value("count(siemfwd_shard_lag_log_groups == 0)")?;
+            let seconds = prom.value("max(siemfwd_shard_lag_seconds)")?;
+            (zero == f64::from(SHARDS) && seconds == 0.0).then_some(())
+        })
+    });
+    assert!(
+        caught_up.is_some(),
+        "lag did not fall to 0: {:?} shards at 0, max {:?} s",
+        prom.value("count(siemfwd_shard_lag_log_groups == 0)"),
+        prom.value("max(siemfwd_shard_lag_seconds)")
+    );
+    // ... from above 0 while the backlog was read.
+    let peak = tokio::task::block_in_place(|| {
+        prom.value("max(max_over_time(siemfwd_shard_lag_log_groups[10m]))")
+    });
+    assert!(peak.is_some_and(|p| p > 0.0), "no lag seen: {peak:?}");
+    let read = tokio::task::block_in_place(|| prom.value("sum(siemfwd_shard_records_in_total)"));
+    assert!(
+        read.is_some_and(|r| r >= total as f64),
+        "per-shard records: {read:?}"
+    );
+    emu.faults().set_latency(Duration::ZERO, Duration::ZERO);
 
     // The SIEM goes away; new logs are dropped after `drop_after`, and counted.
     stop_rx.cancel();
@@ -211,7 +251,9 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
     let status = tokio::task::block_in_place(|| fwd.terminate(Duration::from_secs(30)));
     assert!(status.is_some(), "siemfwd did not stop");
     println!(
-        "prometheus: {total} delivered as scraped, {} dropped as scraped, {} 5xx injected",
+        "prometheus: {total} delivered as scraped, lag peaked at {} log groups and fell to 0, \
+         {} dropped as scraped, {} 5xx injected",
+        peak.unwrap_or_default(),
         dropped.unwrap_or_default(),
         emu.faults().counts().server_errors
     );

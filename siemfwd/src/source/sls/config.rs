@@ -94,6 +94,10 @@ pub struct SlsSourceConfig {
     /// Wait between two pulls of a shard that had data recently and has
     /// nothing new now: the floor of the delay from write to SIEM.
     pub poll_interval: HumanDuration,
+    /// How often each held shard's lag is measured (GetCursor `end`, and
+    /// GetCursorTime while behind): the per-shard lag series and the
+    /// progress line. `0s`: never.
+    pub lag_interval: HumanDuration,
     /// Most log groups asked for per PullLogs (1–1000); the count actually
     /// asked for adapts to `fetch_bytes`.
     pub max_fetch_log_groups: u32,
@@ -174,6 +178,7 @@ impl Default for SlsSourceConfig {
             heartbeat_timeout: None,
             fetch_interval: HumanDuration(std::time::Duration::from_secs(1)),
             poll_interval: HumanDuration(std::time::Duration::from_millis(100)),
+            lag_interval: HumanDuration(std::time::Duration::from_secs(15)),
             max_fetch_log_groups: 1000,
             fetch_bytes: ByteSize(256 << 10),
             prefetch_bytes: ByteSize(8 << 20),

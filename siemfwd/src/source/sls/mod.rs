@@ -11,6 +11,7 @@
 //! - this file: [`SlsSource`] (the group member, a
 //!   [`GroupSource`](crate::source::GroupSource)) and [`SlsShard`] (one
 //!   shard's reader, a [`ShardReader`]);
+//! - [`lag`]: how far behind a shard is (the lag series, `status`);
 //! - [`status`]: `siemfwd status`.
 //!
 //! Decisions a reader would otherwise undo (see also `docs/architecture.md`):
@@ -53,6 +54,7 @@ pub mod config;
 pub(crate) mod credentials;
 pub(crate) mod decode;
 pub(crate) mod heartbeat;
+pub mod lag;
 pub(crate) mod prefetch;
 pub mod status;
 
@@ -97,6 +99,8 @@ pub struct Settings {
     pub fetch_interval: Duration,
     /// Idle wait between pulls of a shard that had data recently.
     pub poll_interval: Duration,
+    /// How often a held shard's lag is measured (`None`: never).
+    pub lag_interval: Option<Duration>,
     /// Most PullLogs `count`.
     pub max_fetch_log_groups: u32,
     /// Decompressed bytes a pull aims at (the `count` adapts to it).
@@ -318,6 +322,7 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
         heartbeat_timeout: timeout,
         fetch_interval: cfg.fetch_interval.0,
         poll_interval: cfg.poll_interval.0,
+        lag_interval: (!cfg.lag_interval.0.is_zero()).then_some(cfg.lag_interval.0),
         max_fetch_log_groups: cfg.max_fetch_log_groups,
         fetch_bytes: usize::try_from(cfg.fetch_bytes.0).unwrap_or(usize::MAX),
         prefetch_bytes: cfg.prefetch_bytes.0,
@@ -705,6 +710,12 @@ pub struct SlsShard {
     ahead_misses: u32,
     /// No pulls ahead before this (after [`AHEAD_MISSES`] misses in a row).
     ahead_paused_until: Option<Instant>,
+    /// This shard's series in `/metrics`.
+    series: Arc<counters::ShardGauges>,
+    /// The position last stored (or started from), for [`lag::watch`].
+    stored: tokio::sync::watch::Sender<Option<Cursor>>,
+    /// The [`lag::watch`] task, aborted with the reader.
+    _lag: Option<tokio_util::task::AbortOnDropHandle<()>>,
 }
 
 /// Pulls ahead in a row that may go unused before a shard stops pulling
@@ -756,6 +767,7 @@ impl Drop for SlsShard {
     fn drop(&mut self) {
         // Counted as unused; dropping them aborts their requests.
         self.drop_pulls();
+        counters::set(&self.series.held, 0);
     }
 }
 
@@ -793,7 +805,26 @@ impl SlsShard {
         } else {
             format!("shard {shard}")
         };
+        let series = metrics.shard(vec![
+            ("project", settings.project.clone()),
+            ("logstore", settings.logstore.clone()),
+            ("shard", shard.to_string()),
+        ]);
+        counters::set(&series.held, 1);
+        let (stored, position) = tokio::sync::watch::channel(None);
+        let lag = settings.lag_interval.map(|every| {
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(lag::watch(
+                client.clone(),
+                shard,
+                series.clone(),
+                position,
+                every,
+            )))
+        });
         Self {
+            series,
+            stored,
+            _lag: lag,
             metrics,
             client,
             settings,
@@ -1001,11 +1032,17 @@ impl SlsShard {
         match outcome {
             Ok(Stored::Saved(c)) => {
                 counters::add(&self.metrics.sls_checkpoints_committed, 1);
+                counters::add(&self.series.checkpoints_committed, 1);
+                counters::set(&self.series.committed_at_ms, counters::now_ms());
+                self.stored.send_replace(Some(c.clone()));
                 self.last_committed = Some(c);
             }
             Ok(Stored::NotOurs) => self.lost = true,
             Ok(Stored::Fatal(e)) => return Err(self.fatal(e)),
-            Ok(Stored::NotNow) => counters::add(&self.metrics.sls_checkpoint_failures, 1),
+            Ok(Stored::NotNow) => {
+                counters::add(&self.metrics.sls_checkpoint_failures, 1);
+                counters::add(&self.series.checkpoint_failures, 1);
+            }
             Err(e) => {
                 tracing::warn!(shard = %self.shard, error = %e, "checkpoint commit task failed; the next commit will carry it");
             }
@@ -1085,6 +1122,7 @@ impl SlsShard {
         match result {
             Ok(decode::Visit::Done { records }) => {
                 counters::add(&self.metrics.records_in, records as u64);
+                counters::add(&self.series.records_in, records as u64);
                 self.cursor = Some(p.next.clone());
                 Some(BatchEnd {
                     position: p.next,
@@ -1094,6 +1132,7 @@ impl SlsShard {
             }
             Ok(decode::Visit::Paused { records, resume }) => {
                 counters::add(&self.metrics.records_in, records as u64);
+                counters::add(&self.series.records_in, records as u64);
                 let position = p.start.clone();
                 self.pending = Some(Pending { resume, ..p });
                 Some(BatchEnd {
@@ -1142,6 +1181,9 @@ impl ShardReader for SlsShard {
                 Some(c) => c.clone(),
                 None => match self.start_cursor().await {
                     Ok(c) => {
+                        // Stored already (the checkpoint), or where an
+                        // unread shard begins: what its lag is measured from.
+                        self.stored.send_replace(Some(c.clone()));
                         self.failures = 0;
                         self.cursor = Some(c);
                         continue;

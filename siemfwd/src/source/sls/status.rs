@@ -3,10 +3,10 @@
 //! how far behind it is (log groups, and time since the oldest unread log
 //! group was received).
 //!
-//! Calls: ListShards, GetCheckPoint (all shards), GetCursor `end` per shard,
-//! and GetCursorTime at the checkpoint when the shard is behind. "Log groups
-//! behind" uses the cursor's documented shape (protocol notes §3); if a
-//! cursor does not have it, the figure is left out rather than guessed.
+//! Calls: ListShards, GetCheckPoint (all shards), then per shard what
+//! [`super::lag::measure`] asks (GetCursor `end`, and GetCursorTime at the
+//! checkpoint when the shard is behind); a figure that cannot be known is
+//! left out rather than guessed.
 
 use serde::Serialize;
 
@@ -73,27 +73,17 @@ pub async fn collect(client: &Client, s: &Settings) -> Result<GroupStatus, Error
         }
         Err(e) => return Err(explain(e)),
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let mut out = Vec::with_capacity(shards.len());
     for sh in &shards {
         let id = ShardId(sh.id);
-        let end = client.get_cursor(id, "end").await.map_err(explain)?;
         let cp = checkpoints.iter().find(|c| c.shard == sh.id);
         let checkpoint = cp.and_then(|c| Cursor::new(c.checkpoint.clone()));
-        let lag_log_groups = checkpoint
-            .as_ref()
-            .and_then(|c| Some(end.sequence()? - c.sequence()?));
-        let lag_seconds = match (&checkpoint, lag_log_groups) {
-            (Some(_), Some(0)) => Some(0),
-            (Some(c), _) if c == &end => Some(0),
-            (Some(c), _) => client
-                .get_cursor_time(id, c)
-                .await
-                .ok()
-                .map(|t| (now - t).max(0)),
-            (None, _) => None,
+        let (lag, end) = match &checkpoint {
+            Some(c) => {
+                let (lag, end) = super::lag::measure(client, id, c).await.map_err(explain)?;
+                (Some(lag), end)
+            }
+            None => (None, client.get_cursor(id, "end").await.map_err(explain)?),
         };
         out.push(ShardStatus {
             shard: sh.id,
@@ -101,8 +91,8 @@ pub async fn collect(client: &Client, s: &Settings) -> Result<GroupStatus, Error
             owner: cp.map(|c| c.consumer.clone()).unwrap_or_default(),
             checkpoint: checkpoint.map(|c| c.to_string()).unwrap_or_default(),
             end_cursor: end.to_string(),
-            lag_log_groups,
-            lag_seconds,
+            lag_log_groups: lag.and_then(|l| l.log_groups),
+            lag_seconds: lag.and_then(|l| l.seconds),
         });
     }
     out.sort_by_key(|s| s.shard);
