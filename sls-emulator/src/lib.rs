@@ -368,6 +368,34 @@ pub(crate) struct Shared {
     pub(crate) temporary_keys: Mutex<std::collections::HashMap<String, TemporaryKey>>,
     /// The metadata service's session tokens, with their expiry.
     pub(crate) metadata_tokens: Mutex<std::collections::HashMap<String, std::time::SystemTime>>,
+    /// AccessKey ids disabled as in the RAM console: refused with `401 Unauthorized` while
+    /// their signatures are still right.
+    pub(crate) disabled_keys: Mutex<std::collections::HashSet<String>>,
+}
+
+impl Shared {
+    /// Disables (or enables again) an AccessKey id; returns whether it was enabled before.
+    pub(crate) fn set_key_enabled(&self, access_key_id: &str, enabled: bool) -> bool {
+        let mut disabled = self
+            .disabled_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let was = !disabled.contains(access_key_id);
+        if enabled {
+            disabled.remove(access_key_id);
+        } else {
+            disabled.insert(access_key_id.to_owned());
+        }
+        was
+    }
+
+    /// Whether an AccessKey id is disabled.
+    pub(crate) fn key_disabled(&self, access_key_id: &str) -> bool {
+        self.disabled_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(access_key_id)
+    }
 }
 
 /// A temporary AccessKey (an STS token) the emulator issued.
@@ -518,6 +546,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
         persist,
         checkpoint_log: Mutex::new(VecDeque::new()),
         temporary_keys: Mutex::new(std::collections::HashMap::new()),
+        disabled_keys: Mutex::new(std::collections::HashSet::new()),
         metadata_tokens: Mutex::new(std::collections::HashMap::new()),
     });
     let token = CancellationToken::new();
@@ -707,6 +736,13 @@ impl RunningEmulator {
         let g = ls.groups.get_mut(group)?;
         g.expire(std::time::Instant::now());
         Some(g.consumers().map(str::to_owned).collect())
+    }
+
+    /// Disables an AccessKey id, as in the RAM console (`enabled = false`), or enables it
+    /// again: requests it signs are refused with `401 Unauthorized` while it is disabled.
+    /// Returns whether it was enabled before.
+    pub fn set_key_enabled(&self, access_key_id: &str, enabled: bool) -> bool {
+        self.shared.set_key_enabled(access_key_id, enabled)
     }
 
     /// Forces a consumer to expire now, as if it had missed its heartbeats. Returns whether

@@ -305,6 +305,16 @@ fn check_request(shared: &Shared, req: &Req) -> Result<(), ApiError> {
             let (code, status) = e.code_and_status();
             ApiError::new(status, code, e.to_string())
         })?;
+        // Checked after the signature, as a service does: a disabled key is a known one.
+        if let Some(ak) = access_key_of(req.header("authorization").unwrap_or("")) {
+            if shared.key_disabled(ak) {
+                return Err(ApiError::new(
+                    401,
+                    "Unauthorized",
+                    format!("The AccessKeyId {ak} is disabled"),
+                ));
+            }
+        }
         if let (Some(max), Some(date)) = (shared.config.max_clock_skew, req.header("date")) {
             if req
                 .header("authorization")

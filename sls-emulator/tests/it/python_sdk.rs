@@ -507,6 +507,24 @@ async fn two_sdk_consumers_split_shards_and_one_takes_over_after_the_other_dies(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_access_key_is_refused_to_the_sdk_until_enabled_again() {
+    let Some(py) = python() else { return };
+    let emu = start_emulator().await;
+    let shards = || async {
+        let out = run_ok(sdk(&py, &emu, "proj", "store", &["shards"]), "SDK list_shards").await;
+        serde_json::from_str::<serde_json::Value>(out.trim()).expect("JSON")
+    };
+    assert_eq!(shards().await["shards"], 4);
+    assert!(emu.set_key_enabled(AK_ID, false), "it was enabled");
+    let refused = shards().await;
+    assert_eq!(refused["status"], 401, "{refused}");
+    assert_eq!(refused["code"], "Unauthorized", "{refused}");
+    assert!(!emu.set_key_enabled(AK_ID, true), "it was disabled");
+    assert_eq!(shards().await["shards"], 4);
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_v4_signing_and_zstd_bodies_work() {
     let Some(py) = python() else { return };
     let emu = start_emulator().await;

@@ -11,6 +11,7 @@ project from the Host header. No SDK code is patched.
   consume      run a ConsumerWorker (with --query: rule-based); append "<shard>\t<seq>" per log
                to --out; SIGTERM = clean stop
   checkpoints  print the group's checkpoints and each shard's end cursor as JSON (SDK calls)
+  shards       ListShards: print {"shards": N}, or the SDK's error {"status", "code"}
 """
 import argparse
 import hashlib
@@ -19,7 +20,7 @@ import signal
 import threading
 import time
 
-from aliyun.log import LogClient, LogItem, PutLogsRequest
+from aliyun.log import LogClient, LogException, LogItem, PutLogsRequest
 from aliyun.log.auth import AUTH_VERSION_4
 from aliyun.log.consumer import ConsumerProcessorBase, ConsumerWorker, CursorPosition, LogHubConfig
 from aliyun.log.pulllog_response import PullLogResponse
@@ -112,6 +113,16 @@ def cmd_checkpoints(a):
     print(json.dumps({"ends": ends, "checkpoints": cps, "groups": groups}))
 
 
+def cmd_shards(a):
+    try:
+        shards = client(a).list_shards(a.project, a.logstore).get_shards_info()
+    except LogException as e:
+        print(json.dumps({"status": e.resp_status, "code": e.get_error_code(),
+                          "message": e.get_error_message()}))
+        return
+    print(json.dumps({"shards": len(shards)}))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--endpoint", required=True)
@@ -136,8 +147,10 @@ def main():
     con.add_argument("--query", help="SPL for rule-based consumption (the SDK's LogHubConfig query=)")
     cps = sub.add_parser("checkpoints")
     cps.add_argument("--group", required=True)
+    sub.add_parser("shards")
     a = p.parse_args()
-    {"put": cmd_put, "consume": cmd_consume, "checkpoints": cmd_checkpoints}[a.cmd](a)
+    {"put": cmd_put, "consume": cmd_consume, "checkpoints": cmd_checkpoints,
+     "shards": cmd_shards}[a.cmd](a)
 
 
 if __name__ == "__main__":
