@@ -88,6 +88,9 @@ pub struct Gauges {
     /// The group's timeout (0: no group): a heartbeat older than this
     /// means the group may have given our shards away.
     pub heartbeat_timeout_ms: AtomicU64,
+    /// Since when Log Service has refused the credentials of a consumer
+    /// group that had accepted them (0: it accepts them).
+    pub credentials_refused_since_ms: AtomicU64,
     /// Since when the sink has had no working connection (0: it has one,
     /// or needs none).
     pub sink_down_since_ms: AtomicU64,

@@ -8,9 +8,10 @@
 //! gauges of `counters::Gauges`, and `siemfwd_build_info`. Nothing is
 //! counted twice and the hot path is unchanged: a scrape reads the atomics.
 //!
-//! `/health` — the process works: 200 unless it reads a consumer group
-//! whose last answered heartbeat is older than the group's timeout (the
-//! group may have handed our shards to others). `/ready` — it forwards:
+//! `/health` — the process works: 200 unless Log Service refuses the
+//! credentials it accepted when the group was joined, or the last answered
+//! heartbeat is older than the group's timeout (the group may have handed
+//! our shards to others). `/ready` — it forwards:
 //! 200 once the source has its shards (joined its group or opened its
 //! files) and while the sink has a working connection (a sink that failed
 //! and has not connected since makes it 503 at once). Both answer JSON:
@@ -163,6 +164,14 @@ fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<
 /// `/health`: see the module docs.
 pub fn health(metrics: &Metrics) -> Result<(), String> {
     let g = metrics.gauges();
+    let refused = counters::get(&g.credentials_refused_since_ms);
+    if refused != 0 {
+        return Err(format!(
+            "Log Service has refused the credentials for {} s (a key disabled or rotated, or a \
+             RAM policy removed?); the log has its answer; retrying",
+            counters::now_ms().saturating_sub(refused) / 1000
+        ));
+    }
     let timeout = counters::get(&g.heartbeat_timeout_ms);
     if timeout == 0 {
         return Ok(());
@@ -214,7 +223,7 @@ impl Collector for Pipeline {
         }
         let g = self.0.gauges();
         let seconds = |ms: u64| if ms == 0 { 0.0 } else { ms as f64 / 1000.0 };
-        let gauges: [(&str, &str, f64); 7] = [
+        let gauges: [(&str, &str, f64); 8] = [
             (
                 "source_assigned",
                 "1 once the source has its shards",
@@ -224,6 +233,11 @@ impl Collector for Pipeline {
                 "heartbeat_answered_timestamp_seconds",
                 "when the consumer group last answered a heartbeat (0: no group)",
                 seconds(counters::get(&g.heartbeat_answered_ms)),
+            ),
+            (
+                "credentials_refused_since_timestamp_seconds",
+                "since when Log Service has refused the credentials it accepted before (0: it accepts them)",
+                seconds(counters::get(&g.credentials_refused_since_ms)),
             ),
             (
                 "sink_down_since_timestamp_seconds",
@@ -338,7 +352,7 @@ fn encode_shards(
         if values.is_empty() {
             continue;
         }
-        let mut family = encoder.encode_descriptor(name, help, None, kind.clone())?;
+        let mut family = encoder.encode_descriptor(name, help, None, kind)?;
         for (s, v) in values {
             let mut metric = family.encode_family(&s.labels)?;
             match kind {

@@ -154,6 +154,17 @@ impl Error {
         }
     }
 
+    /// True when the server refused the AccessKey itself (`401`, or
+    /// `Unauthorized`, `SignatureNotMatch`, `InvalidAccessKeyId`): fatal
+    /// at start, while a consumer that has already worked may retry it —
+    /// a key disabled, rotated or stripped of its policy mid-run is fixed
+    /// outside the process.
+    pub fn refuses_credentials(&self) -> bool {
+        matches!(self, Error::Api { status, code, .. }
+            if *status == 401
+                || matches!(code.as_str(), "Unauthorized" | "SignatureNotMatch" | "InvalidAccessKeyId"))
+    }
+
     /// True for throttling answers (the server asks us to slow down).
     pub fn is_throttle(&self) -> bool {
         matches!(self, Error::Api { status: 403, code, .. } if code.contains("QuotaExceed") || code.contains("QPS"))
@@ -217,6 +228,22 @@ mod tests {
             "ConsumerGroupQuotaExceed",
         ] {
             assert_eq!(api(400, code).class(), Class::Fatal, "{code}");
+        }
+    }
+
+    #[test]
+    fn refused_credentials_are_told_apart_from_other_fatal_errors() {
+        for e in [
+            api(401, "Unauthorized"),
+            api(401, "SomethingNew"),
+            api(400, "SignatureNotMatch"),
+            api(403, "InvalidAccessKeyId"),
+        ] {
+            assert!(e.refuses_credentials(), "{e}");
+            assert_eq!(e.class(), Class::Fatal, "{e}");
+        }
+        for e in [api(404, "LogStoreNotExist"), api(403, "ReadQuotaExceed")] {
+            assert!(!e.refuses_credentials(), "{e}");
         }
     }
 

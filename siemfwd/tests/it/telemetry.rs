@@ -161,3 +161,93 @@ async fn metrics_say_what_arrived_and_ready_follows_the_receiver() {
     stop_rx.cancel();
     assert!(status.success(), "{}", fwd.stderr());
 }
+
+/// `/health` flips to 503 (why: refused credentials) when Log Service refuses the AccessKey
+/// the group had accepted — the key disabled mid-run for longer than the group's timeout —
+/// and back to 200 once it is enabled again; the process keeps running throughout and then
+/// delivers every log, the ones written during the refusal included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_follows_a_key_refused_and_accepted_again() {
+    use crate::sls_support::{self, AK_ID};
+    const SHARDS: u32 = 2;
+    const PER_SHARD: u64 = 1_000;
+    let emu = sls_support::emulator(SHARDS).await;
+    sls_support::load(&emu, SHARDS, 0, PER_SHARD / 2, 50);
+    let rx = sls_support::Receiver::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = sls_support::config(dir.path(), "health", &emu.endpoint(), rx.addr, "lf", "");
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text.push_str("\n[metrics]\naddress = \"127.0.0.1:0\"\n");
+    std::fs::write(&cfg, text).expect("config");
+    let mut fwd = sls_support::Siemfwd::start(dir.path(), "health", &cfg);
+    let addr: SocketAddr = tokio::task::block_in_place(|| {
+        until("the metrics address in the log", || {
+            let log = fwd.log_text();
+            let line = log.lines().find(|l| l.contains("serving /metrics"))?;
+            let at = line.find("addr=")? + 5;
+            line[at..].split_whitespace().next()?.parse().ok()
+        })
+    });
+    tokio::task::block_in_place(|| {
+        until("the first half delivered, healthy", || {
+            let half = (u64::from(SHARDS) * PER_SHARD / 2) as usize;
+            (rx.count() >= half && get(addr, "/health").0 == 200).then_some(())
+        })
+    });
+
+    assert!(emu.set_key_enabled(AK_ID, false));
+    sls_support::load(&emu, SHARDS, PER_SHARD / 2, PER_SHARD / 2, 50);
+    let why = tokio::task::block_in_place(|| {
+        until("/health to report the refused credentials", || {
+            let (status, body) = get(addr, "/health");
+            (status == 503).then_some(body)
+        })
+    });
+    let why: serde_json::Value = serde_json::from_str(&why).expect("JSON");
+    assert_eq!(why["status"], "failing");
+    assert!(
+        why["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("refused the credentials")),
+        "{why}"
+    );
+    let (_, metrics) = tokio::task::block_in_place(|| get(addr, "/metrics"));
+    assert_eq!(sample(&metrics, "siemfwd_healthy"), Some(0.0), "{metrics}");
+    assert!(
+        sample(
+            &metrics,
+            "siemfwd_credentials_refused_since_timestamp_seconds"
+        )
+        .is_some_and(|t| t > 0.0),
+        "{metrics}"
+    );
+
+    // Longer than the group's timeout (3 s): the group lets the shards go,
+    // and hands them back from their checkpoints once the key works again.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!emu.set_key_enabled(AK_ID, true));
+    let total = (u64::from(SHARDS) * PER_SHARD) as usize;
+    tokio::task::block_in_place(|| {
+        until("healthy again, every log delivered", || {
+            (get(addr, "/health").0 == 200 && rx.count() >= total).then_some(())
+        })
+    });
+    let seqs = rx
+        .lines
+        .lock()
+        .expect("lines")
+        .iter()
+        .filter_map(|l| sls_support::seq_of(l))
+        .collect::<Vec<_>>();
+    let (missing, _, _) = sls_support::tally(seqs, SHARDS, PER_SHARD);
+    assert!(missing.is_empty(), "missing {} logs", missing.len());
+    let status = tokio::task::block_in_place(|| fwd.terminate(Duration::from_secs(30)));
+    assert!(status.is_some_and(|s| s.success()), "{}", fwd.log_text());
+    let log = fwd.log_text();
+    assert!(
+        log.contains("refuses the credentials it accepted before"),
+        "{log}"
+    );
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
+    println!("{} warnings:\n{}", warnings.len(), warnings.join("\n"));
+}

@@ -176,7 +176,9 @@ pub(crate) fn control(shared: &Shared, req: &Req) -> Result<Reply, ApiError> {
                 .and_then(Value::as_bool)
                 .ok_or_else(|| ApiError::param("enabled (true or false) is required"))?;
             let was = shared.set_key_enabled(field(&body, "access_key_id")?, enabled);
-            Ok(Reply::json(&json!({ "was_enabled": was, "enabled": enabled })))
+            Ok(Reply::json(
+                &json!({ "was_enabled": was, "enabled": enabled }),
+            ))
         }
         ("POST", "expire-consumer") => {
             let body = req.json()?;

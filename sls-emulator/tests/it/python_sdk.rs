@@ -511,7 +511,11 @@ async fn a_disabled_access_key_is_refused_to_the_sdk_until_enabled_again() {
     let Some(py) = python() else { return };
     let emu = start_emulator().await;
     let shards = || async {
-        let out = run_ok(sdk(&py, &emu, "proj", "store", &["shards"]), "SDK list_shards").await;
+        let out = run_ok(
+            sdk(&py, &emu, "proj", "store", &["shards"]),
+            "SDK list_shards",
+        )
+        .await;
         serde_json::from_str::<serde_json::Value>(out.trim()).expect("JSON")
     };
     assert_eq!(shards().await["shards"], 4);

@@ -21,7 +21,11 @@
 //!   longer `request_timeout`: an answer that late is worthless (the server
 //!   has dropped us), and meanwhile we would go on reading shards that are
 //!   someone else's.
-//! - Fatal errors (credentials, logstore gone) are published and end the loop.
+//! - Credentials refused (they were accepted when the group was joined: a
+//!   key disabled, rotated or stripped of its policy since) count as
+//!   failures under the rule above and set the gauge `/health` reports;
+//!   the loop keeps trying, so a fix outside the process resumes forwarding.
+//! - Other fatal errors (logstore gone, …) are published and end the loop.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -107,6 +111,7 @@ pub(crate) async fn run(
                 failures = 0;
                 last_ok = Instant::now();
                 rejoin = false;
+                crate::counters::set(&metrics.gauges().credentials_refused_since_ms, 0);
                 crate::counters::set(
                     &metrics.gauges().heartbeat_answered_ms,
                     crate::counters::now_ms(),
@@ -125,7 +130,7 @@ pub(crate) async fn run(
                 publish(BTreeSet::new());
                 wait = Duration::ZERO;
             }
-            Err(e) if e.class() == Class::Fatal => {
+            Err(e) if e.class() == Class::Fatal && !e.refuses_credentials() => {
                 let e = e.explain(&settings.project, &settings.logstore, &settings.group);
                 tx.send_modify(|a| a.fatal = Some(e.to_string()));
                 return;
@@ -133,10 +138,30 @@ pub(crate) async fn run(
             Err(e) => {
                 failures += 1;
                 crate::counters::add(&metrics.sls_heartbeat_failures, 1);
-                if failures == 1 || failures % 10 == 0 {
-                    tracing::warn!(error = %e, failures, "heartbeat failed; retrying");
+                let refused = e.refuses_credentials();
+                let said = e.to_string();
+                if refused {
+                    let since = &metrics.gauges().credentials_refused_since_ms;
+                    if crate::counters::get(since) == 0 {
+                        crate::counters::set(since, crate::counters::now_ms());
+                    }
                 }
-                if last_ok.elapsed() > give_up {
+                if failures == 1 || failures % 10 == 0 {
+                    if refused {
+                        // Accepted when the group was joined: disabled,
+                        // rotated or stripped of a policy since. Fixed
+                        // outside the process, so keep trying (/health
+                        // says so) rather than exit.
+                        let fix = e
+                            .explain(&settings.project, &settings.logstore, &settings.group)
+                            .to_string();
+                        tracing::warn!(error = %said, %fix, failures,
+                            "Log Service refuses the credentials it accepted before; retrying");
+                    } else {
+                        tracing::warn!(error = %said, failures, "heartbeat failed; retrying");
+                    }
+                }
+                if last_ok.elapsed() > give_up && !rejoin {
                     tracing::warn!(
                         ?give_up,
                         "no heartbeat answer for longer than the group timeout; \

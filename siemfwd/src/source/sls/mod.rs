@@ -587,6 +587,15 @@ impl GroupSource for SlsSource {
     }
 }
 
+/// Whether an error ends a shard's reader (and the process). Not a refusal
+/// of the credentials: readers start only after the group accepted them, so
+/// a refusal now means a key changed outside the process; readers back off
+/// and retry like any failure while the heartbeat reports it (`/health`)
+/// and, past the group's timeout, lets the shards go.
+fn ends_shard(e: &Error) -> bool {
+    e.class() == Class::Fatal && !e.refuses_credentials()
+}
+
 /// How a checkpoint commit ended.
 #[derive(Debug)]
 enum Stored {
@@ -623,7 +632,12 @@ async fn store_checkpoint(
                      consumer; dropping it (records since the last checkpoint may be sent twice)");
                 return Stored::NotOurs;
             }
-            Err(e) if e.class() == Class::Fatal => return Stored::Fatal(e),
+            Err(e) if ends_shard(&e) => return Stored::Fatal(e),
+            // The heartbeat reports it, once; the next commit tries again.
+            Err(e) if e.refuses_credentials() => {
+                tracing::debug!(%shard, error = %e, "checkpoint commit refused: credentials");
+                return Stored::NotNow;
+            }
             Err(e) => {
                 tracing::warn!(%shard, error = %e, attempt, "checkpoint commit failed");
                 tokio::time::sleep(backoff(Duration::from_millis(200), attempt)).await;
@@ -1188,7 +1202,7 @@ impl ShardReader for SlsShard {
                         self.cursor = Some(c);
                         continue;
                     }
-                    Err(e) if e.class() == Class::Fatal => return Err(self.fatal(e)),
+                    Err(e) if ends_shard(&e) => return Err(self.fatal(e)),
                     Err(e) => {
                         self.failures += 1;
                         tracing::warn!(shard = %self.shard, error = %e, "cannot find where to start; retrying");
@@ -1325,7 +1339,7 @@ impl ShardReader for SlsShard {
                                 self.finished = true;
                             }
                             Ok(false) => {}
-                            Err(e) if e.class() == Class::Fatal => return Err(self.fatal(e)),
+                            Err(e) if ends_shard(&e) => return Err(self.fatal(e)),
                             Err(e) => {
                                 tracing::debug!(error = %e, "cannot check the shard's status")
                             }
@@ -1415,7 +1429,7 @@ impl ShardReader for SlsShard {
                          the group checkpoint or, failing that, the oldest data still kept");
                     match self.recover_cursor(&cursor).await {
                         Ok(c) => self.cursor = Some(c),
-                        Err(e) if e.class() == Class::Fatal => return Err(self.fatal(e)),
+                        Err(e) if ends_shard(&e) => return Err(self.fatal(e)),
                         Err(_) => self.failures += 1,
                     }
                 }
@@ -1427,7 +1441,7 @@ impl ShardReader for SlsShard {
                         "PullLogs answer refused as too large; asking for fewer log groups");
                     self.count = fewer;
                 }
-                Err(e) if e.class() == Class::Fatal => return Err(self.fatal(e)),
+                Err(e) if ends_shard(&e) => return Err(self.fatal(e)),
                 Err(e) => {
                     self.stop_pulling_ahead();
                     let first = self.failures == 0;
