@@ -89,8 +89,8 @@ pub(crate) struct LogArgs {
     /// Format of siemfwd's own log (on stderr, or in --log-file).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "SIEMFWD_LOG_FORMAT")]
     pub log_format: LogFormat,
-    /// Write siemfwd's own log to this file instead of stderr, rotated daily
-    /// (FILE.YYYY-MM-DD).
+    /// Write siemfwd's own log to this file instead of stderr (appended;
+    /// SIGHUP opens it again, for logrotate).
     #[arg(long, global = true, value_name = "FILE", env = "SIEMFWD_LOG_FILE")]
     pub log_file: Option<PathBuf>,
     /// Log level filter (`info`, `debug`, `siemfwd=debug,warn`, …).

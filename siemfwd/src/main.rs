@@ -42,8 +42,8 @@ fn config_failure(e: impl Into<anyhow::Error>) -> Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let log_to_file = cli.log.log_file.is_some();
-    let _log_guard = match logging::init(&cli.log) {
-        Ok(g) => g,
+    let log = match logging::init(&cli.log) {
+        Ok(l) => l,
         Err(e) => {
             eprintln!("siemfwd: error: {e:#}");
             return ExitCode::from(2);
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(cli.command, log.file.clone())) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
             // The whole chain on one line, as ripgrep does; into the log file
@@ -77,10 +77,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> Result<u8, Failure> {
+async fn run(command: Command, log_file: Option<logging::LogFile>) -> Result<u8, Failure> {
     match command {
-        Command::Run(args) => forward(&args.config, args.dry_run).await,
-        Command::Tap(args) => forward(&args, true).await,
+        Command::Run(args) => forward(&args.config, args.dry_run, log_file).await,
+        Command::Tap(args) => forward(&args, true, log_file).await,
         Command::Check(args) => check(&args).await,
         Command::Listen(args) => cli::listen(*args).await.map_err(Failure::from),
         Command::Status(args) => status(&args).await,
@@ -93,13 +93,17 @@ fn load(args: &cli::ConfigArgs) -> Result<Config, Failure> {
         .map_err(config_failure)
 }
 
-async fn forward(args: &cli::ConfigArgs, dry_run: bool) -> Result<u8, Failure> {
+async fn forward(
+    args: &cli::ConfigArgs,
+    dry_run: bool,
+    log_file: Option<logging::LogFile>,
+) -> Result<u8, Failure> {
     let config = load(args)?;
     let pipeline = Pipeline::build(&config, dry_run)
         .context("invalid configuration")
         .map_err(config_failure)?;
     let shutdown = Shutdown::default();
-    tokio::spawn(watch_signals(shutdown.clone()));
+    tokio::spawn(watch_signals(shutdown.clone(), log_file));
     tracing::info!(
         source = ?config.source.kind,
         sink = %config.sink.describe(),
@@ -254,12 +258,18 @@ fn invalid_in(entry: Option<usize>) -> String {
 
 /// `tcp 10.0.0.1:514`, `stdout`: for log lines and `check`.
 /// First SIGINT/SIGTERM: stop and drain. Second: abandon in-flight batches.
-/// SIGHUP, SIGUSR1 and SIGUSR2 are noted and otherwise ignored: their default
-/// action ends the process at once, without draining or committing (a
-/// `logrotate` postrotate or a systemd `ExecReload` sending HUP meant
-/// duplicates on the next start). The handlers are in place when this
-/// returns (before "siemfwd started" is logged); the future does the rest.
-fn watch_signals(shutdown: Shutdown) -> impl std::future::Future<Output = ()> {
+/// SIGHUP opens the `--log-file` again (logrotate's postrotate, systemd's
+/// `ExecReload`); the configuration is not reloaded — a restart is the safe
+/// way to change it (SIGTERM drains and commits; the group hands the shards
+/// back). SIGUSR1 and SIGUSR2 are noted and ignored. None of the three may
+/// keep its default action, which ends the process at once without draining
+/// or committing (duplicates on the next start). The handlers are in place
+/// when this returns (before "siemfwd started" is logged); the future does
+/// the rest.
+fn watch_signals(
+    shutdown: Shutdown,
+    log_file: Option<logging::LogFile>,
+) -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
@@ -285,11 +295,21 @@ fn watch_signals(shutdown: Shutdown) -> impl std::future::Future<Output = ()> {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
                 () = next(&mut hup) => {
-                    tracing::info!(
-                        "SIGHUP: nothing to reload (the configuration is read at start: restart with \
-                         SIGTERM, which drains and commits, to change it; a --log-file rotates daily \
-                         by itself)"
-                    );
+                    match log_file.as_ref().map(logging::LogFile::reopen) {
+                        Some(Ok(path)) => tracing::info!(
+                            path = %path.display(),
+                            "SIGHUP: log file opened again (the configuration is not reloaded: \
+                             restart to change it)"
+                        ),
+                        Some(Err(e)) => tracing::warn!(
+                            error = %e,
+                            "SIGHUP: cannot open the log file again; still writing to the old one"
+                        ),
+                        None => tracing::info!(
+                            "SIGHUP: no log file to reopen; the configuration is not reloaded \
+                             (restart with SIGTERM, which drains and commits, to change it)"
+                        ),
+                    }
                     continue;
                 }
                 () = next(&mut usr1) => {

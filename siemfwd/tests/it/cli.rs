@@ -307,8 +307,10 @@ fn malformed_line_is_reported_with_file_and_line_then_skipped_or_stops() {
 
 #[test]
 fn every_example_config_parses_and_builds_its_formatter() {
-    for entry in std::fs::read_dir(repo_root().join("examples")).unwrap() {
-        let path = entry.unwrap().path();
+    let examples = std::fs::read_dir(repo_root().join("examples")).unwrap();
+    // The packages' /etc/siemfwd/siemfwd.toml too.
+    let packaged = repo_root().join("packaging/siemfwd.toml");
+    for path in examples.map(|e| e.unwrap().path()).chain([packaged]) {
         if path.extension().and_then(|e| e.to_str()) != Some("toml") {
             continue;
         }
@@ -492,8 +494,71 @@ fn hup_and_usr_signals_do_not_kill_a_run() {
     let status = child.wait().expect("wait");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(status.code(), Some(0), "{text}");
-    assert!(text.contains("SIGHUP: nothing to reload"), "{text}");
+    assert!(text.contains("SIGHUP: no log file to reopen"), "{text}");
     assert!(text.contains("SIGUSR1 ignored"), "{text}");
+}
+
+#[test]
+fn hup_opens_the_log_file_again_after_logrotate_renamed_it() {
+    // Issue 17: what logrotate does — rename the file, then SIGHUP — leaves
+    // the old lines in the renamed file and the new ones in a new file at
+    // the configured path.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.ndjson"), "{\"a\":\"1\"}\n").unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[source.file]\npaths = [\"a.ndjson\"]\nstate_dir = \"st\"\nfollow = true\n\
+         [sink]\ntype = \"stdout\"\n",
+    )
+    .unwrap();
+    let log = dir.path().join("siemfwd.log");
+    let rotated = dir.path().join("siemfwd.log.1");
+    let mut child = crate::support::siemfwd::hermetic()
+        .args(["run", "-c", "c.toml", "--log-file", "siemfwd.log"])
+        .current_dir(dir.path())
+        .env_remove("SIEMFWD_CONFIG")
+        .env_remove("SLS_ENDPOINT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("siemfwd starts");
+    let pid = child.id().to_string();
+    let wait_for = |path: &std::path::Path, what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .contains(what)
+            {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    };
+    assert!(wait_for(&log, "siemfwd started"), "never started");
+    std::fs::rename(&log, &rotated).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill");
+    assert!(
+        wait_for(&log, "log file opened again"),
+        "no new file: {}",
+        std::fs::read_to_string(&rotated).unwrap_or_default()
+    );
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    let new = std::fs::read_to_string(&log).unwrap();
+    assert!(old.contains("siemfwd started"), "{old}");
+    assert!(!old.contains("opened again"), "{old}");
+    assert!(!new.contains("siemfwd started"), "{new}");
+    assert!(new.contains("siemfwd stopped"), "{new}");
 }
 
 #[test]
