@@ -6,6 +6,7 @@
 #                                 $PEERS_CACHE/syslog-ng-core (default /var/cache/siemfwd-peers),
 #                                 because syslog-ng-core and rsyslog conflict as packages
 #   openssl (CLI, for gen-certs.sh), python3 and systemd (for systemd-analyze) if missing
+#   rpm                           `rpm -qlp`, to read the .rpm scripts/package builds
 #   prometheus                    a PRIVATE unpacked copy of Debian's prometheus in
 #                                 $PEERS_CACHE/prometheus (the package's post-install would
 #                                 start a server on :9090; the binary is static)
@@ -30,6 +31,8 @@ PKGS=(rsyslog rsyslog-gnutls rsyslog-openssl rsyslog-relp openssl)
 command -v python3 >/dev/null 2>&1 || PKGS+=(python3)
 # systemd-analyze checks the service unit in packaging/ (nothing is started).
 command -v systemd-analyze >/dev/null 2>&1 || PKGS+=(systemd)
+# The package test reads the .rpm with rpm (the .deb with dpkg, always on Debian).
+command -v rpm >/dev/null 2>&1 || PKGS+=(rpm)
 
 missing=()
 for p in "${PKGS[@]}"; do pkg_installed "$p" || missing+=("$p"); done

@@ -21,6 +21,7 @@ mod delivery_restarts_tls;
 mod delivery_sigterm;
 mod file_restart;
 mod linkage;
+mod packages;
 mod peers_smoke;
 mod prometheus;
 mod relp_sessions;

@@ -29,7 +29,12 @@ pub(crate) fn binary() -> &'static str {
 /// test whose config lacks keys never asks 100.100.100.200. Tests of the
 /// lookup set the variables they mean, pointing at the emulator.
 pub(crate) fn hermetic() -> Command {
-    let mut cmd = Command::new(binary());
+    hermetic_at(binary())
+}
+
+/// [`hermetic`] for another siemfwd binary (the one a package installed).
+pub(crate) fn hermetic_at(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("ALIBABA_CLOUD_") {
             cmd.env_remove(&key);
@@ -42,7 +47,12 @@ pub(crate) fn hermetic() -> Command {
 /// A [`hermetic`] `siemfwd` command with a clean environment: no `SIEMFWD_*` or `SLS_*`
 /// variable of the caller leaks into the config (both are read as config overrides).
 pub(crate) fn command(args: &[&str]) -> Command {
-    let mut cmd = hermetic();
+    command_at(binary(), args)
+}
+
+/// [`command`] for another siemfwd binary.
+pub(crate) fn command_at(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
+    let mut cmd = hermetic_at(program);
     cmd.args(args);
     for (key, _) in std::env::vars_os() {
         let k = key.to_string_lossy();
