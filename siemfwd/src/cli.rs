@@ -57,6 +57,31 @@ pub(crate) struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Ask again every INTERVAL (default 5s) until interrupted, each answer
+    /// headed by how far behind every group is and how fast that changes
+    /// (with --json: one JSON document per line).
+    #[arg(
+        long,
+        value_name = "INTERVAL",
+        num_args = 0..=1,
+        default_missing_value = "5s",
+        value_parser = parse_interval
+    )]
+    pub watch: Option<std::time::Duration>,
+}
+
+/// `--watch`'s INTERVAL: `5s`, `500ms`, a bare number of seconds; 100ms at
+/// least (each round asks the server once per shard).
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let d = match text.trim().parse::<u64>() {
+        Ok(secs) => std::time::Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(text.trim())
+            .map_err(|e| format!("{text:?} is not a duration like 5s or 500ms: {e}"))?,
+    };
+    if d < std::time::Duration::from_millis(100) {
+        return Err(format!("{text:?}: at least 100ms"));
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Args)]

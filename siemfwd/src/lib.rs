@@ -17,7 +17,9 @@
 //! - [`listen`] is a syslog receiver for trying things and for tests,
 //! - [`config`] reads the settings and composes each part's own table,
 //! - [`units`] are the values users write (durations, sizes, secrets),
-//! - [`counters`] counts what each pipeline did.
+//! - [`counters`] counts what each pipeline did; [`telemetry`] serves them
+//!   (and `/health`, `/ready`), [`progress`] logs the pace while behind,
+//!   [`systemd`] tells the service manager.
 #![deny(missing_docs)]
 
 mod backoff;
@@ -26,6 +28,7 @@ pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod pipeline;
+pub mod progress;
 pub mod sink;
 pub mod source;
 pub mod systemd;

@@ -121,6 +121,16 @@ async fn forward(
         }
         tokio::spawn(telemetry.serve(telemetry_stop.clone()));
     }
+    let progress = config.pipeline.progress_interval.0;
+    let progress = (!progress.is_zero()).then(|| {
+        let behind_after =
+            (config.pipeline.checkpoint_interval.0 * 3).max(std::time::Duration::from_secs(1));
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(siemfwd::progress::run(
+            metrics.clone(),
+            progress,
+            behind_after,
+        )))
+    });
     tokio::spawn(siemfwd::systemd::run(
         siemfwd::systemd::Notifier::from_env(),
         metrics.clone(),
@@ -128,6 +138,7 @@ async fn forward(
     ));
     let result = pipeline.run(shutdown.clone()).await;
     telemetry_stop.cancel();
+    drop(progress);
     let counters: Vec<String> = metrics
         .snapshot()
         .into_iter()
@@ -201,33 +212,79 @@ async fn status(args: &cli::StatusArgs) -> Result<u8, Failure> {
     let config = load(&args.config)?;
     let tables = sls_tables(&config.source.sls);
     let several = tables.iter().any(|(entry, _)| entry.is_some());
-    let mut groups = Vec::with_capacity(tables.len());
+    let mut clients = Vec::with_capacity(tables.len());
     for (entry, table) in tables {
-        let (client, settings) = sls::build(table)
-            .with_context(|| invalid_in(entry))
-            .map_err(config_failure)?;
-        groups.push(sls::status::collect(&client, &settings).await?);
+        clients.push(
+            sls::build(table)
+                .with_context(|| invalid_in(entry))
+                .map_err(config_failure)?,
+        );
     }
-    match (args.json, groups.as_slice()) {
-        // One group: the object it always was; several: a list of them.
-        (true, [one]) if !several => println!("{}", serde_json::to_string_pretty(one)?),
-        (true, _) => println!("{}", serde_json::to_string_pretty(&groups)?),
-        (false, _) => {
-            for (i, group) in groups.iter().enumerate() {
-                if several {
-                    if i > 0 {
-                        println!();
-                    }
+    // With --watch, the previous round: when, and each group's log groups
+    // behind, for the pace.
+    let mut before: Option<(std::time::Instant, Vec<u64>)> = None;
+    loop {
+        let mut groups = Vec::with_capacity(clients.len());
+        for (client, settings) in &clients {
+            groups.push(sls::status::collect(client, settings).await?);
+        }
+        let now = std::time::Instant::now();
+        match (args.json, groups.as_slice()) {
+            // One group: the object it always was; several: a list of them.
+            // Watching: one document per line.
+            (true, [one]) if !several && args.watch.is_some() => {
+                println!("{}", serde_json::to_string(one)?)
+            }
+            (true, [one]) if !several => println!("{}", serde_json::to_string_pretty(one)?),
+            (true, _) if args.watch.is_some() => println!("{}", serde_json::to_string(&groups)?),
+            (true, _) => println!("{}", serde_json::to_string_pretty(&groups)?),
+            (false, _) => {
+                if args.watch.is_some() {
                     println!(
-                        "{}/{} (consumer group {})",
-                        group.project, group.logstore, group.consumer_group
+                        "{}",
+                        jiff::Timestamp::now()
+                            .round(jiff::Unit::Second)
+                            .unwrap_or_default()
                     );
                 }
-                print!("{}", sls::status::render_table(group));
+                for (i, group) in groups.iter().enumerate() {
+                    if several {
+                        if i > 0 {
+                            println!();
+                        }
+                        println!(
+                            "{}/{} (consumer group {})",
+                            group.project, group.logstore, group.consumer_group
+                        );
+                    }
+                    if args.watch.is_some() {
+                        let (behind, oldest) = group.behind();
+                        let then = before.as_ref().and_then(|(_, b)| b.get(i).copied());
+                        let span = before
+                            .as_ref()
+                            .map_or_else(Default::default, |(at, _)| now.duration_since(*at));
+                        let pace = if behind == 0 {
+                            "current".to_owned()
+                        } else {
+                            siemfwd::progress::pace(then, behind, span)
+                        };
+                        let oldest =
+                            oldest.map_or_else(String::new, |s| format!(", the oldest {s} s old"));
+                        println!("{behind} log groups behind{oldest}; {pace}");
+                    }
+                    print!("{}", sls::status::render_table(group));
+                }
             }
         }
+        let Some(every) = args.watch else {
+            return Ok(0);
+        };
+        before = Some((now, groups.iter().map(|g| g.behind().0).collect()));
+        if !args.json {
+            println!();
+        }
+        tokio::time::sleep(every).await;
     }
-    Ok(0)
 }
 
 /// The Log Service tables to check or report on: `[source.sls]`, or each of

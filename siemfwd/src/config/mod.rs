@@ -150,6 +150,10 @@ pub struct PipelineConfig {
     /// On SIGINT/SIGTERM: how long to wait for in-flight batches to be
     /// delivered before giving up on them (they are then not committed).
     pub drain_timeout: HumanDuration,
+    /// While the source is behind, one log line this often with the lag,
+    /// the pace and when it will have caught up (`progress.rs`). `0s`:
+    /// never.
+    pub progress_interval: HumanDuration,
     /// What to do while the SIEM cannot take data: wait (the default,
     /// nothing is ever dropped) or, after `drop_after`, drop and count.
     pub when_blocked: WhenBlocked,
@@ -184,6 +188,7 @@ impl Default for PipelineConfig {
             max_in_flight_bytes: ByteSize(20 << 20),
             checkpoint_interval: HumanDuration(std::time::Duration::from_secs(3)),
             drain_timeout: HumanDuration(std::time::Duration::from_secs(10)),
+            progress_interval: HumanDuration(std::time::Duration::from_secs(30)),
             when_blocked: WhenBlocked::Wait,
             drop_after: None,
         }

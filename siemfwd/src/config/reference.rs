@@ -212,6 +212,7 @@ pub(crate) const KEYS: &[Key] = &[
     key("pipeline.max_in_flight_bytes", Str, r#""20MiB""#),
     key("pipeline.checkpoint_interval", Str, r#""3s""#),
     key("pipeline.drain_timeout", Str, r#""10s""#),
+    key("pipeline.progress_interval", Str, r#""30s""#),
     key("pipeline.when_blocked", Str, r#""drop""#),
     key("pipeline.drop_after", Str, r#""60s""#),
 ];

@@ -176,7 +176,8 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
     };
     let mut text = std::fs::read_to_string(&cfg).expect("config");
     text.push_str(&format!(
-        "when_blocked = \"drop\"\ndrop_after = \"1s\"\n\n[metrics]\naddress = \"{metrics}\"\n"
+        "when_blocked = \"drop\"\ndrop_after = \"1s\"\nprogress_interval = \"1s\"\n\n\
+         [metrics]\naddress = \"{metrics}\"\n"
     ));
     std::fs::write(&cfg, text).expect("config");
     let mut fwd = Siemfwd::start(dir.path(), "prom", &cfg);
@@ -229,6 +230,24 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
         read.is_some_and(|r| r >= total as f64),
         "per-shard records: {read:?}"
     );
+    let held = tokio::task::block_in_place(|| prom.value("sum(siemfwd_shard_held)"));
+    assert_eq!(held, Some(f64::from(SHARDS)));
+    // The progress line said so too: behind with a pace, then caught up.
+    let said_caught_up = tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(10), || {
+            fwd.log_text().contains("caught up:").then_some(())
+        })
+    });
+    let log = fwd.log_text();
+    let progress: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("catching up:") || l.contains("caught up:"))
+        .collect();
+    assert!(
+        said_caught_up.is_some() && progress.iter().any(|l| l.contains("catching up:")),
+        "no progress lines:\n{log}"
+    );
+    println!("{}", progress.join("\n"));
     emu.faults().set_latency(Duration::ZERO, Duration::ZERO);
 
     // The SIEM goes away; new logs are dropped after `drop_after`, and counted.

@@ -79,6 +79,48 @@ async fn status_shows_how_far_behind_each_shard_is() {
     assert_eq!(cols[2], "f");
     assert_eq!(cols[4], "7", "{table}");
     assert!(cols[5].ends_with('s'), "{table}");
+
+    // --watch: round after round, the pace; then a forwarder catches up.
+    let mut watch = crate::support::siemfwd::hermetic()
+        .args(["status", "--watch", "300ms", "-c"])
+        .arg(&cfg)
+        .env_remove("SLS_ENDPOINT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("status --watch starts");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = watch.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("log groups behind") && tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(30)).expect("a round");
+    let first = next();
+    assert!(
+        first.starts_with("7 log groups behind, the oldest") && first.contains("first measure"),
+        "{first}"
+    );
+    let second = next();
+    assert!(second.contains("not gaining on it"), "{second}");
+    let mut fwd = Siemfwd::start(dir.path(), "f2", &cfg);
+    let current =
+        tokio::task::block_in_place(|| (0..100).map(|_| next()).find(|l| l.contains("current")));
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(
+        current.as_deref(),
+        Some("0 log groups behind, the oldest 0 s old; current")
+    );
+    let st = tokio::task::block_in_place(|| fwd.terminate(Duration::from_secs(20)));
+    assert_eq!(st.and_then(|s| s.code()), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

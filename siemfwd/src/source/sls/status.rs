@@ -49,6 +49,21 @@ pub struct GroupStatus {
     pub shards: Vec<ShardStatus>,
 }
 
+impl GroupStatus {
+    /// Log groups behind over the shards whose lag is known, and the
+    /// largest lag in seconds (`None`: no shard's is known).
+    pub fn behind(&self) -> (u64, Option<i64>) {
+        let groups = self
+            .shards
+            .iter()
+            .filter_map(|s| s.lag_log_groups)
+            .map(i64::unsigned_abs)
+            .sum();
+        let seconds = self.shards.iter().filter_map(|s| s.lag_seconds).max();
+        (groups, seconds)
+    }
+}
+
 /// Ask the server.
 ///
 /// # Errors
