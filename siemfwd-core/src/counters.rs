@@ -230,6 +230,10 @@ counters! {
     sls_returned_lines,
     /// ... and could not evaluate the rule on these (`x-log-failedlines`).
     sls_failed_lines,
+    /// Log Service requests sent again after a network error or a 5xx
+    /// answer (within one call; a call that fails in the end is retried by
+    /// its caller and counted where it failed: heartbeats, pulls, commits).
+    sls_request_retries,
     /// Heartbeats of a consumer group that got no answer (or an error).
     sls_heartbeat_failures,
     /// Checkpoints a Log Service consumer group stored for us ...

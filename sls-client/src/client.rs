@@ -275,10 +275,30 @@ pub enum Compression {
     Zstd,
 }
 
+/// Called once per request the client sends again after a network error
+/// or a 5xx answer (see [`Client::on_retry`]): how a program counts them.
+#[derive(Clone)]
+pub struct RetryHook(std::sync::Arc<dyn Fn() + Send + Sync>);
+
+impl RetryHook {
+    /// Wrap `f`.
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for RetryHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RetryHook")
+    }
+}
+
 /// The client; cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
+    /// Told about each retry, if set.
+    on_retry: Option<RetryHook>,
     /// The current credentials (refreshed here when temporary).
     keys: std::sync::Arc<Keyring>,
     cfg: std::sync::Arc<ClientConfig>,
@@ -351,6 +371,7 @@ impl Client {
             HeaderValue::from_str(&cfg.user_agent).map_err(|_| bad("consumer_name"))?;
         Ok(Self {
             http,
+            on_retry: None,
             keys: std::sync::Arc::new(Keyring::new(cfg.credentials.clone())),
             cfg: std::sync::Arc::new(cfg),
             base,
@@ -358,6 +379,14 @@ impl Client {
             host_value,
             user_agent,
         })
+    }
+
+    /// Call `hook` for each request sent again after a network error or a
+    /// 5xx answer (this client and its clones from now on).
+    #[must_use]
+    pub fn on_retry(mut self, hook: RetryHook) -> Self {
+        self.on_retry = Some(hook);
+        self
     }
 
     /// The configuration.
@@ -381,6 +410,9 @@ impl Client {
                 {
                     let wait = (self.cfg.retry_delay)(attempt);
                     tracing::debug!(error = %e, ?wait, "SLS request failed; retrying");
+                    if let Some(hook) = &self.on_retry {
+                        (hook.0)();
+                    }
                     tokio::time::sleep(wait).await;
                 }
                 // A temporary key the server already holds for expired (a

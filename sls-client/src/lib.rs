@@ -25,8 +25,8 @@ mod sign;
 use std::fmt;
 
 pub use client::{
-    Auth, CheckpointInfo, Client, ClientConfig, Compression, Endpoint, GroupInfo, Pulled, Rule,
-    Scanned, ShardInfo, MAX_LOG_GROUP,
+    Auth, CheckpointInfo, Client, ClientConfig, Compression, Endpoint, GroupInfo, Pulled,
+    RetryHook, Rule, Scanned, ShardInfo, MAX_LOG_GROUP,
 };
 pub use credentials::{
     is_role_name, without_query, CredentialSource, Credentials, EcsRamRole, OidcRole,

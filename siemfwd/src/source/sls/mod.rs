@@ -437,6 +437,10 @@ impl SlsSource {
         prefetch: prefetch::Budget,
         metrics: &Metrics,
     ) -> Self {
+        let counted = metrics.clone();
+        let client = client.on_retry(client::RetryHook::new(move || {
+            counters::add(&counted.sls_request_retries, 1);
+        }));
         Self {
             metrics: metrics.clone(),
             client,
