@@ -8,6 +8,7 @@
 use crate::sls_support;
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -113,24 +114,32 @@ impl Prometheus {
         Some(p)
     }
 
-    /// The value of `query` (PromQL, one series) as Prometheus has it now.
-    fn value(&self, query: &str) -> Option<f64> {
-        let query: String = query
-            .chars()
-            .map(|c| match c {
-                '[' => "%5B".to_owned(),
-                ']' => "%5D".to_owned(),
-                '=' => "%3D".to_owned(),
-                ' ' => "%20".to_owned(),
-                c => c.to_string(),
+    /// The series `query` (PromQL) evaluates to now; `Err` with Prometheus' answer when it
+    /// cannot evaluate it.
+    fn query(&self, query: &str) -> Result<Vec<serde_json::Value>, String> {
+        let encoded: String = query
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => {
+                    char::from(b).to_string()
+                }
+                b => format!("%{b:02X}"),
             })
             .collect();
-        let (status, body) = get(self.addr, &format!("/api/v1/query?query={query}"))?;
-        if status != 200 {
-            return None;
+        let (status, body) = get(self.addr, &format!("/api/v1/query?query={encoded}"))
+            .ok_or_else(|| "no answer".to_owned())?;
+        let v: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| format!("HTTP {status}: {e}: {body}"))?;
+        if status != 200 || v["status"] != "success" {
+            return Err(format!("HTTP {status}: {body}"));
         }
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+        Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// The value of `query` (PromQL, one series) as Prometheus has it now.
+    fn value(&self, query: &str) -> Option<f64> {
+        let result = self.query(query).ok()?;
+        result.first()?["value"][1].as_str()?.parse().ok()
     }
 }
 
@@ -206,6 +215,9 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
         tokio::task::block_in_place(|| prom.value("siemfwd_sls_checkpoints_committed_total"))
             .is_some_and(|c| c > 0.0)
     );
+    // The injected 5xx answers were retried, and counted.
+    let retries = tokio::task::block_in_place(|| prom.value("siemfwd_sls_request_retries_total"));
+    assert!(retries.is_some_and(|r| r > 0.0), "retries: {retries:?}");
     // Every shard's lag falls to 0 once its last position is stored ...
     let caught_up = tokio::task::block_in_place(|| {
         wait_until(Duration::from_secs(30), || {
@@ -265,6 +277,7 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
         "no drops in Prometheus:\n{}",
         warnings(&fwd.log_text()).join("\n")
     );
+    check_dashboard(&prom);
     let ready = get(metrics, "/ready").map(|(s, _)| s);
     assert_eq!(ready, Some(503), "not ready while the SIEM is away");
     let status = tokio::task::block_in_place(|| fwd.terminate(Duration::from_secs(30)));
@@ -277,4 +290,33 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
         emu.faults().counts().server_errors
     );
     emu.shutdown().await;
+}
+
+/// Every query of the Grafana dashboard (`packaging/grafana-dashboard.json`) evaluates on
+/// this Prometheus, with Grafana's variables as Grafana would fill them, and has data.
+fn check_dashboard(prom: &Prometheus) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/grafana-dashboard.json");
+    let text = std::fs::read_to_string(&path).expect("the dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let mut empty = Vec::new();
+    let mut queries = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        let title = panel["title"].as_str().unwrap_or_default();
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().expect("expr");
+            let expr = expr
+                .replace("$__rate_interval", "1m")
+                .replace("$instance", ".*");
+            let result = tokio::task::block_in_place(|| prom.query(&expr))
+                .unwrap_or_else(|e| panic!("panel {title:?}: {expr}: {e}"));
+            queries += 1;
+            if result.is_empty() {
+                empty.push(title.to_owned());
+            }
+        }
+    }
+    // A misspelt series evaluates to nothing: every query must have data (every counter is
+    // exported from the start, at 0).
+    assert!(empty.is_empty(), "panels without data: {empty:?}");
+    println!("dashboard: {queries} queries evaluate, each with data");
 }
