@@ -88,8 +88,11 @@ pub struct Gauges {
     /// The group's timeout (0: no group): a heartbeat older than this
     /// means the group may have given our shards away.
     pub heartbeat_timeout_ms: AtomicU64,
-    /// Since when Log Service has refused the credentials of a consumer
-    /// group that had accepted them (0: it accepts them).
+    /// Parts of the source (a group's heartbeat loop, a shard's reader)
+    /// that Log Service refuses credentials it had accepted, now; and since
+    /// when one has been (0: none is).
+    pub credentials_refused_parts: AtomicU64,
+    /// See `credentials_refused_parts`.
     pub credentials_refused_since_ms: AtomicU64,
     /// Since when the sink has had no working connection (0: it has one,
     /// or needs none).
@@ -111,7 +114,7 @@ pub struct Gauges {
 /// back when it returns. Updated per batch or per commit, never per record.
 #[derive(Debug)]
 pub struct ShardGauges {
-    /// What names the shard (`project`, `logstore`, `shard`).
+    /// What names the shard (`project`, `logstore`, `consumer_group`, `shard`).
     pub labels: Vec<(&'static str, String)>,
     /// 1 while this process holds the shard.
     pub held: AtomicU64,
@@ -123,13 +126,15 @@ pub struct ShardGauges {
     pub checkpoint_failures: AtomicU64,
     /// When a checkpoint was last stored (Unix ms, 0: never by us).
     pub committed_at_ms: AtomicU64,
-    /// Log groups between the stored position and the shard's end, and the
-    /// seconds since the oldest of them was received; [`UNKNOWN`] until
-    /// first measured (or when the server's cursors cannot be counted).
+    /// Log groups between the stored position and the shard's end;
+    /// [`UNKNOWN`] until first measured (or when the server's cursors
+    /// cannot be counted).
     pub lag_log_groups: AtomicU64,
-    /// See `lag_log_groups`.
-    pub lag_seconds: AtomicU64,
-    /// When the lag was last measured (Unix ms).
+    /// When the oldest of them was received (Unix ms; 0: there are none,
+    /// [`UNKNOWN`]: not known). A time, not an age, so the age keeps
+    /// growing between measurements — and while they fail.
+    pub lag_oldest_ms: AtomicU64,
+    /// When the lag was last measured (Unix ms, 0: never).
     pub lag_measured_ms: AtomicU64,
 }
 
@@ -137,6 +142,15 @@ pub struct ShardGauges {
 pub const UNKNOWN: u64 = u64::MAX;
 
 impl ShardGauges {
+    /// The lag in seconds at `now_ms` (`None`: not known).
+    pub fn lag_seconds(&self, now_ms: u64) -> Option<u64> {
+        match get(&self.lag_oldest_ms) {
+            UNKNOWN => None,
+            0 => Some(0),
+            oldest => Some(now_ms.saturating_sub(oldest) / 1000),
+        }
+    }
+
     fn new(labels: Vec<(&'static str, String)>) -> Self {
         Self {
             labels,
@@ -146,7 +160,7 @@ impl ShardGauges {
             checkpoint_failures: AtomicU64::new(0),
             committed_at_ms: AtomicU64::new(0),
             lag_log_groups: AtomicU64::new(UNKNOWN),
-            lag_seconds: AtomicU64::new(UNKNOWN),
+            lag_oldest_ms: AtomicU64::new(UNKNOWN),
             lag_measured_ms: AtomicU64::new(0),
         }
     }
@@ -173,6 +187,19 @@ pub fn get(c: &AtomicU64) -> u64 {
 counters! {
     /// Records read from sources.
     records_in,
+    /// Bytes the sources read: Log Service log groups as pulled
+    /// (decompressed), file lines (with their newlines).
+    bytes_in,
+    /// Messages written whole to a stream sink's connection (`tcp`, `tls`,
+    /// `relp`), each time: a batch sent again after a reconnect counts
+    /// again (see `messages_resent`). Delivered is what was acknowledged.
+    messages_sent,
+    /// Bytes of the messages counted in `messages_sent` (without framing).
+    bytes_sent,
+    /// Of `messages_sent`, those written again after the connection they
+    /// were first written on failed before they were safe: what a receiver
+    /// may see twice.
+    messages_resent,
     /// Messages delivered to the sink (per transport meaning).
     messages_delivered,
     /// Bytes of messages delivered (without framing; for UDP before the
@@ -276,7 +303,7 @@ mod tests {
         let again = m.shard(labels("0"));
         assert_eq!(get(&again.records_in), 4);
         assert_eq!(get(&other.records_in), 0);
-        assert_eq!(get(&again.lag_seconds), UNKNOWN);
+        assert_eq!(get(&again.lag_oldest_ms), UNKNOWN);
         assert_eq!(m.shards().len(), 2);
     }
 }

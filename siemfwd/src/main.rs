@@ -121,8 +121,9 @@ async fn forward(
         }
         tokio::spawn(telemetry.serve(telemetry_stop.clone()));
     }
+    // Not in a dry run: nothing is stored there, so the lag never falls.
     let progress = config.pipeline.progress_interval.0;
-    let progress = (!progress.is_zero()).then(|| {
+    let progress = (!progress.is_zero() && !dry_run).then(|| {
         let behind_after =
             (config.pipeline.checkpoint_interval.0 * 3).max(std::time::Duration::from_secs(1));
         tokio_util::task::AbortOnDropHandle::new(tokio::spawn(siemfwd::progress::run(
@@ -225,8 +226,29 @@ async fn status(args: &cli::StatusArgs) -> Result<u8, Failure> {
     let mut before: Option<(std::time::Instant, Vec<u64>)> = None;
     loop {
         let mut groups = Vec::with_capacity(clients.len());
+        let mut failed = None;
         for (client, settings) in &clients {
-            groups.push(sls::status::collect(client, settings).await?);
+            match sls::status::collect(client, settings).await {
+                Ok(g) => groups.push(g),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        match (failed, args.watch) {
+            (None, _) => {}
+            (Some(e), None) => return Err(e.into()),
+            // Watching: one failed round (a network blip) is said and the
+            // next one tries again.
+            (Some(e), Some(every)) => {
+                eprintln!(
+                    "siemfwd: {e}; asking again in {}",
+                    humantime::format_duration(every)
+                );
+                tokio::time::sleep(every).await;
+                continue;
+            }
         }
         let now = std::time::Instant::now();
         match (args.json, groups.as_slice()) {
@@ -263,10 +285,17 @@ async fn status(args: &cli::StatusArgs) -> Result<u8, Failure> {
                         let span = before
                             .as_ref()
                             .map_or_else(Default::default, |(at, _)| now.duration_since(*at));
-                        let pace = if behind == 0 {
-                            "current".to_owned()
-                        } else {
-                            siemfwd::progress::pace(then, behind, span)
+                        let pace = match then {
+                            _ if behind == 0 => "current".to_owned(),
+                            None => "first measure; the pace comes with the next".to_owned(),
+                            Some(then) => {
+                                let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                                siemfwd::progress::pace(
+                                    Some(signed(then) - signed(behind)),
+                                    behind,
+                                    span,
+                                )
+                            }
                         };
                         let oldest =
                             oldest.map_or_else(String::new, |s| format!(", the oldest {s} s old"));

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::counters::{self, Metrics};
 
 /// What one look at the counters saw.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     /// When.
     pub at: Instant,
@@ -26,31 +26,40 @@ pub struct Snapshot {
     pub delivered: u64,
     /// `bytes_delivered` so far.
     pub bytes: u64,
-    /// Log groups behind over every held shard measured (`None`: none is).
-    pub lag_log_groups: Option<u64>,
-    /// The largest lag in seconds of a held shard.
+    /// Every held shard whose lag is known.
+    pub shards: Vec<ShardLag>,
+    /// The largest lag in seconds among them (`None`: none is known).
     pub lag_seconds: Option<u64>,
-    /// Held shards whose lag is known.
-    pub shards: usize,
+}
+
+/// One held shard's last measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardLag {
+    /// Which shard (its series' address: the same for the process's life).
+    pub id: usize,
+    /// Log groups behind.
+    pub log_groups: u64,
+    /// When they were measured (Unix ms).
+    pub measured_ms: u64,
 }
 
 impl Snapshot {
     /// Look now.
     pub fn take(metrics: &Metrics) -> Self {
-        let mut groups = None::<u64>;
+        let now_ms = counters::now_ms();
+        let mut shards = Vec::new();
         let mut seconds = None::<u64>;
-        let mut shards = 0;
         for s in metrics.shards() {
-            let (g, sec) = (
-                counters::get(&s.lag_log_groups),
-                counters::get(&s.lag_seconds),
-            );
-            if counters::get(&s.held) != 1 || g == counters::UNKNOWN {
+            let groups = counters::get(&s.lag_log_groups);
+            if counters::get(&s.held) != 1 || groups == counters::UNKNOWN {
                 continue;
             }
-            shards += 1;
-            groups = Some(groups.unwrap_or(0).saturating_add(g));
-            if sec != counters::UNKNOWN {
+            shards.push(ShardLag {
+                id: std::sync::Arc::as_ptr(&s) as usize,
+                log_groups: groups,
+                measured_ms: counters::get(&s.lag_measured_ms),
+            });
+            if let Some(sec) = s.lag_seconds(now_ms) {
                 seconds = Some(seconds.map_or(sec, |m| m.max(sec)));
             }
         }
@@ -59,10 +68,33 @@ impl Snapshot {
             records_in: counters::get(&metrics.records_in),
             delivered: counters::get(&metrics.messages_delivered),
             bytes: counters::get(&metrics.bytes_delivered),
-            lag_log_groups: groups,
-            lag_seconds: seconds,
             shards,
+            lag_seconds: seconds,
         }
+    }
+
+    /// Log groups behind over every shard.
+    pub fn log_groups(&self) -> u64 {
+        self.shards.iter().map(|s| s.log_groups).sum()
+    }
+
+    /// How much the backlog shrank since `before`, over the shards measured
+    /// again since (a shard gained or lost, or not measured anew, says
+    /// nothing about the pace); `None` when no shard was.
+    pub fn shrunk_since(&self, before: &Snapshot) -> Option<i64> {
+        let mut any = false;
+        let mut shrunk = 0i64;
+        for now in &self.shards {
+            let Some(then) = before.shards.iter().find(|b| b.id == now.id) else {
+                continue;
+            };
+            if now.measured_ms > then.measured_ms {
+                any = true;
+                let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                shrunk = shrunk.saturating_add(signed(then.log_groups) - signed(now.log_groups));
+            }
+        }
+        any.then_some(shrunk)
     }
 }
 
@@ -85,12 +117,13 @@ pub fn judge(
     was_behind: bool,
 ) -> Option<Progress> {
     let seconds = now.lag_seconds?;
-    let groups = now.lag_log_groups.unwrap_or(0);
+    let groups = now.log_groups();
     let behind = seconds > behind_after.as_secs() && groups > 0;
-    let span = now.at.saturating_duration_since(before.at).as_secs_f64();
+    let span = now.at.saturating_duration_since(before.at);
     let rate = |a: u64, b: u64| {
-        if span > 0.0 {
-            b.saturating_sub(a) as f64 / span
+        let secs = span.as_secs_f64();
+        if secs > 0.0 {
+            b.saturating_sub(a) as f64 / secs
         } else {
             0.0
         }
@@ -103,44 +136,39 @@ pub fn judge(
             Progress::CaughtUp(format!(
                 "caught up: {groups} log groups behind on {} shards, the oldest {seconds} s old; \
                  delivering {delivering:.0} records/s ({mb:.1} MB/s)",
-                now.shards
+                now.shards.len()
             ))
         });
     }
-    let pace = pace(
-        before.lag_log_groups,
-        groups,
-        now.at.saturating_duration_since(before.at),
-    );
+    let pace = pace(now.shrunk_since(before), groups, span);
     Some(Progress::Behind(format!(
         "catching up: {groups} log groups behind on {} shards, the oldest {} old; reading \
          {reading:.0} records/s, delivering {delivering:.0} records/s ({mb:.1} MB/s); {pace}",
-        now.shards,
+        now.shards.len(),
         humantime::format_duration(Duration::from_secs(seconds)),
     )))
 }
 
-/// How the backlog moved from `then` log groups to `now` over `span`: when
-/// it will be gone at that pace, or that it is not shrinking. Shared with
-/// `siemfwd status --watch`.
-pub fn pace(then: Option<u64>, now: u64, span: Duration) -> String {
+/// What the backlog did over `span` — shrank by `shrunk` log groups (`None`:
+/// not known) — said for `behind` log groups left: when they will be gone at
+/// that pace, or that it is not shrinking. Shared with `siemfwd status
+/// --watch`.
+pub fn pace(shrunk: Option<i64>, behind: u64, span: Duration) -> String {
     let secs = span.as_secs_f64();
-    match then {
-        Some(then) if then > now && secs > 0.0 => {
-            let eta = (now as f64 * secs / (then - now) as f64).ceil();
+    match shrunk {
+        Some(d) if d > 0 && secs > 0.0 => {
+            let eta = (behind as f64 * secs / d as f64).ceil();
             format!(
                 "caught up in ~{} at this pace",
                 humantime::format_duration(Duration::from_secs(eta as u64))
             )
         }
-        Some(then) if then == now => {
-            format!("not gaining on it (as many log groups behind as {secs:.0} s ago)")
-        }
-        Some(then) => format!(
+        Some(0) => format!("not gaining on it (as many log groups behind as {secs:.0} s ago)"),
+        Some(d) => format!(
             "not gaining on it ({} log groups more than {secs:.0} s ago)",
-            now.saturating_sub(then)
+            d.unsigned_abs()
         ),
-        None => "first measure; the pace comes with the next".to_owned(),
+        None => "no new measure of the lag yet; the pace comes with the next".to_owned(),
     }
 }
 
@@ -174,14 +202,23 @@ mod tests {
     use super::*;
 
     fn look(at: Instant, records: u64, groups: Option<u64>, seconds: Option<u64>) -> Snapshot {
+        let measured = at.elapsed().as_millis() as u64 + records;
         Snapshot {
             at,
             records_in: records,
             delivered: records,
             bytes: records * 500,
-            lag_log_groups: groups,
+            // Four shards, the backlog split evenly, measured anew each look.
+            shards: groups.map_or_else(Vec::new, |g| {
+                (0..4)
+                    .map(|id| ShardLag {
+                        id,
+                        log_groups: g / 4,
+                        measured_ms: measured,
+                    })
+                    .collect()
+            }),
             lag_seconds: seconds,
-            shards: 4,
         }
     }
 
@@ -235,5 +272,29 @@ mod tests {
         // No lag known (a file source, or nothing measured yet): nothing.
         let none = look(t + Duration::from_secs(30), 1_000, None, None);
         assert_eq!(judge(&before, &none, AFTER, true), None);
+    }
+
+    #[test]
+    fn the_pace_counts_only_shards_measured_anew_in_both_looks() {
+        let t = Instant::now();
+        let shard = |id, log_groups, measured_ms| ShardLag {
+            id,
+            log_groups,
+            measured_ms,
+        };
+        let mut before = look(t, 0, None, Some(600));
+        before.shards = vec![shard(1, 1_000, 10), shard(2, 1_000, 10)];
+        let mut now = look(t + Duration::from_secs(30), 0, None, Some(600));
+        // Shard 1 measured again (-500), shard 2 not (its figure is old),
+        // shard 3 newly held (its 5000 are not growth).
+        now.shards = vec![shard(1, 500, 20), shard(2, 1_000, 10), shard(3, 5_000, 20)];
+        assert_eq!(now.shrunk_since(&before), Some(500));
+        let Some(Progress::Behind(line)) = judge(&before, &now, AFTER, true) else {
+            panic!("behind")
+        };
+        // 6500 left at 500 per 30 s: 390 s.
+        assert!(line.contains("caught up in ~6m 30s"), "{line}");
+        now.shards = vec![shard(1, 500, 10), shard(3, 5_000, 20)];
+        assert_eq!(now.shrunk_since(&before), None);
     }
 }

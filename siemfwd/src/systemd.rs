@@ -1,9 +1,11 @@
 //! Telling systemd how the service is doing (`Type=notify`, sd_notify(3)):
 //! `READY=1` once siemfwd forwards (the source has its shards and the sink
 //! a working connection: what `/ready` checks), `STOPPING=1` when it starts
-//! to drain, and `WATCHDOG=1` every half `WatchdogSec` while `/health`
-//! would answer 200 — so systemd restarts a siemfwd whose consumer group
-//! stopped answering, not only one that died.
+//! to drain, and `WATCHDOG=1` every half `WatchdogSec` while its consumer
+//! group answers heartbeats ([`crate::telemetry::alive`], `/health` less
+//! refused credentials, which a restart cannot fix and which would make the
+//! new process stop at start) — so systemd restarts a siemfwd whose
+//! consumer group stopped answering, not only one that died.
 //!
 //! The protocol is one datagram per state to the socket named by
 //! `NOTIFY_SOCKET` (a path, or `@name` in the abstract namespace); without
@@ -73,7 +75,7 @@ fn watchdog() -> Option<Duration> {
 }
 
 /// Say `READY=1` once the pipeline forwards, `WATCHDOG=1` while it is
-/// healthy, and `STOPPING=1` when `stopping` fires; ends then.
+/// alive, and `STOPPING=1` when `stopping` fires; ends then.
 pub async fn run(notifier: Notifier, metrics: Metrics, stopping: CancellationToken) {
     if !notifier.enabled() {
         return;
@@ -94,7 +96,7 @@ pub async fn run(notifier: Notifier, metrics: Metrics, stopping: CancellationTok
             notifier.notify("READY=1\nSTATUS=forwarding");
         }
         if let Some(beat) = beat {
-            if last_beat.elapsed() >= beat && crate::telemetry::health(&metrics).is_ok() {
+            if last_beat.elapsed() >= beat && crate::telemetry::alive(&metrics).is_ok() {
                 notifier.notify("WATCHDOG=1");
                 last_beat = tokio::time::Instant::now();
             }

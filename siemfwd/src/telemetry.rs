@@ -164,14 +164,26 @@ fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<
 /// `/health`: see the module docs.
 pub fn health(metrics: &Metrics) -> Result<(), String> {
     let g = metrics.gauges();
-    let refused = counters::get(&g.credentials_refused_since_ms);
-    if refused != 0 {
+    if counters::get(&g.credentials_refused_parts) != 0 {
+        let since = counters::get(&g.credentials_refused_since_ms);
         return Err(format!(
             "Log Service has refused the credentials for {} s (a key disabled or rotated, or a \
-             RAM policy removed?); the log has its answer; retrying",
-            counters::now_ms().saturating_sub(refused) / 1000
+             RAM policy changed?); the log has its answer; retrying",
+            counters::now_ms()
+                .saturating_sub(since)
+                .min(counters::now_ms())
+                / 1000
         ));
     }
+    alive(metrics)
+}
+
+/// The part of `/health` a restart could fix, for the systemd watchdog:
+/// the consumer group answers heartbeats. (Credentials refused are not in
+/// it: a restarted process would stop at start on them, where this one
+/// keeps trying and resumes once they are fixed.)
+pub fn alive(metrics: &Metrics) -> Result<(), String> {
+    let g = metrics.gauges();
     let timeout = counters::get(&g.heartbeat_timeout_ms);
     if timeout == 0 {
         return Ok(());
@@ -237,7 +249,11 @@ impl Collector for Pipeline {
             (
                 "credentials_refused_since_timestamp_seconds",
                 "since when Log Service has refused the credentials it accepted before (0: it accepts them)",
-                seconds(counters::get(&g.credentials_refused_since_ms)),
+                if counters::get(&g.credentials_refused_parts) == 0 {
+                    0.0
+                } else {
+                    seconds(counters::get(&g.credentials_refused_since_ms))
+                },
             ),
             (
                 "sink_down_since_timestamp_seconds",
@@ -269,6 +285,26 @@ impl Collector for Pipeline {
             let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             metric.encode_gauge(&value)?;
         }
+        // The three ways a record is left out, in one family with Vector's
+        // `intentional` label: a rule or policy chose it, or it could not
+        // be sent.
+        let mut discarded = encoder.encode_descriptor(
+            "records_discarded",
+            "records not delivered, by reason: filtered by a transform, dropped while the SIEM \
+             was away (pipeline.when_blocked = \"drop\"), refused by the formatter",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, intentional, counter) in [
+            ("filtered", "true", &self.0.records_filtered),
+            ("when_blocked", "true", &self.0.records_dropped),
+            ("refused", "false", &self.0.records_refused),
+        ] {
+            let labels = [("reason", reason), ("intentional", intentional)];
+            discarded
+                .encode_family(&labels.to_vec())?
+                .encode_counter::<NoLabelSet, u64, u64>(&counters::get(counter), None)?;
+        }
         encode_shards(&self.0, &mut encoder)?;
         let mut info =
             encoder.encode_descriptor("build", "siemfwd's version", None, MetricType::Info)?;
@@ -278,7 +314,7 @@ impl Collector for Pipeline {
 }
 
 /// The per-shard series, labelled by what names the shard (`project`,
-/// `logstore`, `shard`). A shard this process released keeps its counters
+/// `logstore`, `consumer_group`, `shard`). A shard this process released keeps its counters
 /// and `shard_held 0`; its lag and checkpoint age are left out (the process
 /// that holds it now reports them), so Prometheus marks them stale.
 fn encode_shards(
@@ -296,7 +332,7 @@ fn encode_shards(
         let v = counters::get(gauge);
         (counters::get(&s.held) == 1 && v != counters::UNKNOWN).then_some(v as f64)
     }
-    let families: [(&str, &str, MetricType, Value); 7] = [
+    let families: [(&str, &str, MetricType, Value); 8] = [
         (
             "shard_held",
             "1 while this process holds the shard",
@@ -323,7 +359,8 @@ fn encode_shards(
         ),
         (
             "shard_checkpoint_age_seconds",
-            "seconds since this process last stored the shard's checkpoint",
+            "seconds since the shard's checkpoint last caught up with what was delivered \
+             (stored, or found current at a commit)",
             MetricType::Gauge,
             |s, now| {
                 let at = counters::get(&s.committed_at_ms);
@@ -338,10 +375,24 @@ fn encode_shards(
             |s, _| lag(s, &s.lag_log_groups),
         ),
         (
+            "shard_lag_measured_timestamp_seconds",
+            "when the shard's lag was last measured (alert when it falls behind)",
+            MetricType::Gauge,
+            |s, _| {
+                let at = counters::get(&s.lag_measured_ms);
+                (counters::get(&s.held) == 1 && at != 0).then(|| at as f64 / 1000.0)
+            },
+        ),
+        (
             "shard_lag_seconds",
             "seconds since the oldest log group after the shard's stored position was received",
             MetricType::Gauge,
-            |s, _| lag(s, &s.lag_seconds),
+            |s, now| {
+                (counters::get(&s.held) == 1)
+                    .then(|| s.lag_seconds(now))
+                    .flatten()
+                    .map(|v| v as f64)
+            },
         ),
     ];
     for (name, help, kind, value) in families {

@@ -69,7 +69,9 @@ fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
 }
 
 impl Prometheus {
-    fn start(dir: &std::path::Path, target: SocketAddr) -> Option<Self> {
+    /// Started before its target exists (so that it scrapes from the target's first
+    /// second); [`Prometheus::scrape`] names the target once it is bound.
+    fn start(dir: &std::path::Path) -> Option<Self> {
         let binary = match prometheus_binary() {
             Some(b) => b,
             None if std::env::var_os("SIEMFWD_SKIP_PEERS").is_some() => {
@@ -79,11 +81,14 @@ impl Prometheus {
             None => panic!("no prometheus: run scripts/peers/install.sh"),
         };
         let config = dir.join("prometheus.yml");
+        std::fs::write(dir.join("targets.json"), "[]").expect("targets");
         std::fs::write(
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n\
-                 scrape_configs:\n  - job_name: siemfwd\n    static_configs:\n      - targets: ['{target}']\n"
+                 scrape_configs:\n  - job_name: siemfwd\n    file_sd_configs:\n\
+                 \x20     - files: ['{}']\n        refresh_interval: 1s\n",
+                dir.join("targets.json").display()
             ),
         )
         .expect("prometheus config");
@@ -112,6 +117,13 @@ impl Prometheus {
             std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
         );
         Some(p)
+    }
+
+    /// Scrape `target` from now on (file service discovery: the file is replaced whole).
+    fn scrape(&self, dir: &std::path::Path, target: SocketAddr) {
+        let fresh = dir.join("targets.json.new");
+        std::fs::write(&fresh, format!("[{{\"targets\": [\"{target}\"]}}]")).expect("targets");
+        std::fs::rename(&fresh, dir.join("targets.json")).expect("targets");
     }
 
     /// The series `query` (PromQL) evaluates to now; `Err` with Prometheus' answer when it
@@ -179,17 +191,26 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
         "lag_interval = \"1s\"\nmax_fetch_log_groups = 5\nprefetch_bytes = \"0\"",
     );
     // Prometheus first, so that it scrapes from siemfwd's first second.
-    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let Some(prom) = tokio::task::block_in_place(|| Prometheus::start(dir.path(), metrics)) else {
+    let Some(prom) = tokio::task::block_in_place(|| Prometheus::start(dir.path())) else {
         return;
     };
     let mut text = std::fs::read_to_string(&cfg).expect("config");
-    text.push_str(&format!(
+    text.push_str(
         "when_blocked = \"drop\"\ndrop_after = \"1s\"\nprogress_interval = \"1s\"\n\n\
-         [metrics]\naddress = \"{metrics}\"\n"
-    ));
+         [metrics]\naddress = \"127.0.0.1:0\"\n",
+    );
     std::fs::write(&cfg, text).expect("config");
     let mut fwd = Siemfwd::start(dir.path(), "prom", &cfg);
+    let metrics: SocketAddr = tokio::task::block_in_place(|| {
+        wait_until(Duration::from_secs(30), || {
+            let log = fwd.log_text();
+            let line = log.lines().find(|l| l.contains("serving /metrics"))?;
+            let at = line.find("addr=")? + 5;
+            line[at..].split_whitespace().next()?.parse().ok()
+        })
+    })
+    .unwrap_or_else(|| panic!("no metrics address:\n{}", fwd.log_text()));
+    prom.scrape(dir.path(), metrics);
     let total = u64::from(SHARDS) * PER_SHARD;
     // Every log arrives despite the faults; Prometheus then says the same.
     let delivered = tokio::task::block_in_place(|| {
@@ -297,6 +318,15 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
 fn check_dashboard(prom: &Prometheus) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/grafana-dashboard.json");
     let text = std::fs::read_to_string(&path).expect("the dashboard");
+    let generated = std::process::Command::new("python3")
+        .arg(path.with_extension("py"))
+        .output()
+        .expect("python3 runs the dashboard's generator");
+    assert!(
+        generated.status.success() && generated.stdout == text.as_bytes(),
+        "packaging/grafana-dashboard.json is not what packaging/grafana-dashboard.py writes: \
+         run python3 packaging/grafana-dashboard.py > packaging/grafana-dashboard.json"
+    );
     let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
     let mut empty = Vec::new();
     let mut queries = 0;

@@ -123,6 +123,24 @@ async fn metrics_say_what_arrived_and_ready_follows_the_receiver() {
     );
     assert!(sample(&text, "siemfwd_delivered_timestamp_seconds").is_some_and(|t| t > 0.0));
     assert!(text.contains("siemfwd_build_info{version=\""), "{text}");
+    assert_eq!(
+        sample(&text, "siemfwd_bytes_in_total"),
+        Some(std::fs::metadata(&input).expect("input").len() as f64),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "siemfwd_messages_sent_total"),
+        Some(LINES as f64),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "siemfwd_records_discarded_total{reason=\"filtered\",intentional=\"true\"}"
+        ),
+        Some(0.0),
+        "{text}"
+    );
     assert_eq!(tokio::task::block_in_place(|| get(addr, "/ready")).0, 200);
     assert_eq!(tokio::task::block_in_place(|| get(addr, "/health")).0, 200);
 

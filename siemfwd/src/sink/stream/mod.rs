@@ -351,8 +351,12 @@ impl<A: Acknowledgement> StreamSink<A> {
                 match written {
                     Ok(()) => {
                         h.mark = Some(self.ack.written(conn));
+                        let (n, bytes) = (h.msgs.len() as u64, h.msgs.byte_len() as u64);
+                        counters::add(&self.metrics.messages_sent, n);
+                        counters::add(&self.metrics.bytes_sent, bytes);
                         if h.writes > 1 {
-                            self.stats.resent_messages += h.msgs.len() as u64;
+                            self.stats.resent_messages += n;
+                            counters::add(&self.metrics.messages_resent, n);
                         }
                     }
                     Err(WriteFailure::Stalled) => {

@@ -1038,6 +1038,7 @@ impl ShardReader for FileShard {
             }
         }
         self.buf.drain(..used);
+        counters::add(&self.metrics.bytes_in, used as u64);
         self.pos.offset += used as u64;
         self.pos.line += lines;
         let mut stop = None;

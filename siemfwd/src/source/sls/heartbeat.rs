@@ -65,6 +65,8 @@ pub(crate) async fn run(
     let mut last_ok = Instant::now();
     let mut rejoin = false;
     let mut failures = 0u32;
+    // Accepted when the group was joined: a refusal now is retried.
+    let mut refused_now = super::Refused::new(&metrics);
     loop {
         let body: Vec<ShardId> = if rejoin {
             Vec::new()
@@ -111,7 +113,7 @@ pub(crate) async fn run(
                 failures = 0;
                 last_ok = Instant::now();
                 rejoin = false;
-                crate::counters::set(&metrics.gauges().credentials_refused_since_ms, 0);
+                refused_now.set(false);
                 crate::counters::set(
                     &metrics.gauges().heartbeat_answered_ms,
                     crate::counters::now_ms(),
@@ -141,10 +143,7 @@ pub(crate) async fn run(
                 let refused = e.refuses_credentials();
                 let said = e.to_string();
                 if refused {
-                    let since = &metrics.gauges().credentials_refused_since_ms;
-                    if crate::counters::get(since) == 0 {
-                        crate::counters::set(since, crate::counters::now_ms());
-                    }
+                    refused_now.set(true);
                 }
                 if failures == 1 || failures % 10 == 0 {
                     if refused {

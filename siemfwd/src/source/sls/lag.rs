@@ -32,6 +32,9 @@ pub struct Lag {
     /// Seconds since the oldest unread log group was received (0 when at
     /// the end; `None`: the server did not say).
     pub seconds: Option<i64>,
+    /// When that log group was received (Unix seconds; `None` at the end or
+    /// when not known).
+    pub received: Option<i64>,
 }
 
 /// Measure how far `position` is from the end of `shard`; returns the lag
@@ -52,20 +55,22 @@ pub async fn measure(
             .zip(position.sequence())
             .map(|(e, p)| (e - p).max(0))
     };
-    let seconds = if log_groups == Some(0) {
-        Some(0)
+    let received = if log_groups == Some(0) {
+        None
     } else {
-        let now = i64::try_from(counters::now_ms() / 1000).unwrap_or(i64::MAX);
-        client
-            .get_cursor_time(shard, position)
-            .await
-            .ok()
-            .map(|t| (now - t).max(0))
+        client.get_cursor_time(shard, position).await.ok()
+    };
+    let now = i64::try_from(counters::now_ms() / 1000).unwrap_or(i64::MAX);
+    let seconds = match (log_groups, received) {
+        (Some(0), _) => Some(0),
+        (_, Some(t)) => Some((now - t).max(0)),
+        _ => None,
     };
     Ok((
         Lag {
             log_groups,
             seconds,
+            received,
         },
         end,
     ))
@@ -91,9 +96,14 @@ pub async fn watch(
         let Some(position) = position else { continue };
         match measure(&client, shard, &position).await {
             Ok((lag, _)) => {
-                let or_unknown = |v: Option<i64>| v.map_or(counters::UNKNOWN, |v| v.unsigned_abs());
-                counters::set(&series.lag_log_groups, or_unknown(lag.log_groups));
-                counters::set(&series.lag_seconds, or_unknown(lag.seconds));
+                let groups = lag.log_groups.map_or(counters::UNKNOWN, i64::unsigned_abs);
+                let oldest = match (lag.log_groups, lag.received) {
+                    (Some(0), _) => 0,
+                    (_, Some(t)) => t.unsigned_abs().saturating_mul(1000).max(1),
+                    _ => counters::UNKNOWN,
+                };
+                counters::set(&series.lag_log_groups, groups);
+                counters::set(&series.lag_oldest_ms, oldest);
                 counters::set(&series.lag_measured_ms, counters::now_ms());
             }
             Err(e) => tracing::debug!(%shard, error = %e, "cannot measure the shard's lag"),

@@ -59,6 +59,7 @@ pub(crate) mod prefetch;
 pub mod status;
 
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -254,6 +255,13 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
             "must be at least 10ms and at most fetch_interval",
         ));
     }
+    if !cfg.lag_interval.0.is_zero() && cfg.lag_interval.0 < Duration::from_secs(1) {
+        // One or two requests per shard each time.
+        return Err(config_error(
+            "lag_interval",
+            "must be at least 1s (or 0s: never measure the lag)",
+        ));
+    }
     if cfg.start_position != StartPosition::Time && !cfg.start_time.trim().is_empty() {
         return Err(config_error(
             "start_time",
@@ -367,6 +375,9 @@ pub struct SlsSource {
     stop_heartbeat: CancellationToken,
     /// Handed to every shard reader.
     metrics: Metrics,
+    /// Set once a shard reader's request succeeded: from then on, a
+    /// refusal of the credentials means they changed (see [`Refused`]).
+    reads_worked: Arc<AtomicBool>,
 }
 
 impl SlsSource {
@@ -449,6 +460,7 @@ impl SlsSource {
             held: Arc::default(),
             rx: None,
             stop_heartbeat: CancellationToken::new(),
+            reads_worked: Arc::default(),
         }
     }
 
@@ -580,6 +592,7 @@ impl GroupSource for SlsSource {
             ShardId(shard),
             self.prefetch.share(),
             self.metrics.clone(),
+            self.reads_worked.clone(),
         ))
     }
 
@@ -591,13 +604,48 @@ impl GroupSource for SlsSource {
     }
 }
 
-/// Whether an error ends a shard's reader (and the process). Not a refusal
-/// of the credentials: readers start only after the group accepted them, so
-/// a refusal now means a key changed outside the process; readers back off
-/// and retry like any failure while the heartbeat reports it (`/health`)
-/// and, past the group's timeout, lets the shards go.
-fn ends_shard(e: &Error) -> bool {
-    e.class() == Class::Fatal && !e.refuses_credentials()
+/// A part of the source — a group's heartbeat loop, a shard's reader — that
+/// Log Service may refuse credentials it accepted before (a key disabled,
+/// rotated or stripped of a policy outside the process). Such a refusal is
+/// retried, not fatal: it is fixed outside, and a restart would only stop at
+/// start on it. While refused the part counts itself, once, into the gauges
+/// `/health` reports; it takes itself out when the credentials work again
+/// or when it ends.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    metrics: Metrics,
+    now: bool,
+}
+
+impl Refused {
+    pub(crate) fn new(metrics: &Metrics) -> Self {
+        Self {
+            metrics: metrics.clone(),
+            now: false,
+        }
+    }
+
+    /// The part's latest outcome: refused or not.
+    pub(crate) fn set(&mut self, refused: bool) {
+        if refused == self.now {
+            return;
+        }
+        self.now = refused;
+        let g = self.metrics.gauges();
+        if refused {
+            if g.credentials_refused_parts.fetch_add(1, Ordering::Relaxed) == 0 {
+                counters::set(&g.credentials_refused_since_ms, counters::now_ms());
+            }
+        } else if g.credentials_refused_parts.fetch_sub(1, Ordering::Relaxed) == 1 {
+            counters::set(&g.credentials_refused_since_ms, 0);
+        }
+    }
+}
+
+impl Drop for Refused {
+    fn drop(&mut self) {
+        self.set(false);
+    }
 }
 
 /// How a checkpoint commit ended.
@@ -611,6 +659,10 @@ enum Stored {
     Fatal(Error),
     /// Retryable failures three times; the next commit carries the position.
     NotNow,
+    /// The credentials refused (after reads worked: they changed, or the
+    /// RAM policy does not allow UpdateCheckPoint); the next commit tries
+    /// again.
+    Refused(Error),
 }
 
 /// UpdateCheckPoint with `forceSuccess=false`, tried three times.
@@ -636,12 +688,12 @@ async fn store_checkpoint(
                      consumer; dropping it (records since the last checkpoint may be sent twice)");
                 return Stored::NotOurs;
             }
-            Err(e) if ends_shard(&e) => return Stored::Fatal(e),
-            // The heartbeat reports it, once; the next commit tries again.
-            Err(e) if e.refuses_credentials() => {
-                tracing::debug!(%shard, error = %e, "checkpoint commit refused: credentials");
-                return Stored::NotNow;
+            // A commit follows a successful read: a refusal now means the
+            // credentials changed ([`Refused`]); the next commit tries again.
+            Err(e) if e.class() == Class::Fatal && !e.refuses_credentials() => {
+                return Stored::Fatal(e)
             }
+            Err(e) if e.refuses_credentials() => return Stored::Refused(e),
             Err(e) => {
                 tracing::warn!(%shard, error = %e, attempt, "checkpoint commit failed");
                 tokio::time::sleep(backoff(Duration::from_millis(200), attempt)).await;
@@ -734,6 +786,14 @@ pub struct SlsShard {
     stored: tokio::sync::watch::Sender<Option<Cursor>>,
     /// The [`lag::watch`] task, aborted with the reader.
     _lag: Option<tokio_util::task::AbortOnDropHandle<()>>,
+    /// Whether Log Service refuses this reader's credentials now: for its
+    /// reads, and for its checkpoint commits (which a RAM policy may allow
+    /// apart).
+    refused: Refused,
+    /// See `refused`.
+    commit_refused: Refused,
+    /// The source's: whether a reader's request ever succeeded.
+    reads_worked: Arc<AtomicBool>,
 }
 
 /// Pulls ahead in a row that may go unused before a shard stops pulling
@@ -816,6 +876,7 @@ impl SlsShard {
         shard: ShardId,
         share: prefetch::Share,
         metrics: Metrics,
+        reads_worked: Arc<AtomicBool>,
     ) -> Self {
         let count = settings.max_fetch_log_groups.min(FIRST_PULL_GROUPS);
         let name = if settings.one_of_several {
@@ -826,8 +887,13 @@ impl SlsShard {
         let series = metrics.shard(vec![
             ("project", settings.project.clone()),
             ("logstore", settings.logstore.clone()),
+            ("consumer_group", settings.group.clone()),
             ("shard", shard.to_string()),
         ]);
+        // Held again after a while: what was measured before is not news.
+        counters::set(&series.lag_log_groups, counters::UNKNOWN);
+        counters::set(&series.lag_oldest_ms, counters::UNKNOWN);
+        counters::set(&series.committed_at_ms, 0);
         counters::set(&series.held, 1);
         let (stored, position) = tokio::sync::watch::channel(None);
         let lag = settings.lag_interval.map(|every| {
@@ -840,6 +906,9 @@ impl SlsShard {
             )))
         });
         Self {
+            refused: Refused::new(&metrics),
+            commit_refused: Refused::new(&metrics),
+            reads_worked,
             series,
             stored,
             _lag: lag,
@@ -1008,6 +1077,29 @@ impl SlsShard {
         }
     }
 
+    /// Whether `e` ends this reader (and the process): a fatal error, unless
+    /// it is the credentials refused after a reader's request succeeded —
+    /// then they changed outside the process, and the reader backs off and
+    /// retries ([`Refused`]). Refused before any read worked (a RAM policy
+    /// without PullLogs), it is the configuration, and fatal.
+    fn ends(&self, e: &Error) -> bool {
+        e.class() == Class::Fatal
+            && !(e.refuses_credentials() && self.reads_worked.load(Ordering::Relaxed))
+    }
+
+    /// A request of this reader succeeded, or was refused for its
+    /// credentials (`refused`), or failed otherwise (`None`: says nothing).
+    fn credentials_worked(&mut self, refused: Option<bool>) {
+        match refused {
+            Some(false) => {
+                self.refused.set(false);
+                self.reads_worked.store(true, Ordering::Relaxed);
+            }
+            Some(true) => self.refused.set(true),
+            None => {}
+        }
+    }
+
     fn fatal(&self, e: Error) -> source::Error {
         let s = &self.settings;
         e.explain(&s.project, &s.logstore, &s.group).into()
@@ -1049,6 +1141,7 @@ impl SlsShard {
         self.committing = None;
         match outcome {
             Ok(Stored::Saved(c)) => {
+                self.commit_refused.set(false);
                 counters::add(&self.metrics.sls_checkpoints_committed, 1);
                 counters::add(&self.series.checkpoints_committed, 1);
                 counters::set(&self.series.committed_at_ms, counters::now_ms());
@@ -1060,6 +1153,16 @@ impl SlsShard {
             Ok(Stored::NotNow) => {
                 counters::add(&self.metrics.sls_checkpoint_failures, 1);
                 counters::add(&self.series.checkpoint_failures, 1);
+            }
+            Ok(Stored::Refused(e)) => {
+                counters::add(&self.metrics.sls_checkpoint_failures, 1);
+                counters::add(&self.series.checkpoint_failures, 1);
+                if !self.commit_refused.now {
+                    tracing::warn!(shard = %self.shard, error = %e,
+                        "checkpoint commit refused for the credentials (does the RAM policy \
+                         allow UpdateCheckPoint?); retrying with the next commit");
+                }
+                self.commit_refused.set(true);
             }
             Err(e) => {
                 tracing::warn!(shard = %self.shard, error = %e, "checkpoint commit task failed; the next commit will carry it");
@@ -1199,6 +1302,7 @@ impl ShardReader for SlsShard {
                 Some(c) => c.clone(),
                 None => match self.start_cursor().await {
                     Ok(c) => {
+                        self.credentials_worked(Some(false));
                         // Stored already (the checkpoint), or where an
                         // unread shard begins: what its lag is measured from.
                         self.stored.send_replace(Some(c.clone()));
@@ -1206,9 +1310,10 @@ impl ShardReader for SlsShard {
                         self.cursor = Some(c);
                         continue;
                     }
-                    Err(e) if ends_shard(&e) => return Err(self.fatal(e)),
+                    Err(e) if self.ends(&e) => return Err(self.fatal(e)),
                     Err(e) => {
                         self.failures += 1;
+                        self.credentials_worked(e.refuses_credentials().then_some(true));
                         tracing::warn!(shard = %self.shard, error = %e, "cannot find where to start; retrying");
                         tokio::time::sleep(backoff(Duration::from_millis(500), self.failures))
                             .await;
@@ -1291,6 +1396,11 @@ impl ShardReader for SlsShard {
             let requested = head.count;
             let guessed = head.guessed;
             drop(head);
+            self.credentials_worked(match &pulled {
+                Ok(_) => Some(false),
+                Err(e) if e.refuses_credentials() => Some(true),
+                Err(_) => None,
+            });
             match pulled {
                 Ok(p) if p.count > 0 && p.raw_size == 0 => {
                     // Log groups without a byte: not something to skip past.
@@ -1343,7 +1453,7 @@ impl ShardReader for SlsShard {
                                 self.finished = true;
                             }
                             Ok(false) => {}
-                            Err(e) if ends_shard(&e) => return Err(self.fatal(e)),
+                            Err(e) if self.ends(&e) => return Err(self.fatal(e)),
                             Err(e) => {
                                 tracing::debug!(error = %e, "cannot check the shard's status")
                             }
@@ -1373,6 +1483,7 @@ impl ShardReader for SlsShard {
                     self.failures = 0;
                     self.empty_pulls = 0;
                     self.quiet_pulls = 0;
+                    counters::add(&self.metrics.bytes_in, p.raw_size as u64);
                     if guessed {
                         self.ahead_misses = 0;
                     }
@@ -1432,8 +1543,12 @@ impl ShardReader for SlsShard {
                         "cursor no longer valid (expired by the logstore's TTL?); resuming from \
                          the group checkpoint or, failing that, the oldest data still kept");
                     match self.recover_cursor(&cursor).await {
-                        Ok(c) => self.cursor = Some(c),
-                        Err(e) if ends_shard(&e) => return Err(self.fatal(e)),
+                        Ok(c) => {
+                            // What was stored is gone; the lag counts from here.
+                            self.stored.send_replace(Some(c.clone()));
+                            self.cursor = Some(c);
+                        }
+                        Err(e) if self.ends(&e) => return Err(self.fatal(e)),
                         Err(_) => self.failures += 1,
                     }
                 }
@@ -1445,7 +1560,7 @@ impl ShardReader for SlsShard {
                         "PullLogs answer refused as too large; asking for fewer log groups");
                     self.count = fewer;
                 }
-                Err(e) if ends_shard(&e) => return Err(self.fatal(e)),
+                Err(e) if self.ends(&e) => return Err(self.fatal(e)),
                 Err(e) => {
                     self.stop_pulling_ahead();
                     let first = self.failures == 0;
@@ -1467,7 +1582,12 @@ impl ShardReader for SlsShard {
         // overwritten by an earlier one that arrives late.
         self.settle_commit(true).await?;
         let cursor = checkpoint.position();
-        if self.lost || self.last_committed.as_ref() == Some(cursor) {
+        if self.lost {
+            return Ok(());
+        }
+        if self.last_committed.as_ref() == Some(cursor) {
+            // Stored already: the checkpoint is as current as it can be.
+            counters::set(&self.series.committed_at_ms, counters::now_ms());
             return Ok(());
         }
         // In the background: 300 ms away, a commit every checkpoint interval
