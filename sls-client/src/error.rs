@@ -173,9 +173,25 @@ impl Error {
     /// Turn a fatal API error into the one line that says what to fix.
     /// `project`, `logstore`, `group` name what the user configured.
     pub fn explain(self, project: &str, logstore: &str, group: &str) -> Self {
-        let Error::Api { code, .. } = &self else {
+        let Error::Api { code, message, .. } = &self else {
             return self;
         };
+        // A RAM policy without the action: the key itself is fine.
+        if let Some(at) = message.find("action: ") {
+            if message.contains("denied by sts or ram") {
+                let action = message[at + 8..]
+                    .split([',', ' '])
+                    .next()
+                    .unwrap_or_default();
+                return Error::Fatal(format!(
+                    "SLS refused {action} to this AccessKey ({code}: its RAM policy does not \
+                     allow it): grant it — a consumer needs log:GetCursorOrData, log:ListShards, \
+                     log:ListConsumerGroup, log:CreateConsumerGroup, log:UpdateConsumerGroup, \
+                     log:ConsumerGroupHeartBeat, log:ConsumerGroupUpdateCheckPoint and \
+                     log:GetConsumerGroupCheckPoint on the logstore"
+                ));
+            }
+        }
         let line = match code.as_str() {
             "Unauthorized" | "SignatureNotMatch" | "InvalidAccessKeyId" => format!(
                 "SLS rejected the AccessKey ({code}): check SLS_AK_ID / SLS_AK_KEY \
@@ -229,6 +245,25 @@ mod tests {
         ] {
             assert_eq!(api(400, code).class(), Class::Fatal, "{code}");
         }
+    }
+
+    #[test]
+    fn a_denied_action_is_explained_as_the_policy_not_the_key() {
+        let e = Error::Api {
+            what: "PullLogs shard 0".into(),
+            status: 401,
+            code: "Unauthorized".into(),
+            message: "denied by sts or ram, action: log:GetCursorOrData, resource: acs:log:x"
+                .into(),
+            request_id: String::new(),
+        };
+        let line = e.explain("p", "l", "g").to_string();
+        assert!(
+            line.starts_with("SLS refused log:GetCursorOrData to this AccessKey (Unauthorized"),
+            "{line}"
+        );
+        let other = api(401, "Unauthorized").explain("p", "l", "g").to_string();
+        assert!(other.starts_with("SLS rejected the AccessKey"), "{other}");
     }
 
     #[test]

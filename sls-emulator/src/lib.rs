@@ -371,6 +371,10 @@ pub(crate) struct Shared {
     /// AccessKey ids disabled as in the RAM console: refused with `401 Unauthorized` while
     /// their signatures are still right.
     pub(crate) disabled_keys: Mutex<std::collections::HashSet<String>>,
+    /// RAM actions denied to an AccessKey id (`log:GetCursorOrData`, …): a policy that
+    /// lacks them.
+    pub(crate) denied_actions:
+        Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
 }
 
 impl Shared {
@@ -387,6 +391,31 @@ impl Shared {
             disabled.insert(access_key_id.to_owned());
         }
         was
+    }
+
+    /// Sets the RAM actions denied to an AccessKey id (none: all allowed).
+    pub(crate) fn deny_actions(&self, access_key_id: &str, actions: &[&str]) {
+        let mut denied = self
+            .denied_actions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if actions.is_empty() {
+            denied.remove(access_key_id);
+        } else {
+            denied.insert(
+                access_key_id.to_owned(),
+                actions.iter().map(|a| (*a).to_owned()).collect(),
+            );
+        }
+    }
+
+    /// Whether `action` is denied to an AccessKey id.
+    pub(crate) fn action_denied(&self, access_key_id: &str, action: &str) -> bool {
+        self.denied_actions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(access_key_id)
+            .is_some_and(|a| a.contains(action))
     }
 
     /// Whether an AccessKey id is disabled.
@@ -547,6 +576,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, Error> {
         checkpoint_log: Mutex::new(VecDeque::new()),
         temporary_keys: Mutex::new(std::collections::HashMap::new()),
         disabled_keys: Mutex::new(std::collections::HashSet::new()),
+        denied_actions: Mutex::new(std::collections::HashMap::new()),
         metadata_tokens: Mutex::new(std::collections::HashMap::new()),
     });
     let token = CancellationToken::new();
@@ -743,6 +773,14 @@ impl RunningEmulator {
     /// Returns whether it was enabled before.
     pub fn set_key_enabled(&self, access_key_id: &str, enabled: bool) -> bool {
         self.shared.set_key_enabled(access_key_id, enabled)
+    }
+
+    /// Denies RAM actions (`log:GetCursorOrData` — GetCursor and PullLogs —,
+    /// `log:ConsumerGroupUpdateCheckPoint`, …) to an AccessKey id, as a RAM policy without
+    /// them would; an empty list allows everything again. Denied requests are refused with
+    /// `401 Unauthorized` "denied by sts or ram, action: …".
+    pub fn deny_actions(&self, access_key_id: &str, actions: &[&str]) {
+        self.shared.deny_actions(access_key_id, actions);
     }
 
     /// Forces a consumer to expire now, as if it had missed its heartbeats. Returns whether

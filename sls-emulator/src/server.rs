@@ -314,6 +314,17 @@ fn check_request(shared: &Shared, req: &Req) -> Result<(), ApiError> {
                     format!("The AccessKeyId {ak} is disabled"),
                 ));
             }
+            let action = crate::routes::action(req);
+            if shared.action_denied(ak, action) {
+                return Err(ApiError::new(
+                    401,
+                    "Unauthorized",
+                    format!(
+                        "denied by sts or ram, action: {action}, resource: acs:log:*:*:{}",
+                        req.path
+                    ),
+                ));
+            }
         }
         if let (Some(max), Some(date)) = (shared.config.max_clock_skew, req.header("date")) {
             if req

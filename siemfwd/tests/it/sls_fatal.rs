@@ -2,7 +2,8 @@
 //! fix and a non-zero exit: a wrong AccessKey secret (SignatureNotMatch), an
 //! unknown AccessKey ID (InvalidAccessKeyId; `Unauthorized` gets the same
 //! line, unit-tested), an unknown project, an unknown logstore, no room for
-//! another consumer group, and a missing group with `create_group = false`.
+//! another consumer group, a missing group with `create_group = false`, and a
+//! RAM policy that lets the key join the group but not read.
 
 use crate::sls_support;
 
@@ -203,6 +204,26 @@ async fn wrong_secret_with_v4_signatures_says_check_the_access_key() {
             &text,
             "SLS rejected the AccessKey (SignatureNotMatch): check SLS_AK_ID / SLS_AK_KEY \
              (source.sls.access_key_id / source.sls.access_key_secret)",
+        )
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_that_denies_reads_stops_at_start_naming_the_action() {
+    // The group accepts the key (its actions are allowed), the first read does not: the
+    // configuration is wrong, not a key changed mid-run — fatal, with what to grant.
+    let emu = emulator(2).await;
+    load(&emu, 2, 0, 100, 50);
+    emu.deny_actions(AK_ID, &["log:GetCursorOrData"]);
+    let text = cfg(&emu.endpoint(), AK_ID, AK_SECRET, PROJECT, LOGSTORE, "");
+    tokio::task::block_in_place(|| {
+        assert_fatal(
+            &text,
+            "SLS refused log:GetCursorOrData to this AccessKey (Unauthorized: its RAM policy \
+             does not allow it): grant it — a consumer needs log:GetCursorOrData, \
+             log:ListShards, log:ListConsumerGroup, log:CreateConsumerGroup, \
+             log:UpdateConsumerGroup, log:ConsumerGroupHeartBeat, \
+             log:ConsumerGroupUpdateCheckPoint and log:GetConsumerGroupCheckPoint on the logstore",
         )
     });
 }

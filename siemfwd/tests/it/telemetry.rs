@@ -269,3 +269,68 @@ async fn health_follows_a_key_refused_and_accepted_again() {
     let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
     println!("{} warnings:\n{}", warnings.len(), warnings.join("\n"));
 }
+
+/// A RAM policy changed mid-run so that checkpoint commits are refused while reads work:
+/// one warning per shard, `/health` 503 saying so, checkpoint failures counted; allowed
+/// again, the checkpoints reach the end and `/health` is 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_commits_refused_by_a_policy_until_allowed() {
+    use crate::sls_support::{self, AK_ID};
+    const SHARDS: u32 = 2;
+    let emu = sls_support::emulator(SHARDS).await;
+    sls_support::load(&emu, SHARDS, 0, 500, 50);
+    let rx = sls_support::Receiver::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = sls_support::config(dir.path(), "commits", &emu.endpoint(), rx.addr, "lf", "");
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text.push_str("\n[metrics]\naddress = \"127.0.0.1:0\"\n");
+    std::fs::write(&cfg, text).expect("config");
+    let mut fwd = sls_support::Siemfwd::start(dir.path(), "commits", &cfg);
+    let addr: SocketAddr = tokio::task::block_in_place(|| {
+        until("the metrics address in the log", || {
+            let log = fwd.log_text();
+            let line = log.lines().find(|l| l.contains("serving /metrics"))?;
+            let at = line.find("addr=")? + 5;
+            line[at..].split_whitespace().next()?.parse().ok()
+        })
+    });
+    tokio::task::block_in_place(|| {
+        until("the first logs committed", || {
+            sls_support::checkpoints_at_end(&emu, SHARDS).then_some(())
+        })
+    });
+    emu.deny_actions(AK_ID, &["log:ConsumerGroupUpdateCheckPoint"]);
+    sls_support::load(&emu, SHARDS, 500, 500, 50);
+    let why = tokio::task::block_in_place(|| {
+        until("/health to report the refused commits", || {
+            let (status, body) = get(addr, "/health");
+            (status == 503).then_some(body)
+        })
+    });
+    assert!(why.contains("refused the credentials"), "{why}");
+    let (_, metrics) = tokio::task::block_in_place(|| get(addr, "/metrics"));
+    assert!(
+        sample(&metrics, "siemfwd_sls_checkpoint_failures_total").is_some_and(|f| f > 0.0),
+        "{metrics}"
+    );
+    assert!(!sls_support::checkpoints_at_end(&emu, SHARDS));
+    emu.deny_actions(AK_ID, &[]);
+    tokio::task::block_in_place(|| {
+        until("committed to the end, healthy", || {
+            (sls_support::checkpoints_at_end(&emu, SHARDS) && get(addr, "/health").0 == 200)
+                .then_some(())
+        })
+    });
+    let status = tokio::task::block_in_place(|| fwd.terminate(Duration::from_secs(30)));
+    assert!(status.is_some_and(|s| s.success()), "{}", fwd.log_text());
+    let log = fwd.log_text();
+    let warned = log
+        .lines()
+        .filter(|l| l.contains("does the RAM policy allow UpdateCheckPoint"))
+        .count();
+    assert!(
+        (1..=usize::try_from(SHARDS).unwrap_or(2)).contains(&warned),
+        "{log}"
+    );
+    assert_eq!(rx.count(), 2_000, "every log once");
+}

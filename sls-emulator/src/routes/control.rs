@@ -171,14 +171,30 @@ pub(crate) fn control(shared: &Shared, req: &Req) -> Result<Reply, ApiError> {
         }
         ("POST", "keys") => {
             let body = req.json()?;
-            let enabled = body
-                .get("enabled")
-                .and_then(Value::as_bool)
-                .ok_or_else(|| ApiError::param("enabled (true or false) is required"))?;
-            let was = shared.set_key_enabled(field(&body, "access_key_id")?, enabled);
-            Ok(Reply::json(
-                &json!({ "was_enabled": was, "enabled": enabled }),
-            ))
+            let ak = field(&body, "access_key_id")?;
+            let mut said = serde_json::Map::new();
+            if let Some(enabled) = body.get("enabled") {
+                let enabled = enabled
+                    .as_bool()
+                    .ok_or_else(|| ApiError::param("enabled must be true or false"))?;
+                let was = shared.set_key_enabled(ak, enabled);
+                said.insert("was_enabled".into(), json!(was));
+                said.insert("enabled".into(), json!(enabled));
+            }
+            if let Some(deny) = body.get("deny") {
+                let actions: Vec<&str> = deny
+                    .as_array()
+                    .and_then(|a| a.iter().map(Value::as_str).collect())
+                    .ok_or_else(|| ApiError::param("deny must be a list of RAM actions"))?;
+                shared.deny_actions(ak, &actions);
+                said.insert("deny".into(), json!(actions));
+            }
+            if said.is_empty() {
+                return Err(ApiError::param(
+                    "say enabled (true or false), deny ([actions]) or both",
+                ));
+            }
+            Ok(Reply::json(&Value::Object(said)))
         }
         ("POST", "expire-consumer") => {
             let body = req.json()?;

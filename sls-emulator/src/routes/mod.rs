@@ -157,6 +157,44 @@ fn shard_id(s: &str) -> Result<u32, ApiError> {
         .map_err(|_| ApiError::param(format!("invalid shard id {s:?}")))
 }
 
+/// The RAM action a request needs (`log:PullLogs` is `log:GetCursorOrData`, as
+/// in Log Service's RAM policies), for denied actions (`/_emulator/keys`).
+pub(crate) fn action(req: &Req) -> &'static str {
+    let segs: Vec<&str> = req
+        .path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match (req.method.as_str(), segs.as_slice()) {
+        ("POST", []) => "log:CreateProject",
+        ("GET", ["logstores"]) => "log:ListLogStores",
+        ("POST", ["logstores"]) => "log:CreateLogStore",
+        ("GET", ["logstores", _]) => "log:GetLogStore",
+        ("DELETE", ["logstores", _]) => "log:DeleteLogStore",
+        ("POST", ["logstores", _, ..]) if segs.get(2) != Some(&"consumergroups") => {
+            if segs.len() == 4 && !matches!(segs[3], "lb" | "route") {
+                "log:UpdateShard"
+            } else {
+                "log:PostLogStoreLogs"
+            }
+        }
+        ("GET", ["logstores", _, "shards"]) => "log:ListShards",
+        ("GET", ["logstores", _, "shards", _]) => "log:GetCursorOrData",
+        ("DELETE", ["logstores", _, "shards", _]) => "log:DeleteShard",
+        ("GET", ["logstores", _, "consumergroups"]) => "log:ListConsumerGroup",
+        ("POST", ["logstores", _, "consumergroups"]) => "log:CreateConsumerGroup",
+        ("PUT", ["logstores", _, "consumergroups", _]) => "log:UpdateConsumerGroup",
+        ("DELETE", ["logstores", _, "consumergroups", _]) => "log:DeleteConsumerGroup",
+        ("GET", ["logstores", _, "consumergroups", _]) => "log:GetConsumerGroupCheckPoint",
+        ("POST", ["logstores", _, "consumergroups", _]) => match req.q("type") {
+            Some("heartbeat") => "log:ConsumerGroupHeartBeat",
+            _ => "log:ConsumerGroupUpdateCheckPoint",
+        },
+        _ => "log:Unknown",
+    }
+}
+
 /// Routes a request to its API.
 pub(crate) fn dispatch(shared: &Shared, req: &Req) -> Result<Reply, ApiError> {
     let segs: Vec<&str> = req

@@ -507,7 +507,7 @@ async fn two_sdk_consumers_split_shards_and_one_takes_over_after_the_other_dies(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_disabled_access_key_is_refused_to_the_sdk_until_enabled_again() {
+async fn a_disabled_key_and_a_denied_action_are_refused_to_the_sdk_until_allowed_again() {
     let Some(py) = python() else { return };
     let emu = start_emulator().await;
     let shards = || async {
@@ -524,6 +524,19 @@ async fn a_disabled_access_key_is_refused_to_the_sdk_until_enabled_again() {
     assert_eq!(refused["status"], 401, "{refused}");
     assert_eq!(refused["code"], "Unauthorized", "{refused}");
     assert!(!emu.set_key_enabled(AK_ID, true), "it was disabled");
+    assert_eq!(shards().await["shards"], 4);
+    // A RAM policy without the action: the same refusal, naming the action.
+    emu.deny_actions(AK_ID, &["log:ListShards"]);
+    let denied = shards().await;
+    assert_eq!(denied["status"], 401, "{denied}");
+    assert_eq!(denied["code"], "Unauthorized", "{denied}");
+    assert!(
+        denied["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("action: log:ListShards")),
+        "{denied}"
+    );
+    emu.deny_actions(AK_ID, &[]);
     assert_eq!(shards().await["shards"], 4);
     emu.shutdown().await;
 }

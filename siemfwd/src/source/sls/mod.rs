@@ -1087,8 +1087,8 @@ impl SlsShard {
             && !(e.refuses_credentials() && self.reads_worked.load(Ordering::Relaxed))
     }
 
-    /// A request of this reader succeeded, or was refused for its
-    /// credentials (`refused`), or failed otherwise (`None`: says nothing).
+    /// A pull succeeded (`Some(false)`), or was refused for its credentials
+    /// (`Some(true)`), or failed otherwise (`None`: says nothing).
     fn credentials_worked(&mut self, refused: Option<bool>) {
         match refused {
             Some(false) => {
@@ -1302,7 +1302,9 @@ impl ShardReader for SlsShard {
                 Some(c) => c.clone(),
                 None => match self.start_cursor().await {
                     Ok(c) => {
-                        self.credentials_worked(Some(false));
+                        // Not proof that reads work (a checkpoint needs no
+                        // GetCursor): only a pull is.
+                        self.refused.set(false);
                         // Stored already (the checkpoint), or where an
                         // unread shard begins: what its lag is measured from.
                         self.stored.send_replace(Some(c.clone()));
