@@ -435,6 +435,21 @@ fn run_to_a_stdout_that_fails_for_good_exits_1_and_commits_nothing() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
 }
 
+/// Whether the file at `path` comes to contain `what` within 20 s.
+fn file_says(path: &std::path::Path, what: &str) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .contains(what)
+        {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
 #[test]
 fn hup_and_usr_signals_do_not_kill_a_run() {
     // Issue 12: SIGHUP (logrotate, systemd ExecReload) and SIGUSR1 ended the
@@ -458,19 +473,7 @@ fn hup_and_usr_signals_do_not_kill_a_run() {
         .spawn()
         .expect("siemfwd starts");
     let pid = child.id().to_string();
-    let wait_for = |what: &str| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
-            if std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains(what)
-            {
-                return true;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        false
-    };
+    let wait_for = |what: &str| file_says(&log, what);
     assert!(wait_for("siemfwd started"), "never started");
     let kill = |sig: &str| {
         Command::new("kill")
@@ -523,27 +526,14 @@ fn hup_opens_the_log_file_again_after_logrotate_renamed_it() {
         .spawn()
         .expect("siemfwd starts");
     let pid = child.id().to_string();
-    let wait_for = |path: &std::path::Path, what: &str| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
-            if std::fs::read_to_string(path)
-                .unwrap_or_default()
-                .contains(what)
-            {
-                return true;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        false
-    };
-    assert!(wait_for(&log, "siemfwd started"), "never started");
+    assert!(file_says(&log, "siemfwd started"), "never started");
     std::fs::rename(&log, &rotated).unwrap();
     Command::new("kill")
         .args(["-HUP", &pid])
         .status()
         .expect("kill");
     assert!(
-        wait_for(&log, "log file opened again"),
+        file_says(&log, "log file opened again"),
         "no new file: {}",
         std::fs::read_to_string(&rotated).unwrap_or_default()
     );

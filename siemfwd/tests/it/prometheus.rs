@@ -6,15 +6,14 @@
 //! `pipeline.when_blocked = "drop"`, the records dropped show in their series.
 
 use crate::sls_support;
-use std::io::{Read as _, Write as _};
+use crate::support::http::{get, metrics_address};
+use crate::support::inprocess;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use siemfwd::listen::{ListenConfig, Listener, Output, Stats};
 use sls_support::*;
-use tokio_util::sync::CancellationToken;
 
 const SHARDS: u32 = 4;
 const PER_SHARD: u64 = 5_000;
@@ -50,22 +49,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
-}
-
-/// `GET path` on `addr`: status and body.
-fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
-    Some((status, body))
 }
 
 impl Prometheus {
@@ -155,22 +138,6 @@ impl Prometheus {
     }
 }
 
-async fn receiver(addr: SocketAddr) -> (SocketAddr, std::sync::Arc<Stats>, CancellationToken) {
-    let listener = Listener::bind(ListenConfig {
-        tcp: Some(addr),
-        output: Output::Discard,
-        ..ListenConfig::default()
-    })
-    .await
-    .expect("bind");
-    let bound = listener.local_addrs().tcp.expect("tcp");
-    let stats = listener.stats();
-    let cancel = CancellationToken::new();
-    let c = cancel.clone();
-    tokio::spawn(async move { listener.run(tokio::io::sink(), c).await });
-    (bound, stats, cancel)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
     let emu = emulator(SHARDS).await;
@@ -180,7 +147,11 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
     // Prometheus scrapes every second is seen above 0 before it falls.
     emu.faults()
         .set_latency(Duration::from_millis(250), Duration::ZERO);
-    let (rx_addr, stats, stop_rx) = receiver("127.0.0.1:0".parse().expect("addr")).await;
+    let inprocess::Receiver {
+        addr: rx_addr,
+        stats,
+        stop: stop_rx,
+    } = inprocess::tcp("127.0.0.1:0".parse().expect("addr")).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(
         dir.path(),
@@ -202,12 +173,7 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
     std::fs::write(&cfg, text).expect("config");
     let mut fwd = Siemfwd::start(dir.path(), "prom", &cfg);
     let metrics: SocketAddr = tokio::task::block_in_place(|| {
-        wait_until(Duration::from_secs(30), || {
-            let log = fwd.log_text();
-            let line = log.lines().find(|l| l.contains("serving /metrics"))?;
-            let at = line.find("addr=")? + 5;
-            line[at..].split_whitespace().next()?.parse().ok()
-        })
+        wait_until(Duration::from_secs(30), || metrics_address(&fwd.log_text()))
     })
     .unwrap_or_else(|| panic!("no metrics address:\n{}", fwd.log_text()));
     prom.scrape(dir.path(), metrics);

@@ -9,7 +9,7 @@ use crate::support;
 
 use std::time::{Duration, Instant};
 
-use siemfwd::listen::{ListenConfig, Listener, Output, RelpFaults};
+use siemfwd::listen::RelpFaults;
 use support::siemfwd::{command, toml_path, Running};
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +30,7 @@ fn config(dir: &std::path::Path, input: &std::path::Path, port: u16) -> std::pat
     path
 }
 
+/// The in-process RELP receiver: its port, what it counted, its stop token.
 async fn receiver(
     faults: RelpFaults,
 ) -> (
@@ -37,20 +38,8 @@ async fn receiver(
     std::sync::Arc<siemfwd::listen::Stats>,
     CancellationToken,
 ) {
-    let listener = Listener::bind(ListenConfig {
-        relp: Some("127.0.0.1:0".parse().expect("addr")),
-        relp_faults: faults,
-        output: Output::Discard,
-        ..ListenConfig::default()
-    })
-    .await
-    .expect("bind");
-    let port = listener.local_addrs().relp.expect("relp").port();
-    let stats = listener.stats();
-    let cancel = CancellationToken::new();
-    let c = cancel.clone();
-    tokio::spawn(async move { listener.run(tokio::io::sink(), c).await });
-    (port, stats, cancel)
+    let r = support::inprocess::relp(faults).await;
+    (r.addr.port(), r.stats, r.stop)
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -5,54 +5,19 @@
 
 use crate::support;
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use siemfwd::listen::{ListenConfig, Listener, Output, Stats};
+use support::http::metrics_address;
+use support::inprocess;
 use support::siemfwd::{command, toml_path, Running};
-use tokio_util::sync::CancellationToken;
 
 const LINES: u64 = 5_000;
 
-async fn receiver(addr: SocketAddr) -> (SocketAddr, std::sync::Arc<Stats>, CancellationToken) {
-    let listener = Listener::bind(ListenConfig {
-        tcp: Some(addr),
-        output: Output::Discard,
-        ..ListenConfig::default()
-    })
-    .await
-    .expect("bind");
-    let bound = listener.local_addrs().tcp.expect("tcp");
-    let stats = listener.stats();
-    let cancel = CancellationToken::new();
-    let c = cancel.clone();
-    tokio::spawn(async move { listener.run(tokio::io::sink(), c).await });
-    (bound, stats, cancel)
-}
-
 /// `GET path`: status and body.
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    support::http::get(addr, path).expect("an answer")
 }
 
 /// The value of a sample in the exposition.
@@ -80,7 +45,11 @@ async fn metrics_say_what_arrived_and_ready_follows_the_receiver() {
         .map(|i| format!("{{\"seq\":\"{i}\"}}\n"))
         .collect();
     std::fs::write(&input, text).expect("input");
-    let (rx_addr, stats, stop_rx) = receiver("127.0.0.1:0".parse().expect("addr")).await;
+    let inprocess::Receiver {
+        addr: rx_addr,
+        stats,
+        stop: stop_rx,
+    } = inprocess::tcp("127.0.0.1:0".parse().expect("addr")).await;
     let cfg = dir.path().join("siemfwd.toml");
     std::fs::write(
         &cfg,
@@ -96,10 +65,7 @@ async fn metrics_say_what_arrived_and_ready_follows_the_receiver() {
     let mut fwd = Running::start(command(&["run", "-c", cfg.to_str().expect("utf-8")]));
     let addr: SocketAddr = tokio::task::block_in_place(|| {
         until("the metrics address in the log", || {
-            let log = fwd.stderr();
-            let line = log.lines().find(|l| l.contains("serving /metrics"))?;
-            let at = line.find("addr=")? + 5;
-            line[at..].split_whitespace().next()?.parse().ok()
+            metrics_address(&fwd.stderr())
         })
     });
     tokio::task::block_in_place(|| {
@@ -168,7 +134,11 @@ async fn metrics_say_what_arrived_and_ready_follows_the_receiver() {
     );
 
     // Back on the same port: ready again, and the late line arrives.
-    let (_, stats, stop_rx) = receiver(rx_addr).await;
+    let inprocess::Receiver {
+        stats,
+        stop: stop_rx,
+        ..
+    } = inprocess::tcp(rx_addr).await;
     tokio::task::block_in_place(|| {
         until("/ready again", || {
             (get(addr, "/ready").0 == 200 && stats.snapshot().messages >= 1).then_some(())
@@ -178,6 +148,27 @@ async fn metrics_say_what_arrived_and_ready_follows_the_receiver() {
     let status = fwd.wait_exit(Duration::from_secs(30));
     stop_rx.cancel();
     assert!(status.success(), "{}", fwd.stderr());
+}
+
+/// siemfwd reading the emulator's logstore, sending to `sink`, serving `[metrics]` on a
+/// port of its choice: the process and that address.
+fn start_sls(
+    dir: &std::path::Path,
+    name: &str,
+    emu: &sls_emulator::RunningEmulator,
+    sink: SocketAddr,
+) -> (crate::sls_support::Siemfwd, SocketAddr) {
+    let cfg = crate::sls_support::config(dir, name, &emu.endpoint(), sink, "lf", "");
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text.push_str("\n[metrics]\naddress = \"127.0.0.1:0\"\n");
+    std::fs::write(&cfg, text).expect("config");
+    let fwd = crate::sls_support::Siemfwd::start(dir, name, &cfg);
+    let addr = tokio::task::block_in_place(|| {
+        until("the metrics address in the log", || {
+            metrics_address(&fwd.log_text())
+        })
+    });
+    (fwd, addr)
 }
 
 /// `/health` flips to 503 (why: refused credentials) when Log Service refuses the AccessKey
@@ -193,19 +184,7 @@ async fn health_follows_a_key_refused_and_accepted_again() {
     sls_support::load(&emu, SHARDS, 0, PER_SHARD / 2, 50);
     let rx = sls_support::Receiver::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = sls_support::config(dir.path(), "health", &emu.endpoint(), rx.addr, "lf", "");
-    let mut text = std::fs::read_to_string(&cfg).expect("config");
-    text.push_str("\n[metrics]\naddress = \"127.0.0.1:0\"\n");
-    std::fs::write(&cfg, text).expect("config");
-    let mut fwd = sls_support::Siemfwd::start(dir.path(), "health", &cfg);
-    let addr: SocketAddr = tokio::task::block_in_place(|| {
-        until("the metrics address in the log", || {
-            let log = fwd.log_text();
-            let line = log.lines().find(|l| l.contains("serving /metrics"))?;
-            let at = line.find("addr=")? + 5;
-            line[at..].split_whitespace().next()?.parse().ok()
-        })
-    });
+    let (mut fwd, addr) = start_sls(dir.path(), "health", &emu, rx.addr);
     tokio::task::block_in_place(|| {
         until("the first half delivered, healthy", || {
             let half = (u64::from(SHARDS) * PER_SHARD / 2) as usize;
@@ -281,19 +260,7 @@ async fn health_reports_commits_refused_by_a_policy_until_allowed() {
     sls_support::load(&emu, SHARDS, 0, 500, 50);
     let rx = sls_support::Receiver::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = sls_support::config(dir.path(), "commits", &emu.endpoint(), rx.addr, "lf", "");
-    let mut text = std::fs::read_to_string(&cfg).expect("config");
-    text.push_str("\n[metrics]\naddress = \"127.0.0.1:0\"\n");
-    std::fs::write(&cfg, text).expect("config");
-    let mut fwd = sls_support::Siemfwd::start(dir.path(), "commits", &cfg);
-    let addr: SocketAddr = tokio::task::block_in_place(|| {
-        until("the metrics address in the log", || {
-            let log = fwd.log_text();
-            let line = log.lines().find(|l| l.contains("serving /metrics"))?;
-            let at = line.find("addr=")? + 5;
-            line[at..].split_whitespace().next()?.parse().ok()
-        })
-    });
+    let (mut fwd, addr) = start_sls(dir.path(), "commits", &emu, rx.addr);
     tokio::task::block_in_place(|| {
         until("the first logs committed", || {
             sls_support::checkpoints_at_end(&emu, SHARDS).then_some(())

@@ -157,15 +157,18 @@ fn shard_id(s: &str) -> Result<u32, ApiError> {
         .map_err(|_| ApiError::param(format!("invalid shard id {s:?}")))
 }
 
+/// A request path's non-empty segments.
+fn segments(path: &str) -> Vec<&str> {
+    path.trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// The RAM action a request needs (`log:PullLogs` is `log:GetCursorOrData`, as
 /// in Log Service's RAM policies), for denied actions (`/_emulator/keys`).
 pub(crate) fn action(req: &Req) -> &'static str {
-    let segs: Vec<&str> = req
-        .path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let segs = segments(&req.path);
     match (req.method.as_str(), segs.as_slice()) {
         ("POST", []) => "log:CreateProject",
         ("GET", ["logstores"]) => "log:ListLogStores",
@@ -197,12 +200,7 @@ pub(crate) fn action(req: &Req) -> &'static str {
 
 /// Routes a request to its API.
 pub(crate) fn dispatch(shared: &Shared, req: &Req) -> Result<Reply, ApiError> {
-    let segs: Vec<&str> = req
-        .path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let segs = segments(&req.path);
     let m = req.method.as_str();
     match (m, segs.as_slice()) {
         ("POST", []) => admin::create_project(shared, req),

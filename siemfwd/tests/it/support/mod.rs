@@ -7,11 +7,16 @@
 //! - [`siemfwd`]: the `siemfwd` binary as a real process (killed by PID on drop), NDJSON
 //!   corpus lines with raw bytes, siemfwd's final counters.
 //! - [`python`]: the venv of the Python peers (Alibaba's SDK, `pycef`).
+//! - [`inprocess`]: siemfwd's own receiver in the test process, counting what arrives.
+//! - [`http`]: `GET` on siemfwd's `/metrics`, `/health`, `/ready` (and on Prometheus), and
+//!   the address siemfwd logged for them.
 //! - [`jsonl`]: a byte-preserving reader of the peers' JSON-lines output (rsyslog writes
 //!   bytes that are not UTF-8 into it unchanged).
 //! - [`alone`]: a lock that keeps the heaviest runs from overlapping a test that measures
 //!   time.
 
+pub(crate) mod http;
+pub(crate) mod inprocess;
 pub(crate) mod jsonl;
 pub(crate) mod peers;
 pub(crate) mod python;
