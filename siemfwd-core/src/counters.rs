@@ -90,10 +90,13 @@ pub struct Gauges {
     pub heartbeat_timeout_ms: AtomicU64,
     /// Parts of the source (a group's heartbeat loop, a shard's reader)
     /// that Log Service refuses credentials it had accepted, now; and since
-    /// when one has been (0: none is).
-    pub credentials_refused_parts: AtomicU64,
-    /// See `credentials_refused_parts`.
-    pub credentials_refused_since_ms: AtomicU64,
+    /// when one has been. One lock for the two, so they never disagree
+    /// ([`Gauges::refusal`], [`Gauges::refused_since_ms`]).
+    credentials_refused: Mutex<(u64, u64)>,
+    /// When Log Service last answered a heartbeat at all — accepted, or
+    /// refused the credentials (0: never): the group is reachable, which is
+    /// what a restart could not improve.
+    pub heartbeat_reached_ms: AtomicU64,
     /// Since when the sink has had no working connection (0: it has one,
     /// or needs none).
     pub sink_down_since_ms: AtomicU64,
@@ -107,6 +110,38 @@ pub struct Gauges {
     /// One entry per shard this process has held, in the order first
     /// opened ([`Metrics::shard`]).
     shards: Mutex<Vec<Arc<ShardGauges>>>,
+}
+
+impl Gauges {
+    /// A part of the source is refused its credentials now (`true`), or no
+    /// longer (`false`); each part says each change once.
+    pub fn refusal(&self, refused: bool) {
+        let mut r = self
+            .credentials_refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if refused {
+            if r.0 == 0 {
+                r.1 = now_ms();
+            }
+            r.0 += 1;
+        } else {
+            r.0 = r.0.saturating_sub(1);
+            if r.0 == 0 {
+                r.1 = 0;
+            }
+        }
+    }
+
+    /// Since when some part has been refused its credentials (Unix ms;
+    /// `None`: none is).
+    pub fn refused_since_ms(&self) -> Option<u64> {
+        let r = self
+            .credentials_refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        (r.0 > 0).then_some(r.1)
+    }
 }
 
 /// One shard's series: what it read, its checkpoints, how far behind it is.
@@ -290,6 +325,19 @@ mod tests {
         assert_eq!(get(&a.records_in), 5);
         assert_eq!(get(&b.records_in), 7);
         assert!(a.snapshot().contains(&("records_in", 5)));
+    }
+
+    #[test]
+    fn refusals_count_parts_and_keep_the_earliest_time() {
+        let g = Gauges::default();
+        assert_eq!(g.refused_since_ms(), None);
+        g.refusal(true);
+        let since = g.refused_since_ms().expect("refused");
+        g.refusal(true);
+        g.refusal(false);
+        assert_eq!(g.refused_since_ms(), Some(since), "one part still refused");
+        g.refusal(false);
+        assert_eq!(g.refused_since_ms(), None);
     }
 
     #[test]

@@ -239,8 +239,9 @@ async fn status(args: &cli::StatusArgs) -> Result<u8, Failure> {
         match (failed, args.watch) {
             (None, _) => {}
             (Some(e), None) => return Err(e.into()),
-            // Watching: one failed round (a network blip) is said and the
-            // next one tries again.
+            // Watching: a failed round that may pass (a network blip) is
+            // said and the next one tries again; a wrong key is not retried.
+            (Some(e), Some(_)) if e.class() == sls::Class::Fatal => return Err(e.into()),
             (Some(e), Some(every)) => {
                 eprintln!(
                     "siemfwd: {e}; asking again in {}",

@@ -164,39 +164,46 @@ fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<
 /// `/health`: see the module docs.
 pub fn health(metrics: &Metrics) -> Result<(), String> {
     let g = metrics.gauges();
-    if counters::get(&g.credentials_refused_parts) != 0 {
-        let since = counters::get(&g.credentials_refused_since_ms);
+    if let Some(since) = g.refused_since_ms() {
         return Err(format!(
             "Log Service has refused the credentials for {} s (a key disabled or rotated, or a \
              RAM policy changed?); the log has its answer; retrying",
-            counters::now_ms()
-                .saturating_sub(since)
-                .min(counters::now_ms())
-                / 1000
+            counters::now_ms().saturating_sub(since) / 1000
         ));
     }
-    alive(metrics)
+    heard_within_timeout(metrics, &g.heartbeat_answered_ms, "answered by")
 }
 
 /// The part of `/health` a restart could fix, for the systemd watchdog:
-/// the consumer group answers heartbeats. (Credentials refused are not in
-/// it: a restarted process would stop at start on them, where this one
-/// keeps trying and resumes once they are fixed.)
+/// Log Service answers the group's heartbeats — accepting them, or
+/// refusing the credentials. (A refusal is not in it: a restarted process
+/// would stop at start on it, where this one keeps trying and resumes once
+/// the credentials are fixed.)
 pub fn alive(metrics: &Metrics) -> Result<(), String> {
+    heard_within_timeout(metrics, &metrics.gauges().heartbeat_reached_ms, "reached")
+}
+
+/// Whether the consumer group (if any) was heard within its timeout;
+/// `heard` holds when it last was.
+fn heard_within_timeout(
+    metrics: &Metrics,
+    heard: &std::sync::atomic::AtomicU64,
+    how: &str,
+) -> Result<(), String> {
     let g = metrics.gauges();
     let timeout = counters::get(&g.heartbeat_timeout_ms);
     if timeout == 0 {
         return Ok(());
     }
-    let answered = counters::get(&g.heartbeat_answered_ms);
+    let at = counters::get(heard);
     let now = counters::now_ms();
-    if answered == 0 {
-        return Err("the consumer group has not answered a heartbeat yet".to_owned());
+    if at == 0 {
+        return Err(format!("no heartbeat {how} Log Service yet"));
     }
-    let silent = now.saturating_sub(answered);
+    let silent = now.saturating_sub(at);
     if silent > timeout {
         return Err(format!(
-            "no heartbeat answered for {} s (the group's timeout is {} s)",
+            "no heartbeat {how} Log Service for {} s (the group's timeout is {} s)",
             silent / 1000,
             timeout / 1000
         ));
@@ -249,11 +256,7 @@ impl Collector for Pipeline {
             (
                 "credentials_refused_since_timestamp_seconds",
                 "since when Log Service has refused the credentials it accepted before (0: it accepts them)",
-                if counters::get(&g.credentials_refused_parts) == 0 {
-                    0.0
-                } else {
-                    seconds(counters::get(&g.credentials_refused_since_ms))
-                },
+                g.refused_since_ms().map_or(0.0, seconds),
             ),
             (
                 "sink_down_since_timestamp_seconds",
@@ -413,4 +416,33 @@ fn encode_shards(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_credentials_fail_health_but_not_the_watchdog() {
+        let m = Metrics::default();
+        let g = m.gauges();
+        counters::set(&g.heartbeat_timeout_ms, 10_000);
+        let now = counters::now_ms();
+        // Heartbeats refused for a minute: answered long ago, reached just now.
+        counters::set(&g.heartbeat_answered_ms, now - 60_000);
+        counters::set(&g.heartbeat_reached_ms, now);
+        g.refusal(true);
+        let why = health(&m).expect_err("refused");
+        assert!(why.contains("refused the credentials"), "{why}");
+        assert!(alive(&m).is_ok(), "Log Service answers: no restart");
+        g.refusal(false);
+        let why = health(&m).expect_err("silent");
+        assert!(
+            why.contains("no heartbeat answered by Log Service for 60 s"),
+            "{why}"
+        );
+        // Not even refusals come back: a restart may help.
+        counters::set(&g.heartbeat_reached_ms, now - 60_000);
+        assert!(alive(&m).is_err());
+    }
 }

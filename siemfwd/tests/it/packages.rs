@@ -143,13 +143,16 @@ fn the_deb_installs_runs_and_the_rpm_ships_the_same_files() {
         }
         panic!("installing the .deb needs root (scripts/test runs as root in CI)");
     }
-    let already = Command::new("dpkg-query")
+    // Anything dpkg knows of siemfwd — installed, or removed with its configuration
+    // kept — is an operator's: the test's purge would take it. Refuse.
+    let known = Command::new("dpkg-query")
         .args(["-W", "-f", "${Status}", "siemfwd"])
         .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout) == "install ok installed");
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     assert!(
-        !already && !Path::new(INSTALLED).exists(),
-        "siemfwd is installed on this machine already; the test will not replace it"
+        (known.is_empty() || known.ends_with("not-installed")) && !Path::new(INSTALLED).exists(),
+        "siemfwd is known to dpkg on this machine ({known:?}); the test will not replace it"
     );
     let _purge = Installed;
     run(Command::new("dpkg").arg("-i").arg(&deb));

@@ -286,13 +286,20 @@ fn check_dashboard(prom: &Prometheus) {
     let text = std::fs::read_to_string(&path).expect("the dashboard");
     let generated = std::process::Command::new("python3")
         .arg(path.with_extension("py"))
-        .output()
-        .expect("python3 runs the dashboard's generator");
-    assert!(
-        generated.status.success() && generated.stdout == text.as_bytes(),
+        .output();
+    match generated {
+        Err(e) if std::env::var_os("SIEMFWD_SKIP_PEERS").is_some() => {
+            eprintln!("SKIPPED: the dashboard's generator (python3: {e})");
+        }
+        generated => {
+            let generated = generated.expect("python3 runs the dashboard's generator");
+            assert!(
+                generated.status.success() && generated.stdout == text.as_bytes(),
         "packaging/grafana-dashboard.json is not what packaging/grafana-dashboard.py writes: \
          run python3 packaging/grafana-dashboard.py > packaging/grafana-dashboard.json"
-    );
+            );
+        }
+    }
     let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
     let mut empty = Vec::new();
     let mut queries = 0;

@@ -227,3 +227,18 @@ async fn a_policy_that_denies_reads_stops_at_start_naming_the_action() {
         )
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_that_denies_heartbeats_stops_at_start_naming_the_action() {
+    let emu = emulator(2).await;
+    emu.deny_actions(AK_ID, &["log:ConsumerGroupHeartBeat"]);
+    let text = cfg(&emu.endpoint(), AK_ID, AK_SECRET, PROJECT, LOGSTORE, "");
+    let (code, last, all) = tokio::task::block_in_place(|| run_expecting_failure(&text));
+    assert!(matches!(code, Some(c) if c != 0), "exit {code:?}\n{all}");
+    assert!(
+        last.starts_with(
+            "siemfwd: error: SLS refused log:ConsumerGroupHeartBeat to this AccessKey"
+        ),
+        "{all}"
+    );
+}

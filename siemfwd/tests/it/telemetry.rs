@@ -293,7 +293,7 @@ async fn health_reports_commits_refused_by_a_policy_until_allowed() {
     let log = fwd.log_text();
     let warned = log
         .lines()
-        .filter(|l| l.contains("does the RAM policy allow UpdateCheckPoint"))
+        .filter(|l| l.contains("allow log:ConsumerGroupUpdateCheckPoint"))
         .count();
     assert!(
         (1..=usize::try_from(SHARDS).unwrap_or(2)).contains(&warned),

@@ -177,7 +177,10 @@ pub(crate) fn action(req: &Req) -> &'static str {
         ("DELETE", ["logstores", _]) => "log:DeleteLogStore",
         ("POST", ["logstores", _, ..]) if segs.get(2) != Some(&"consumergroups") => {
             if segs.len() == 4 && !matches!(segs[3], "lb" | "route") {
-                "log:UpdateShard"
+                match req.q("action") {
+                    Some("merge") => "log:MergeShards",
+                    _ => "log:SplitShard",
+                }
             } else {
                 "log:PostLogStoreLogs"
             }
@@ -192,7 +195,8 @@ pub(crate) fn action(req: &Req) -> &'static str {
         ("GET", ["logstores", _, "consumergroups", _]) => "log:GetConsumerGroupCheckPoint",
         ("POST", ["logstores", _, "consumergroups", _]) => match req.q("type") {
             Some("heartbeat") => "log:ConsumerGroupHeartBeat",
-            _ => "log:ConsumerGroupUpdateCheckPoint",
+            Some("checkpoint") => "log:ConsumerGroupUpdateCheckPoint",
+            _ => "log:Unknown",
         },
         _ => "log:Unknown",
     }

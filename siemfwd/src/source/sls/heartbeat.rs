@@ -65,8 +65,11 @@ pub(crate) async fn run(
     let mut last_ok = Instant::now();
     let mut rejoin = false;
     let mut failures = 0u32;
-    // Accepted when the group was joined: a refusal now is retried.
+    // A refusal once a heartbeat was answered is retried: the credentials
+    // changed outside the process. Before (a policy without
+    // log:ConsumerGroupHeartBeat) it is the configuration, and fatal.
     let mut refused_now = super::Refused::new(&metrics);
+    let mut ever_answered = false;
     loop {
         let body: Vec<ShardId> = if rejoin {
             Vec::new()
@@ -113,11 +116,11 @@ pub(crate) async fn run(
                 failures = 0;
                 last_ok = Instant::now();
                 rejoin = false;
+                ever_answered = true;
                 refused_now.set(false);
-                crate::counters::set(
-                    &metrics.gauges().heartbeat_answered_ms,
-                    crate::counters::now_ms(),
-                );
+                let now = crate::counters::now_ms();
+                crate::counters::set(&metrics.gauges().heartbeat_answered_ms, now);
+                crate::counters::set(&metrics.gauges().heartbeat_reached_ms, now);
                 let shards: BTreeSet<ShardId> = shards.into_iter().collect();
                 tracing::debug!(?shards, held = ?body, "heartbeat");
                 publish(shards);
@@ -132,7 +135,7 @@ pub(crate) async fn run(
                 publish(BTreeSet::new());
                 wait = Duration::ZERO;
             }
-            Err(e) if e.class() == Class::Fatal && !e.refuses_credentials() => {
+            Err(e) if e.class() == Class::Fatal && !(e.refuses_credentials() && ever_answered) => {
                 let e = e.explain(&settings.project, &settings.logstore, &settings.group);
                 tx.send_modify(|a| a.fatal = Some(e.to_string()));
                 return;
@@ -144,6 +147,12 @@ pub(crate) async fn run(
                 let said = e.to_string();
                 if refused {
                     refused_now.set(true);
+                    // Log Service is there and answers: a restart would not
+                    // help (the systemd watchdog reads this).
+                    crate::counters::set(
+                        &metrics.gauges().heartbeat_reached_ms,
+                        crate::counters::now_ms(),
+                    );
                 }
                 if failures == 1 || failures % 10 == 0 {
                     if refused {

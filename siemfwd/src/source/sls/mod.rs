@@ -631,14 +631,7 @@ impl Refused {
             return;
         }
         self.now = refused;
-        let g = self.metrics.gauges();
-        if refused {
-            if g.credentials_refused_parts.fetch_add(1, Ordering::Relaxed) == 0 {
-                counters::set(&g.credentials_refused_since_ms, counters::now_ms());
-            }
-        } else if g.credentials_refused_parts.fetch_sub(1, Ordering::Relaxed) == 1 {
-            counters::set(&g.credentials_refused_since_ms, 0);
-        }
+        self.metrics.gauges().refusal(refused);
     }
 }
 
@@ -894,6 +887,7 @@ impl SlsShard {
         counters::set(&series.lag_log_groups, counters::UNKNOWN);
         counters::set(&series.lag_oldest_ms, counters::UNKNOWN);
         counters::set(&series.committed_at_ms, 0);
+        counters::set(&series.lag_measured_ms, 0);
         counters::set(&series.held, 1);
         let (stored, position) = tokio::sync::watch::channel(None);
         let lag = settings.lag_interval.map(|every| {
@@ -1160,7 +1154,7 @@ impl SlsShard {
                 if !self.commit_refused.now {
                     tracing::warn!(shard = %self.shard, error = %e,
                         "checkpoint commit refused for the credentials (does the RAM policy \
-                         allow UpdateCheckPoint?); retrying with the next commit");
+                         allow log:ConsumerGroupUpdateCheckPoint?); retrying with the next commit");
                 }
                 self.commit_refused.set(true);
             }
@@ -1303,8 +1297,7 @@ impl ShardReader for SlsShard {
                 None => match self.start_cursor().await {
                     Ok(c) => {
                         // Not proof that reads work (a checkpoint needs no
-                        // GetCursor): only a pull is.
-                        self.refused.set(false);
+                        // GetCursor): only a pull says so, next.
                         // Stored already (the checkpoint), or where an
                         // unread shard begins: what its lag is measured from.
                         self.stored.send_replace(Some(c.clone()));
