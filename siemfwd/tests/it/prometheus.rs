@@ -112,17 +112,24 @@ impl Prometheus {
     /// The series `query` (PromQL) evaluates to now; `Err` with Prometheus' answer when it
     /// cannot evaluate it.
     fn query(&self, query: &str) -> Result<Vec<serde_json::Value>, String> {
-        let encoded: String = query
-            .bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => {
-                    char::from(b).to_string()
-                }
-                b => format!("%{b:02X}"),
-            })
-            .collect();
-        let (status, body) = get(self.addr, &format!("/api/v1/query?query={encoded}"))
-            .ok_or_else(|| "no answer".to_owned())?;
+        self.api(&format!("/api/v1/query?query={}", encode(query)))
+    }
+
+    /// `query` over `[start, end]` (Unix seconds), a point a second.
+    fn query_range(
+        &self,
+        query: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        self.api(&format!(
+            "/api/v1/query_range?query={}&start={start}&end={end}&step=1",
+            encode(query)
+        ))
+    }
+
+    fn api(&self, path: &str) -> Result<Vec<serde_json::Value>, String> {
+        let (status, body) = get(self.addr, path).ok_or_else(|| "no answer".to_owned())?;
         let v: serde_json::Value =
             serde_json::from_str(&body).map_err(|e| format!("HTTP {status}: {e}: {body}"))?;
         if status != 200 || v["status"] != "success" {
@@ -140,8 +147,12 @@ impl Prometheus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
+    let started = unix_now();
     let emu = emulator(SHARDS).await;
-    load(&emu, SHARDS, 0, PER_SHARD, 50);
+    // A picture for the README wants a longer run than a check does.
+    let picture = std::env::var_os("SIEMFWD_DASHBOARD_DATA").is_some();
+    let per_shard = if picture { 8 * PER_SHARD } else { PER_SHARD };
+    load(&emu, SHARDS, 0, per_shard, 50);
     emu.faults().set_server_error_rate(0.05);
     // Slow pulls of few log groups: the backlog lasts seconds, so the lag
     // Prometheus scrapes every second is seen above 0 before it falls.
@@ -177,7 +188,7 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
     })
     .unwrap_or_else(|| panic!("no metrics address:\n{}", fwd.log_text()));
     prom.scrape(dir.path(), metrics);
-    let total = u64::from(SHARDS) * PER_SHARD;
+    let total = u64::from(SHARDS) * per_shard;
     // Every log arrives despite the faults; Prometheus then says the same.
     let delivered = tokio::task::block_in_place(|| {
         wait_until(Duration::from_secs(120), || {
@@ -252,7 +263,7 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
     // The SIEM goes away; new logs are dropped after `drop_after`, and counted.
     stop_rx.cancel();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    load_shard(&emu, 0, PER_SHARD, 500, 50);
+    load_shard(&emu, 0, per_shard, 500, 50);
     let dropped = tokio::task::block_in_place(|| {
         wait_until(Duration::from_secs(60), || {
             prom.value("siemfwd_records_dropped_total")
@@ -264,7 +275,11 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
         "no drops in Prometheus:\n{}",
         warnings(&fwd.log_text()).join("\n")
     );
-    check_dashboard(&prom);
+    if picture {
+        // The drops as a stretch of time, not a point.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    check_dashboard(&prom, started);
     let ready = get(metrics, "/ready").map(|(s, _)| s);
     assert_eq!(ready, Some(503), "not ready while the SIEM is away");
     let status = tokio::task::block_in_place(|| fwd.terminate(Duration::from_secs(30)));
@@ -279,9 +294,64 @@ async fn prometheus_scrapes_what_the_receiver_got_and_the_drops() {
     emu.shutdown().await;
 }
 
+/// `text` for a URL's query string.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => {
+                char::from(b).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// With `SIEMFWD_DASHBOARD_DATA=FILE`: every panel of the dashboard with the series its
+/// queries gave over the run (`[start, now]`), for `scripts/render-dashboard.py` to draw the
+/// picture in the README. Not a check; nothing is written without the variable.
+fn dump_dashboard_data(prom: &Prometheus, dashboard: &serde_json::Value, start: u64) {
+    let Some(out) = std::env::var_os("SIEMFWD_DASHBOARD_DATA") else {
+        return;
+    };
+    let end = unix_now();
+    let mut panels = Vec::new();
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        let mut targets = Vec::new();
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap_or_default()
+                .replace("$__rate_interval", "5s")
+                .replace("$instance", ".*");
+            let series = tokio::task::block_in_place(|| prom.query_range(&expr, start, end))
+                .unwrap_or_default();
+            targets.push(serde_json::json!({
+                "legend": target["legendFormat"],
+                "series": series,
+            }));
+        }
+        panels.push(serde_json::json!({
+            "title": panel["title"],
+            "type": panel["type"],
+            "gridPos": panel["gridPos"],
+            "unit": panel["fieldConfig"]["defaults"]["unit"],
+            "targets": targets,
+        }));
+    }
+    let data = serde_json::json!({"start": start, "end": end, "panels": panels});
+    std::fs::write(&out, data.to_string()).expect("SIEMFWD_DASHBOARD_DATA is writable");
+    println!("dashboard data: {}", std::path::Path::new(&out).display());
+}
+
 /// Every query of the Grafana dashboard (`packaging/grafana-dashboard.json`) evaluates on
 /// this Prometheus, with Grafana's variables as Grafana would fill them, and has data.
-fn check_dashboard(prom: &Prometheus) {
+fn check_dashboard(prom: &Prometheus, start: u64) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/grafana-dashboard.json");
     let text = std::fs::read_to_string(&path).expect("the dashboard");
     let generated = std::process::Command::new("python3")
@@ -322,4 +392,5 @@ fn check_dashboard(prom: &Prometheus) {
     // exported from the start, at 0).
     assert!(empty.is_empty(), "panels without data: {empty:?}");
     println!("dashboard: {queries} queries evaluate, each with data");
+    dump_dashboard_data(prom, &dashboard, start);
 }
