@@ -259,9 +259,15 @@ counters! {
     delimiters_replaced,
     /// Records the formatter refused.
     records_refused,
+    /// Raw bytes (keys and values, as read) of the records counted in
+    /// `records_refused`.
+    bytes_refused,
     /// Records a transform step dropped (done: their positions are
     /// committed, and a restart does not send them).
     records_filtered,
+    /// Raw bytes (keys and values, as read) of the records counted in
+    /// `records_filtered`.
+    bytes_filtered,
     /// Fields a `parse_json` step could not parse as a JSON object (left as
     /// they were).
     transform_json_failed,

@@ -430,6 +430,7 @@ impl Formatter {
             Err(e) => {
                 out.truncate(start);
                 counters::add(&self.metrics.records_refused, 1);
+                counters::add(&self.metrics.bytes_refused, record.raw_len() as u64);
                 Err(e)
             }
         }
@@ -838,6 +839,7 @@ mod tests {
         );
         assert_eq!(out, b"earlier message");
         assert_eq!(counters::get(&metrics.records_refused), 1);
+        assert!(counters::get(&metrics.bytes_refused) > 0);
         assert_eq!(
             counters::get(&metrics.newlines_escaped),
             0,

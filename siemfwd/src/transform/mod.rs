@@ -397,6 +397,7 @@ impl Chain {
             Some(then(&copy, &self.meta))
         } else {
             counters::add(&self.metrics.records_filtered, 1);
+            counters::add(&self.metrics.bytes_filtered, record.raw_len() as u64);
             None
         };
         self.spare = recycle(copy.fields);
@@ -765,6 +766,10 @@ map = { W = "warning" }
         assert_eq!(chain.run(&record(), |_, _| called = true), None);
         assert!(!called);
         assert_eq!(counters::get(&metrics.records_filtered), 1);
+        assert_eq!(
+            counters::get(&metrics.bytes_filtered),
+            record().raw_len() as u64
+        );
         // Metadata does not leak from one record to the next.
         let other = Record {
             fields: vec![Field::borrowed(b"__topic__", b"web")],
