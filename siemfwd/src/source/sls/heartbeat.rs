@@ -21,11 +21,15 @@
 //!   longer `request_timeout`: an answer that late is worthless (the server
 //!   has dropped us), and meanwhile we would go on reading shards that are
 //!   someone else's.
-//! - Credentials refused (they were accepted when the group was joined: a
-//!   key disabled, rotated or stripped of its policy since) count as
-//!   failures under the rule above and set the gauge `/health` reports;
-//!   the loop keeps trying, so a fix outside the process resumes forwarding.
-//! - Other fatal errors (logstore gone, …) are published and end the loop.
+//! - Credentials refused after a heartbeat was answered (a key disabled,
+//!   rotated or stripped of its policy since) count as failures under the
+//!   rule above and set the gauge `/health` reports; the loop keeps trying,
+//!   so a fix outside the process resumes forwarding. Log Service answering
+//!   at all, refusals included, is recorded for the systemd watchdog
+//!   (`heartbeat_reached_ms`): a restart could not help.
+//! - Other fatal errors (logstore gone, …), and a refusal before any
+//!   heartbeat was answered (a policy without `log:ConsumerGroupHeartBeat`),
+//!   are published and end the loop.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
