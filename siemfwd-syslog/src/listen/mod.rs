@@ -507,43 +507,17 @@ impl Listener {
                 inner.clone(),
             ));
         }
-        if let Some(l) = self.tcp {
+        let streams = [
+            self.tcp.map(|l| (l, Kind::Tcp)),
+            self.tls.map(|(l, acceptor)| (l, Kind::Tls(acceptor))),
+            self.relp_tls
+                .map(|(l, acceptor)| (l, Kind::RelpTls(acceptor))),
+            self.relp.map(|l| (l, Kind::Relp)),
+        ];
+        for (l, kind) in streams.into_iter().flatten() {
             let accept = accept_loop(
                 l,
-                Kind::Tcp,
-                Arc::clone(&shared),
-                tx.clone(),
-                inner.clone(),
-                tracker.clone(),
-            );
-            tracker.spawn(accept);
-        }
-        if let Some((l, acceptor)) = self.tls {
-            let accept = accept_loop(
-                l,
-                Kind::Tls(acceptor),
-                Arc::clone(&shared),
-                tx.clone(),
-                inner.clone(),
-                tracker.clone(),
-            );
-            tracker.spawn(accept);
-        }
-        if let Some((l, acceptor)) = self.relp_tls {
-            let accept = accept_loop(
-                l,
-                Kind::RelpTls(acceptor),
-                Arc::clone(&shared),
-                tx.clone(),
-                inner.clone(),
-                tracker.clone(),
-            );
-            tracker.spawn(accept);
-        }
-        if let Some(l) = self.relp {
-            let accept = accept_loop(
-                l,
-                Kind::Relp,
+                kind,
                 Arc::clone(&shared),
                 tx.clone(),
                 inner.clone(),
