@@ -225,24 +225,20 @@ async fn status(args: &cli::StatusArgs) -> Result<u8, Failure> {
     // behind, for the pace.
     let mut before: Option<(std::time::Instant, Vec<u64>)> = None;
     loop {
-        let mut groups = Vec::with_capacity(clients.len());
-        let mut failed = None;
-        for (client, settings) in &clients {
-            match sls::status::collect(client, settings).await {
-                Ok(g) => groups.push(g),
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
+        let round = async {
+            let mut groups = Vec::with_capacity(clients.len());
+            for (client, settings) in &clients {
+                groups.push(sls::status::collect(client, settings).await?);
             }
-        }
-        match (failed, args.watch) {
-            (None, _) => {}
-            (Some(e), None) => return Err(e.into()),
+            Ok::<_, sls::Error>(groups)
+        };
+        let groups = match (round.await, args.watch) {
+            (Ok(groups), _) => groups,
+            (Err(e), None) => return Err(e.into()),
             // Watching: a failed round that may pass (a network blip) is
             // said and the next one tries again; a wrong key is not retried.
-            (Some(e), Some(_)) if e.class() == sls::Class::Fatal => return Err(e.into()),
-            (Some(e), Some(every)) => {
+            (Err(e), Some(_)) if e.class() == sls::Class::Fatal => return Err(e.into()),
+            (Err(e), Some(every)) => {
                 eprintln!(
                     "siemfwd: {e}; asking again in {}",
                     humantime::format_duration(every)
@@ -250,17 +246,19 @@ async fn status(args: &cli::StatusArgs) -> Result<u8, Failure> {
                 tokio::time::sleep(every).await;
                 continue;
             }
-        }
+        };
         let now = std::time::Instant::now();
         match (args.json, groups.as_slice()) {
-            // One group: the object it always was; several: a list of them.
-            // Watching: one document per line.
-            (true, [one]) if !several && args.watch.is_some() => {
-                println!("{}", serde_json::to_string(one)?)
+            (true, groups) => {
+                // One group: the object it always was; several: a list of
+                // them. Watching: one document per line.
+                let watching = args.watch.is_some();
+                let text = match groups {
+                    [one] if !several => json(one, watching)?,
+                    _ => json(&groups, watching)?,
+                };
+                println!("{text}");
             }
-            (true, [one]) if !several => println!("{}", serde_json::to_string_pretty(one)?),
-            (true, _) if args.watch.is_some() => println!("{}", serde_json::to_string(&groups)?),
-            (true, _) => println!("{}", serde_json::to_string_pretty(&groups)?),
             (false, _) => {
                 if args.watch.is_some() {
                     println!(
@@ -314,6 +312,15 @@ async fn status(args: &cli::StatusArgs) -> Result<u8, Failure> {
             println!();
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// `value` as JSON: on one line (`compact`, a document per line), or pretty.
+fn json<T: serde::Serialize>(value: &T, compact: bool) -> serde_json::Result<String> {
+    if compact {
+        serde_json::to_string(value)
+    } else {
+        serde_json::to_string_pretty(value)
     }
 }
 

@@ -330,35 +330,44 @@ fn encode_shards(
     }
     let now = counters::now_ms();
     type Value = fn(&counters::ShardGauges, u64) -> Option<f64>;
-    // A lag gauge of a shard held and measured.
-    fn lag(s: &counters::ShardGauges, gauge: &std::sync::atomic::AtomicU64) -> Option<f64> {
-        let v = counters::get(gauge);
-        (counters::get(&s.held) == 1 && v != counters::UNKNOWN).then_some(v as f64)
+    // A gauge that may be unknown.
+    fn known(v: u64) -> Option<f64> {
+        (v != counters::UNKNOWN).then_some(v as f64)
     }
-    let families: [(&str, &str, MetricType, Value); 8] = [
+    // A time (Unix ms, 0: never) in seconds.
+    fn time(ms: u64) -> Option<f64> {
+        (ms != 0).then(|| ms as f64 / 1000.0)
+    }
+    // Name, help, type, value; and whether only shards held now report it
+    // (the counters stay; the state of a released shard is another process's).
+    let families: [(&str, &str, MetricType, Value, bool); 8] = [
         (
             "shard_held",
             "1 while this process holds the shard",
             MetricType::Gauge,
             |s, _| Some(counters::get(&s.held) as f64),
+            false,
         ),
         (
             "shard_records_in",
             "records read from the shard",
             MetricType::Counter,
             |s, _| Some(counters::get(&s.records_in) as f64),
+            false,
         ),
         (
             "shard_checkpoints_committed",
             "checkpoints stored for the shard",
             MetricType::Counter,
             |s, _| Some(counters::get(&s.checkpoints_committed) as f64),
+            false,
         ),
         (
             "shard_checkpoint_failures",
             "checkpoint commits for the shard that did not get through",
             MetricType::Counter,
             |s, _| Some(counters::get(&s.checkpoint_failures) as f64),
+            false,
         ),
         (
             "shard_checkpoint_age_seconds",
@@ -367,40 +376,36 @@ fn encode_shards(
             MetricType::Gauge,
             |s, now| {
                 let at = counters::get(&s.committed_at_ms);
-                (counters::get(&s.held) == 1 && at != 0)
-                    .then(|| now.saturating_sub(at) as f64 / 1000.0)
+                (at != 0).then(|| now.saturating_sub(at) as f64 / 1000.0)
             },
+            true,
         ),
         (
             "shard_lag_log_groups",
             "log groups between the shard's stored position and its end (source.sls.lag_interval)",
             MetricType::Gauge,
-            |s, _| lag(s, &s.lag_log_groups),
+            |s, _| known(counters::get(&s.lag_log_groups)),
+            true,
         ),
         (
             "shard_lag_measured_timestamp_seconds",
             "when the shard's lag was last measured (alert when it falls behind)",
             MetricType::Gauge,
-            |s, _| {
-                let at = counters::get(&s.lag_measured_ms);
-                (counters::get(&s.held) == 1 && at != 0).then(|| at as f64 / 1000.0)
-            },
+            |s, _| time(counters::get(&s.lag_measured_ms)),
+            true,
         ),
         (
             "shard_lag_seconds",
             "seconds since the oldest log group after the shard's stored position was received",
             MetricType::Gauge,
-            |s, now| {
-                (counters::get(&s.held) == 1)
-                    .then(|| s.lag_seconds(now))
-                    .flatten()
-                    .map(|v| v as f64)
-            },
+            |s, now| s.lag_seconds(now).map(|v| v as f64),
+            true,
         ),
     ];
-    for (name, help, kind, value) in families {
+    for (name, help, kind, value, held_only) in families {
         let values: Vec<_> = shards
             .iter()
+            .filter(|s| !held_only || counters::get(&s.held) == 1)
             .filter_map(|s| Some((s, value(s, now)?)))
             .collect();
         if values.is_empty() {

@@ -90,10 +90,15 @@ pub async fn watch(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Ok(position) = stored.wait_for(Option::is_some).await.map(|p| p.clone()) else {
+        // Nothing until a position is known; the reader gone, the end.
+        let Some(position) = stored
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|p| p.clone())
+        else {
             return;
         };
-        let Some(position) = position else { continue };
         match measure(&client, shard, &position).await {
             Ok((lag, _)) => {
                 let groups = lag.log_groups.map_or(counters::UNKNOWN, i64::unsigned_abs);
