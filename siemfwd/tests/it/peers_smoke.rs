@@ -149,40 +149,39 @@ fn rsyslog_ossl_driver_receives_tls_and_mtls_messages() {
     rsyslog_tls_and_mtls(TlsDriver::Ossl);
 }
 
+/// One rsyslog per listener, one session each: rsyslog 8.2302's `ossl` driver can lose a TLS
+/// connection accepted while it tears down the previous session (the handshake fails with
+/// EBADF on its own socket — `errno=9` in its log — about one run in forty under parallel
+/// load). That is the peer's bug, not what this test is about; siemfwd reconnects through it.
 fn rsyslog_tls_and_mtls(tls_driver: TlsDriver) {
-    let opts = RsyslogOpts {
-        inputs: vec![Input::Tls, Input::Mtls],
-        tls_driver,
-        ..Default::default()
-    };
-    let Some(rs) = require(Rsyslog::start(opts)) else {
-        return;
-    };
-    let tls_frame = send::octet_counted(rfc5424("TLS1", "server auth").as_bytes());
-    ok(
-        "tls send",
-        send::tls(
-            rs.addr(Input::Tls),
-            client_tls(false),
-            "localhost",
-            &tls_frame,
+    type Framing = fn(&[u8]) -> Vec<u8>;
+    let cases: [(Input, bool, Framing, &str, &str); 2] = [
+        (
+            Input::Tls,
+            false,
+            send::octet_counted,
+            "TLS1",
+            "server auth",
         ),
-    );
-    let mtls_frame = send::lf(rfc5424("MTLS1", "client cert").as_bytes());
-    ok(
-        "mtls send",
-        send::tls(
-            rs.addr(Input::Mtls),
-            client_tls(true),
-            "localhost",
-            &mtls_frame,
-        ),
-    );
-
-    let got = rs.wait_for(Input::Tls, 1, ARRIVAL);
-    assert_fields(&got[0], Input::Tls, RSYSLOG_TS, "TLS1", "server auth");
-    let got = rs.wait_for(Input::Mtls, 1, ARRIVAL);
-    assert_fields(&got[0], Input::Mtls, RSYSLOG_TS, "MTLS1", "client cert");
+        (Input::Mtls, true, send::lf, "MTLS1", "client cert"),
+    ];
+    for (input, client_cert, framing, msgid, msg) in cases {
+        let opts = RsyslogOpts {
+            inputs: vec![input],
+            tls_driver,
+            ..Default::default()
+        };
+        let Some(rs) = require(Rsyslog::start(opts)) else {
+            return;
+        };
+        let frame = framing(rfc5424(msgid, msg).as_bytes());
+        let sent = send::tls(rs.addr(input), client_tls(client_cert), "localhost", &frame);
+        if let Err(e) = sent {
+            panic!("{input:?} send: {e}\n{}", rs.diagnostics());
+        }
+        let got = rs.wait_for(input, 1, ARRIVAL);
+        assert_fields(&got[0], input, RSYSLOG_TS, msgid, msg);
+    }
 }
 
 #[test]

@@ -263,6 +263,14 @@ impl Input {
     pub(crate) fn is_udp(self) -> bool {
         self == Input::Udp
     }
+
+    /// True for the inputs that expect a TLS handshake first.
+    fn is_tls(self) -> bool {
+        matches!(
+            self,
+            Input::Tls | Input::TlsLf | Input::Mtls | Input::RelpTls | Input::RelpMtls
+        )
+    }
 }
 
 /// Which certificate the peer's TLS listeners present (all from [`certs`]).
@@ -632,12 +640,16 @@ impl Peer {
         Ok(())
     }
 
-    /// Waits until each TCP listener completes a TCP handshake, under [`START_DEADLINE`].
-    /// (UDP cannot be probed; the script checked the peer's PID owns the socket.)
+    /// Waits until each plain TCP listener completes a TCP handshake, under
+    /// [`START_DEADLINE`]. The script already checked that the peer's PID owns each socket;
+    /// UDP cannot be probed, and TLS listeners are not: a probe is a handshake that fails,
+    /// and rsyslog 8.2302's `ossl` driver mishandles the failed session's socket — a
+    /// connection accepted soon after is reset or, worse, gets another session's bytes
+    /// (about one run in forty under parallel load).
     fn wait_accepting(&mut self) -> Result<(), PeerError> {
         let deadline = Instant::now() + START_DEADLINE;
         for (input, port) in self.ports.clone() {
-            if input.is_udp() {
+            if input.is_udp() || input.is_tls() {
                 continue;
             }
             let addr = SocketAddr::from(([127, 0, 0, 1], port));

@@ -111,13 +111,19 @@ pub(crate) fn tls(
     let sock = TcpStream::connect(to)?;
     sock.set_read_timeout(Some(TLS_CLOSE_WAIT))?;
     let mut tls = StreamOwned::new(conn, sock);
+    let step =
+        |what: &'static str| move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
     while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock)?;
+        tls.conn
+            .complete_io(&mut tls.sock)
+            .map_err(step("handshake"))?;
     }
-    tls.write_all(bytes)?;
-    tls.flush()?;
+    tls.write_all(bytes).map_err(step("write"))?;
+    tls.flush().map_err(step("flush"))?;
     tls.conn.send_close_notify();
-    tls.conn.complete_io(&mut tls.sock)?;
+    tls.conn
+        .complete_io(&mut tls.sock)
+        .map_err(step("close_notify"))?;
     let mut sink = [0u8; 1024];
     loop {
         match tls.read(&mut sink) {
