@@ -52,15 +52,16 @@
 //! Layout (after Vector's `sinks/util/tcp.rs`, split by role): config types,
 //! the list of transports ([`TRANSPORTS`]) and the dispatching [`Sink`]
 //! here; each transport's file declares its `SPEC` (name, keys, what it asks
-//! of its messages, how it is built): `udp.rs`, `tcp.rs` (resolve and
-//! connect, and the stream sink it shares with TLS), `tls.rs` (rustls client
-//! configuration and readable TLS errors),
-//! `stream/` (shared by tcp and tls: the replay queue with writes bounded
-//! by a timeout and reconnects in `mod.rs`, the connection and its health
-//! check in `conn.rs`, and the acknowledgement strategy that says when a
+//! of its messages, how it is built): `udp.rs`, `tcp.rs`, `tls.rs` (TCP's
+//! stream sink over TLS), `relp.rs` (its acknowledgements and the session it
+//! opens), `stdout.rs`; `stream/` (shared by tcp, tls and relp: the replay
+//! queue with writes bounded by a timeout and reconnects in `mod.rs`, the
+//! connection — resolve, connect, the protocol's session hook — and its
+//! health check in `conn.rs`, the rustls client configuration and readable
+//! TLS errors in `tls.rs`, and the acknowledgement strategy that says when a
 //! batch is safe: `ack.rs`, with kernel acknowledgement + settle time in
-//! `settle.rs`), `messages.rs` (the batch, framed as it is written),
-//! `stdout.rs`.
+//! `settle.rs`), `messages.rs` (the batch, framed as it is written). The
+//! transports build on `stream/`, never the other way round.
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -35,7 +35,9 @@
 //!   session is renewed.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -69,7 +71,7 @@ pub(super) const SPEC: Spec = Spec {
     build: |config, metrics| {
         let endpoint = Endpoint::parse(&config.address)?;
         let tls = if config.relp.tls {
-            Some(super::tls::TlsSettings::build(&config.tls, &endpoint)?)
+            Some(stream::tls::TlsSettings::build(&config.tls, &endpoint)?)
         } else {
             None
         };
@@ -84,9 +86,9 @@ pub(super) const SPEC: Spec = Spec {
                 endpoint,
                 tls,
                 timeout: config.connect_timeout.0,
-                session: Some(Session {
+                session: Some(Box::new(Session {
                     max_data: max_data(config),
-                }),
+                })),
             },
             framing: Framing::OctetCounting,
             write_timeout: config.write_timeout.0,
@@ -138,10 +140,23 @@ pub(crate) struct Session {
     max_data: usize,
 }
 
+impl conn::Opening for Session {
+    fn protocol(&self) -> &'static str {
+        "RELP"
+    }
+
+    fn open<'a>(
+        &'a self,
+        conn: &'a mut Conn,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+        Box::pin(self.send_open(conn))
+    }
+}
+
 impl Session {
     /// Send `open` (transaction 1) and read its answer; the receiver's
     /// offers on success, else why not.
-    pub(crate) async fn open(&self, conn: &mut Conn) -> Result<String, String> {
+    async fn send_open(&self, conn: &mut Conn) -> Result<String, String> {
         let offers = format!(
             "relp_version={}\nrelp_software=siemfwd,{}\ncommands=syslog",
             relp::VERSION,

@@ -39,7 +39,7 @@ impl Pattern {
             }
             Self::Prefix(prefix) => {
                 name.len() >= prefix.len()
-                    && prefix.first().is_none_or(|b| name.first() == Some(b))
+                    && (prefix.is_empty() || name.first() == prefix.first())
                     && name.starts_with(prefix)
             }
             Self::Glob(parts) => glob(parts, name),

@@ -27,8 +27,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use super::super::tls::TlsSettings;
-use super::super::{describe_io, human, tcp, Endpoint};
+use super::super::{describe_io, human, Endpoint};
+use super::tls::{self, TlsSettings};
 
 /// How long a fresh TLS 1.3 connection waits for the receiver's verdict on
 /// our certificate before the first write (see the module docs).
@@ -341,14 +341,29 @@ pub(crate) struct Connector {
     pub(crate) tls: Option<TlsSettings>,
     pub(crate) timeout: Duration,
     /// A session to open once connected (RELP's `open`), else none.
-    pub(crate) session: Option<super::super::relp::Session>,
+    pub(crate) session: Option<Box<dyn Opening>>,
+}
+
+/// A protocol's session, opened on every new connection (TLS included)
+/// before anything else is written: RELP's `open` (`relp.rs`). A hook, so
+/// the connection layer needs to know no protocol.
+pub(crate) trait Opening: std::fmt::Debug + Send + Sync {
+    /// The protocol's name, for the error lines (`RELP`).
+    fn protocol(&self) -> &'static str;
+
+    /// Open the session on `conn`: what the receiver offered (for
+    /// `siemfwd check`), else why not.
+    fn open<'a>(
+        &'a self,
+        conn: &'a mut Conn,
+    ) -> Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>;
 }
 
 impl Connector {
     /// A readable cause for an I/O error on one of our connections.
     pub(crate) fn describe(&self, e: &io::Error) -> String {
         match &self.tls {
-            Some(tls) => super::super::tls::describe(e, &tls.server_name()),
+            Some(tls) => tls::describe(e, &tls.server_name()),
             None => describe_io(e),
         }
     }
@@ -358,7 +373,7 @@ impl Connector {
     pub(crate) async fn connect(&self) -> Result<Conn, String> {
         let addr = &self.endpoint;
         let limit = self.timeout;
-        let tcp = match tokio::time::timeout(limit, tcp::connect(addr)).await {
+        let tcp = match tokio::time::timeout(limit, connect_tcp(addr)).await {
             Err(_) => {
                 return Err(format!(
                     "connecting to {addr}: timed out after {}",
@@ -379,7 +394,7 @@ impl Connector {
                 ))
             }
             Ok(Err(e)) => {
-                let cause = super::super::tls::describe_handshake(&e, &tls.server_name());
+                let cause = tls::describe_handshake(&e, &tls.server_name());
                 return Err(format!("TLS handshake with {addr}: {cause}"));
             }
             Ok(Ok(s)) => s,
@@ -394,7 +409,7 @@ impl Connector {
                 .is_ok();
             if arrived {
                 if let Err(e) = idle_check_within(&mut conn, limit).await {
-                    let cause = super::super::tls::describe_post_handshake(&e, &tls.server_name());
+                    let cause = tls::describe_post_handshake(&e, &tls.server_name());
                     return Err(format!("TLS session with {addr}: {cause}"));
                 }
             }
@@ -409,16 +424,45 @@ impl Connector {
         };
         let addr = &self.endpoint;
         let limit = self.timeout;
+        let protocol = session.protocol();
         match tokio::time::timeout(limit, session.open(&mut conn)).await {
             Err(_) => Err(format!(
-                "opening a RELP session with {addr}: no answer within {}",
+                "opening a {protocol} session with {addr}: no answer within {}",
                 human(limit)
             )),
-            Ok(Err(cause)) => Err(format!("opening a RELP session with {addr}: {cause}")),
+            Ok(Err(cause)) => Err(format!("opening a {protocol} session with {addr}: {cause}")),
             Ok(Ok(offers)) => {
                 conn.counted_mut().greeting = Some(offers);
                 Ok(conn)
             }
         }
     }
+}
+
+/// Open a TCP connection to `endpoint`. The caller bounds it with
+/// `connect_timeout`.
+///
+/// Resolution happens at every connect, never at build time, so a receiver
+/// behind a DNS name that moves is followed, and a name that does not
+/// resolve at start-up only delays delivery. Every resolved address is
+/// tried in the resolver's order (IPv6 and IPv4 both), and the last error
+/// is reported.
+async fn connect_tcp(endpoint: &Endpoint) -> io::Result<TcpStream> {
+    let addrs = endpoint.resolve().await?;
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => {
+                // Batches are written whole and flushed; Nagle would only
+                // hold back the tail of each batch.
+                stream.set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Err(e) => {
+                tracing::debug!(%addr, error = %describe_io(&e), "connect failed");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address to connect to")))
 }

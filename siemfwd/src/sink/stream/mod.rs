@@ -9,8 +9,10 @@
 //!              conn.rs  connection             │  settle time; RELP: its rsp)
 //! ```
 //!
-//! Three parts, one file each: [`conn`] connects (TLS included) and tells
-//! whether the peer is still there; [`ack::Acknowledgement`] decides when a
+//! Three parts, one file each: [`conn`] connects (TLS included, its client
+//! configuration in [`tls`]; a protocol's session through the
+//! [`conn::Opening`] hook) and tells whether the peer is still there;
+//! [`ack::Acknowledgement`] decides when a
 //! written batch is safe ([`settle::KernelSettle`] for plain syslog, whose
 //! module explains why written is not delivered); this file keeps the
 //! batches, in order, until then.
@@ -50,16 +52,55 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{describe_io, human, Error, Framing, Messages, Stats};
+use super::{
+    describe_io, human, Endpoint, Error, Framing, Inner, Messages, SinkConfig, Stats, Wire,
+};
 use crate::backoff::Backoff;
 use crate::counters::{self, Metrics};
 
 pub(crate) mod ack;
 pub(crate) mod conn;
 pub(crate) mod settle;
+pub(crate) mod tls;
 
 use ack::{Acknowledgement, Failure};
 use conn::{Conn, Connector};
+use tls::TlsSettings;
+
+/// What a stream transport asks of its messages: escaping of what would end
+/// a message early under LF framing, and `sink.max_message`.
+pub(in crate::sink) fn wire(config: &SinkConfig) -> Wire {
+    Wire {
+        newline_terminated: config.framing == Framing::Lf,
+        max_message: Some(usize::try_from(config.max_message.0).unwrap_or(usize::MAX)),
+        tap_framing: config.framing,
+        waits_for_receiver: true,
+    }
+}
+
+/// A stream sink to `endpoint` over TCP, or over TLS with `tls`: the
+/// replay queue with kernel acknowledgement and settle time
+/// (`settle.rs`).
+pub(in crate::sink) fn sink(
+    config: &SinkConfig,
+    endpoint: Endpoint,
+    tls: Option<TlsSettings>,
+    metrics: &Metrics,
+) -> Inner {
+    let settings = Settings {
+        connector: Connector {
+            endpoint,
+            tls,
+            timeout: config.connect_timeout.0,
+            session: None,
+        },
+        framing: config.framing,
+        write_timeout: config.write_timeout.0,
+        backoff: crate::backoff::Backoff::new(config.backoff_initial.0, config.backoff_max.0),
+    };
+    let ack = settle::KernelSettle::new(config.settle_time.0, config.write_timeout.0);
+    Inner::Stream(Box::new(StreamSink::new(settings, ack, metrics)))
+}
 
 /// A connection attempt in progress.
 type Connecting = Pin<Box<dyn Future<Output = Result<Conn, String>> + Send>>;
