@@ -245,16 +245,28 @@ fn env_overrides(set: &[String]) -> anyhow::Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// NAME.md, NAME.json and NAME.png of a throughput report, into `dir`.
+fn write_report(rep: &report::Report, dir: &Path, name: &str) -> anyhow::Result<()> {
+    rep.write(dir, name)?;
+    chart::draw(rep, &dir.join(format!("{name}.png")))
+}
+
+/// NAME.md, NAME.json and NAME.png of a `--distance` report, into `dir`.
+fn write_distance(rep: &distance::DistanceReport, dir: &Path, name: &str) -> anyhow::Result<()> {
+    rep.write(dir, name)?;
+    chart::draw_distance(rep, &dir.join(format!("{name}.png")))
+}
+
 async fn bench(args: Args) -> anyhow::Result<()> {
     if let Some(json) = &args.rerender {
         let text = std::fs::read(json).with_context(|| format!("reading {}", json.display()))?;
         let out = json.parent().unwrap_or(Path::new("."));
         match serde_json::from_slice::<report::Report>(&text) {
-            Ok(rep) => rep.write(out, &args.name)?,
+            Ok(rep) => write_report(&rep, out, &args.name)?,
             Err(_) => {
                 let rep: distance::DistanceReport = serde_json::from_slice(&text)
                     .with_context(|| format!("{}: not a bench result", json.display()))?;
-                rep.write(out, &args.name)?;
+                write_distance(&rep, out, &args.name)?;
             }
         }
         eprintln!("bench: redrew {}/{}.{{md,png}}", out.display(), args.name);
@@ -404,7 +416,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         } else {
             &args.name
         };
-        rep.write(&out, name)?;
+        write_distance(&rep, &out, name)?;
         println!("{}", rep.markdown());
         eprintln!("bench: wrote {}/{name}.{{md,json,png}}", out.display());
         return Ok(());
@@ -514,7 +526,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| workspace().join("bench/results"));
-    rep.write(&out, &args.name)?;
+    write_report(&rep, &out, &args.name)?;
     println!("{}", rep.markdown());
     eprintln!(
         "bench: wrote {}/{}.{{md,json,png}}",

@@ -261,7 +261,7 @@ impl Report {
         m
     }
 
-    /// Writes NAME.md, NAME.json and NAME.png into `dir`.
+    /// Writes NAME.md and NAME.json into `dir` (the picture is `chart.rs`'s).
     pub(crate) fn write(&self, dir: &Path, name: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join(format!("{name}.md")), self.markdown())?;
@@ -269,7 +269,6 @@ impl Report {
             dir.join(format!("{name}.json")),
             serde_json::to_vec_pretty(self)?,
         )?;
-        crate::chart::draw(self, &dir.join(format!("{name}.png")))?;
         Ok(())
     }
 }
