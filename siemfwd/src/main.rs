@@ -171,8 +171,9 @@ async fn check(args: &cli::ConfigArgs) -> Result<u8, Failure> {
             let (client, settings) = sls::build(table)
                 .with_context(|| invalid_in(entry))
                 .map_err(config_failure)?;
-            let explain =
-                |e: sls::Error| e.explain(&settings.project, &settings.logstore, &settings.group);
+            let explain = |e: sls::Error| {
+                sls::explain(e, &settings.project, &settings.logstore, &settings.group)
+            };
             let shards = client.list_shards().await.map_err(explain)?;
             let groups = client.list_groups().await.map_err(explain)?;
             let group = if groups.iter().any(|g| g.name == settings.group) {

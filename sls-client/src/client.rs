@@ -57,7 +57,7 @@ impl Endpoint {
     /// An empty host or a bad port.
     pub fn parse(s: &str) -> Result<Self, Error> {
         let bad = |problem: String| Error::Config {
-            key: "source.sls.endpoint".to_owned(),
+            key: "endpoint".to_owned(),
             problem,
         };
         let s = s.trim();
@@ -357,18 +357,14 @@ impl Client {
             .connect_timeout(Duration::from_secs(10).min(cfg.request_timeout))
             .tcp_nodelay(true)
             .build()
-            .map_err(|e| Error::Config {
-                key: "source.sls".to_owned(),
-                problem: format!("cannot build the HTTP client: {e}"),
-            })?;
+            .map_err(|e| Error::Fatal(format!("cannot build the HTTP client: {e}")))?;
         let (base, host) = cfg.endpoint.base(&cfg.project);
         let bad = |what: &str| Error::Config {
-            key: format!("source.sls.{what}"),
+            key: what.to_owned(),
             problem: "contains characters not allowed in an HTTP header".to_owned(),
         };
         let host_value = HeaderValue::from_str(&host).map_err(|_| bad("project"))?;
-        let user_agent =
-            HeaderValue::from_str(&cfg.user_agent).map_err(|_| bad("consumer_name"))?;
+        let user_agent = HeaderValue::from_str(&cfg.user_agent).map_err(|_| bad("user_agent"))?;
         Ok(Self {
             http,
             on_retry: None,
@@ -954,7 +950,7 @@ mod tests {
     fn bad_endpoints_name_the_key() {
         for bad in ["", "ftp://x", "host:notaport"] {
             let e = Endpoint::parse(bad).unwrap_err().to_string();
-            assert!(e.starts_with("source.sls.endpoint: "), "{e}");
+            assert!(e.starts_with("endpoint: "), "{e}");
         }
     }
 }

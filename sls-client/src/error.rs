@@ -4,8 +4,10 @@
 //! Retryable: network failures, 5xx, throttling (403 `*QuotaExceed`), and any
 //! error code we do not recognise (a daemon must not die on a surprise; it logs
 //! and backs off). Fatal: the errors only a person can fix — credentials,
-//! project, logstore, group quota, clock — each with one line that says what
-//! to change (protocol notes §1.5).
+//! project, logstore, group quota, clock. Saying what to change is the
+//! caller's: only it knows what its settings are called (siemfwd's
+//! `source/sls/explain.rs`); [`Error::denied_action`] and [`Error::code`]
+//! give it what the server said.
 
 /// Whether an error is worth retrying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +58,7 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
-    /// The answer is larger than siemfwd accepts for the call: a broken or
+    /// The answer is larger than the client accepts for the call: a broken or
     /// hostile endpoint, or a pull that asked for more than it should.
     #[error("SLS {what}: answer of {size} bytes (by {by}) is over the {limit}-byte limit")]
     TooLarge {
@@ -81,10 +83,17 @@ pub enum Error {
         /// What went wrong.
         problem: String,
     },
+    /// No source of a credentials lookup gave a key; what each said.
+    #[error("no credentials found; the lookup tried: {tried}")]
+    NoCredentials {
+        /// Each source's failure, `; `-separated.
+        tried: String,
+    },
     /// A setting is wrong.
     #[error("{key}: {problem}")]
     Config {
-        /// The key path (`source.sls.endpoint`).
+        /// The setting: the name of its [`crate::ClientConfig`] field
+        /// (`endpoint`), or the caller's own key path.
         key: String,
         /// What is wrong and what to do.
         problem: String,
@@ -142,7 +151,7 @@ impl Error {
                     Class::Retryable
                 }
             }
-            Error::Fatal(_) | Error::Config { .. } => Class::Fatal,
+            Error::Fatal(_) | Error::NoCredentials { .. } | Error::Config { .. } => Class::Fatal,
         }
     }
 
@@ -170,53 +179,21 @@ impl Error {
         matches!(self, Error::Api { status: 403, code, .. } if code.contains("QuotaExceed") || code.contains("QPS"))
     }
 
-    /// Turn a fatal API error into the one line that says what to fix.
-    /// `project`, `logstore`, `group` name what the user configured.
-    pub fn explain(self, project: &str, logstore: &str, group: &str) -> Self {
-        let Error::Api { code, message, .. } = &self else {
-            return self;
+    /// The RAM action a policy refused this AccessKey (`log:GetCursorOrData`),
+    /// when the server said so: the key itself is fine, its policy lacks
+    /// the action.
+    pub fn denied_action(&self) -> Option<&str> {
+        let Error::Api { message, .. } = self else {
+            return None;
         };
-        // A RAM policy without the action: the key itself is fine.
-        if let Some(at) = message.find("action: ") {
-            if message.contains("denied by sts or ram") {
-                let action = message[at + 8..]
-                    .split([',', ' '])
-                    .next()
-                    .unwrap_or_default();
-                return Error::Fatal(format!(
-                    "SLS refused {action} to this AccessKey ({code}: its RAM policy does not \
-                     allow it): grant it — a consumer needs log:GetCursorOrData, log:ListShards, \
-                     log:ListConsumerGroup, log:CreateConsumerGroup, log:UpdateConsumerGroup, \
-                     log:ConsumerGroupHeartBeat, log:ConsumerGroupUpdateCheckPoint and \
-                     log:GetConsumerGroupCheckPoint on the logstore"
-                ));
-            }
+        if !message.contains("denied by sts or ram") {
+            return None;
         }
-        let line = match code.as_str() {
-            "Unauthorized" | "SignatureNotMatch" | "InvalidAccessKeyId" => format!(
-                "SLS rejected the AccessKey ({code}): check SLS_AK_ID / SLS_AK_KEY \
-                 (source.sls.access_key_id / source.sls.access_key_secret)"
-            ),
-            "ProjectNotExist" | "ProjectNotExists" => format!(
-                "SLS project \"{project}\" does not exist ({code}): check SLS_PROJECT \
-                 (source.sls.project) and SLS_ENDPOINT (the project's region)"
-            ),
-            "LogStoreNotExist" => format!(
-                "SLS logstore \"{logstore}\" does not exist in project \"{project}\" \
-                 ({code}): check SLS_LOGSTORE (source.sls.logstore)"
-            ),
-            "ConsumerGroupQuotaExceed" => format!(
-                "SLS logstore \"{logstore}\" has no room for consumer group \"{group}\" \
-                 ({code}): delete an unused consumer group or reuse one (SLS_CG / \
-                 source.sls.consumer_group)"
-            ),
-            "RequestTimeTooSkewed" => format!(
-                "SLS says this host's clock is more than 15 minutes off ({code}): fix the \
-                 clock (NTP)"
-            ),
-            _ => return self,
-        };
-        Error::Fatal(line)
+        let at = message.find("action: ")?;
+        message[at + "action: ".len()..]
+            .split([',', ' '])
+            .next()
+            .filter(|action| !action.is_empty())
     }
 }
 
@@ -248,7 +225,7 @@ mod tests {
     }
 
     #[test]
-    fn a_denied_action_is_explained_as_the_policy_not_the_key() {
+    fn a_denied_action_is_read_from_the_message() {
         let e = Error::Api {
             what: "PullLogs shard 0".into(),
             status: 401,
@@ -257,13 +234,8 @@ mod tests {
                 .into(),
             request_id: String::new(),
         };
-        let line = e.explain("p", "l", "g").to_string();
-        assert!(
-            line.starts_with("SLS refused log:GetCursorOrData to this AccessKey (Unauthorized"),
-            "{line}"
-        );
-        let other = api(401, "Unauthorized").explain("p", "l", "g").to_string();
-        assert!(other.starts_with("SLS rejected the AccessKey"), "{other}");
+        assert_eq!(e.denied_action(), Some("log:GetCursorOrData"));
+        assert_eq!(api(401, "Unauthorized").denied_action(), None);
     }
 
     #[test]
@@ -289,23 +261,6 @@ mod tests {
         let t = api(403, "ReadQuotaExceed");
         assert_eq!(t.class(), Class::Retryable);
         assert!(t.is_throttle());
-    }
-
-    #[test]
-    fn fatal_error_explains_what_to_fix_in_one_line() {
-        let e = api(401, "SignatureNotMatch")
-            .explain("p", "l", "g")
-            .to_string();
-        assert_eq!(
-            e,
-            "SLS rejected the AccessKey (SignatureNotMatch): check SLS_AK_ID / SLS_AK_KEY \
-             (source.sls.access_key_id / source.sls.access_key_secret)"
-        );
-        assert!(!e.contains('\n'));
-        let e = api(404, "LogStoreNotExist")
-            .explain("p", "l", "g")
-            .to_string();
-        assert!(e.contains("\"l\"") && e.contains("SLS_LOGSTORE"), "{e}");
     }
 
     #[derive(Debug, thiserror::Error)]

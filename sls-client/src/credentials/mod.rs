@@ -325,12 +325,9 @@ impl Keyring {
                 Err(e) => tried.push(e.to_string()),
             }
         }
-        Err(Error::Fatal(format!(
-            "no credentials found: set source.sls.access_key_id and access_key_secret \
-             (SLS_AK_ID, SLS_AK_KEY) or choose a source with source.sls.credentials \
-             (docs/configuration.md, \"Credentials\"); the lookup tried: {}",
-            tried.join("; ")
-        )))
+        Err(Error::NoCredentials {
+            tried: tried.join("; "),
+        })
     }
 
     /// The server refused the held credentials as expired: fetch new ones

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::Settings;
+use super::{explain, Settings};
 use sls_client::Class;
 use sls_client::Client;
 use sls_client::ShardId;
@@ -140,7 +140,7 @@ pub(crate) async fn run(
                 wait = Duration::ZERO;
             }
             Err(e) if e.class() == Class::Fatal && !(e.refuses_credentials() && ever_answered) => {
-                let e = e.explain(&settings.project, &settings.logstore, &settings.group);
+                let e = explain(e, &settings.project, &settings.logstore, &settings.group);
                 tx.send_modify(|a| a.fatal = Some(e.to_string()));
                 return;
             }
@@ -164,9 +164,9 @@ pub(crate) async fn run(
                         // rotated or stripped of a policy since. Fixed
                         // outside the process, so keep trying (/health
                         // says so) rather than exit.
-                        let fix = e
-                            .explain(&settings.project, &settings.logstore, &settings.group)
-                            .to_string();
+                        let fix =
+                            explain(e, &settings.project, &settings.logstore, &settings.group)
+                                .to_string();
                         tracing::warn!(error = %said, %fix, failures,
                             "Log Service refuses the credentials it accepted before; retrying");
                     } else {

@@ -53,6 +53,7 @@
 pub mod config;
 pub(crate) mod credentials;
 pub(crate) mod decode;
+mod explain;
 pub(crate) mod heartbeat;
 pub mod lag;
 pub(crate) mod prefetch;
@@ -72,6 +73,7 @@ use crate::record::Record;
 use crate::source::{self, BatchEnd, Flow, GroupSource, ShardReader};
 use config::{AuthVersion, SlsSourceConfig, StartPosition};
 
+pub use explain::explain;
 /// The HTTP API, from the `sls-client` crate: siemfwd's consumer group is
 /// built on it, its types are this source's.
 use sls_client as client;
@@ -278,7 +280,7 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
     } else {
         cfg.consumer_name.trim().to_owned()
     };
-    let endpoint = client::Endpoint::parse(&cfg.endpoint)?;
+    let endpoint = client::Endpoint::parse(&cfg.endpoint).map_err(explain::keyed)?;
     let auth = match cfg.auth_version {
         AuthVersion::V1 => client::Auth::V1,
         AuthVersion::V4 if cfg.region.trim().is_empty() => {
@@ -305,7 +307,8 @@ pub fn build(cfg: &SlsSourceConfig) -> Result<(Client, Settings), Error> {
         request_timeout: cfg.request_timeout.0,
         pool_max_idle: cfg.pool_max_idle,
         retry_delay: |attempt| backoff(Duration::from_millis(200), attempt),
-    })?;
+    })
+    .map_err(explain::keyed)?;
     let rule = match (cfg.query.trim(), cfg.processor.trim()) {
         ("", "") => None,
         (query, "") => Some(client::Rule::Query(query.to_owned())),
@@ -470,7 +473,8 @@ impl SlsSource {
     }
 
     fn fatal(&self, e: Error) -> Error {
-        e.explain(
+        explain(
+            e,
             &self.settings.project,
             &self.settings.logstore,
             &self.settings.group,
@@ -1096,7 +1100,7 @@ impl SlsShard {
 
     fn fatal(&self, e: Error) -> source::Error {
         let s = &self.settings;
-        e.explain(&s.project, &s.logstore, &s.group).into()
+        explain(e, &s.project, &s.logstore, &s.group).into()
     }
 
     /// When the next pull may start: after a backoff from now after

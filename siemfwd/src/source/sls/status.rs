@@ -71,7 +71,7 @@ impl GroupStatus {
 pub async fn collect(client: &Client, s: &Settings) -> Result<GroupStatus, Error> {
     let explain = |e: Error| {
         if e.class() == Class::Fatal {
-            e.explain(&s.project, &s.logstore, &s.group)
+            super::explain(e, &s.project, &s.logstore, &s.group)
         } else {
             e
         }
