@@ -86,7 +86,8 @@ impl Endpoint {
         };
         if host.is_empty() {
             return Err(bad(
-                "empty; set SLS_ENDPOINT, e.g. cn-hangzhou.log.aliyuncs.com".to_owned(),
+                "no host in it; give the region's endpoint, e.g. cn-hangzhou.log.aliyuncs.com"
+                    .to_owned(),
             ));
         }
         let port = port

@@ -179,9 +179,9 @@ impl Error {
         matches!(self, Error::Api { status: 403, code, .. } if code.contains("QuotaExceed") || code.contains("QPS"))
     }
 
-    /// The RAM action a policy refused this AccessKey (`log:GetCursorOrData`),
-    /// when the server said so: the key itself is fine, its policy lacks
-    /// the action.
+    /// The RAM action a policy refused this AccessKey (`log:GetCursorOrData`;
+    /// empty if the server named none), when the server said a policy
+    /// refused it: the key itself is fine, its policy lacks the action.
     pub fn denied_action(&self) -> Option<&str> {
         let Error::Api { message, .. } = self else {
             return None;
@@ -190,10 +190,8 @@ impl Error {
             return None;
         }
         let at = message.find("action: ")?;
-        message[at + "action: ".len()..]
-            .split([',', ' '])
-            .next()
-            .filter(|action| !action.is_empty())
+        // Empty when the server named none: still the policy, not the key.
+        message[at + "action: ".len()..].split([',', ' ']).next()
     }
 }
 
@@ -236,6 +234,14 @@ mod tests {
         };
         assert_eq!(e.denied_action(), Some("log:GetCursorOrData"));
         assert_eq!(api(401, "Unauthorized").denied_action(), None);
+        let unnamed = Error::Api {
+            what: "x".into(),
+            status: 401,
+            code: "Unauthorized".into(),
+            message: "denied by sts or ram, action: , resource: acs:log:x".into(),
+            request_id: String::new(),
+        };
+        assert_eq!(unnamed.denied_action(), Some(""));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! `Authorization: LOG {AccessKeyId}:{signature}`.
 //!
 //! Version 4 (SLS4-HMAC-SHA256, §1.4) is here too, for accounts whose
-//! policy requires it (`source.sls.auth_version = "v4"` with a region): a
+//! policy requires it ([`crate::Auth::V4`], with a region): a
 //! canonical request over the method, path, RFC 3986-encoded query, the
 //! `host`, `content-type`, `x-log-*` and `x-acs-*` headers and the body's
 //! SHA-256, signed with a key derived from the secret, date, region and

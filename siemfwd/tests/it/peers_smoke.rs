@@ -149,10 +149,12 @@ fn rsyslog_ossl_driver_receives_tls_and_mtls_messages() {
     rsyslog_tls_and_mtls(TlsDriver::Ossl);
 }
 
-/// One rsyslog per listener, one session each: rsyslog 8.2302's `ossl` driver can lose a TLS
-/// connection accepted while it tears down the previous session (the handshake fails with
-/// EBADF on its own socket — `errno=9` in its log — about one run in forty under parallel
-/// load). That is the peer's bug, not what this test is about; siemfwd reconnects through it.
+/// Both listeners in one rsyslog for `gtls`; for `ossl` one rsyslog per listener, one
+/// session each: rsyslog 8.2302's `ossl` driver can lose a TLS connection accepted while it
+/// tears down the previous session (the handshake fails with EBADF on its own socket —
+/// `errno=9` in its log — about one run in forty under parallel load; seen in CI). That is
+/// the peer's bug, not what this test is about; a sender that reconnects gets through, as
+/// siemfwd's stream sink does after any failed handshake.
 fn rsyslog_tls_and_mtls(tls_driver: TlsDriver) {
     type Framing = fn(&[u8]) -> Vec<u8>;
     let cases: [(Input, bool, Framing, &str, &str); 2] = [
@@ -165,15 +167,14 @@ fn rsyslog_tls_and_mtls(tls_driver: TlsDriver) {
         ),
         (Input::Mtls, true, send::lf, "MTLS1", "client cert"),
     ];
-    for (input, client_cert, framing, msgid, msg) in cases {
-        let opts = RsyslogOpts {
-            inputs: vec![input],
+    let start = |inputs: Vec<Input>| {
+        require(Rsyslog::start(RsyslogOpts {
+            inputs,
             tls_driver,
             ..Default::default()
-        };
-        let Some(rs) = require(Rsyslog::start(opts)) else {
-            return;
-        };
+        }))
+    };
+    let check = |rs: &Rsyslog, (input, client_cert, framing, msgid, msg): (_, _, Framing, _, _)| {
         let frame = framing(rfc5424(msgid, msg).as_bytes());
         let sent = send::tls(rs.addr(input), client_tls(client_cert), "localhost", &frame);
         if let Err(e) = sent {
@@ -181,6 +182,22 @@ fn rsyslog_tls_and_mtls(tls_driver: TlsDriver) {
         }
         let got = rs.wait_for(input, 1, ARRIVAL);
         assert_fields(&got[0], input, RSYSLOG_TS, msgid, msg);
+    };
+    match tls_driver {
+        TlsDriver::Gtls => {
+            let Some(rs) = start(vec![Input::Tls, Input::Mtls]) else {
+                return;
+            };
+            cases.into_iter().for_each(|case| check(&rs, case));
+        }
+        TlsDriver::Ossl => {
+            for case in cases {
+                let Some(rs) = start(vec![case.0]) else {
+                    return;
+                };
+                check(&rs, case);
+            }
+        }
     }
 }
 

@@ -9,12 +9,11 @@
 //!              conn.rs  connection             │  settle time; RELP: its rsp)
 //! ```
 //!
-//! Three parts, one file each: [`conn`] connects (TLS included, its client
-//! configuration in [`tls`]; a protocol's session through the
-//! [`conn::Opening`] hook) and tells whether the peer is still there;
-//! [`ack::Acknowledgement`] decides when a
-//! written batch is safe ([`settle::KernelSettle`] for plain syslog, whose
-//! module explains why written is not delivered); this file keeps the
+//! Three parts: [`conn`] connects (TLS included, its client configuration
+//! in [`tls`]; a protocol's session through the [`conn::Opening`] hook) and
+//! tells whether the peer is still there; [`ack::Acknowledgement`] decides
+//! when a written batch is safe ([`settle::KernelSettle`] for plain syslog,
+//! whose module explains why written is not delivered); this file keeps the
 //! batches, in order, until then.
 //!
 //! Only a safe batch goes back to the caller ([`StreamSink::take_safe`]),

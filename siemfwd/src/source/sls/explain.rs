@@ -16,6 +16,7 @@ use super::Error;
 pub fn explain(e: Error, project: &str, logstore: &str, group: &str) -> Error {
     // A RAM policy without the action: the key itself is fine.
     if let Some(action) = e.denied_action() {
+        let action = if action.is_empty() { "a call" } else { action };
         let code = e.code().unwrap_or_default();
         return Error::Fatal(format!(
             "SLS refused {action} to this AccessKey ({code}: its RAM policy does not \
@@ -130,6 +131,15 @@ mod tests {
         );
         let other = in_plg(api(401, "Unauthorized", "m"));
         assert!(other.starts_with("SLS rejected the AccessKey"), "{other}");
+        let unnamed = in_plg(api(
+            401,
+            "Unauthorized",
+            "denied by sts or ram, action: , x",
+        ));
+        assert!(
+            unnamed.starts_with("SLS refused a call to this AccessKey"),
+            "{unnamed}"
+        );
     }
 
     #[test]

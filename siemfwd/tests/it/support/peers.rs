@@ -266,10 +266,10 @@ impl Input {
 
     /// True for the inputs that expect a TLS handshake first.
     fn is_tls(self) -> bool {
-        matches!(
-            self,
-            Input::Tls | Input::TlsLf | Input::Mtls | Input::RelpTls | Input::RelpMtls
-        )
+        match self {
+            Input::Tls | Input::TlsLf | Input::Mtls | Input::RelpTls | Input::RelpMtls => true,
+            Input::Udp | Input::Tcp | Input::TcpLf | Input::Relp => false,
+        }
     }
 }
 
