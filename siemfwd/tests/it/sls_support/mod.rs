@@ -314,6 +314,15 @@ impl Receiver {
     pub(crate) fn count(&self) -> usize {
         self.lines.lock().unwrap().len()
     }
+
+    /// How many of `per_shard` logs on each of `shards` have not arrived
+    /// yet. Not the same as comparing [`Receiver::count`] with the total: a
+    /// shard handed back from its checkpoint sends some logs twice.
+    pub(crate) fn missing(&self, shards: u32, per_shard: u64) -> usize {
+        let lines = self.lines.lock().unwrap();
+        let seqs = lines.iter().filter_map(|l| seq_of(l));
+        tally(seqs, shards, per_shard).0.len()
+    }
 }
 
 /// What [`tally`] found: the missing `(shard, n)`, the number of
