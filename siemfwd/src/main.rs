@@ -280,26 +280,10 @@ async fn status(args: &cli::StatusArgs) -> Result<u8, Failure> {
                         );
                     }
                     if args.watch.is_some() {
-                        let (behind, oldest) = group.behind();
-                        let then = before.as_ref().and_then(|(_, b)| b.get(i).copied());
-                        let span = before
-                            .as_ref()
-                            .map_or_else(Default::default, |(at, _)| now.duration_since(*at));
-                        let pace = match then {
-                            _ if behind == 0 => "current".to_owned(),
-                            None => "first measure; the pace comes with the next".to_owned(),
-                            Some(then) => {
-                                let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-                                siemfwd::progress::pace(
-                                    Some(signed(then) - signed(behind)),
-                                    behind,
-                                    span,
-                                )
-                            }
-                        };
-                        let oldest =
-                            oldest.map_or_else(String::new, |s| format!(", the oldest {s} s old"));
-                        println!("{behind} log groups behind{oldest}; {pace}");
+                        let then = before.as_ref().and_then(|(at, b)| {
+                            Some((b.get(i).copied()?, now.duration_since(*at)))
+                        });
+                        println!("{}", watch_line(group, then));
                     }
                     print!("{}", sls::status::render_table(group));
                 }
@@ -314,6 +298,25 @@ async fn status(args: &cli::StatusArgs) -> Result<u8, Failure> {
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// `status --watch`'s line for `group`: how far behind, and the pace since
+/// the previous round (`then`: its log groups behind, and how long ago).
+fn watch_line(
+    group: &siemfwd::source::sls::status::GroupStatus,
+    then: Option<(u64, std::time::Duration)>,
+) -> String {
+    let (behind, oldest) = group.behind();
+    let pace = match then {
+        _ if behind == 0 => "current".to_owned(),
+        None => "first measure; the pace comes with the next".to_owned(),
+        Some((then, span)) => {
+            let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            siemfwd::progress::pace(Some(signed(then) - signed(behind)), behind, span)
+        }
+    };
+    let oldest = oldest.map_or_else(String::new, |s| format!(", the oldest {s} s old"));
+    format!("{behind} log groups behind{oldest}; {pace}")
 }
 
 /// `value` as JSON: on one line (`compact`, a document per line), or pretty.
