@@ -18,12 +18,7 @@ pub(crate) struct Header {
 }
 
 impl Step for Header {
-    fn apply<'r>(
-        &self,
-        record: &mut Record<'r>,
-        meta: &mut Meta,
-        _scratch: &'r Scratch,
-    ) -> Verdict {
+    fn apply<'r>(&self, record: &mut Record<'r>, meta: &mut Meta, scratch: &'r Scratch) -> Verdict {
         for (template, slot) in [
             (&self.hostname, &mut meta.hostname),
             (&self.app_name, &mut meta.app_name),
@@ -31,7 +26,9 @@ impl Step for Header {
             (&self.msgid, &mut meta.msgid),
         ] {
             if let Some(t) = template {
-                *slot = Some(t.render(record));
+                let mut bytes = scratch.buffer();
+                t.render_into(record, &mut bytes);
+                *slot = Some(bytes);
             }
         }
         Verdict::Keep

@@ -302,6 +302,9 @@ pub struct Scratch {
     arena: bumpalo::Bump,
     /// Where a template is rendered before it is copied into the arena.
     line: std::cell::RefCell<Vec<u8>>,
+    /// Emptied buffers of the last record's header fields ([`Meta`] owns
+    /// its bytes), for the next record's.
+    buffers: std::cell::RefCell<Vec<Vec<u8>>>,
 }
 
 impl Scratch {
@@ -317,8 +320,22 @@ impl Scratch {
         self.arena.alloc_slice_copy(&line)
     }
 
-    fn reset(&mut self) {
+    /// An empty buffer for a header field, from an earlier record if one
+    /// is left.
+    fn buffer(&self) -> Vec<u8> {
+        self.buffers
+            .borrow_mut()
+            .pop()
+            // Room for what header fields hold (RFC 5424 caps them at 32
+            // to 255 bytes), so most are allocated once.
+            .unwrap_or_else(|| Vec::with_capacity(64))
+    }
+
+    /// Ready for the next record: the arena given back whole, `meta` back
+    /// to [`Meta::NONE`] with its buffers kept.
+    fn reset(&mut self, meta: &mut Meta) {
         self.arena.reset();
+        meta.clear_into(self.buffers.get_mut());
     }
 }
 
@@ -379,7 +396,7 @@ impl Chain {
         record: &Record<'_>,
         then: impl FnOnce(&Record<'_>, &Meta) -> T,
     ) -> Option<T> {
-        self.scratch.reset();
+        self.scratch.reset(&mut self.meta);
         let scratch = &self.scratch;
         let mut copy = Record {
             time: record.time,
@@ -387,7 +404,6 @@ impl Chain {
         };
         // Borrowed keys and values are copied as pointers.
         copy.fields.extend(record.fields.iter().cloned());
-        self.meta.clear();
         let meta = &mut self.meta;
         let kept = self
             .steps

@@ -80,8 +80,14 @@ impl Step for ParseJson {
             Cow::Owned(bytes) => scratch.copy(bytes),
         };
         // The new fields go after the last one, then into the place of the
-        // one parsed (a rotation of the fields after it: none in
-        // ActionTrail, where `event` comes last).
+        // one parsed (a rotation of the fields after it). When that field
+        // is the last, as `event` is in ActionTrail, it is taken out first
+        // and the new fields are in place as they are made.
+        let taken = if at + 1 == record.fields.len() && !self.keep_original {
+            record.fields.pop()
+        } else {
+            None
+        };
         let len = record.fields.len();
         let parsed = std::str::from_utf8(text).is_ok() && {
             let mut flat = Flattener {
@@ -104,7 +110,11 @@ impl Step for ParseJson {
         };
         if !parsed {
             record.fields.truncate(len);
+            record.fields.extend(taken);
             counters::add(&self.metrics.transform_json_failed, 1);
+            return Verdict::Keep;
+        }
+        if taken.is_some() {
             return Verdict::Keep;
         }
         let made = record.fields.len() - len;
@@ -476,7 +486,12 @@ impl<'r> Flattener<'r, '_> {
     }
 
     fn whitespace(&mut self) {
-        while matches!(self.text.get(self.pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        // One comparison for the usual case, compact JSON: every byte
+        // JSON counts as whitespace is at most a space.
+        while let Some(&b) = self.text.get(self.pos) {
+            if b > b' ' || !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                return;
+            }
             self.pos += 1;
         }
     }
@@ -547,6 +562,35 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn a_last_field_is_replaced_in_place_or_kept_when_invalid() {
+        let m = Metrics::default();
+        for (keep_original, text, want) in [
+            (
+                false,
+                &br#"{"a":"1","b":{"c":2}}"#[..],
+                &["t", "event.a", "event.b.c"][..],
+            ),
+            (true, br#"{"a":"1"}"#, &["t", "event", "event.a"]),
+            (false, br#"{"a":"1""#, &["t", "event"]),
+            (false, b"", &["t", "event"]),
+        ] {
+            let mut r = Record {
+                time: LogTime::default(),
+                fields: vec![Field::borrowed(b"t", b"x"), Field::borrowed(b"event", text)],
+            };
+            let scratch = Scratch::default();
+            step(10, keep_original, &m).apply(&mut r, &mut Meta::default(), &scratch);
+            let names: Vec<&[u8]> = r.fields.iter().map(|f| f.key.as_ref()).collect();
+            let want: Vec<&[u8]> = want.iter().map(|n| n.as_bytes()).collect();
+            assert_eq!(names, want, "{}", String::from_utf8_lossy(text));
+            if want.len() == 2 {
+                assert_eq!(r.fields[1].value.as_ref(), text, "left as it was");
+            }
+        }
+        assert_eq!(counters::get(&m.transform_json_failed), 2);
     }
 
     #[test]
