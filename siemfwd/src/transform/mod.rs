@@ -39,6 +39,7 @@ mod filter;
 mod header;
 mod level;
 mod map;
+mod names;
 mod parse_json;
 mod rename;
 mod select;
@@ -212,6 +213,7 @@ pub fn build(
                     max_depth,
                     keep_original: *keep_original,
                     metrics: metrics.clone(),
+                    slot: i,
                 })
             }
             TransformConfig::Header {
@@ -305,6 +307,8 @@ pub struct Scratch {
     /// Emptied buffers of the last record's header fields ([`Meta`] owns
     /// its bytes), for the next record's.
     buffers: std::cell::RefCell<Vec<Vec<u8>>>,
+    /// The names `parse_json` steps made for earlier records.
+    names: names::Names,
 }
 
 impl Scratch {
@@ -336,6 +340,7 @@ impl Scratch {
     fn reset(&mut self, meta: &mut Meta) {
         self.arena.reset();
         meta.clear_into(self.buffers.get_mut());
+        self.names.take_in();
     }
 }
 

@@ -16,9 +16,10 @@
 //! bare string or number, bytes that are not UTF-8, a `\u` escape of half
 //! a surrogate pair in a key or a string value leave the field as it was
 //! and are counted (`transform_json_failed`), as is an object whose names
-//! would come to more than eight times its length plus 64 KiB (a long key
-//! over many members: names repeat their parents'). Memory is thus bounded
-//! by the field: values are borrowed from it, names by that budget.
+//! (of its members and of the objects among them) would come to more than
+//! eight times its length plus 64 KiB (a long key over many members: names
+//! repeat their parents'). Memory is thus bounded by the field: values are
+//! borrowed from it, names by that budget.
 //!
 //! # Why a parser of its own
 //!
@@ -32,10 +33,14 @@
 //! rejects what `serde_json` does — the tests hold it to a `serde_json`
 //! oracle on generated documents — and needs no recursion past
 //! `max_depth`: a value it does not follow is skipped with an explicit
-//! stack, however deep.
+//! stack, however deep. The names of the members are, after the first
+//! records, not made but recalled: `names.rs` keeps those of earlier
+//! records, by where they stood, and a key that matches one of them is
+//! not read again.
 
 use std::borrow::Cow;
 
+use super::names::{Names, Place};
 use super::{Scratch, Step, Verdict};
 use crate::counters::{self, Metrics};
 use crate::record::{Field, Meta, Record};
@@ -56,6 +61,8 @@ pub(crate) struct ParseJson {
     pub(crate) max_depth: usize,
     pub(crate) keep_original: bool,
     pub(crate) metrics: Metrics,
+    /// Where in [`Names`] this step's names are remembered.
+    pub(crate) slot: usize,
 }
 
 impl Step for ParseJson {
@@ -95,12 +102,9 @@ impl Step for ParseJson {
                 pos: 0,
                 step: self,
                 scratch,
-                path: {
-                    // Room for the deepest names without growing.
-                    let mut path = Vec::with_capacity(self.prefix.len() + 120);
-                    path.extend_from_slice(&self.prefix);
-                    path
-                },
+                names: &scratch.names,
+                // Room for the deepest names without growing.
+                name: Vec::with_capacity(self.prefix.len() + 120),
                 unescaped: Vec::new(),
                 name_budget: name_budget(text.len()),
                 has_control: lowest(text) < 0x20,
@@ -152,9 +156,10 @@ struct Flattener<'r, 'a> {
     pos: usize,
     step: &'a ParseJson,
     scratch: &'r Scratch,
-    /// The name of the object being read, up to and including its
-    /// separator.
-    path: Vec<u8>,
+    /// The names made for earlier records.
+    names: &'r Names,
+    /// Where a name not remembered is made before it goes to the arena.
+    name: Vec<u8>,
     /// Where a string with escapes is decoded before it goes to the arena.
     unescaped: Vec<u8>,
     /// Bytes of names still allowed ([`name_budget`]).
@@ -174,7 +179,7 @@ impl<'r> Flattener<'r, '_> {
         if self.peek()? != b'{' {
             return Err(Invalid);
         }
-        self.object(1)?;
+        self.object(1, &self.step.prefix, Place::TOP)?;
         self.whitespace();
         if self.pos == self.text.len() {
             Ok(())
@@ -183,27 +188,32 @@ impl<'r> Flattener<'r, '_> {
         }
     }
 
-    /// The object at `pos` (its `{`), at nesting `depth` (1 = the field's).
-    fn object(&mut self, depth: usize) -> Result<(), Invalid> {
+    /// The object at `pos` (its `{`), at nesting `depth` (1 = the field's),
+    /// whose members' names start with `base` (the prefix, or the object's
+    /// own name and the separator); it stands at `place` in [`Names`].
+    fn object(&mut self, depth: usize, base: &[u8], place: Place) -> Result<(), Invalid> {
         self.pos += 1;
         self.whitespace();
         if self.peek()? == b'}' {
             self.pos += 1;
             return Ok(());
         }
+        let mut place = place;
         loop {
             self.whitespace();
             if self.peek()? != b'"' {
                 return Err(Invalid);
             }
-            let base = self.path.len();
-            let key = self.string()?;
-            self.path.extend_from_slice(key);
+            let (name_sep, id) = self.key(base, place)?;
+            let name = &name_sep[..name_sep.len() - self.step.separator.len()];
+            // Names repeat their parents' (a long key over many members
+            // would make quadratic bytes of names): past the budget, refuse.
+            self.name_budget = self.name_budget.checked_sub(name.len()).ok_or(Invalid)?;
             self.whitespace();
             self.expect(b':')?;
             self.whitespace();
-            self.member(depth)?;
-            self.path.truncate(base);
+            self.member(depth, name_sep, name, id)?;
+            place = id.map_or(Place::Unknown, Place::After);
             self.whitespace();
             match self.next()? {
                 b',' => {}
@@ -213,12 +223,47 @@ impl<'r> Flattener<'r, '_> {
         }
     }
 
-    /// The value at `pos`, named `path`.
-    fn member(&mut self, depth: usize) -> Result<(), Invalid> {
+    /// The key at `pos` (its opening quote), standing at `place`: the name
+    /// of its member followed by the separator, remembered from an earlier
+    /// record or made now, and the member's id in [`Names`] (none when
+    /// there was no room, or the key has an escape).
+    fn key(&mut self, base: &[u8], place: Place) -> Result<(&'r [u8], Option<u32>), Invalid> {
+        let names = self.names;
+        if let Some((name_sep, len, id)) = names.recall(self.step.slot, place, self.text, self.pos)
+        {
+            self.pos += len + 2;
+            return Ok((name_sep, Some(id)));
+        }
+        let start = self.pos;
+        let key = self.string()?;
+        self.name.clear();
+        self.name.extend_from_slice(base);
+        self.name.extend_from_slice(key);
+        self.name.extend_from_slice(&self.step.separator);
+        let name_sep = self.scratch.copy(&self.name);
+        // Unescaping shortens: a key is plain when it took its length and
+        // two quotes.
+        let plain = self.pos - start == key.len() + 2;
+        let id = if plain {
+            names.learn(self.step.slot, place, key, name_sep)
+        } else {
+            None
+        };
+        Ok((name_sep, id))
+    }
+
+    /// The value at `pos`, of the member named `name` (`name_sep` with the
+    /// separator after it) whose id in [`Names`] is `id`.
+    fn member(
+        &mut self,
+        depth: usize,
+        name_sep: &'r [u8],
+        name: &'r [u8],
+        id: Option<u32>,
+    ) -> Result<(), Invalid> {
         let value: &'r [u8] = match self.peek()? {
             b'{' if depth < self.step.max_depth => {
-                self.path.extend_from_slice(&self.step.separator);
-                return self.object(depth + 1);
+                return self.object(depth + 1, name_sep, id.map_or(Place::Unknown, Place::First));
             }
             b'"' => self.string()?,
             b'n' => {
@@ -232,15 +277,8 @@ impl<'r> Flattener<'r, '_> {
                 &self.text[start..self.pos]
             }
         };
-        // Names repeat their parents' (a long key over many members would
-        // make quadratic bytes of names): past the budget, refuse.
-        self.name_budget = self
-            .name_budget
-            .checked_sub(self.path.len())
-            .ok_or(Invalid)?;
-        let key = self.scratch.copy(&self.path);
         self.out.push(Field {
-            key: Cow::Borrowed(key),
+            key: Cow::Borrowed(name),
             value: Cow::Borrowed(value),
         });
         Ok(())
@@ -529,6 +567,7 @@ mod tests {
             max_depth,
             keep_original,
             metrics: metrics.clone(),
+            slot: 0,
         }
     }
 
@@ -756,14 +795,25 @@ mod tests {
     /// What the step made of `text`: the fields, or `None` when it left
     /// the field as it was.
     fn flattened(text: &[u8], max_depth: usize) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        flattened_in(&mut Scratch::default(), text, max_depth)
+    }
+
+    /// As [`flattened`], in a scratch that may remember names from earlier
+    /// records.
+    fn flattened_in(
+        scratch: &mut Scratch,
+        text: &[u8],
+        max_depth: usize,
+    ) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        scratch.reset(&mut Meta::default());
         let m = Metrics::default();
         let step = step(max_depth, false, &m);
         let mut r = Record {
             time: LogTime::default(),
             fields: vec![Field::borrowed(b"event", text)],
         };
-        let scratch = Scratch::default();
-        step.apply(&mut r, &mut Meta::default(), &scratch);
+        let scratch = &*scratch;
+        step.apply(&mut r, &mut Meta::default(), scratch);
         if counters::get(&m.transform_json_failed) == 1 {
             return None;
         }
@@ -839,7 +889,15 @@ mod tests {
 
     /// A document: mostly an object, sometimes spoiled by one edit.
     fn document() -> impl Strategy<Value = Vec<u8>> {
-        let object = (
+        (object(), prop::option::of(edit())).prop_map(|(text, edit)| match edit {
+            Some(e) => edited(text.as_bytes(), e),
+            None => text.into_bytes(),
+        })
+    }
+
+    /// An object of a few members of every kind.
+    fn object() -> impl Strategy<Value = String> {
+        (
             prop::collection::vec(("\"[a-zA-Z.]{1,6}\"", json()), 0..6),
             prop::bool::ANY,
         )
@@ -850,29 +908,33 @@ mod tests {
                     .collect();
                 let w = if pad { " \n" } else { "" };
                 format!("{w}{{{}}}{w}", members.join(","))
-            });
-        // The edit: at a place, delete one byte (`""`), or put text in
-        // (after the byte there, or instead of it).
-        let edit = (
+            })
+    }
+
+    /// An edit: at a place, delete one byte (`""`), or put text in (after
+    /// the byte there, or instead of it).
+    type Edit = (prop::sample::Index, &'static str, bool);
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        (
             any::<prop::sample::Index>(),
             prop::sample::select(vec![
-                "", "\"", ",", "}", "{", "]", ":", "0", "-", "e", "\\", "\u{0}", "x",
+                "", "\"", ",", "}", "{", "]", ":", "0", "-", "e", "\\", "\u{0}", "x", "a",
             ]),
             prop::bool::ANY,
-        );
-        (object, prop::option::of(edit)).prop_map(|(text, edit)| {
-            let mut text = text.into_bytes();
-            if let Some((at, with, replace)) = edit {
-                let i = at.index(text.len().max(1)).min(text.len());
-                let end = if (replace || with.is_empty()) && i < text.len() {
-                    i + 1
-                } else {
-                    i
-                };
-                text.splice(i..end, with.bytes());
-            }
-            text
-        })
+        )
+    }
+
+    fn edited(text: &[u8], (at, with, replace): Edit) -> Vec<u8> {
+        let mut text = text.to_vec();
+        let i = at.index(text.len().max(1)).min(text.len());
+        let end = if (replace || with.is_empty()) && i < text.len() {
+            i + 1
+        } else {
+            i
+        };
+        text.splice(i..end, with.bytes());
+        text
     }
 
     #[test]
@@ -934,6 +996,29 @@ mod tests {
             let want = oracle(&text, depth);
             let got = flattened(&text, depth);
             prop_assert_eq!(got, want, "{}", String::from_utf8_lossy(&text));
+        }
+
+        /// Names remembered from earlier records (`names.rs`) change
+        /// nothing: a document, then edits of it each followed by the
+        /// document again, all through one scratch, flatten as each does
+        /// alone.
+        #[test]
+        fn names_remembered_from_earlier_records_change_nothing(
+            text in object(),
+            edits in prop::collection::vec(edit(), 0..6),
+            depth in 1usize..4,
+        ) {
+            let mut scratch = Scratch::default();
+            let mut texts = vec![text.clone().into_bytes()];
+            for e in edits {
+                texts.push(edited(text.as_bytes(), e));
+                texts.push(text.clone().into_bytes());
+            }
+            for t in &texts {
+                let want = oracle(t, depth);
+                let got = flattened_in(&mut scratch, t, depth);
+                prop_assert_eq!(got, want, "{}", String::from_utf8_lossy(t));
+            }
         }
 
         #[test]

@@ -1,0 +1,409 @@
+//! Field names `parse_json` made for earlier records, kept for the next.
+//!
+//! A log's JSON comes in few shapes: ActionTrail writes the same members in
+//! the same order event after event, save an `errorCode` here and an
+//! `additionalEventData` there. Making a member's name is the dearest part
+//! of flattening it (find the key's closing quote, join the key to its
+//! parents' names, copy the name into the record's arena), and it makes the
+//! same names record after record. So each shard's chain remembers, for each
+//! `parse_json` step, the members it met as a graph — which keys came first
+//! in an object, which came after which — with the name made for each. At a
+//! member, the flattener compares the text with the key or two that came at
+//! that place before; when one matches up to its closing quote, the name is
+//! the one made then, and the key is not read again.
+//!
+//! What a record teaches is written aside while the record is in hand (its
+//! fields borrow the names remembered, which therefore cannot change under
+//! them) and taken in before the next ([`Names::take_in`]). Only plain keys
+//! are remembered (a key with an escape is made every time, as before), a
+//! place remembers at most [`WAYS`] keys, and memory is bounded: past
+//! [`MAX_ENTRIES`] members or [`MAX_BYTES`] bytes of keys and names, all is
+//! forgotten and learnt again. A log whose keys never repeat thus costs a
+//! little more than it would without this; never more memory.
+
+use std::cell::RefCell;
+use std::ops::Range;
+
+/// Keys remembered at one place (after one member, or first in one object):
+/// enough for the optional members of a shape, not for a log whose keys are
+/// data.
+pub(crate) const WAYS: usize = 3;
+
+/// Members remembered per step, at most.
+pub(crate) const MAX_ENTRIES: usize = 4096;
+
+/// Bytes of keys and names remembered per step, at most.
+pub(crate) const MAX_BYTES: usize = 256 << 10;
+
+/// No entry in a slot of [`Entry::first`] or [`Entry::after`].
+const EMPTY: u32 = u32::MAX;
+
+/// Where a member stands, to find the keys seen there before: first in the
+/// object that is entry `n`'s value (`n` = 0: the document's object), or
+/// right after entry `n`. An id at or past the entries remembered is one this
+/// record taught (a lesson); nothing is remembered after it yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    First(u32),
+    After(u32),
+    /// After a member that was not remembered (its key had an escape, or
+    /// there was no room): nothing to compare with, nothing to teach.
+    Unknown,
+}
+
+impl Place {
+    /// The top level of a document.
+    pub(crate) const TOP: Place = Place::First(0);
+}
+
+/// One member met before.
+#[derive(Debug)]
+struct Entry {
+    /// The key as written between its quotes.
+    key: Range<u32>,
+    /// The name made for it, followed by the separator (what the names of
+    /// its object's members start with).
+    name: Range<u32>,
+    /// The members met first in its object, if its value is one.
+    first: [u32; WAYS],
+    /// The members met right after it.
+    after: [u32; WAYS],
+}
+
+impl Entry {
+    const ROOT: Entry = Entry {
+        key: 0..0,
+        name: 0..0,
+        first: [EMPTY; WAYS],
+        after: [EMPTY; WAYS],
+    };
+}
+
+/// What one step remembers.
+#[derive(Debug)]
+struct Shape {
+    bytes: Vec<u8>,
+    /// `[0]` is the document's object.
+    entries: Vec<Entry>,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Self {
+            bytes: Vec::new(),
+            entries: vec![Entry::ROOT],
+        }
+    }
+}
+
+/// A member the record in hand met that was not remembered.
+#[derive(Debug)]
+struct Lesson {
+    place: Place,
+    key: Range<usize>,
+    name: Range<usize>,
+}
+
+/// What the record in hand taught one step.
+#[derive(Debug, Default)]
+struct Lessons {
+    bytes: Vec<u8>,
+    list: Vec<Lesson>,
+    /// It taught more than there is room for.
+    overflowed: bool,
+}
+
+/// The names remembered by every `parse_json` step of one chain, by the
+/// step's slot (its place in `[[transforms]]`).
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    shapes: Vec<Shape>,
+    lessons: RefCell<Vec<Lessons>>,
+}
+
+impl Names {
+    /// The member whose key starts at `text[at]` (its opening quote),
+    /// standing at `place`, if it was met there before: its name (with the
+    /// separator), the length of its key and its id. A match is exact: the
+    /// bytes of a plain key, then its closing quote.
+    #[inline]
+    pub(crate) fn recall(
+        &self,
+        slot: usize,
+        place: Place,
+        text: &[u8],
+        at: usize,
+    ) -> Option<(&[u8], usize, u32)> {
+        let shape = self.shapes.get(slot)?;
+        let ways = match place {
+            Place::First(n) => &shape.entries.get(n as usize)?.first,
+            Place::After(n) => &shape.entries.get(n as usize)?.after,
+            Place::Unknown => return None,
+        };
+        let rest = text.get(at + 1..)?;
+        for &id in ways {
+            let entry = shape.entries.get(id as usize)?;
+            let key = &shape.bytes[entry.key.start as usize..entry.key.end as usize];
+            if rest.get(key.len()) == Some(&b'"') && same(&rest[..key.len()], key) {
+                let name = &shape.bytes[entry.name.start as usize..entry.name.end as usize];
+                return Some((name, key.len(), id));
+            }
+        }
+        None
+    }
+
+    /// Note that the member `key` at `place` got `name` (with its
+    /// separator); its id, if there was room.
+    pub(crate) fn learn(&self, slot: usize, place: Place, key: &[u8], name: &[u8]) -> Option<u32> {
+        if place == Place::Unknown {
+            return None;
+        }
+        let (known, known_bytes) = self
+            .shapes
+            .get(slot)
+            .map_or((1, 0), |s| (s.entries.len(), s.bytes.len()));
+        let mut all = self.lessons.borrow_mut();
+        if all.len() <= slot {
+            all.resize_with(slot + 1, Lessons::default);
+        }
+        let lessons = &mut all[slot];
+        if known + lessons.list.len() >= MAX_ENTRIES
+            || known_bytes + lessons.bytes.len() + key.len() + name.len() > MAX_BYTES
+        {
+            lessons.overflowed = true;
+            return None;
+        }
+        let id = (known + lessons.list.len()) as u32;
+        let at = lessons.bytes.len();
+        lessons.bytes.extend_from_slice(key);
+        lessons.bytes.extend_from_slice(name);
+        lessons.list.push(Lesson {
+            place,
+            key: at..at + key.len(),
+            name: at + key.len()..at + key.len() + name.len(),
+        });
+        Some(id)
+    }
+
+    /// Take in what the last record taught (between records: nothing
+    /// borrows the names then).
+    pub(crate) fn take_in(&mut self) {
+        let all = self.lessons.get_mut();
+        for (slot, lessons) in all.iter_mut().enumerate() {
+            if lessons.list.is_empty() && !lessons.overflowed {
+                continue;
+            }
+            if self.shapes.len() <= slot {
+                self.shapes.resize_with(slot + 1, Shape::default);
+            }
+            let shape = &mut self.shapes[slot];
+            if lessons.overflowed {
+                // No room for what the log is like now: forget what it was
+                // like, and learn again from the next record.
+                *shape = Shape::default();
+            } else {
+                take_in(shape, lessons);
+            }
+            lessons.list.clear();
+            lessons.bytes.clear();
+            lessons.overflowed = false;
+        }
+    }
+}
+
+/// `a == b`, for slices of the same length. Most keys are 4 to 16 bytes:
+/// two overlapping loads of a word each compare them without a call to
+/// `memcmp`, which cost a sixth of recalling a name.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    fn word<const N: usize>(s: &[u8], at: usize) -> [u8; N] {
+        let mut w = [0; N];
+        w.copy_from_slice(&s[at..at + N]);
+        w
+    }
+    let n = a.len();
+    match n {
+        8..=16 => word::<8>(a, 0) == word::<8>(b, 0) && word::<8>(a, n - 8) == word::<8>(b, n - 8),
+        4..=7 => word::<4>(a, 0) == word::<4>(b, 0) && word::<4>(a, n - 4) == word::<4>(b, n - 4),
+        _ => a == b,
+    }
+}
+
+/// The lessons become entries, in order, so that the ids lessons gave each
+/// other (the entries remembered, then one per lesson) hold — except where
+/// a place has no way left: that lesson, and every one that stood after it,
+/// are left out.
+fn take_in(shape: &mut Shape, lessons: &Lessons) {
+    let first_lesson = shape.entries.len() as u32;
+    // Lesson index -> the entry it became.
+    let mut became: Vec<u32> = Vec::with_capacity(lessons.list.len());
+    for lesson in &lessons.list {
+        let resolve = |n: u32| {
+            if n < first_lesson {
+                Some(n)
+            } else {
+                became
+                    .get((n - first_lesson) as usize)
+                    .copied()
+                    .filter(|&e| e != EMPTY)
+            }
+        };
+        let (parent, first) = match lesson.place {
+            Place::First(n) => (resolve(n), true),
+            Place::After(n) => (resolve(n), false),
+            Place::Unknown => (None, false),
+        };
+        let id = shape.entries.len() as u32;
+        let slot = parent.and_then(|p| {
+            let e = &mut shape.entries[p as usize];
+            let ways = if first { &mut e.first } else { &mut e.after };
+            ways.iter_mut().find(|w| **w == EMPTY)
+        });
+        let Some(slot) = slot else {
+            became.push(EMPTY);
+            continue;
+        };
+        *slot = id;
+        let mut keep = |r: &Range<usize>| {
+            let start = shape.bytes.len() as u32;
+            shape.bytes.extend_from_slice(&lessons.bytes[r.clone()]);
+            start..shape.bytes.len() as u32
+        };
+        let key = keep(&lesson.key);
+        let name = keep(&lesson.name);
+        shape.entries.push(Entry {
+            key,
+            name,
+            first: [EMPTY; WAYS],
+            after: [EMPTY; WAYS],
+        });
+        became.push(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Recall at `place` the key written at the start of `text`, or learn it.
+    fn meet(names: &Names, place: Place, text: &str, key: &str, name: &str) -> (bool, Place) {
+        match names.recall(0, place, text.as_bytes(), 0) {
+            Some((got, len, id)) => {
+                assert_eq!(got, name.as_bytes());
+                assert_eq!(len, key.len());
+                (true, Place::After(id))
+            }
+            None => {
+                let id = names.learn(0, place, key.as_bytes(), name.as_bytes());
+                (false, id.map_or(Place::Unknown, Place::After))
+            }
+        }
+    }
+
+    #[test]
+    fn a_shape_met_twice_is_recalled_the_second_time_with_its_optional_members() {
+        let mut names = Names::default();
+        let record = |names: &Names, keys: &[&str]| {
+            let mut place = Place::TOP;
+            let mut hits = 0;
+            for k in keys {
+                let (hit, next) = meet(names, place, &format!("\"{k}\":1"), k, &format!("e.{k}."));
+                hits += usize::from(hit);
+                place = next;
+            }
+            hits
+        };
+        assert_eq!(record(&names, &["a", "b", "c"]), 0);
+        names.take_in();
+        assert_eq!(record(&names, &["a", "b", "c"]), 3);
+        assert_eq!(
+            record(&names, &["a", "x", "c"]),
+            1,
+            "x is new, and c after it"
+        );
+        names.take_in();
+        assert_eq!(record(&names, &["a", "x", "c"]), 3);
+        assert_eq!(record(&names, &["a", "b", "c"]), 3, "both ways after a");
+    }
+
+    #[test]
+    fn same_is_equality() {
+        for n in 0..40 {
+            let a: Vec<u8> = (0..n as u8).collect();
+            assert!(same(&a, &a));
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x80;
+                assert!(!same(&a, &b), "{n} {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_is_recalled_only_up_to_its_closing_quote() {
+        let mut names = Names::default();
+        let (_, _) = meet(&names, Place::TOP, "\"ab\"", "ab", "e.ab.");
+        names.take_in();
+        assert!(names.recall(0, Place::TOP, b"\"ab\"", 0).is_some());
+        for other in ["\"abc\"", "\"a\"", "\"ab\\u0041\"", "\"ab", "\"a"] {
+            assert!(
+                names.recall(0, Place::TOP, other.as_bytes(), 0).is_none(),
+                "{other}"
+            );
+        }
+        assert!(
+            names.recall(1, Place::TOP, b"\"ab\"", 0).is_none(),
+            "another step"
+        );
+    }
+
+    #[test]
+    fn a_place_keeps_at_most_its_ways_and_what_follows_a_key_left_out_is_left_out() {
+        let mut names = Names::default();
+        for k in 0..WAYS + 1 {
+            let key = format!("k{k}");
+            let after = meet(&names, Place::TOP, &format!("\"{key}\""), &key, "n").1;
+            meet(&names, after, "\"next\"", "next", "m");
+            names.take_in();
+        }
+        let ways = names.shapes[0].entries[0].first;
+        assert!(ways.iter().all(|&w| w != EMPTY));
+        // WAYS keys and the member after each: the last key found no way.
+        assert_eq!(names.shapes[0].entries.len(), 1 + 2 * WAYS);
+        assert!(names
+            .recall(0, Place::TOP, format!("\"k{WAYS}\"").as_bytes(), 0)
+            .is_none());
+    }
+
+    #[test]
+    fn memory_is_bounded_by_forgetting() {
+        let mut names = Names::default();
+        // One long object whose keys never repeat, read 100 members per
+        // record (the next record goes on where the last stopped).
+        let mut place = Place::TOP;
+        let (mut most, mut forgotten) = (0, 0);
+        for k in 0..3 * MAX_ENTRIES {
+            let key = format!("k{k}");
+            place = meet(&names, place, &format!("\"{key}\""), &key, &key).1;
+            if k % 100 == 99 {
+                let before = names.shapes.first().map_or(0, |s| s.entries.len());
+                names.take_in();
+                let after = names.shapes[0].entries.len();
+                most = most.max(after);
+                if after < before {
+                    forgotten += 1;
+                    place = Place::TOP;
+                }
+            }
+        }
+        assert!(most <= MAX_ENTRIES && most > MAX_ENTRIES - 100, "{most}");
+        assert!(forgotten >= 2, "{forgotten}");
+        assert!(names.shapes[0].bytes.len() <= MAX_BYTES);
+
+        let long = vec![b'x'; MAX_BYTES];
+        assert_eq!(names.learn(1, Place::TOP, &long, b"n"), None);
+        names.take_in();
+        assert_eq!(names.shapes[1].entries.len(), 1, "nothing kept");
+    }
+}
