@@ -151,6 +151,34 @@ mod tests {
         }
 
         #[test]
+        fn a_step_keeps_the_fields_its_patterns_say(
+            patterns in proptest::collection::vec(prop_oneof!["[ab_*]{0,4}", "a{61,65}\\*?"], 1..4),
+            names in proptest::collection::vec(prop_oneof![
+                proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(b'_'), any::<u8>()], 0..6),
+                "a{61,66}".prop_map(String::into_bytes),
+            ], 0..12),
+            keep in any::<bool>(),
+        ) {
+            let scratch = Scratch::default();
+            let step = Select {
+                patterns: patterns.iter().map(|p| Pattern::new(p)).collect(),
+                keep,
+            };
+            let mut record = Record {
+                time: crate::record::LogTime::default(),
+                fields: names.iter().map(|n| crate::record::Field::borrowed(n, b"v")).collect(),
+            };
+            step.apply(&mut record, &mut Meta::default(), &scratch);
+            let got: Vec<&[u8]> = record.fields.iter().map(|f| f.key.as_ref()).collect();
+            let want: Vec<&[u8]> = names
+                .iter()
+                .filter(|n| patterns.iter().any(|p| wildcard(p.as_bytes(), n)) == keep)
+                .map(Vec::as_slice)
+                .collect();
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
         fn prefix_star_matches_every_extension(a in "[a-z._:]{0,12}", rest in proptest::collection::vec(any::<u8>(), 0..20)) {
             let mut name = a.as_bytes().to_vec();
             name.extend_from_slice(&rest);
