@@ -128,9 +128,7 @@ impl Template {
 
     /// The template rendered for `record`.
     pub fn render(&self, record: &Record<'_>) -> Vec<u8> {
-        // Room for what header fields hold (RFC 5424 caps them at 32 to
-        // 255 bytes), so most renderings are allocated once.
-        let mut out = Vec::with_capacity(64);
+        let mut out = Vec::new();
         self.render_into(record, &mut out);
         out
     }

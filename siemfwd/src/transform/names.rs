@@ -15,11 +15,15 @@
 //! What a record teaches is written aside while the record is in hand (its
 //! fields borrow the names remembered, which therefore cannot change under
 //! them) and taken in before the next ([`Names::take_in`]). Only plain keys
-//! are remembered (a key with an escape is made every time, as before), a
-//! place remembers at most [`WAYS`] keys, and memory is bounded: past
-//! [`MAX_ENTRIES`] members or [`MAX_BYTES`] bytes of keys and names, all is
-//! forgotten and learnt again. A log whose keys never repeat thus costs a
-//! little more than it would without this; never more memory.
+//! are remembered (a key with an escape is made every time). A place keeps
+//! the [`WAYS`] keys met there last (a fourth pushes out the oldest, and
+//! what was remembered under it is no longer reached), and what one step
+//! remembers in one chain is bounded: past [`MAX_ENTRIES`] members or
+//! [`MAX_BYTES`] bytes of keys and names, all is forgotten and learnt
+//! again — at most ~200 KiB per `parse_json` step and shard, ~3 KiB for
+//! ActionTrail. A key not met before costs what it did without this, and
+//! a copy of it and its name set aside to be learnt: a log whose keys are
+//! data, never the same twice, is flattened a little slower.
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -29,11 +33,12 @@ use std::ops::Range;
 /// data.
 pub(crate) const WAYS: usize = 3;
 
-/// Members remembered per step, at most.
-pub(crate) const MAX_ENTRIES: usize = 4096;
+/// Members remembered per step, at most (ActionTrail has ~50, and ~5 more
+/// for each kind of event's `requestParameters`).
+pub(crate) const MAX_ENTRIES: usize = 1024;
 
 /// Bytes of keys and names remembered per step, at most.
-pub(crate) const MAX_BYTES: usize = 256 << 10;
+pub(crate) const MAX_BYTES: usize = 64 << 10;
 
 /// No entry in a slot of [`Entry::first`] or [`Entry::after`].
 const EMPTY: u32 = u32::MAX;
@@ -230,10 +235,11 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// The lessons become entries, in order, so that the ids lessons gave each
-/// other (the entries remembered, then one per lesson) hold — except where
-/// a place has no way left: that lesson, and every one that stood after it,
-/// are left out.
+/// The lessons become entries, in order, each the newest way of its place
+/// (the oldest way, if the place had no room, is pushed out). A lesson
+/// names its place by the id of an entry or of an earlier lesson (the ids
+/// after the entries remembered, one per lesson); `became` turns the
+/// second kind into the entry the lesson became.
 fn take_in(shape: &mut Shape, lessons: &Lessons) {
     let first_lesson = shape.entries.len() as u32;
     // Lesson index -> the entry it became.
@@ -252,19 +258,18 @@ fn take_in(shape: &mut Shape, lessons: &Lessons) {
         let (parent, first) = match lesson.place {
             Place::First(n) => (resolve(n), true),
             Place::After(n) => (resolve(n), false),
+            // `learn` teaches nothing there.
             Place::Unknown => (None, false),
         };
         let id = shape.entries.len() as u32;
-        let slot = parent.and_then(|p| {
-            let e = &mut shape.entries[p as usize];
-            let ways = if first { &mut e.first } else { &mut e.after };
-            ways.iter_mut().find(|w| **w == EMPTY)
-        });
-        let Some(slot) = slot else {
+        let Some(e) = parent.and_then(|p| shape.entries.get_mut(p as usize)) else {
+            // Not reached: a lesson names an entry, or a lesson before it.
             became.push(EMPTY);
             continue;
         };
-        *slot = id;
+        let ways = if first { &mut e.first } else { &mut e.after };
+        ways.rotate_right(1);
+        ways[0] = id;
         let mut keep = |r: &Range<usize>| {
             let start = shape.bytes.len() as u32;
             shape.bytes.extend_from_slice(&lessons.bytes[r.clone()]);
@@ -359,21 +364,30 @@ mod tests {
     }
 
     #[test]
-    fn a_place_keeps_at_most_its_ways_and_what_follows_a_key_left_out_is_left_out() {
+    fn a_place_keeps_the_keys_met_there_last() {
         let mut names = Names::default();
+        let recalled = |names: &Names, k: usize| {
+            let text = format!("\"k{k}\"");
+            let Some((_, _, id)) = names.recall(0, Place::TOP, text.as_bytes(), 0) else {
+                return false;
+            };
+            // What came after it is remembered with it.
+            names.recall(0, Place::After(id), b"\"next\"", 0).is_some()
+        };
         for k in 0..WAYS + 1 {
             let key = format!("k{k}");
             let after = meet(&names, Place::TOP, &format!("\"{key}\""), &key, "n").1;
             meet(&names, after, "\"next\"", "next", "m");
             names.take_in();
         }
-        let ways = names.shapes[0].entries[0].first;
-        assert!(ways.iter().all(|&w| w != EMPTY));
-        // WAYS keys and the member after each: the last key found no way.
-        assert_eq!(names.shapes[0].entries.len(), 1 + 2 * WAYS);
-        assert!(names
-            .recall(0, Place::TOP, format!("\"k{WAYS}\"").as_bytes(), 0)
-            .is_none());
+        assert!(!recalled(&names, 0), "the oldest way was pushed out");
+        assert!((1..=WAYS).all(|k| recalled(&names, k)));
+        // Met again, it is learnt again, and pushes out the next oldest.
+        meet(&names, Place::TOP, "\"k0\"", "k0", "n");
+        names.take_in();
+        assert!(!recalled(&names, 0), "what came after it is not learnt yet");
+        assert!(names.recall(0, Place::TOP, b"\"k0\"", 0).is_some());
+        assert!(names.recall(0, Place::TOP, b"\"k1\"", 0).is_none());
     }
 
     #[test]

@@ -103,8 +103,8 @@ impl Step for ParseJson {
                 step: self,
                 scratch,
                 names: &scratch.names,
-                // Room for the deepest names without growing.
-                name: Vec::with_capacity(self.prefix.len() + 120),
+                // Grown only when a name is not remembered.
+                name: Vec::new(),
                 unescaped: Vec::new(),
                 name_budget: name_budget(text.len()),
                 has_control: lowest(text) < 0x20,
@@ -206,9 +206,6 @@ impl<'r> Flattener<'r, '_> {
             }
             let (name_sep, id) = self.key(base, place)?;
             let name = &name_sep[..name_sep.len() - self.step.separator.len()];
-            // Names repeat their parents' (a long key over many members
-            // would make quadratic bytes of names): past the budget, refuse.
-            self.name_budget = self.name_budget.checked_sub(name.len()).ok_or(Invalid)?;
             self.whitespace();
             self.expect(b':')?;
             self.whitespace();
@@ -229,13 +226,16 @@ impl<'r> Flattener<'r, '_> {
     /// there was no room, or the key has an escape).
     fn key(&mut self, base: &[u8], place: Place) -> Result<(&'r [u8], Option<u32>), Invalid> {
         let names = self.names;
+        let sep = self.step.separator.len();
         if let Some((name_sep, len, id)) = names.recall(self.step.slot, place, self.text, self.pos)
         {
+            self.charge(name_sep.len() - sep)?;
             self.pos += len + 2;
             return Ok((name_sep, Some(id)));
         }
         let start = self.pos;
         let key = self.string()?;
+        self.charge(base.len() + key.len())?;
         self.name.clear();
         self.name.extend_from_slice(base);
         self.name.extend_from_slice(key);
@@ -250,6 +250,14 @@ impl<'r> Flattener<'r, '_> {
             None
         };
         Ok((name_sep, id))
+    }
+
+    /// Names repeat their parents' (a long key over many members would make
+    /// quadratic bytes of names): past the budget, refuse. Charged the same
+    /// whether the name is remembered or made.
+    fn charge(&mut self, name: usize) -> Result<(), Invalid> {
+        self.name_budget = self.name_budget.checked_sub(name).ok_or(Invalid)?;
+        Ok(())
     }
 
     /// The value at `pos`, of the member named `name` (`name_sep` with the
@@ -805,16 +813,26 @@ mod tests {
         text: &[u8],
         max_depth: usize,
     ) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
-        scratch.reset(&mut Meta::default());
         let m = Metrics::default();
-        let step = step(max_depth, false, &m);
+        flattened_by(&step(max_depth, false, &m), scratch, text)
+    }
+
+    /// What `step` makes of `text` in `scratch`, or `None` if it refused it.
+    fn flattened_by(
+        step: &ParseJson,
+        scratch: &mut Scratch,
+        text: &[u8],
+    ) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        scratch.reset(&mut Meta::default());
+        let m = &step.metrics;
+        let failed = counters::get(&m.transform_json_failed);
         let mut r = Record {
             time: LogTime::default(),
             fields: vec![Field::borrowed(b"event", text)],
         };
         let scratch = &*scratch;
         step.apply(&mut r, &mut Meta::default(), scratch);
-        if counters::get(&m.transform_json_failed) == 1 {
+        if counters::get(&m.transform_json_failed) > failed {
             return None;
         }
         Some(
@@ -1017,6 +1035,34 @@ mod tests {
             for t in &texts {
                 let want = oracle(t, depth);
                 let got = flattened_in(&mut scratch, t, depth);
+                prop_assert_eq!(got, want, "{}", String::from_utf8_lossy(t));
+            }
+        }
+
+        /// The same for other prefixes and separators (none, longer, not
+        /// ASCII), against the flattener with nothing remembered.
+        #[test]
+        fn names_remembered_hold_for_every_prefix_and_separator(
+            text in object(),
+            edits in prop::collection::vec(edit(), 0..4),
+            prefix in prop::sample::select(vec!["", "event.", "é"]),
+            separator in prop::sample::select(vec!["", ".", "::", "é"]),
+            depth in 1usize..4,
+        ) {
+            let step = ParseJson {
+                prefix: prefix.as_bytes().to_vec(),
+                separator: separator.as_bytes().to_vec(),
+                ..step(depth, false, &Metrics::default())
+            };
+            let mut scratch = Scratch::default();
+            let mut texts = vec![text.clone().into_bytes()];
+            for e in edits {
+                texts.push(edited(text.as_bytes(), e));
+                texts.push(text.clone().into_bytes());
+            }
+            for t in &texts {
+                let want = flattened_by(&step, &mut Scratch::default(), t);
+                let got = flattened_by(&step, &mut scratch, t);
                 prop_assert_eq!(got, want, "{}", String::from_utf8_lossy(t));
             }
         }
