@@ -20,7 +20,7 @@
 //! what was remembered under it is no longer reached), and what one step
 //! remembers in one chain is bounded: past [`MAX_ENTRIES`] members or
 //! [`MAX_BYTES`] bytes of keys and names, all is forgotten and learnt
-//! again — at most ~200 KiB per `parse_json` step and shard, ~3 KiB for
+//! again — at most ~200 KiB per `parse_json` step and shard, a few KiB for
 //! ActionTrail. A key not met before costs what it did without this, and
 //! a copy of it and its name set aside to be learnt: a log whose keys are
 //! data, never the same twice, is flattened a little slower.
