@@ -943,6 +943,17 @@ mod tests {
         )
     }
 
+    /// `text`, then each edit of it followed by `text` again: records of
+    /// one shape with a few spoiled ones among them.
+    fn with_edits(text: &str, edits: Vec<Edit>) -> Vec<Vec<u8>> {
+        let mut texts = vec![text.as_bytes().to_vec()];
+        for e in edits {
+            texts.push(edited(text.as_bytes(), e));
+            texts.push(text.as_bytes().to_vec());
+        }
+        texts
+    }
+
     fn edited(text: &[u8], (at, with, replace): Edit) -> Vec<u8> {
         let mut text = text.to_vec();
         let i = at.index(text.len().max(1)).min(text.len());
@@ -1027,11 +1038,7 @@ mod tests {
             depth in 1usize..4,
         ) {
             let mut scratch = Scratch::default();
-            let mut texts = vec![text.clone().into_bytes()];
-            for e in edits {
-                texts.push(edited(text.as_bytes(), e));
-                texts.push(text.clone().into_bytes());
-            }
+            let texts = with_edits(&text, edits);
             for t in &texts {
                 let want = oracle(t, depth);
                 let got = flattened_in(&mut scratch, t, depth);
@@ -1055,11 +1062,7 @@ mod tests {
                 ..step(depth, false, &Metrics::default())
             };
             let mut scratch = Scratch::default();
-            let mut texts = vec![text.clone().into_bytes()];
-            for e in edits {
-                texts.push(edited(text.as_bytes(), e));
-                texts.push(text.clone().into_bytes());
-            }
+            let texts = with_edits(&text, edits);
             for t in &texts {
                 let want = flattened_by(&step, &mut Scratch::default(), t);
                 let got = flattened_by(&step, &mut scratch, t);
