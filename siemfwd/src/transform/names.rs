@@ -147,6 +147,7 @@ impl Names {
         };
         let rest = text.get(at + 1..)?;
         for &id in ways {
+            // Ways fill from the first: an empty one ends them.
             let entry = shape.entries.get(id as usize)?;
             let key = &shape.bytes[entry.key.start as usize..entry.key.end as usize];
             if rest.get(key.len()) == Some(&b'"') && same(&rest[..key.len()], key) {
