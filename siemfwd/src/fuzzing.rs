@@ -123,3 +123,46 @@ pub fn encode(data: &[u8]) {
         assert_eq!(parsed.pri, 14, "PRI of user.info");
     }
 }
+
+/// ActionTrail-like records, one per document (documents split at 0xFF),
+/// through `parse_json` in one chain that remembers names from record to
+/// record (`transform/names.rs`) and, each, in a fresh chain: both must
+/// make the same fields, or keep the record as it was alike. The first byte
+/// picks the depth and the separator.
+pub fn parse_json(data: &[u8]) {
+    use crate::transform::{self, Chain, TransformConfig};
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let configs = [TransformConfig::ParseJson {
+        when: None,
+        field: "event".to_owned(),
+        prefix: None,
+        separator: Some([".", "", "::", "é"][usize::from(pick >> 6)].to_owned()),
+        max_depth: Some(usize::from(pick % 4) + 1),
+        keep_original: pick & 4 != 0,
+    }];
+    let metrics = Metrics::default();
+    let Ok(steps) = transform::build(&configs, &metrics) else {
+        return;
+    };
+    let fields = |r: &Record<'_>| -> Vec<(Vec<u8>, Vec<u8>)> {
+        r.fields
+            .iter()
+            .map(|f| (f.key.to_vec(), f.value.to_vec()))
+            .collect()
+    };
+    let mut remembering = Chain::shared(steps.clone(), &metrics);
+    for text in rest.split(|&b| b == 0xFF).take(64) {
+        let record = Record {
+            time: LogTime::default(),
+            fields: vec![
+                Field::borrowed(b"__topic__", b"actiontrail_audit_event"),
+                Field::borrowed(b"event", text),
+            ],
+        };
+        let got = remembering.run(&record, |r, _| fields(r));
+        let want = Chain::shared(steps.clone(), &metrics).run(&record, |r, _| fields(r));
+        assert_eq!(got, want, "{}", String::from_utf8_lossy(text));
+    }
+}
