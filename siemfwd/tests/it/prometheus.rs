@@ -75,31 +75,41 @@ impl Prometheus {
             ),
         )
         .expect("prometheus config");
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let child = Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("prometheus.log")).expect("log"))
-            .spawn()
-            .expect("prometheus starts");
-        let p = Prometheus { child, addr };
-        let ready = wait_until(Duration::from_secs(30), || {
-            get(p.addr, "/-/ready")
-                .filter(|(s, _)| *s == 200)
-                .map(|_| ())
-        });
-        assert!(
-            ready.is_some(),
-            "prometheus not ready:\n{}",
-            std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
-        );
-        Some(p)
+        // The port is free when picked, but another test may bind it before
+        // Prometheus does: then Prometheus exits ("address already in use"), or
+        // the readiness probe reaches that other listener. Either way, try
+        // another port.
+        let mut last_log = String::new();
+        for attempt in 0..3 {
+            let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+            let child = Command::new(&binary)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join(format!("tsdb-{attempt}")).display()
+                ))
+                .arg(format!("--web.listen-address={addr}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.join("prometheus.log")).expect("log"))
+                .spawn()
+                .expect("prometheus starts");
+            let mut p = Prometheus { child, addr };
+            let ready = wait_until(Duration::from_secs(30), || {
+                if let Ok(Some(_)) = p.child.try_wait() {
+                    return Some(false);
+                }
+                get(p.addr, "/-/ready")
+                    .filter(|(s, body)| *s == 200 && body.contains("Prometheus"))
+                    .map(|_| true)
+            });
+            if ready == Some(true) {
+                return Some(p);
+            }
+            last_log = std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
+            eprintln!("prometheus on {addr} not ready, trying another port:\n{last_log}");
+        }
+        panic!("prometheus not ready on three ports:\n{last_log}");
     }
 
     /// Scrape `target` from now on (file service discovery: the file is replaced whole).
