@@ -22,8 +22,13 @@
 //! [`MAX_BYTES`] bytes of keys and names, all is forgotten and learnt
 //! again — at most ~200 KiB per `parse_json` step and shard, a few KiB for
 //! ActionTrail. A key not met before costs what it did without this, and
-//! a copy of it and its name set aside to be learnt: a log whose keys are
-//! data, never the same twice, is flattened a little slower.
+//! a copy of it and its name set aside to be learnt. A log whose keys are
+//! data (an object keyed by IDs, never the same twice) would teach a new
+//! key at the same place record after record and fill the memory until all
+//! is forgotten, the shape around it too: so a place that has pushed out
+//! [`RESTLESS`] keys learns nothing more, and its members (and all that is
+//! under them) are made as if nothing were remembered, while the rest of
+//! the log is still recalled.
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -39,6 +44,13 @@ pub(crate) const MAX_ENTRIES: usize = 1024;
 
 /// Bytes of keys and names remembered per step, at most.
 pub(crate) const MAX_BYTES: usize = 64 << 10;
+
+/// Keys a place may push out before it is taken for one whose keys are
+/// data and learns nothing more (until all is forgotten). A shape whose
+/// optional members vary, as `requestParameters` does with the API called,
+/// gets there too, after its first few records: the ways keep the keys
+/// learnt last, and the keys after them are still recalled.
+pub(crate) const RESTLESS: u8 = 8;
 
 /// No entry in a slot of [`Entry::first`] or [`Entry::after`].
 const EMPTY: u32 = u32::MAX;
@@ -73,15 +85,22 @@ struct Entry {
     first: [u32; WAYS],
     /// The members met right after it.
     after: [u32; WAYS],
+    /// Keys pushed out of `first` and of `after` ([`RESTLESS`]).
+    pushed_out: [u8; 2],
 }
 
 impl Entry {
-    const ROOT: Entry = Entry {
-        key: 0..0,
-        name: 0..0,
-        first: [EMPTY; WAYS],
-        after: [EMPTY; WAYS],
-    };
+    const ROOT: Entry = Entry::new(0..0, 0..0);
+
+    const fn new(key: Range<u32>, name: Range<u32>) -> Self {
+        Entry {
+            key,
+            name,
+            first: [EMPTY; WAYS],
+            after: [EMPTY; WAYS],
+            pushed_out: [0; 2],
+        }
+    }
 }
 
 /// What one step remembers.
@@ -98,6 +117,28 @@ impl Default for Shape {
             bytes: Vec::new(),
             entries: vec![Entry::ROOT],
         }
+    }
+}
+
+impl Shape {
+    /// Forget all, keeping the memory (bounded) for what is learnt next.
+    fn forget(&mut self) {
+        self.bytes.clear();
+        self.entries.clear();
+        self.entries.push(Entry::ROOT);
+    }
+
+    /// `place` has pushed out too many keys to be worth teaching more.
+    fn restless(&self, place: Place) -> bool {
+        let (n, way) = match place {
+            Place::First(n) => (n, 0),
+            Place::After(n) => (n, 1),
+            Place::Unknown => return true,
+        };
+        // An id past the entries is a lesson of this record: a new place.
+        self.entries
+            .get(n as usize)
+            .is_some_and(|e| e.pushed_out[way] >= RESTLESS)
     }
 }
 
@@ -124,6 +165,8 @@ struct Lessons {
 pub(crate) struct Names {
     shapes: Vec<Shape>,
     lessons: RefCell<Vec<Lessons>>,
+    /// [`take_in`]'s map from lessons to entries, kept for its memory.
+    became: Vec<u32>,
 }
 
 impl Names {
@@ -161,13 +204,11 @@ impl Names {
     /// Note that the member `key` at `place` got `name` (with its
     /// separator); its id, if there was room.
     pub(crate) fn learn(&self, slot: usize, place: Place, key: &[u8], name: &[u8]) -> Option<u32> {
-        if place == Place::Unknown {
+        let shape = self.shapes.get(slot);
+        if place == Place::Unknown || shape.is_some_and(|s| s.restless(place)) {
             return None;
         }
-        let (known, known_bytes) = self
-            .shapes
-            .get(slot)
-            .map_or((1, 0), |s| (s.entries.len(), s.bytes.len()));
+        let (known, known_bytes) = shape.map_or((1, 0), |s| (s.entries.len(), s.bytes.len()));
         let mut all = self.lessons.borrow_mut();
         if all.len() <= slot {
             all.resize_with(slot + 1, Lessons::default);
@@ -206,9 +247,9 @@ impl Names {
             if lessons.overflowed {
                 // No room for what the log is like now: forget what it was
                 // like, and learn again from the next record.
-                *shape = Shape::default();
+                shape.forget();
             } else {
-                take_in(shape, lessons);
+                take_in(shape, lessons, &mut self.became);
             }
             lessons.list.clear();
             lessons.bytes.clear();
@@ -241,10 +282,10 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 /// names its place by the id of an entry or of an earlier lesson (the ids
 /// after the entries remembered, one per lesson); `became` turns the
 /// second kind into the entry the lesson became.
-fn take_in(shape: &mut Shape, lessons: &Lessons) {
+fn take_in(shape: &mut Shape, lessons: &Lessons, became: &mut Vec<u32>) {
     let first_lesson = shape.entries.len() as u32;
     // Lesson index -> the entry it became.
-    let mut became: Vec<u32> = Vec::with_capacity(lessons.list.len());
+    became.clear();
     for lesson in &lessons.list {
         let resolve = |n: u32| {
             if n < first_lesson {
@@ -268,7 +309,14 @@ fn take_in(shape: &mut Shape, lessons: &Lessons) {
             became.push(EMPTY);
             continue;
         };
-        let ways = if first { &mut e.first } else { &mut e.after };
+        let (ways, pushed_out) = if first {
+            (&mut e.first, &mut e.pushed_out[0])
+        } else {
+            (&mut e.after, &mut e.pushed_out[1])
+        };
+        if ways[WAYS - 1] != EMPTY {
+            *pushed_out = pushed_out.saturating_add(1);
+        }
         ways.rotate_right(1);
         ways[0] = id;
         let mut keep = |r: &Range<usize>| {
@@ -278,12 +326,7 @@ fn take_in(shape: &mut Shape, lessons: &Lessons) {
         };
         let key = keep(&lesson.key);
         let name = keep(&lesson.name);
-        shape.entries.push(Entry {
-            key,
-            name,
-            first: [EMPTY; WAYS],
-            after: [EMPTY; WAYS],
-        });
+        shape.entries.push(Entry::new(key, name));
         became.push(id);
     }
 }
@@ -389,6 +432,40 @@ mod tests {
         assert!(!recalled(&names, 0), "what came after it is not learnt yet");
         assert!(names.recall(0, Place::TOP, b"\"k0\"", 0).is_some());
         assert!(names.recall(0, Place::TOP, b"\"k1\"", 0).is_none());
+    }
+
+    #[test]
+    fn a_place_whose_keys_are_data_stops_learning_and_the_rest_is_still_recalled() {
+        let mut names = Names::default();
+        let id = |p: Place| match p {
+            Place::After(id) => id,
+            other => panic!("{other:?}"),
+        };
+        // `{"m": {"<a new key>": 1}, "z": 1}`, record after record.
+        let mut hits = Vec::new();
+        for r in 0..200 {
+            let (m_hit, after_m) = meet(&names, Place::TOP, "\"m\"", "m", "m.");
+            let m = id(after_m);
+            let key = format!("k{r}");
+            let (key_hit, _) = meet(&names, Place::First(m), &format!("\"{key}\""), &key, &key);
+            let (z_hit, _) = meet(&names, after_m, "\"z\"", "z", "z");
+            assert!(!key_hit, "{r}");
+            hits.push(m_hit && z_hit);
+            names.take_in();
+        }
+        assert!(
+            !hits[0] && hits[1..].iter().all(|&h| h),
+            "m and z recalled throughout"
+        );
+        // The place pushed out RESTLESS keys and was left alone after that.
+        let entries = names.shapes[0].entries.len();
+        assert_eq!(entries, 3 + WAYS + usize::from(RESTLESS), "{entries}");
+        let m = id(meet(&names, Place::TOP, "\"m\"", "m", "m.").1);
+        assert_eq!(names.learn(0, Place::First(m), b"new", b"new"), None);
+        assert!(
+            names.learn(0, Place::After(m), b"y", b"y").is_some(),
+            "other places learn"
+        );
     }
 
     #[test]
