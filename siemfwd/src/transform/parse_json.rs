@@ -97,20 +97,23 @@ impl Step for ParseJson {
         };
         let len = record.fields.len();
         let parsed = std::str::from_utf8(text).is_ok() && {
+            let mut buffers = scratch.json.borrow_mut();
+            let Buffers { unescaped, open } = &mut *buffers;
             let mut flat = Flattener {
                 text,
                 pos: 0,
                 step: self,
                 scratch,
                 names: &scratch.names,
-                // Grown only when a name is not remembered.
-                name: Vec::new(),
-                unescaped: Vec::new(),
+                unescaped,
+                open,
                 name_budget: name_budget(text.len()),
                 has_control: lowest(text) < 0x20,
                 out: &mut record.fields,
             };
-            flat.document().is_ok()
+            let parsed = flat.document().is_ok();
+            buffers.trim();
+            parsed
         };
         if !parsed {
             record.fields.truncate(len);
@@ -135,6 +138,32 @@ impl Step for ParseJson {
 #[derive(Debug)]
 struct Invalid;
 
+/// Buffers a flattener works in, kept in the [`Scratch`] from one record
+/// to the next so that a record does not allocate them again.
+#[derive(Debug, Default)]
+pub(crate) struct Buffers {
+    /// Where a string with escapes is decoded before it goes to the arena.
+    unescaped: Vec<u8>,
+    /// The closing brackets of the arrays and objects a skipped value has
+    /// open.
+    open: Vec<u8>,
+}
+
+impl Buffers {
+    /// What a buffer keeps between records, at most: a hostile text may
+    /// have grown one to its own size.
+    const KEEP: usize = 64 << 10;
+
+    fn trim(&mut self) {
+        for buffer in [&mut self.unescaped, &mut self.open] {
+            buffer.clear();
+            if buffer.capacity() > Self::KEEP {
+                *buffer = Vec::new();
+            }
+        }
+    }
+}
+
 /// How many bytes of field names a text of `len` bytes may make: names
 /// repeat their parents' keys and the prefix, so they may well be longer
 /// than the text, but not by more than this (an ActionTrail event makes
@@ -158,10 +187,10 @@ struct Flattener<'r, 'a> {
     scratch: &'r Scratch,
     /// The names made for earlier records.
     names: &'r Names,
-    /// Where a name not remembered is made before it goes to the arena.
-    name: Vec<u8>,
     /// Where a string with escapes is decoded before it goes to the arena.
-    unescaped: Vec<u8>,
+    unescaped: &'a mut Vec<u8>,
+    /// The closing brackets a skipped value has open ([`Self::skip_value`]).
+    open: &'a mut Vec<u8>,
     /// Bytes of names still allowed ([`name_budget`]).
     name_budget: usize,
     /// The text has a byte below 0x20 somewhere (a newline between
@@ -236,11 +265,7 @@ impl<'r> Flattener<'r, '_> {
         let start = self.pos;
         let key = self.string()?;
         self.charge(base.len() + key.len())?;
-        self.name.clear();
-        self.name.extend_from_slice(base);
-        self.name.extend_from_slice(key);
-        self.name.extend_from_slice(&self.step.separator);
-        let name_sep = self.scratch.copy(&self.name);
+        let name_sep = self.scratch.join([base, key, &self.step.separator]);
         // Unescaping shortens: a key is plain when it took its length and
         // two quotes.
         let plain = self.pos - start == key.len() + 2;
@@ -337,7 +362,7 @@ impl<'r> Flattener<'r, '_> {
             }
         }
         self.pos += 1;
-        Ok(self.scratch.copy(&self.unescaped))
+        Ok(self.scratch.copy(self.unescaped))
     }
 
     /// After an escape: copy the run up to the next quote or backslash and
@@ -399,7 +424,7 @@ impl<'r> Flattener<'r, '_> {
     /// stack of open arrays and objects is a `Vec`, so a hostile nesting
     /// depth costs memory (bounded by the text), never the call stack.
     fn skip_value(&mut self) -> Result<(), Invalid> {
-        let mut open: Vec<u8> = Vec::new();
+        self.open.clear();
         loop {
             // A value starts here.
             self.whitespace();
@@ -410,7 +435,7 @@ impl<'r> Flattener<'r, '_> {
                     if self.peek()? == b']' {
                         self.pos += 1;
                     } else {
-                        open.push(b']');
+                        self.open.push(b']');
                         continue;
                     }
                 }
@@ -420,7 +445,7 @@ impl<'r> Flattener<'r, '_> {
                     if self.peek()? == b'}' {
                         self.pos += 1;
                     } else {
-                        open.push(b'}');
+                        self.open.push(b'}');
                         self.skip_key()?;
                         continue;
                     }
@@ -434,7 +459,7 @@ impl<'r> Flattener<'r, '_> {
             }
             // A value ended: close what it ends, or go on to the next one.
             loop {
-                let Some(&close) = open.last() else {
+                let Some(&close) = self.open.last() else {
                     return Ok(());
                 };
                 self.whitespace();
@@ -446,7 +471,7 @@ impl<'r> Flattener<'r, '_> {
                         break;
                     }
                     c if c == close => {
-                        open.pop();
+                        self.open.pop();
                     }
                     _ => return Err(Invalid),
                 }
@@ -709,6 +734,31 @@ mod tests {
         assert!(got[1].1.starts_with("{\"a\":{\"a\":") && got[1].1.ends_with("}}"));
         assert_eq!(got.len(), 3);
         assert_eq!(counters::get(&m.transform_json_failed), bad.len() as u64);
+    }
+
+    #[test]
+    fn work_buffers_kept_between_records_stay_small_after_a_hostile_one() {
+        let m = Metrics::default();
+        let s = step(10, false, &m);
+        let scratch = Scratch::default();
+        let apply = |text: &[u8]| {
+            let mut r = Record {
+                time: LogTime::default(),
+                fields: vec![Field::borrowed(b"event", text)],
+            };
+            s.apply(&mut r, &mut Meta::default(), &scratch);
+            let kept = scratch.json.borrow();
+            assert!(kept.open.capacity() <= Buffers::KEEP);
+            assert!(kept.unescaped.capacity() <= Buffers::KEEP);
+            r.fields.len()
+        };
+        // Skipped 100,000 deep, below `max_depth`; a megabyte with escapes.
+        let deep = "{\"a\":".repeat(100_000) + "1" + &"}".repeat(100_000);
+        assert_eq!(apply(deep.as_bytes()), 1);
+        let escaped = format!(r#"{{"s":"{}","t":[[1]]}}"#, "\\n".repeat(1 << 19));
+        assert_eq!(apply(escaped.as_bytes()), 2);
+        // The next record is flattened as well with what was kept.
+        assert_eq!(apply(br#"{"a":"x\ty","b":[1,[2]]}"#), 2);
     }
 
     #[test]
