@@ -16,19 +16,25 @@
 //! fields borrow the names remembered, which therefore cannot change under
 //! them) and taken in before the next ([`Names::take_in`]). Only plain keys
 //! are remembered (a key with an escape is made every time). A place keeps
-//! the [`WAYS`] keys met there last (a fourth pushes out the oldest, and
+//! the [`WAYS`] keys learnt there last (a fourth pushes out the oldest, and
 //! what was remembered under it is no longer reached), and what one step
 //! remembers in one chain is bounded: past [`MAX_ENTRIES`] members or
 //! [`MAX_BYTES`] bytes of keys and names, all is forgotten and learnt
 //! again — at most ~200 KiB per `parse_json` step and shard, a few KiB for
 //! ActionTrail. A key not met before costs what it did without this, and
-//! a copy of it and its name set aside to be learnt. A log whose keys are
-//! data (an object keyed by IDs, never the same twice) would teach a new
-//! key at the same place record after record and fill the memory until all
-//! is forgotten, the shape around it too: so a place that has pushed out
-//! [`RESTLESS`] keys learns nothing more, and its members (and all that is
-//! under them) are made as if nothing were remembered, while the rest of
-//! the log is still recalled.
+//! a copy of it and its name set aside to be learnt.
+//!
+//! A log whose keys are data (an object keyed by IDs, never the same twice)
+//! would teach new keys at the same place record after record, and all
+//! that follows them in their object, and fill the memory until all is
+//! forgotten, the shape around them too. So a key that pushes another out
+//! of its place is learnt alone, not what follows it or is under it in that
+//! record; and a place that has pushed out [`RESTLESS`] keys learns nothing
+//! more: a key there that is not one of those it keeps is made, with what
+//! follows it and what is under it, as if nothing were remembered, while
+//! the rest of the log is still recalled. Every [`CALM`] records the count
+//! of keys pushed out is halved everywhere, so a place that went restless
+//! in a burst learns again once it is quiet.
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -46,11 +52,16 @@ pub(crate) const MAX_ENTRIES: usize = 1024;
 pub(crate) const MAX_BYTES: usize = 64 << 10;
 
 /// Keys a place may push out before it is taken for one whose keys are
-/// data and learns nothing more (until all is forgotten). A shape whose
-/// optional members vary, as `requestParameters` does with the API called,
-/// gets there too, after its first few records: the ways keep the keys
-/// learnt last, and the keys after them are still recalled.
+/// data and learns nothing more (until [`CALM`] halves its count). A shape
+/// whose optional members vary, as `requestParameters` does with the API
+/// called, gets there too, after its first few records: the ways keep the
+/// keys learnt last, and the keys after them are still recalled.
 pub(crate) const RESTLESS: u8 = 8;
+
+/// Records after which every place's count of keys pushed out is halved:
+/// a place whose keys are data learns `RESTLESS / 2` more keys per this
+/// many records, and one that went restless in a burst learns again.
+pub(crate) const CALM: u32 = 4096;
 
 /// No entry in a slot of [`Entry::first`] or [`Entry::after`].
 const EMPTY: u32 = u32::MAX;
@@ -71,6 +82,16 @@ pub(crate) enum Place {
 impl Place {
     /// The top level of a document.
     pub(crate) const TOP: Place = Place::First(0);
+
+    /// The entry the place hangs from, and which of its ways it is (0:
+    /// `first`, 1: `after`).
+    fn at(self) -> Option<(u32, usize)> {
+        match self {
+            Place::First(n) => Some((n, 0)),
+            Place::After(n) => Some((n, 1)),
+            Place::Unknown => None,
+        }
+    }
 }
 
 /// One member met before.
@@ -91,6 +112,14 @@ struct Entry {
 
 impl Entry {
     const ROOT: Entry = Entry::new(0..0, 0..0);
+
+    fn ways(&self, way: usize) -> &[u32; WAYS] {
+        if way == 0 {
+            &self.first
+        } else {
+            &self.after
+        }
+    }
 
     const fn new(key: Range<u32>, name: Range<u32>) -> Self {
         Entry {
@@ -127,19 +156,6 @@ impl Shape {
         self.entries.clear();
         self.entries.push(Entry::ROOT);
     }
-
-    /// `place` has pushed out too many keys to be worth teaching more.
-    fn restless(&self, place: Place) -> bool {
-        let (n, way) = match place {
-            Place::First(n) => (n, 0),
-            Place::After(n) => (n, 1),
-            Place::Unknown => return true,
-        };
-        // An id past the entries is a lesson of this record: a new place.
-        self.entries
-            .get(n as usize)
-            .is_some_and(|e| e.pushed_out[way] >= RESTLESS)
-    }
 }
 
 /// A member the record in hand met that was not remembered.
@@ -148,6 +164,9 @@ struct Lesson {
     place: Place,
     key: Range<usize>,
     name: Range<usize>,
+    /// It pushes a key out of its place: nothing after it or under it is
+    /// learnt in the same record.
+    displaces: bool,
 }
 
 /// What the record in hand taught one step.
@@ -167,6 +186,8 @@ pub(crate) struct Names {
     lessons: RefCell<Vec<Lessons>>,
     /// [`take_in`]'s map from lessons to entries, kept for its memory.
     became: Vec<u32>,
+    /// Records since the counts of keys pushed out were last halved.
+    records: u32,
 }
 
 impl Names {
@@ -204,16 +225,32 @@ impl Names {
     /// Note that the member `key` at `place` got `name` (with its
     /// separator); its id, if there was room.
     pub(crate) fn learn(&self, slot: usize, place: Place, key: &[u8], name: &[u8]) -> Option<u32> {
+        let (n, way) = place.at()?;
         let shape = self.shapes.get(slot);
-        if place == Place::Unknown || shape.is_some_and(|s| s.restless(place)) {
-            return None;
-        }
         let (known, known_bytes) = shape.map_or((1, 0), |s| (s.entries.len(), s.bytes.len()));
         let mut all = self.lessons.borrow_mut();
         if all.len() <= slot {
             all.resize_with(slot + 1, Lessons::default);
         }
         let lessons = &mut all[slot];
+        let displaces = match shape.and_then(|s| s.entries.get(n as usize)) {
+            Some(entry) => {
+                if entry.pushed_out[way] >= RESTLESS {
+                    return None;
+                }
+                entry.ways(way)[WAYS - 1] != EMPTY
+            }
+            // A place this record made: after or under one of its lessons.
+            None => {
+                let lesson = (n as usize)
+                    .checked_sub(known)
+                    .and_then(|i| lessons.list.get(i));
+                if lesson.is_some_and(|l| l.displaces) {
+                    return None;
+                }
+                false
+            }
+        };
         if known + lessons.list.len() >= MAX_ENTRIES
             || known_bytes + lessons.bytes.len() + key.len() + name.len() > MAX_BYTES
         {
@@ -228,6 +265,7 @@ impl Names {
             place,
             key: at..at + key.len(),
             name: at + key.len()..at + key.len() + name.len(),
+            displaces,
         });
         Some(id)
     }
@@ -235,6 +273,13 @@ impl Names {
     /// Take in what the last record taught (between records: nothing
     /// borrows the names then).
     pub(crate) fn take_in(&mut self) {
+        self.records += 1;
+        if self.records >= CALM {
+            self.records = 0;
+            for entry in self.shapes.iter_mut().flat_map(|s| s.entries.iter_mut()) {
+                entry.pushed_out = entry.pushed_out.map(|n| n / 2);
+            }
+        }
         let all = self.lessons.get_mut();
         for (slot, lessons) in all.iter_mut().enumerate() {
             if lessons.list.is_empty() && !lessons.overflowed {
@@ -425,6 +470,15 @@ mod tests {
             names.take_in();
         }
         assert!(!recalled(&names, 0), "the oldest way was pushed out");
+        assert!((1..WAYS).all(|k| recalled(&names, k)));
+        // The key that pushed it out is remembered, but not yet what came
+        // after it (a key that displaces another is learnt alone) ...
+        assert!(names.recall(0, Place::TOP, b"\"k3\"", 0).is_some());
+        assert!(!recalled(&names, WAYS));
+        // ... until it is met again.
+        let after = meet(&names, Place::TOP, "\"k3\"", "k3", "n").1;
+        meet(&names, after, "\"next\"", "next", "m");
+        names.take_in();
         assert!((1..=WAYS).all(|k| recalled(&names, k)));
         // Met again, it is learnt again, and pushes out the next oldest.
         meet(&names, Place::TOP, "\"k0\"", "k0", "n");
@@ -441,9 +495,10 @@ mod tests {
             Place::After(id) => id,
             other => panic!("{other:?}"),
         };
-        // `{"m": {"<a new key>": 1}, "z": 1}`, record after record.
+        // `{"m": {"<a new key>": 1}, "z": 1}`, record after record: more
+        // records than would fill the memory if every key were learnt.
         let mut hits = Vec::new();
-        for r in 0..200 {
+        for r in 0..MAX_ENTRIES + 100 {
             let (m_hit, after_m) = meet(&names, Place::TOP, "\"m\"", "m", "m.");
             let m = id(after_m);
             let key = format!("k{r}");
@@ -466,6 +521,42 @@ mod tests {
             names.learn(0, Place::After(m), b"y", b"y").is_some(),
             "other places learn"
         );
+        names.take_in();
+
+        // Quiet for a while, it learns again (and goes restless again
+        // sooner: its count was halved, not cleared).
+        for _ in 0..CALM {
+            names.take_in();
+        }
+        let m = id(meet(&names, Place::TOP, "\"m\"", "m", "m.").1);
+        assert!(names.learn(0, Place::First(m), b"new", b"new").is_some());
+    }
+
+    #[test]
+    fn many_new_keys_in_one_object_do_not_make_it_forget_the_rest() {
+        let mut names = Names::default();
+        // `{"m": {<120 keys never seen before>}, "z": 1}`: a key that pushes
+        // another out of its place is learnt alone, not the 119 after it.
+        let mut most = 0;
+        for r in 0..60 {
+            let (m_hit, after_m) = meet(&names, Place::TOP, "\"m\"", "m", "m.");
+            let Place::After(m) = after_m else {
+                panic!("{after_m:?}")
+            };
+            let mut place = Place::First(m);
+            for k in 0..120 {
+                let key = format!("{:032x}", r * 1000 + k);
+                let text = format!("\"{key}\"");
+                place = meet(&names, place, &text, &key, &format!("m.{key}.")).1;
+            }
+            let (z_hit, _) = meet(&names, after_m, "\"z\"", "z", "z");
+            assert_eq!(m_hit && z_hit, r > 0, "{r}");
+            names.take_in();
+            let entries = names.shapes[0].entries.len();
+            assert!(entries >= most, "forgotten at {r}");
+            most = entries;
+        }
+        assert!(most < MAX_ENTRIES / 2, "{most}");
     }
 
     #[test]
