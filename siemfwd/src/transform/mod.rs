@@ -319,19 +319,6 @@ impl Scratch {
         self.arena.alloc_slice_copy(bytes)
     }
 
-    /// `parts` one after the other, as one slice that lives as long as the
-    /// record (made in place: no buffer to join them in first).
-    pub(crate) fn join<'s, const N: usize>(&'s self, parts: [&[u8]; N]) -> &'s [u8] {
-        let len = parts.iter().map(|p| p.len()).sum();
-        let out = self.arena.alloc_slice_fill_copy(len, 0u8);
-        let mut at = 0;
-        for part in parts {
-            out[at..at + part.len()].copy_from_slice(part);
-            at += part.len();
-        }
-        out
-    }
-
     fn render<'s>(&'s self, template: &Template, record: &Record<'_>) -> &'s [u8] {
         let mut line = self.line.borrow_mut();
         line.clear();
