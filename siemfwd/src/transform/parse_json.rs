@@ -110,6 +110,7 @@ impl Step for ParseJson {
                 scratch,
                 names: &scratch.names,
                 name,
+                name_base: None,
                 unescaped,
                 open,
                 name_budget: name_budget(text.len()),
@@ -196,6 +197,13 @@ struct Flattener<'r, 'a> {
     names: &'r Names,
     /// Where a name not remembered is made before it goes to the arena.
     name: &'a mut Vec<u8>,
+    /// The address and length of the parent's name that `name` starts
+    /// with, if it does. Names made for one object share their parent's,
+    /// so it is copied in once per object, not once per member. Every
+    /// parent's name lives unchanged for the whole record (in the arena,
+    /// in [`Names`], or the step's prefix), so within a record an address
+    /// and length are the same bytes.
+    name_base: Option<(usize, usize)>,
     /// Where a string with escapes is decoded before it goes to the arena.
     unescaped: &'a mut Vec<u8>,
     /// The closing brackets a skipped value has open ([`Self::skip_value`]).
@@ -260,8 +268,8 @@ impl<'r> Flattener<'r, '_> {
 
     /// The key at `pos` (its opening quote), standing at `place`: the name
     /// of its member followed by the separator, remembered from an earlier
-    /// record or made now, and the member's id in [`Names`] (none when
-    /// there was no room, or the key has an escape).
+    /// record or made now, and the member's id in [`Names`] (none when the
+    /// key has an escape or [`Names::learn`] would not learn it).
     fn key(&mut self, base: &[u8], place: Place) -> Result<(&'r [u8], Option<u32>), Invalid> {
         let names = self.names;
         let sep = self.step.separator.len();
@@ -276,14 +284,24 @@ impl<'r> Flattener<'r, '_> {
         self.charge(base.len() + key.len())?;
         // Joined in a buffer, then copied whole: one `memcpy` into the arena
         // (the arena's own fill-then-copy wrote the name byte by byte).
-        self.name.clear();
-        self.name.extend_from_slice(base);
+        let this_base = Some((base.as_ptr() as usize, base.len()));
+        if self.name_base != this_base {
+            self.name.clear();
+            self.name.extend_from_slice(base);
+            self.name_base = this_base;
+        }
+        self.name.truncate(base.len());
         self.name.extend_from_slice(key);
-        self.name.extend_from_slice(&self.step.separator);
+        match *self.step.separator {
+            [one] => self.name.push(one),
+            ref separator => self.name.extend_from_slice(separator),
+        }
         let name_sep = self.scratch.copy(self.name);
         // Unescaping shortens: a key is plain when it took its length and
         // two quotes.
         let plain = self.pos - start == key.len() + 2;
+        // After a member not learnt, `learn` would refuse anyway: most keys
+        // not remembered stand there, so the call is not made.
         let id = if plain && place != Place::Unknown {
             names.learn(self.step.slot, place, key, name_sep)
         } else {
@@ -1093,9 +1111,10 @@ mod tests {
             prop_assert_eq!(got, want, "{}", String::from_utf8_lossy(&text));
         }
 
-        /// Records whose keys are drawn from three letters, so that the
-        /// same places see many keys come and go (pushed out, learnt alone,
-        /// gone restless: `names.rs`), flatten as each does alone.
+        /// Records whose top-level keys are drawn from three letters, so
+        /// that the same places see many keys come and go (learnt alone,
+        /// pushed out, gone restless: `names.rs`), flatten as each does
+        /// alone.
         #[test]
         fn names_remembered_where_keys_keep_changing_change_nothing(
             texts in prop::collection::vec(object_with("\"[abc]{1,2}\""), 20..60),
