@@ -432,12 +432,14 @@ mod tests {
                 } else {
                     status
                 };
+                // Counted before the answer goes out: the client may act on
+                // the answer (and read the count) before this thread runs on.
+                count.fetch_add(1, Ordering::SeqCst);
                 let _ = write!(
                     conn,
                     "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
-                count.fetch_add(1, Ordering::SeqCst);
             }
         });
         (url, served)
