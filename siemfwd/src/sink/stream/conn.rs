@@ -451,7 +451,7 @@ async fn connect_tcp(endpoint: &Endpoint) -> io::Result<TcpStream> {
     let addrs = endpoint.resolve().await?;
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect(addr).await {
+        match TcpStream::connect(addr).await.and_then(refuse_itself) {
             Ok(stream) => {
                 // Batches are written whole and flushed; Nagle would only
                 // hold back the tail of each batch.
@@ -465,4 +465,60 @@ async fn connect_tcp(endpoint: &Endpoint) -> io::Result<TcpStream> {
         }
     }
     Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address to connect to")))
+}
+
+/// Refuse a connection that met itself.
+///
+/// Connecting to a local port nobody listens on can succeed: when the kernel
+/// picks that same port as the source, the SYN answers itself (TCP's
+/// simultaneous open) and the socket is connected to itself. What is written
+/// then is acknowledged by our own receive buffer and would count as
+/// delivered — up to a buffer's worth of logs lost. Only a receiver on this
+/// host whose port is in the ephemeral range can meet it (tests, mostly), and
+/// then it is the same as a refused connection.
+fn refuse_itself(stream: TcpStream) -> io::Result<TcpStream> {
+    if stream.local_addr()? == stream.peer_addr()? {
+        return Err(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "connected to itself: nothing listens on the receiver's port",
+        ));
+    }
+    Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_that_met_itself_is_refused() {
+        // Bound to the port it connects to, a socket connects to itself; the
+        // port is found free first, so another test may take it in between.
+        let mut met_itself = None;
+        for _ in 0..5 {
+            let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = free.local_addr().expect("addr");
+            drop(free);
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            if socket.bind(addr).is_err() {
+                continue;
+            }
+            if let Ok(stream) = socket.connect(addr).await {
+                met_itself = Some(stream);
+                break;
+            }
+        }
+        let stream = met_itself.expect("a socket connected to itself");
+        assert_eq!(stream.local_addr().ok(), stream.peer_addr().ok());
+        let err = refuse_itself(stream).expect_err("refused");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+
+        // A connection to a listener passes.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let to = listener.local_addr().expect("addr");
+        let stream = TcpStream::connect(to).await.expect("connect");
+        assert!(refuse_itself(stream).is_ok());
+    }
 }
