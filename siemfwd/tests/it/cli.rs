@@ -624,7 +624,11 @@ fn a_record_over_max_message_is_cut_not_resent_forever() {
     }
     assert!(status.is_some(), "never finished (resent forever?):\n{err}");
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
-    let sizes: Vec<usize> = rx.try_iter().collect();
+    // siemfwd may exit before the receiver thread has read what the kernel
+    // already took: wait for both, then for anything more.
+    let wait = std::time::Duration::from_secs(10);
+    let mut sizes: Vec<usize> = (0..2).filter_map(|_| rx.recv_timeout(wait).ok()).collect();
+    sizes.extend(rx.recv_timeout(std::time::Duration::from_millis(200)));
     assert_eq!(sizes.len(), 2, "both records, once each: {sizes:?}");
     assert_eq!(sizes[0], 64 << 10, "the big one cut to sink.max_message");
     assert!(err.contains("stream_truncated=1"), "{err}");

@@ -152,7 +152,17 @@ fn second_sigterm_with_the_siem_down_exits_at_once_committing_nothing_undelivere
         std::thread::sleep(Duration::from_millis(20));
     }
     first.signal("TERM");
-    std::thread::sleep(Duration::from_millis(300));
+    // Signals sent before siemfwd has taken the first are merged into one:
+    // the second goes only once the first has been seen.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !first.log().contains("stopping: no new reads") {
+        assert!(
+            Instant::now() < deadline,
+            "first TERM unseen:\n{}",
+            first.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         first.running(),
         "exited before the drain deadline:\n{}",

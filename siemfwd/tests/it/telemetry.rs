@@ -291,5 +291,11 @@ async fn health_reports_commits_refused_by_a_policy_until_allowed() {
         (1..=usize::try_from(SHARDS).unwrap_or(2)).contains(&warned),
         "{log}"
     );
+    // The receiver's thread may still be reading what the kernel took.
+    tokio::task::block_in_place(|| {
+        until("every log at the receiver", || {
+            (rx.count() >= 2_000).then_some(())
+        })
+    });
     assert_eq!(rx.count(), 2_000, "every log once");
 }
