@@ -7,6 +7,7 @@
 #                                 because syslog-ng-core and rsyslog conflict as packages
 #   openssl (CLI, for gen-certs.sh), python3 and systemd (for systemd-analyze) if missing
 #   rpm                           `rpm -qlp`, to read the .rpm scripts/package builds
+#   binutils                      `objdump -T`, the packaged binary's glibc symbol versions
 #   prometheus                    a PRIVATE unpacked copy of Debian's prometheus in
 #                                 $PEERS_CACHE/prometheus (the package's post-install would
 #                                 start a server on :9090; the binary is static)
@@ -33,6 +34,8 @@ command -v python3 >/dev/null 2>&1 || PKGS+=(python3)
 command -v systemd-analyze >/dev/null 2>&1 || PKGS+=(systemd)
 # The package test reads the .rpm with rpm (the .deb with dpkg, always on Debian).
 command -v rpm >/dev/null 2>&1 || PKGS+=(rpm)
+# ... and the glibc symbol versions of the packaged binary with objdump.
+command -v objdump >/dev/null 2>&1 || PKGS+=(binutils)
 
 missing=()
 for p in "${PKGS[@]}"; do pkg_installed "$p" || missing+=("$p"); done

@@ -3,7 +3,9 @@
 //! passes on the installed configuration (pointed at the emulator and a receiver through
 //! the environment, as an operator's `/etc/siemfwd/siemfwd.env` would), the installed unit
 //! passes `systemd-analyze verify`; the `.rpm` lists the same files (`rpm -qlp`) with the
-//! same configuration files. The package is purged again at the end.
+//! same configuration files; the binary asks for no glibc newer than the one scripts/package
+//! links against (2.17), nor does either package. The package is purged again at
+//! the end.
 //!
 //! `scripts/test` builds the packages before `cargo test`; run `scripts/package` first when
 //! running this alone. Installing needs root, and a machine where siemfwd is not installed
@@ -17,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const INSTALLED: &str = "/usr/bin/siemfwd";
+/// The glibc scripts/package links the binary against (RHEL/CentOS 7's).
+const GLIBC_FLOOR: (u32, u32) = (2, 17);
 
 /// The packages in `target/packages` (or `$SIEMFWD_PACKAGES`).
 fn packages() -> Option<(PathBuf, PathBuf)> {
@@ -135,6 +139,42 @@ fn the_deb_installs_runs_and_the_rpm_ships_the_same_files() {
     );
     assert_eq!(rpm_config, deb_config, "configuration files differ");
 
+    // Old distributions: the binary asks the loader for no glibc symbol newer than
+    // the glibc scripts/package links against, and neither package asks for more.
+    let unpacked = tempfile::tempdir().expect("tempdir");
+    run(Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(unpacked.path()));
+    let symbols = run(Command::new("objdump")
+        .arg("-T")
+        .arg(unpacked.path().join(INSTALLED.trim_start_matches('/'))));
+    let rpm_requires = run(Command::new("rpm").arg("-qpR").arg(&rpm));
+    for (what, text) in [("the binary", &symbols), ("the .rpm", &rpm_requires)] {
+        let newest = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .filter_map(|w| w.strip_prefix("GLIBC_").and_then(version))
+            .max();
+        assert!(
+            newest.is_some_and(|v| v <= GLIBC_FLOOR),
+            "{what} needs glibc {newest:?}, over {GLIBC_FLOOR:?}"
+        );
+    }
+    let payload = run(Command::new("rpm")
+        .args(["-qp", "--qf", "%{PAYLOADCOMPRESSOR}"])
+        .arg(&rpm));
+    assert_eq!(payload, "xz", "an .rpm payload that RHEL 7's rpm reads");
+    let depends = run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Depends"));
+    let libc6 = depends
+        .split("libc6 (>= ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(version);
+    assert!(
+        libc6.is_some_and(|v| v <= GLIBC_FLOOR),
+        "Depends: {depends} (glibc {GLIBC_FLOOR:?} is enough)"
+    );
+
     // Installed for real.
     if !is_root() {
         if std::env::var_os("SIEMFWD_SKIP_PEERS").is_some() {
@@ -206,6 +246,13 @@ fn the_deb_installs_runs_and_the_rpm_ships_the_same_files() {
         "packages: {} files each; installed, quickstart printed {events} events, check passed",
         deb_files.len()
     );
+}
+
+/// `2.17` (or `2.17-1`, as Debian versions go) as (2, 17).
+fn version(text: &str) -> Option<(u32, u32)> {
+    let (major, rest) = text.trim().split_once('.')?;
+    let minor: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
 fn is_root() -> bool {
