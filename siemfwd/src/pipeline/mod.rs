@@ -523,12 +523,15 @@ mod tests {
         );
     }
 
-    /// A port nobody listens on (for now).
-    async fn closed_port() -> String {
-        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = l.local_addr().expect("addr").to_string();
-        drop(l);
-        addr
+    /// A port nobody listens on (for now), held: bound, not listening, so
+    /// connections are refused and nothing else takes the port before
+    /// `listen` on the socket brings a receiver up there.
+    async fn closed_port() -> (tokio::net::TcpSocket, String) {
+        let held = tokio::net::TcpSocket::new_v4().expect("socket");
+        held.bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        let addr = held.local_addr().expect("addr").to_string();
+        (held, addr)
     }
 
     /// Hand `msgs` to the output task; the answer comes on the receiver.
@@ -556,7 +559,7 @@ mod tests {
 
     #[tokio::test]
     async fn drop_policy_drops_once_unreachable_for_drop_after_then_resumes() {
-        let addr = closed_port().await;
+        let (held, addr) = closed_port().await;
         let sink =
             Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default()).expect("sink");
         let after = Duration::from_millis(300);
@@ -581,7 +584,7 @@ mod tests {
         assert!(matches!(answer(second).await, Done::Dropped(_)));
 
         // The receiver comes back: batches are delivered again.
-        let l = TcpListener::bind(&addr).await.expect("rebind the port");
+        let l = held.listen(16).expect("listen on the held port");
         let (accepted_tx, accepted) = oneshot::channel();
         let server = tokio::spawn(async move {
             let (mut s, _) = l.accept().await.expect("accept");
@@ -666,7 +669,7 @@ mod tests {
 
     #[tokio::test]
     async fn wait_policy_holds_a_batch_for_as_long_as_the_receiver_is_away() {
-        let addr = closed_port().await;
+        let (held, addr) = closed_port().await;
         let sink =
             Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default()).expect("sink");
         let (tx, rx) = mpsc::channel(64);
@@ -686,7 +689,7 @@ mod tests {
                 .is_err(),
             "answered while the receiver was away"
         );
-        let l = TcpListener::bind(&addr).await.expect("rebind the port");
+        let l = held.listen(16).expect("listen on the held port");
         let server = tokio::spawn(async move {
             let (mut s, _) = l.accept().await.expect("accept");
             read_all(&mut s).await

@@ -658,10 +658,16 @@ mod tests {
     }
 
     /// A port nobody listens on.
-    async fn closed_port() -> String {
-        let (l, addr) = listener().await;
-        drop(l);
-        addr
+    /// A port nobody listens on, held: the socket is bound but not
+    /// listening, so connections are refused and no other test (nor a
+    /// connection of ours, as its source port) can take the port; `listen`
+    /// on it brings a receiver up there.
+    async fn closed_port() -> (TcpSocket, String) {
+        let held = TcpSocket::new_v4().expect("socket");
+        held.bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        let addr = held.local_addr().expect("addr").to_string();
+        (held, addr)
     }
 
     #[tokio::test]
@@ -1049,7 +1055,7 @@ mod tests {
 
     #[tokio::test]
     async fn tcp_cancel_during_backoff_returns_cancelled_promptly() {
-        let addr = closed_port().await;
+        let (_held, addr) = closed_port().await;
         let mut cfg = config("tcp", &addr);
         cfg.backoff_initial = HumanDuration(Duration::from_secs(30));
         cfg.backoff_max = HumanDuration(Duration::from_secs(30));
@@ -1151,17 +1157,17 @@ mod tests {
     async fn tcp_outage_logs_one_warn_then_one_info() {
         let logs = LogCapture::default();
         let _guard = logs.install();
-        let addr = closed_port().await;
+        let (held, addr) = closed_port().await;
         let mut sink = Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default())
             .expect("build");
         let server = {
-            let (logs, addr) = (logs.clone(), addr.clone());
+            let logs = logs.clone();
             tokio::spawn(async move {
                 // Come back only after several failed reconnects.
                 while logs.count("DEBUG", "reconnect failed") < 3 {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                let l = TcpListener::bind(&addr).await.expect("rebind the port");
+                let l = held.listen(16).expect("listen on the held port");
                 let (mut s, _) = l.accept().await.expect("accept");
                 read_all(&mut s).await
             })
@@ -1179,7 +1185,7 @@ mod tests {
 
     #[tokio::test]
     async fn tcp_check_reports_connection_refused_in_one_line() {
-        let addr = closed_port().await;
+        let (_held, addr) = closed_port().await;
         let mut sink = Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default())
             .expect("build");
         let err = sink.check().await.expect_err("nobody listens");
@@ -1209,7 +1215,7 @@ mod tests {
 
     #[tokio::test]
     async fn empty_batch_is_delivered_without_connecting() {
-        let addr = closed_port().await;
+        let (_held, addr) = closed_port().await;
         let mut sink = Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default())
             .expect("build");
         sink.send(&batch::<&str>(&[]), &CancellationToken::new())
