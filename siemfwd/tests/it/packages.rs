@@ -4,8 +4,7 @@
 //! the environment, as an operator's `/etc/siemfwd/siemfwd.env` would), the installed unit
 //! passes `systemd-analyze verify`; the `.rpm` lists the same files (`rpm -qlp`) with the
 //! same configuration files; the binary asks for no glibc newer than the one scripts/package
-//! links against (2.17), nor does either package. The package is purged again at
-//! the end.
+//! links against (2.17), nor does either package. The package is purged again at the end.
 //!
 //! `scripts/test` builds the packages before `cargo test`; run `scripts/package` first when
 //! running this alone. Installing needs root, and a machine where siemfwd is not installed
