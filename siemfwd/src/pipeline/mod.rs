@@ -501,7 +501,7 @@ mod tests {
     use super::blocked::{Dropped, Policy};
     use super::budget::Budget;
     use super::{run_sink, Answer, Done, Metrics, SendRequest};
-    use crate::sink::testutil::{batch, config, framed, read_all, transport};
+    use crate::sink::testutil::{batch, closed_port, config, framed, read_all, transport};
     use crate::sink::{Framing, Messages, Sink};
 
     #[tokio::test]
@@ -521,17 +521,6 @@ mod tests {
             text.contains("tracker out of order at shard 3") && text.contains("a bug"),
             "{text}"
         );
-    }
-
-    /// A port nobody listens on (for now), held: bound, not listening, so
-    /// connections are refused and nothing else takes the port before
-    /// `listen` on the socket brings a receiver up there.
-    async fn closed_port() -> (tokio::net::TcpSocket, String) {
-        let held = tokio::net::TcpSocket::new_v4().expect("socket");
-        held.bind("127.0.0.1:0".parse().expect("addr"))
-            .expect("bind");
-        let addr = held.local_addr().expect("addr").to_string();
-        (held, addr)
     }
 
     /// Hand `msgs` to the output task; the answer comes on the receiver.
@@ -559,7 +548,7 @@ mod tests {
 
     #[tokio::test]
     async fn drop_policy_drops_once_unreachable_for_drop_after_then_resumes() {
-        let (held, addr) = closed_port().await;
+        let (held, addr) = closed_port();
         let sink =
             Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default()).expect("sink");
         let after = Duration::from_millis(300);
@@ -669,7 +658,7 @@ mod tests {
 
     #[tokio::test]
     async fn wait_policy_holds_a_batch_for_as_long_as_the_receiver_is_away() {
-        let (held, addr) = closed_port().await;
+        let (held, addr) = closed_port();
         let sink =
             Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default()).expect("sink");
         let (tx, rx) = mpsc::channel(64);

@@ -106,6 +106,17 @@ pub(crate) fn config(transport: &str, address: &str) -> SinkConfig {
     }
 }
 
+/// A port nobody listens on, held: the socket is bound but not listening, so
+/// connections are refused and no other test (nor a connection of ours, as its
+/// source port) can take the port; `listen` on it brings a receiver up there.
+pub(crate) fn closed_port() -> (tokio::net::TcpSocket, String) {
+    let held = tokio::net::TcpSocket::new_v4().expect("socket");
+    held.bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let addr = held.local_addr().expect("addr").to_string();
+    (held, addr)
+}
+
 /// Read until end of stream (or fail after [`DEADLINE`]).
 pub(crate) async fn read_all<R: AsyncRead + Unpin>(r: &mut R) -> Vec<u8> {
     let mut out = Vec::new();

@@ -635,7 +635,7 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::super::testutil::{
-        batch, big_batch, config, framed, read_all, read_n, within, LogCapture,
+        batch, big_batch, closed_port, config, framed, read_all, read_n, within, LogCapture,
     };
     use super::super::{Error, Framing, Messages, Sink};
     use crate::units::HumanDuration;
@@ -655,19 +655,6 @@ mod tests {
         let l = s.listen(8).expect("listen");
         let addr = l.local_addr().expect("addr").to_string();
         (l, addr)
-    }
-
-    /// A port nobody listens on.
-    /// A port nobody listens on, held: the socket is bound but not
-    /// listening, so connections are refused and no other test (nor a
-    /// connection of ours, as its source port) can take the port; `listen`
-    /// on it brings a receiver up there.
-    async fn closed_port() -> (TcpSocket, String) {
-        let held = TcpSocket::new_v4().expect("socket");
-        held.bind("127.0.0.1:0".parse().expect("addr"))
-            .expect("bind");
-        let addr = held.local_addr().expect("addr").to_string();
-        (held, addr)
     }
 
     #[tokio::test]
@@ -1055,7 +1042,7 @@ mod tests {
 
     #[tokio::test]
     async fn tcp_cancel_during_backoff_returns_cancelled_promptly() {
-        let (_held, addr) = closed_port().await;
+        let (_held, addr) = closed_port();
         let mut cfg = config("tcp", &addr);
         cfg.backoff_initial = HumanDuration(Duration::from_secs(30));
         cfg.backoff_max = HumanDuration(Duration::from_secs(30));
@@ -1157,7 +1144,7 @@ mod tests {
     async fn tcp_outage_logs_one_warn_then_one_info() {
         let logs = LogCapture::default();
         let _guard = logs.install();
-        let (held, addr) = closed_port().await;
+        let (held, addr) = closed_port();
         let mut sink = Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default())
             .expect("build");
         let server = {
@@ -1185,7 +1172,7 @@ mod tests {
 
     #[tokio::test]
     async fn tcp_check_reports_connection_refused_in_one_line() {
-        let (_held, addr) = closed_port().await;
+        let (_held, addr) = closed_port();
         let mut sink = Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default())
             .expect("build");
         let err = sink.check().await.expect_err("nobody listens");
@@ -1215,7 +1202,7 @@ mod tests {
 
     #[tokio::test]
     async fn empty_batch_is_delivered_without_connecting() {
-        let (_held, addr) = closed_port().await;
+        let (_held, addr) = closed_port();
         let mut sink = Sink::build(&config("tcp", &addr), &crate::counters::Metrics::default())
             .expect("build");
         sink.send(&batch::<&str>(&[]), &CancellationToken::new())
