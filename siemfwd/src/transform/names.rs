@@ -134,6 +134,16 @@ impl Entry {
         }
     }
 
+    /// [`Entry::ways`] to change, with its count of keys pushed out.
+    fn ways_mut(&mut self, way: usize) -> (&mut [u32; WAYS], &mut u8) {
+        let ways = if way == 0 {
+            &mut self.first
+        } else {
+            &mut self.after
+        };
+        (ways, &mut self.pushed_out[way])
+    }
+
     const fn new(key: Range<u32>, name: Range<u32>) -> Self {
         Entry {
             key,
@@ -355,14 +365,15 @@ fn take_in(shape: &mut Shape, lessons: &Lessons, became: &mut Vec<u32>) {
                 became.get((n - first_lesson) as usize).copied()
             }
         };
-        let (parent, first) = match lesson.place {
-            Place::First(n) => (resolve(n), true),
-            Place::After(n) => (resolve(n), false),
-            // `learn` teaches nothing there.
-            Place::Unknown => (None, false),
-        };
         let id = shape.entries.len() as u32;
-        let Some(e) = parent.and_then(|p| shape.entries.get_mut(p as usize)) else {
+        // (`learn` teaches nothing at `Place::Unknown`.)
+        let parent = lesson
+            .place
+            .at()
+            .and_then(|(n, way)| Some((resolve(n)?, way)));
+        let Some((e, way)) =
+            parent.and_then(|(p, way)| Some((shape.entries.get_mut(p as usize)?, way)))
+        else {
             // Not reached: `learn` refuses a place that is neither an entry
             // nor a lesson before this one. Were it reached, an entry that
             // no place leads to keeps the ids `learn` gave the lessons
@@ -372,11 +383,7 @@ fn take_in(shape: &mut Shape, lessons: &Lessons, became: &mut Vec<u32>) {
             became.push(id);
             continue;
         };
-        let (ways, pushed_out) = if first {
-            (&mut e.first, &mut e.pushed_out[0])
-        } else {
-            (&mut e.after, &mut e.pushed_out[1])
-        };
+        let (ways, pushed_out) = e.ways_mut(way);
         if ways[WAYS - 1] != EMPTY {
             *pushed_out = pushed_out.saturating_add(1);
         }
